@@ -1,0 +1,37 @@
+"""devformance_nb: what your test suite does to the database, file by file, live in Jupyter.
+
+Importing the package stays light (the pytest children import it): the
+public API is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Run", "load_ipython_extension", "open_store", "run_tests"]
+
+if TYPE_CHECKING:
+    from devformance_nb.api import Run, open_store, run_tests
+
+_LAZY = {
+    "run_tests": "devformance_nb.api",
+    "open_store": "devformance_nb.api",
+    "Run": "devformance_nb.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'devformance_nb' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext devformance_nb``: registers the ``%devformance`` magic."""
+    from devformance_nb.magic import register
+
+    register(ipython)

@@ -1,0 +1,172 @@
+"""The ``devformance`` command: a thin formatter over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devformance_nb import api
+from devformance_nb.errors import DevformanceError, PathNotFoundError
+from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
+from devformance_nb.terminal import TerminalView
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "bookshop"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", "-n", type=int, help="parallel pytest processes (default: CPUs)")
+    parser.add_argument("--db", help="DuckDB file (default: .devformance/devformance.duckdb)")
+    parser.add_argument("--timeout", type=float, help="seconds before a file is killed")
+    parser.add_argument("--root", help="project root (default: found from the working directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="devformance",
+        description="Run pytest one process per file and record tests, SQL and coverage.",
+        epilog="Arguments after -- go to every pytest child, e.g. devformance run -- -x -q",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the tests and record them")
+    run.add_argument("paths", nargs="*", help="test files or folders (default: testpaths)")
+    _add_run_options(run)
+    demo = sub.add_parser("demo", help="run the bundled bookshop demo")
+    _add_run_options(demo)
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--db")
+    runs.add_argument("--limit", type=int, default=20)
+    ingest = sub.add_parser("ingest", help="load a run directory into the store")
+    ingest.add_argument("run_dir")
+    ingest.add_argument("--db")
+    schema = sub.add_parser("schema", help="show the store's schema version and tables")
+    schema.add_argument("--db")
+    return parser
+
+
+def _split_pytest_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
+
+
+def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, Any]:
+    return {
+        "workers": args.workers,
+        "db": args.db,
+        "timeout": args.timeout,
+        "pytest_args": pytest_args or None,
+    }
+
+
+def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    view = TerminalView()
+    run = api.run_tests(
+        args.paths, root=args.root, observers=[view], **_overrides(args, pytest_args)
+    )
+    if run.db is not None and run.store_error is None:
+        print(f"devformance: stored as run {run.id} in {run.db}")
+    if run.store_error is not None:
+        print(f"devformance: error: {run.store_error}", file=sys.stderr)
+    return run.exit_code
+
+
+def cmd_demo(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    if not (DEMO_DIR / "tests").is_dir():
+        raise PathNotFoundError(
+            f"the bookshop demo is not at {DEMO_DIR}; it ships in the source checkout: "
+            "clone the repository and `pip install -e '.[demo]'` from it"
+        )
+    args.paths = []
+    args.root = args.root or str(DEMO_DIR)
+    return cmd_run(args, pytest_args)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Rows as an aligned text table."""
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def cmd_runs(args: argparse.Namespace, _: list[str]) -> int:
+    rows = api.open_store(args.db).runs(args.limit)
+    if not rows:
+        print("no runs recorded yet; start one with `devformance run`")
+        return 0
+    print_table(
+        rows,
+        ["run_id", "started", "status", "duration", "files", "tests", "passed", "failed",
+         "errors", "git_branch"],
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, _: list[str]) -> int:
+    state = api.ingest(args.run_dir, args.db)
+    totals = state.totals()
+    print(
+        f"devformance: ingested run {state.run_id} ({state.status}): {len(state.files)} files, "
+        f"{totals['tests']} tests"
+    )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, _: list[str]) -> int:
+    store = api.open_store(args.db)
+    print(f"store: {store.path}")
+    print(f"schema version: {store.schema_version()} (this devformance_nb: {SCHEMA_VERSION})")
+    for migration in MIGRATIONS:
+        print(f"  {migration.version}: {migration.name}")
+    if store.path.exists():
+        tables = store.query(
+            "SELECT table_name, count(*) AS columns FROM information_schema.columns "
+            "GROUP BY table_name ORDER BY table_name"
+        )
+        print_table(tables, ["table_name", "columns"])
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "runs": cmd_runs,
+    "ingest": cmd_ingest,
+    "schema": cmd_schema,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``devformance`` command; returns the exit code."""
+    own, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    try:
+        return COMMANDS[args.command](args, pytest_args)
+    except DevformanceError as exc:
+        print(f"devformance: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("devformance: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The event protocol: typed events and their JSON-lines encoding.
+
+Children write one JSON object per line to their own events file; the parent
+adds its own events (output lines, file start and end, run start and end).
+Every event carries ``v`` (the format version), ``kind``, ``run_id``, ``file``
+and ``seq``. This module is stdlib only: the pytest plugin imports it inside
+every child.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+EVENT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event; ``file`` is the test file's key ('' for run-level events)."""
+
+    kind: ClassVar[str] = ""
+    run_id: str = ""
+    file: str = ""
+    seq: int = 0
+    t: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict, with ``v`` and ``kind``."""
+        data = asdict(self)
+        data["v"] = EVENT_VERSION
+        data["kind"] = self.kind
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    root: str
+    files: list[str]
+    workers: int
+    executor: str
+    config: dict[str, Any] = field(default_factory=dict)
+    #: where and on what it ran: git commit/branch/dirty, host, python, pid, run_dir, ...
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileStarted(Event):
+    kind: ClassVar[str] = "file_started"
+    path: str
+    pid: int
+    command: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Collected(Event):
+    kind: ClassVar[str] = "collected"
+    count: int
+    nodeids: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectError(Event):
+    """A collection failure inside the child (syntax error, import error, ...)."""
+
+    kind: ClassVar[str] = "collect_error"
+    nodeid: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestPhase(Event):
+    """One phase (setup, call, teardown) of one test, as pytest reported it."""
+
+    __test__ = False  # keep pytest from collecting this class
+    kind: ClassVar[str] = "test"
+    nodeid: str
+    phase: str
+    outcome: str
+    duration: float
+    #: pytest's own report category (passed, failed, error, skipped, xfailed, xpassed, or '')
+    category: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query(Event):
+    """One SQL statement, captured inside the child."""
+
+    kind: ClassVar[str] = "query"
+    nodeid: str
+    phase: str
+    qseq: int
+    start: float
+    duration: float
+    sql: str
+    vendor: str
+    alias: str = ""
+    rows: int | None = None
+    caller: str = ""
+    stack_hash: str = ""
+    orm: str = ""
+    many: bool = False
+    params: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoverageWritten(Event):
+    kind: ClassVar[str] = "coverage"
+    data_file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileDone(Event):
+    """Written by the child's plugin when its pytest session ends."""
+
+    kind: ClassVar[str] = "file_done"
+    exitstatus: int
+    counts: dict[str, int]
+    duration: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output(Event):
+    kind: ClassVar[str] = "output"
+    line: int
+    text: str
+    stream: str = "out"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileCrashed(Event):
+    """The child ended abnormally: killed by a signal, timed out, stopped, or no ``file_done``."""
+
+    kind: ClassVar[str] = "file_crashed"
+    reason: str
+    returncode: int | None
+    signal: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileFinished(Event):
+    """Always the last event of a file: its final status, once all output was read."""
+
+    kind: ClassVar[str] = "file_finished"
+    status: str
+    returncode: int | None
+    duration: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunDone(Event):
+    kind: ClassVar[str] = "run_done"
+    status: str
+    duration: float
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        FileStarted,
+        Collected,
+        CollectError,
+        TestPhase,
+        Query,
+        CoverageWritten,
+        FileDone,
+        Output,
+        FileCrashed,
+        FileFinished,
+        RunDone,
+    )
+}
+
+_FIELDS: dict[str, frozenset[str]] = {
+    kind: frozenset(f.name for f in fields(cls)) for kind, cls in EVENT_TYPES.items()
+}
+
+
+class EventDecodeError(ValueError):
+    """A line of an events file that is not a valid event."""
+
+
+def encode(event: Event) -> str:
+    """One event as a JSON line (without the newline)."""
+    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Build a typed event from its dict; unknown keys are ignored for forward compatibility."""
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventDecodeError(f"unknown event kind {kind!r}")
+    version = data.get("v", EVENT_VERSION)
+    if not isinstance(version, int) or version > EVENT_VERSION:
+        raise EventDecodeError(
+            f"event format v{version} is newer than this devformance_nb (v{EVENT_VERSION}); "
+            "upgrade devformance_nb to read it"
+        )
+    known = _FIELDS[kind]  # type: ignore[index]
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise EventDecodeError(f"bad {kind} event: {exc}") from None
+
+
+def decode(line: str | bytes) -> Event:
+    """Parse one JSON line into a typed event; raises EventDecodeError on bad input."""
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EventDecodeError("an event must be a JSON object")
+    return from_dict(data)

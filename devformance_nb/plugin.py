@@ -1,0 +1,154 @@
+"""The pytest plugin loaded into each child with ``-p devformance_nb.plugin``.
+
+It does nothing unless the launcher set ``DEVFORMANCE_EVENTS`` in the child's
+environment, so adding it to a normal ``pytest`` run changes nothing. It is
+never registered as an entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from devformance_nb.eventlog import EventWriter
+from devformance_nb.events import (
+    Collected,
+    CollectError,
+    FileDone,
+    TestPhase,
+)
+
+ENV_EVENTS = "DEVFORMANCE_EVENTS"
+ENV_RUN_ID = "DEVFORMANCE_RUN_ID"
+ENV_FILE = "DEVFORMANCE_FILE"
+ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
+MESSAGE_LIMIT = 2000
+
+
+def short_message(report: Any) -> str:
+    """The crash line of a failed report (e.g. ``AssertionError: ...``), else a capped tail."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", ""):
+        text = str(crash.message)
+    elif isinstance(longrepr, tuple) and len(longrepr) == 3:  # skip: (path, line, reason)
+        text = str(longrepr[2])
+    else:
+        text = str(longrepr).strip()
+        text = "\n".join(text.splitlines()[-8:])
+    return text[:MESSAGE_LIMIT]
+
+
+class TestContext:
+    """Which test and phase is running now; the SQL capture reads it per statement."""
+
+    __test__ = False
+    __slots__ = ("nodeid", "phase")
+
+    def __init__(self) -> None:
+        self.nodeid = ""
+        self.phase = "collect"
+
+
+class DevformancePlugin:
+    """Turns pytest's hooks into events in this child's own events file."""
+
+    def __init__(self, writer: EventWriter, options: dict[str, Any]):
+        self.writer = writer
+        self.options = options
+        self.context = TestContext()
+        self.started = time.perf_counter()
+        self.counts: dict[str, int] = {}
+
+    def _count(self, category: str) -> None:
+        if category:
+            self.counts[category] = self.counts.get(category, 0) + 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._count("error")
+            self.writer.write(
+                CollectError(nodeid=report.nodeid, message=short_message(report) or "error")
+            )
+            self.writer.flush()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        nodeids = [item.nodeid for item in session.items]
+        self.writer.write(Collected(count=len(nodeids), nodeids=nodeids))
+        self.writer.flush()
+
+    def _phase(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
+        self.context.nodeid = item.nodeid
+        self.context.phase = phase
+        try:
+            yield
+        finally:
+            self.context.phase = "between"
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "call"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "teardown"))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        config = self.options["_config"]
+        category, _, _ = config.hook.pytest_report_teststatus(report=report, config=config)
+        self._count(category)
+        message = short_message(report) if report.failed or report.skipped else ""
+        self.writer.write(
+            TestPhase(
+                nodeid=report.nodeid,
+                phase=report.when,
+                outcome=report.outcome,
+                duration=report.duration,
+                category=category,
+                message=message,
+            )
+        )
+        self.writer.flush()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.writer.write(
+            FileDone(
+                exitstatus=int(exitstatus),
+                counts=dict(self.counts),
+                duration=time.perf_counter() - self.started,
+            )
+        )
+        self.writer.flush()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the recorder when the launcher asked for it (and only then)."""
+    path = os.environ.get(ENV_EVENTS)
+    if not path:
+        return
+    options: dict[str, Any] = json.loads(os.environ.get(ENV_OPTIONS) or "{}")
+    options["_config"] = config
+    writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
+    config.pluginmanager.register(DevformancePlugin(writer, options), "devformance-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Flush and close the events file."""
+    plugin = config.pluginmanager.get_plugin("devformance-recorder")
+    if isinstance(plugin, DevformancePlugin):
+        plugin.writer.close()

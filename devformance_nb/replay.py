@@ -1,0 +1,77 @@
+"""Replay a run directory as the event stream the launcher saw (for ``devformance ingest``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from devformance_nb import events as ev
+from devformance_nb.discovery import TestFile
+from devformance_nb.errors import PathNotFoundError
+from devformance_nb.eventlog import read_events
+from devformance_nb.launcher import PARENT_EVENTS
+from devformance_nb.reader import LineSplitter
+
+
+def _log_lines(path: Path, run_id: str, key: str) -> Iterator[ev.Output]:
+    splitter = LineSplitter()
+    number = 0
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            for text in splitter.feed(chunk):
+                number += 1
+                yield ev.Output(run_id=run_id, file=key, line=number, text=text)
+    for text in splitter.finish():
+        number += 1
+        yield ev.Output(run_id=run_id, file=key, line=number, text=text)
+
+
+def _file_events(run_dir: Path, run_id: str, key: str) -> Iterator[ev.Event]:
+    slug = TestFile(key, Path(key)).slug
+    events_path = run_dir / f"{slug}.events.jsonl"
+    if events_path.exists():
+        for item in read_events(events_path):
+            if isinstance(item, ev.Event):
+                yield item
+    yield from _log_lines(run_dir / f"{slug}.log", run_id, key)
+
+
+def replay(run_dir: str | os.PathLike[str]) -> Iterator[ev.Event]:
+    """Events of a run directory in launcher order: run start, each file in turn, run end.
+
+    A run whose launcher died has no ``run_done``: one is made up with status
+    ``interrupted``, so the replayed run never looks like it is still going.
+    """
+    folder = Path(run_dir)
+    journal = folder / PARENT_EVENTS
+    if not journal.exists():
+        raise PathNotFoundError(
+            f"{folder} is not a devformance run directory (no {PARENT_EVENTS}); "
+            "run directories live under .devformance/runs/"
+        )
+    parent = [e for e in read_events(journal) if isinstance(e, ev.Event)]
+    by_file: dict[str, list[ev.Event]] = {}
+    for event in parent:
+        by_file.setdefault(event.file, []).append(event)
+    started = next((e for e in parent if isinstance(e, ev.RunStarted)), None)
+    if started is None:
+        raise PathNotFoundError(f"{journal} has no run_started event; nothing to ingest")
+    yield started
+    for key in started.files:
+        own = by_file.get(key, [])
+        yield from (e for e in own if e.kind == "file_started")
+        if own:
+            yield from _file_events(folder, started.run_id, key)
+        yield from (e for e in own if e.kind in ("file_crashed", "file_finished"))
+    done = [e for e in parent if isinstance(e, ev.RunDone)]
+    last_t = max((e.t for e in parent), default=started.t)
+    yield (
+        done[-1]
+        if done
+        else ev.RunDone(
+            run_id=started.run_id, status="interrupted", duration=last_t - started.t, t=last_t
+        )
+    )

@@ -1,0 +1,221 @@
+"""StoreWriter: the observer that persists a run into the store as it goes.
+
+The run row is written when the run starts (status ``running``), each file's
+rows when that file finishes, and the final status at the end, so a run
+killed half way keeps every finished file. If the store is locked, the run
+goes on; pending files are written at the next chance, and the run directory
+keeps everything for ``devformance ingest``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from devformance_nb import events as ev
+from devformance_nb.errors import StoreError
+from devformance_nb.state import FileState, RunState, exit_code
+from devformance_nb.store import Store, utc
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CATEGORIES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+Write = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Bulk-insert ``rows`` (dicts with the same keys) into ``table`` through a DataFrame."""
+    if not rows:
+        return
+    frame = pd.DataFrame.from_records(rows)
+    columns = ", ".join(frame.columns)
+    con.register("_devformance_rows", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _devformance_rows")
+    finally:
+        con.unregister("_devformance_rows")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs left ``running`` by a launcher on this host that no longer exists were interrupted."""
+    host = socket.gethostname()
+    rows = con.execute(
+        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+    ).fetchall()
+    for run_id, pid in rows:
+        if pid is None or not _pid_alive(int(pid)):
+            con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+
+
+def run_row(state: RunState) -> dict[str, Any]:
+    """The ``runs`` row for ``state`` as it is now."""
+    totals = state.totals()
+    meta = state.meta
+    return {
+        "run_id": state.run_id,
+        "started": utc(state.started),
+        "finished": utc(state.finished),
+        "status": state.status,
+        "exit_code": exit_code(state.status) if state.finished else None,
+        "duration": state.duration if state.finished else None,
+        "root": state.root,
+        "run_dir": meta.get("run_dir"),
+        "git_commit": meta.get("git_commit"),
+        "git_branch": meta.get("git_branch"),
+        "git_dirty": meta.get("git_dirty"),
+        "host": meta.get("host"),
+        "pid": meta.get("pid"),
+        "python": meta.get("python"),
+        "pytest_version": meta.get("pytest_version"),
+        "devformance_version": meta.get("devformance_version"),
+        "workers": state.workers,
+        "executor": state.executor,
+        "config": json.dumps(state.config, default=str),
+        "files": len(state.files),
+        "tests": totals["tests"],
+        "passed": totals.get("passed", 0),
+        "failed": totals.get("failed", 0),
+        "errors": totals.get("error", 0),
+        "skipped": totals.get("skipped", 0),
+        "xfailed": totals.get("xfailed", 0),
+        "xpassed": totals.get("xpassed", 0),
+    }
+
+
+def file_row(state: RunState, fs: FileState, log_path: str | None) -> dict[str, Any]:
+    """The ``test_files`` row of one finished file."""
+    counts = {c: fs.counts.get(c, 0) for c in _CATEGORIES}
+    return {
+        "run_id": state.run_id,
+        "file": fs.key,
+        "path": fs.path,
+        "status": fs.status,
+        "returncode": fs.returncode,
+        "exitstatus": fs.exitstatus,
+        "started": utc(fs.started),
+        "finished": utc(fs.finished),
+        "duration": fs.duration,
+        "collected": fs.collected,
+        "tests": fs.done,
+        "passed": counts["passed"],
+        "failed": counts["failed"],
+        "errors": counts["error"],
+        "skipped": counts["skipped"],
+        "xfailed": counts["xfailed"],
+        "xpassed": counts["xpassed"],
+        "message": "\n".join([*fs.errors, fs.crash]).strip() or None,
+        "log_path": log_path,
+        "output_lines": fs.output_lines,
+    }
+
+
+def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
+    """The ``tests`` rows of one file."""
+    return [
+        {
+            "run_id": state.run_id,
+            "file": fs.key,
+            "nodeid": t.nodeid,
+            "outcome": t.outcome,
+            "duration": t.duration,
+            "setup_duration": t.durations.get("setup"),
+            "call_duration": t.durations.get("call"),
+            "teardown_duration": t.durations.get("teardown"),
+            "message": t.message or None,
+        }
+        for t in fs.tests.values()
+    ]
+
+
+class StoreWriter:
+    """Observer that writes the run into ``store``; ``error`` says if that failed."""
+
+    def __init__(self, store: Store, log_paths: dict[str, str] | None = None):
+        self.store = store
+        self.log_paths = log_paths or {}
+        self.error: StoreError | None = None
+        self._output: dict[str, list[dict[str, Any]]] = {}
+        self._pending: list[Write] = []
+        self._failed_once = False
+
+    def on_event(self, event: ev.Event, state: RunState) -> None:
+        if isinstance(event, ev.Output):
+            text = strip_ansi(event.text)
+            lines = self._output.setdefault(event.file, [])
+            lines.append(
+                {"run_id": state.run_id, "file": event.file, "line": event.line, "text": text}
+            )
+        elif isinstance(event, ev.RunStarted):
+            row = run_row(state)
+            self._submit(lambda con: self._start_run(con, row))
+        elif isinstance(event, ev.FileFinished):
+            self._submit(self._file_write(state, state.file(event.file)))
+
+    def tick(self, state: RunState) -> None:
+        """Nothing to redraw."""
+
+    def close(self, state: RunState) -> None:
+        row = run_row(state)
+        self._submit(lambda con: self._finish_run(con, row), final=True)
+
+    def _start_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+        mark_interrupted(con)
+        con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
+        insert_frame(con, "runs", [row])
+
+    def _finish_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+        con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
+        insert_frame(con, "runs", [row])
+
+    def _file_write(self, state: RunState, fs: FileState) -> Write:
+        file_rows = [file_row(state, fs, self.log_paths.get(fs.key))]
+        tests = testcase_rows(state, fs)
+        output = self._output.pop(fs.key, [])
+        run_id, key = state.run_id, fs.key
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
+            for table in ("test_files", "tests", "output_lines"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ? AND file = ?", [run_id, key])
+            insert_frame(con, "test_files", file_rows)
+            insert_frame(con, "tests", tests)
+            insert_frame(con, "output_lines", output)
+
+        return write
+
+    def _submit(self, write: Write, final: bool = False) -> None:
+        self._pending.append(write)
+        # after one lock failure, only the final attempt waits for the lock again
+        timeout = self.store.lock_timeout if final or not self._failed_once else 0.0
+        try:
+            with Store(self.store.path, lock_timeout=timeout).writing() as con:
+                con.execute("BEGIN TRANSACTION")
+                for pending in self._pending:
+                    pending(con)
+                con.execute("COMMIT")
+            self._pending.clear()
+            self.error = None
+        except StoreError as exc:
+            self._failed_once = True
+            self.error = exc
