@@ -18,7 +18,9 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "bookshop"
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", "-n", type=int, help="parallel pytest processes (default: CPUs)")
+    parser.add_argument(
+        "--workers", "-n", type=int, help="parallel pytest processes (default: CPUs)"
+    )
     parser.add_argument("--db", help="DuckDB file (default: .devformance/devformance.duckdb)")
     parser.add_argument("--timeout", type=float, help="seconds before a file is killed")
     parser.add_argument("--root", help="project root (default: found from the working directory)")
@@ -114,8 +116,18 @@ def cmd_runs(args: argparse.Namespace, _: list[str]) -> int:
         return 0
     print_table(
         rows,
-        ["run_id", "started", "status", "duration", "files", "tests", "passed", "failed",
-         "errors", "git_branch"],
+        [
+            "run_id",
+            "started",
+            "status",
+            "duration",
+            "files",
+            "tests",
+            "passed",
+            "failed",
+            "errors",
+            "git_branch",
+        ],
     )
     return 0
 

@@ -90,21 +90,12 @@ def discover(
     if not root_path.is_dir():
         raise PathNotFoundError(f"project root {root_path} is not a folder")
     targets = check_paths(root_path, paths)
-    with tempfile.TemporaryDirectory(prefix="devformance-discover-") as tmp:
-        out = Path(tmp) / "files.txt"
-        env = {**os.environ, "DEVFORMANCE_COLLECT_OUT": os.fspath(out), "PYTHONUNBUFFERED": "1"}
-        command = listing_command(python or sys.executable, targets, pytest_args)
-        proc = subprocess.run(
-            command, cwd=root_path, env=env, capture_output=True, stdin=subprocess.DEVNULL
-        )
-        listed = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
-    if proc.returncode not in (0, _NO_TESTS_COLLECTED):
-        tail = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()[-15:]
-        raise DiscoveryError(
-            f"pytest could not list the test files (exit {proc.returncode}) in {root_path}:\n"
-            + "\n".join(tail)
-            + "\nFix the error above (often a conftest.py or pytest configuration problem)."
-        )
+    # pytest collects a file named on its command line whatever python_files says
+    explicit = [p for p in targets if p.is_file()]
+    folders = [p for p in targets if not p.is_file()]
+    listed: list[str] = [os.fspath(p) for p in explicit]
+    if folders or not targets:
+        listed += _list_with_pytest(root_path, folders, pytest_args, python or sys.executable)
     files = _unique(TestFile(file_key(root_path, Path(p)), Path(p).resolve()) for p in listed)
     if not files:
         where = ", ".join(os.fspath(p) for p in paths) or f"{root_path} (its testpaths)"
@@ -114,6 +105,27 @@ def discover(
             "your pytest configuration"
         )
     return files
+
+
+def _list_with_pytest(
+    root: Path, folders: Sequence[Path], pytest_args: Sequence[str], python: str
+) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="devformance-discover-") as tmp:
+        out = Path(tmp) / "files.txt"
+        env = {**os.environ, "DEVFORMANCE_COLLECT_OUT": os.fspath(out), "PYTHONUNBUFFERED": "1"}
+        command = listing_command(python, folders, pytest_args)
+        proc = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, stdin=subprocess.DEVNULL
+        )
+        listed = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+    if proc.returncode not in (0, _NO_TESTS_COLLECTED):
+        tail = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()[-15:]
+        raise DiscoveryError(
+            f"pytest could not list the test files (exit {proc.returncode}) in {root}:\n"
+            + "\n".join(tail)
+            + "\nFix the error above (often a conftest.py or pytest configuration problem)."
+        )
+    return listed
 
 
 def _unique(files: Iterable[TestFile]) -> list[TestFile]:

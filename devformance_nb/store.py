@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,6 +116,31 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
     return applied
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_abandoned(status: str, host: str | None, pid: int | None) -> bool:
+    """A run still marked running whose launcher process on this host is gone."""
+    if status != "running" or host != socket.gethostname():
+        return False
+    return pid is None or not _pid_alive(int(pid))
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark runs left ``running`` by a launcher that no longer exists as interrupted."""
+    rows = con.execute("SELECT run_id, host, pid FROM runs WHERE status = 'running'").fetchall()
+    for run_id, host, pid in rows:
+        if is_abandoned("running", host, pid):
+            con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+
+
 class Store:
     """A store file: short-lived connections for writing and for reading."""
 
@@ -178,13 +204,17 @@ class Store:
             return schema_version(con)
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recent runs, newest first."""
-        return self.query(
+        """The most recent runs, newest first (a run whose launcher died shows interrupted)."""
+        rows = self.query(
             "SELECT run_id, started, status, duration, files, tests, passed, failed, errors, "
-            "skipped, workers, executor, git_branch, git_commit FROM runs "
+            "skipped, workers, executor, git_branch, git_commit, host, pid FROM runs "
             "ORDER BY started DESC, run_id DESC LIMIT ?",
             [limit],
         )
+        for row in rows:
+            if is_abandoned(row["status"], row.pop("host"), row.pop("pid")):
+                row["status"] = "interrupted"
+        return rows
 
     def latest_run_id(self) -> str | None:
         """The newest run's id, or None for an empty store."""

@@ -10,9 +10,7 @@ keeps everything for ``devformance ingest``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +20,7 @@ import pandas as pd
 from devformance_nb import events as ev
 from devformance_nb.errors import StoreError
 from devformance_nb.state import FileState, RunState, exit_code
-from devformance_nb.store import Store, utc
+from devformance_nb.store import Store, mark_interrupted, utc
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CATEGORIES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -46,27 +44,6 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _devformance_rows")
     finally:
         con.unregister("_devformance_rows")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
-    """Runs left ``running`` by a launcher on this host that no longer exists were interrupted."""
-    host = socket.gethostname()
-    rows = con.execute(
-        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
-    ).fetchall()
-    for run_id, pid in rows:
-        if pid is None or not _pid_alive(int(pid)):
-            con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
 
 
 def run_row(state: RunState) -> dict[str, Any]:

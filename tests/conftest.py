@@ -1,0 +1,45 @@
+"""Shared fixtures: small generated pytest projects on disk."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BOOKSHOP = REPO / "examples" / "bookshop"
+
+MakeProject = Callable[[dict[str, str]], Path]
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """Write ``{relative path: source}`` under a fresh project folder and return its root.
+
+    The project gets a pyproject.toml (so it is its own root) unless one is given.
+    """
+
+    def make(files: dict[str, str]) -> Path:
+        root = tmp_path / "project"
+        root.mkdir(exist_ok=True)
+        files = {"pyproject.toml": "[tool.pytest.ini_options]\n", **files}
+        for rel, source in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source), encoding="utf-8")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def in_dir(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Change the working directory for one test."""
+
+    def chdir(path: Path) -> None:
+        monkeypatch.chdir(os.fspath(path))
+
+    return chdir

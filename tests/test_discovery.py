@@ -1,0 +1,92 @@
+"""Discovery lists exactly what pytest would collect (real pytest children)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from devformance_nb.discovery import TestFile, discover
+from devformance_nb.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
+
+PASS = "def test_ok():\n    pass\n"
+
+
+def keys(files: list[TestFile]) -> list[str]:
+    return sorted(f.key for f in files)
+
+
+def test_pytest_settings_decide(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": """
+                [tool.pytest.ini_options]
+                testpaths = ["tests", "more"]
+                python_files = ["test_*.py", "check_*.py"]
+                norecursedirs = ["skipme"]
+            """,
+            "tests/test_a.py": PASS,
+            "tests/check_b.py": PASS,
+            "tests/helper.py": PASS,
+            "tests/skipme/test_hidden.py": PASS,
+            "tests/ignored/test_ignored.py": PASS,
+            "tests/conftest.py": "collect_ignore = ['test_listed_in_conftest.py']\n",
+            "tests/test_listed_in_conftest.py": PASS,
+            "more/test_c.py": PASS,
+            "outside/test_not_in_testpaths.py": PASS,
+        }
+    )
+    found = discover(root, pytest_args=["--ignore=tests/ignored"])
+    assert keys(found) == ["more/test_c.py", "tests/check_b.py", "tests/test_a.py"]
+
+
+def test_explicit_paths_override_testpaths(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS, "other/test_b.py": PASS})
+    assert keys(discover(root, ["other"])) == ["other/test_b.py"]
+    assert keys(discover(root, ["tests/test_a.py"])) == ["tests/test_a.py"]
+
+
+def test_same_basename_in_two_folders_are_two_files(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "tests/a/__init__.py": "",
+            "tests/a/test_same.py": PASS,
+            "tests/b/__init__.py": "",
+            "tests/b/test_same.py": PASS,
+        }
+    )
+    found = discover(root)
+    assert keys(found) == ["tests/a/test_same.py", "tests/b/test_same.py"]
+    assert len({f.slug for f in found}) == 2
+    assert all(f.path.is_absolute() and f.path.exists() for f in found)
+
+
+def test_a_file_with_a_syntax_error_is_still_listed(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_bad.py": "def test_x(:\n", "tests/test_ok.py": PASS})
+    assert keys(discover(root)) == ["tests/test_bad.py", "tests/test_ok.py"]
+
+
+def test_missing_path(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS})
+    with pytest.raises(PathNotFoundError, match="'nope' does not exist"):
+        discover(root, ["nope"])
+
+
+def test_no_tests(make_project: MakeProject) -> None:
+    root = make_project({"src/app.py": "x = 1\n"})
+    with pytest.raises(NoTestsFoundError, match="no test files found"):
+        discover(root, ["src"])
+
+
+def test_broken_conftest_is_a_discovery_error(make_project: MakeProject) -> None:
+    root = make_project({"tests/conftest.py": "import not_a_module_xyz\n", "tests/test_a.py": PASS})
+    with pytest.raises(DiscoveryError, match="not_a_module_xyz"):
+        discover(root)
+
+
+def test_slug_is_safe_and_unique() -> None:
+    a = TestFile("a__b/c.py", Path("x"))
+    b = TestFile("a/b__c.py", Path("y"))
+    assert a.slug != b.slug
+    assert "/" not in a.slug and " " not in TestFile("we ird/t t.py", Path("z")).slug

@@ -1,0 +1,164 @@
+"""Real runs on small generated projects: every fault ends cleanly and keeps what it can."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from devformance_nb import api
+from devformance_nb.errors import NoTestsFoundError, PathNotFoundError
+
+PASS = "def test_ok():\n    assert True\n"
+
+
+def statuses(run: api.Run) -> dict[str, str]:
+    return {fs.key: fs.status for fs in run.files}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "tests/test_ok.py": PASS,
+            "tests/test_exit.py": "import os\ndef test_x():\n    os._exit(3)\n",
+            "tests/test_signal.py": (
+                "import os, signal\ndef test_x():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            ),
+            "tests/test_syntax.py": "def test_x(:\n",
+            "tests/test_import.py": "import not_a_module_xyz\n",
+        }
+    )
+    run = api.run_tests(root=root, workers=2)
+    assert statuses(run) == {
+        "tests/test_ok.py": "passed",
+        "tests/test_exit.py": "crashed",
+        "tests/test_signal.py": "crashed",
+        "tests/test_syntax.py": "error",
+        "tests/test_import.py": "error",
+    }
+    files = {fs.key: fs for fs in run.files}
+    assert "exited with code 3" in files["tests/test_exit.py"].crash
+    assert "signal 9" in files["tests/test_signal.py"].crash
+    assert "SyntaxError" in files["tests/test_syntax.py"].errors[0]
+    assert "not_a_module_xyz" in files["tests/test_import.py"].errors[0]
+    assert run.status == "failed" and run.exit_code == 1
+    rows = {r["file"]: r for r in run_rows(run)}
+    assert rows["tests/test_exit.py"]["status"] == "crashed"
+    assert "SyntaxError" in rows["tests/test_syntax.py"]["message"]
+
+
+def run_rows(run: api.Run) -> list[dict]:
+    return api.open_store(run.db).query(
+        "SELECT * FROM test_files WHERE run_id = ? ORDER BY file", [run.id]
+    )
+
+
+HANG = """
+import subprocess, sys, time
+def test_hang(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open({pidfile!r}, "w") as fh:
+        fh.write(str(child.pid))
+    time.sleep(600)
+"""
+
+
+def test_timeout_kills_the_file_and_its_grandchildren(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    root = make_project(
+        {"tests/test_hang.py": HANG.format(pidfile=str(pidfile)), "tests/test_ok.py": PASS}
+    )
+    started = time.monotonic()
+    run = api.run_tests(root=root, workers=2, timeout=4)
+    assert time.monotonic() - started < 30
+    assert statuses(run) == {"tests/test_hang.py": "timeout", "tests/test_ok.py": "passed"}
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(grandchild)
+    assert "timed out after 4 s" in {fs.key: fs for fs in run.files}["tests/test_hang.py"].crash
+
+
+def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "tests/test_1_quick.py": PASS,
+            "tests/test_2_hang.py": "import time\ndef test_hang():\n    time.sleep(600)\n",
+            "tests/test_3_never.py": PASS,
+        }
+    )
+    run = api.start_run(root=root, workers=1)
+    deadline = time.monotonic() + 60
+    hang = None
+    while time.monotonic() < deadline:
+        hang = run.state.files.get("tests/test_2_hang.py")
+        if hang is not None and hang.status == "running" and hang.collected:
+            break
+        time.sleep(0.05)
+    assert hang is not None and hang.pid is not None
+    run.stop()
+    run.stop()  # twice is harmless
+    run.wait(60)
+    assert run.done
+    assert statuses(run) == {
+        "tests/test_1_quick.py": "passed",
+        "tests/test_2_hang.py": "stopped",
+        "tests/test_3_never.py": "not_run",
+    }
+    assert run.status == "stopped" and run.exit_code == 2
+    assert not pid_alive(hang.pid)
+    stored = api.open_store(run.db).query("SELECT status FROM runs WHERE run_id = ?", [run.id])
+    assert stored == [{"status": "stopped"}]
+    assert [r["file"] for r in run_rows(run)] == ["tests/test_1_quick.py", "tests/test_2_hang.py"]
+
+
+NOISY = """
+import sys
+def test_noise():
+    sys.stdout.buffer.write(b"bad bytes \\xff\\xfe here\\n")
+    sys.stdout.buffer.write(b"y" * (10 * 1024 * 1024) + b"\\n")
+    print("after the long line")
+"""
+
+
+def test_invalid_utf8_and_a_10mb_line(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_noise.py": NOISY})
+    run = api.run_tests(root=root, workers=1, pytest_args=["-s"])
+    assert statuses(run) == {"tests/test_noise.py": "passed"}
+    store = api.open_store(run.db)
+    texts = [
+        r["text"]
+        for r in store.query(
+            "SELECT text FROM output_lines WHERE run_id = ? ORDER BY line", [run.id]
+        )
+    ]
+    # with -s the first write shares a line with pytest's progress output
+    assert any(t.endswith("bad bytes \ufffd\ufffd here") for t in texts)
+    assert "after the long line" in texts
+    long_line = next(t for t in texts if t.startswith("yyyy"))
+    assert "truncated" in long_line and len(long_line) < 20_000
+    log = Path(run_rows(run)[0]["log_path"]).read_bytes()
+    assert b"y" * (10 * 1024 * 1024) in log  # the full line stays on disk
+
+
+def test_missing_path_and_empty_folder(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_ok.py": PASS, "docs/readme.txt": "hi\n"})
+    with pytest.raises(PathNotFoundError):
+        api.run_tests(["nope"], root=root)
+    with pytest.raises(NoTestsFoundError):
+        api.run_tests(["docs"], root=root)
+    assert not (root / ".devformance" / "devformance.duckdb").exists()

@@ -1,0 +1,116 @@
+"""The DuckDB store: migrations, version refusal, locks, abandoned runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from devformance_nb.errors import StoreError, StoreLockedError, StoreVersionError
+from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
+from devformance_nb.store import Store, connect
+
+
+def test_migrations_are_recorded_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    assert store.schema_version() == 0
+    with store.writing():
+        pass
+    with store.writing():
+        pass
+    rows = store.query("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert rows == [{"version": m.version, "name": m.name} for m in MIGRATIONS]
+    assert store.schema_version() == SCHEMA_VERSION
+    tables = {r["table_name"] for r in store.query(
+        "SELECT table_name FROM information_schema.tables")}
+    assert {"runs", "test_files", "tests", "output_lines", "schema_migrations"} <= tables
+
+
+def test_a_newer_database_is_refused_with_the_fix(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    with store.writing() as con:
+        con.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', now())")
+    with pytest.raises(StoreVersionError, match="pip install -U devformance_nb"):
+        store.query("SELECT 1")
+    with pytest.raises(StoreVersionError), store.writing():
+        pass
+
+
+def test_reading_a_missing_store_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="devformance run"):
+        Store(tmp_path / "none.duckdb").runs()
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.duckdb"
+    path.write_bytes(b"this is not duckdb" * 100)
+    with pytest.raises(StoreError, match="not a DuckDB database"):
+        Store(path).query("SELECT 1")
+
+
+HOLD = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_locked_store_waits_then_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    holder = hold_lock(path, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreLockedError, match=f"locked by process {holder.pid}"):
+            connect(path, lock_timeout=1.0)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_briefly_locked_store_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    holder = hold_lock(path, 1.0)
+    try:
+        con = connect(path, lock_timeout=20.0)
+        con.close()
+    finally:
+        holder.wait()
+
+
+def test_an_abandoned_running_run_reads_as_interrupted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    import socket
+
+    with store.writing() as con:
+        con.execute(
+            "INSERT INTO runs (run_id, status, host, pid, started) VALUES "
+            "('dead', 'running', ?, ?, now()), ('alive', 'running', ?, ?, now())",
+            [socket.gethostname(), int(dead.stdout), socket.gethostname(), __import__("os").getpid()],
+        )
+    assert {r["run_id"]: r["status"] for r in store.runs()} == {
+        "dead": "interrupted", "alive": "running"}
+
+
+def test_connect_helper_opens_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    duckdb.connect(str(path)).close()
+    con = connect(path, read_only=True)
+    with pytest.raises(duckdb.Error):
+        con.execute("CREATE TABLE t (a INT)")
+    con.close()
