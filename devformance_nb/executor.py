@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from devformance_nb.discovery import TestFile
-from devformance_nb.plugin import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_RUN_ID
+from devformance_nb.plugin import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Job:
             ENV_EVENTS: os.fspath(self.events_path),
             ENV_RUN_ID: self.run_id,
             ENV_FILE: self.test_file.key,
+            ENV_PARENT: str(os.getpid()),
             ENV_OPTIONS: json.dumps({**self.options, "root": os.fspath(self.root)}),
         }
 

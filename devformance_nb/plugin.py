@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Generator
 from typing import Any
@@ -27,6 +29,7 @@ ENV_EVENTS = "DEVFORMANCE_EVENTS"
 ENV_RUN_ID = "DEVFORMANCE_RUN_ID"
 ENV_FILE = "DEVFORMANCE_FILE"
 ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
+ENV_PARENT = "DEVFORMANCE_PARENT_PID"
 MESSAGE_LIMIT = 2000
 
 
@@ -136,6 +139,13 @@ class DevformancePlugin:
         self.writer.flush()
 
 
+def _watch_parent(parent: int) -> None:
+    """End this child's whole process group once the launcher is gone (no orphans)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the recorder when the launcher asked for it (and only then)."""
     path = os.environ.get(ENV_EVENTS)
@@ -143,6 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     options: dict[str, Any] = json.loads(os.environ.get(ENV_OPTIONS) or "{}")
     options["_config"] = config
+    parent = os.environ.get(ENV_PARENT)
+    if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
     config.pluginmanager.register(DevformancePlugin(writer, options), "devformance-recorder")
 

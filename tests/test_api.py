@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from conftest import MakeProject
+from test_faults import pid_alive
 from test_store import hold_lock
 
 from devformance_nb import api
@@ -142,9 +143,12 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     time.sleep(1.0)
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait()
-    for line in journal.read_text().splitlines():  # the orphaned child: clean up after the test
-        if '"file_started"' in line and "test_2" in line:
-            os.killpg(json.loads(line)["pid"], signal.SIGKILL)
+    started = [json.loads(line) for line in journal.read_text().splitlines()]
+    orphan = next(e["pid"] for e in started if e["kind"] == "file_started" and "2" in e["file"])
+    deadline = time.monotonic() + 10  # the child notices its launcher is gone and ends itself
+    while pid_alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(orphan)
     store = api.open_store(root=root)
     (row,) = store.runs()
     assert row["status"] == "interrupted"

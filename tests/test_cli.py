@@ -1,0 +1,66 @@
+"""The devformance command, run as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import MakeProject
+
+PASS = "def test_ok():\n    pass\n"
+FAIL = "def test_bad():\n    assert 0\n"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devformance_nb.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_run_twice_then_runs_lists_both(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS, "tests/test_b.py": PASS})
+    first = cli("run", "tests", "--workers", "2", cwd=root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "PASSED   tests/test_a.py" in first.stdout and "stored as run" in first.stdout
+    assert cli("run", "tests", "--workers", "2", cwd=root).returncode == 0
+    listing = cli("runs", cwd=root)
+    lines = [line for line in listing.stdout.splitlines()[1:] if " passed " in line]
+    assert listing.returncode == 0 and len(lines) == 2
+
+
+def test_exit_codes_follow_pytest(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS, "tests/test_b.py": FAIL, "docs/x.txt": ""})
+    failed = cli("run", "-n", "2", cwd=root)
+    assert failed.returncode == 1 and "FAILED   tests/test_b.py" in failed.stdout
+    missing = cli("run", "nope", cwd=root)
+    assert missing.returncode == 4 and "'nope' does not exist" in missing.stderr
+    empty = cli("run", "docs", cwd=root)
+    assert empty.returncode == 5 and "no test files found" in empty.stderr
+    assert cli("run", "--workers", "x", cwd=root).returncode == 2  # argparse usage error
+
+
+def test_pytest_arguments_after_double_dash(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS + FAIL})
+    out = cli("run", "--", "-k", "ok", cwd=root)
+    assert out.returncode == 0, out.stdout  # the failing test was deselected in the child
+
+
+def test_ingest_and_schema(make_project: MakeProject, tmp_path: Path) -> None:
+    root = make_project({"tests/test_a.py": PASS})
+    assert cli("run", cwd=root).returncode == 0
+    (run_dir,) = (root / ".devformance" / "runs").iterdir()
+    other = tmp_path / "copy.duckdb"
+    ingested = cli("ingest", str(run_dir), "--db", str(other), cwd=root)
+    assert ingested.returncode == 0 and f"ingested run {run_dir.name}" in ingested.stdout
+    schema = cli("schema", "--db", str(other), cwd=root)
+    assert "schema version: 1" in schema.stdout and "test_files" in schema.stdout
+    bad = cli("ingest", str(tmp_path), cwd=root)
+    assert bad.returncode == 4 and "not a devformance run directory" in bad.stderr
+
+
+def test_runs_on_an_empty_project_says_how_to_start(make_project: MakeProject) -> None:
+    root = make_project({})
+    out = cli("runs", cwd=root)
+    assert out.returncode == 3 and "devformance run" in out.stderr
