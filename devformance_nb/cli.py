@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb import api
+from devformance_nb.config import EXECUTORS
 from devformance_nb.errors import DevformanceError, PathNotFoundError
 from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
 from devformance_nb.terminal import TerminalView
@@ -24,6 +25,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="DuckDB file (default: .devformance/devformance.duckdb)")
     parser.add_argument("--timeout", type=float, help="seconds before a file is killed")
     parser.add_argument("--root", help="project root (default: found from the working directory)")
+    parser.add_argument("--executor", choices=EXECUTORS, help="how children start")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,7 @@ def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, An
         "workers": args.workers,
         "db": args.db,
         "timeout": args.timeout,
+        "executor": args.executor,
         "pytest_args": pytest_args or None,
     }
 

@@ -1,0 +1,169 @@
+"""Wall time of devformance against pytest-xdist and plain pytest, in one run, same machine.
+
+Usage: python bench/bench_runner.py [--repeat 3] [--workers 2] [--executors spawn]
+
+Suites: a generated suite of 40 small files, a generated suite with skewed
+file durations, and the bookshop demo. Prints a markdown table of medians and
+ratios (paste it into bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BOOKSHOP = REPO / "examples" / "bookshop"
+
+SMALL = """
+import pytest
+
+@pytest.mark.parametrize("n", range(5))
+def test_small(n):
+    assert sum(range(n * 100)) >= 0
+"""
+
+SKEWED = """
+import time
+
+def test_work():
+    time.sleep({seconds})
+"""
+
+
+def generate_small(folder: Path, files: int = 40) -> Path:
+    """40 files of 5 quick tests each."""
+    (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    tests = folder / "tests"
+    tests.mkdir()
+    for i in range(files):
+        (tests / f"test_small_{i:02d}.py").write_text(SMALL)
+    return folder
+
+
+def generate_skewed(folder: Path) -> Path:
+    """Two long files among many short ones: the order files start in decides the wall time."""
+    (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    tests = folder / "tests"
+    tests.mkdir()
+    durations = [0.2] * 14 + [3.0, 3.0]  # the long ones come last in file order
+    for i, seconds in enumerate(durations):
+        (tests / f"test_skew_{i:02d}.py").write_text(SKEWED.format(seconds=seconds))
+    return folder
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
+    return elapsed
+
+
+def commands(workers: int, executors: list[str], db: Path) -> dict[str, list[str]]:
+    py = sys.executable
+    out = {
+        f"devformance {name}": [
+            py,
+            "-m",
+            "devformance_nb.cli",
+            "run",
+            "--workers",
+            str(workers),
+            "--db",
+            str(db),
+            *(["--executor", name] if name != "spawn" else []),
+        ]
+        for name in executors
+    }
+    out[f"pytest -n {workers} --dist loadfile"] = [
+        py,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        str(workers),
+        "--dist",
+        "loadfile",
+    ]
+    out[f"pytest -n {workers} (load)"] = [
+        py,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        str(workers),
+    ]
+    out["pytest (plain)"] = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    return out
+
+
+def measure(suite: Path, cmds: dict[str, list[str]], repeat: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {name: [] for name in cmds}
+    for _ in range(repeat):  # interleaved, so drift hits every tool alike
+        for name, command in cmds.items():
+            results[name].append(timed(command, suite))
+    return {name: statistics.median(times) for name, times in results.items()}
+
+
+def per_file_start(workers: int) -> float:
+    """Seconds for one spawn child running one trivial file (interpreter + pytest + plugin)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = generate_small(Path(tmp), files=1)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "devformance_nb.plugin",
+            "tests/test_small_00.py",
+        ]
+        return statistics.median(timed(command, folder) for _ in range(5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executors", default="spawn", help="comma-separated executor names")
+    args = parser.parse_args()
+    executors = args.executors.split(",")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat}\n")
+    print("| suite | tool | wall s | vs xdist loadfile | vs plain pytest |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        suites = {
+            "40 small files": generate_small(base / "small"),
+            "skewed (16 files)": generate_skewed(base / "skewed"),
+        }
+        if (BOOKSHOP / "tests").is_dir():
+            suites["bookshop demo"] = BOOKSHOP
+        for suite_name, folder in suites.items():
+            medians = measure(
+                folder, commands(args.workers, executors, base / "b.duckdb"), args.repeat
+            )
+            xdist = medians[f"pytest -n {args.workers} --dist loadfile"]
+            plain = medians["pytest (plain)"]
+            for tool, seconds in medians.items():
+                print(
+                    f"| {suite_name} | {tool} | {seconds:.2f} | {seconds / xdist:.2f}x | "
+                    f"{seconds / plain:.2f}x |"
+                )
+    print(f"\nper-file start (one spawn child, trivial file): {per_file_start(args.workers):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
