@@ -39,6 +39,7 @@ def test_work():
 
 def generate_small(folder: Path, files: int = 40) -> Path:
     """40 files of 5 quick tests each."""
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
     tests = folder / "tests"
     tests.mkdir()
@@ -49,6 +50,7 @@ def generate_small(folder: Path, files: int = 40) -> Path:
 
 def generate_skewed(folder: Path) -> Path:
     """Two long files among many short ones: the order files start in decides the wall time."""
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
     tests = folder / "tests"
     tests.mkdir()

@@ -91,6 +91,66 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "queries, fingerprints and N+1 findings",
+        """
+        CREATE TABLE fingerprints (
+            fingerprint_hash VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            statement_type VARCHAR,
+            tables VARCHAR[],
+            pretty VARCHAR
+        );
+        CREATE TABLE queries (
+            run_id VARCHAR NOT NULL,
+            file VARCHAR NOT NULL,
+            nodeid VARCHAR,
+            phase VARCHAR,
+            qseq BIGINT,
+            started TIMESTAMP,
+            duration DOUBLE,
+            sql VARCHAR,
+            fingerprint_hash VARCHAR,
+            vendor VARCHAR,
+            alias VARCHAR,
+            rows BIGINT,
+            caller VARCHAR,
+            stack_hash VARCHAR,
+            orm VARCHAR,
+            many BOOLEAN,
+            params VARCHAR
+        );
+        CREATE TABLE n_plus_one (
+            run_id VARCHAR NOT NULL,
+            file VARCHAR NOT NULL,
+            nodeid VARCHAR,
+            phase VARCHAR,
+            fingerprint_hash VARCHAR,
+            fingerprint VARCHAR,
+            table_name VARCHAR,
+            count INTEGER,
+            total_duration DOUBLE,
+            caller VARCHAR,
+            stack_hash VARCHAR,
+            example_sql VARCHAR,
+            orm VARCHAR,
+            hint VARCHAR,
+            first_qseq BIGINT
+        );
+        ALTER TABLE runs ADD COLUMN slow_query_ms DOUBLE;
+        ALTER TABLE runs ADD COLUMN queries BIGINT;
+        ALTER TABLE runs ADD COLUMN query_time DOUBLE;
+        ALTER TABLE runs ADD COLUMN slow_queries INTEGER;
+        ALTER TABLE runs ADD COLUMN n_plus_one INTEGER;
+        ALTER TABLE test_files ADD COLUMN queries BIGINT;
+        ALTER TABLE test_files ADD COLUMN query_time DOUBLE;
+        ALTER TABLE test_files ADD COLUMN slow_queries INTEGER;
+        ALTER TABLE test_files ADD COLUMN n_plus_one INTEGER;
+        ALTER TABLE tests ADD COLUMN queries BIGINT;
+        ALTER TABLE tests ADD COLUMN query_time DOUBLE;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

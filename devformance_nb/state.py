@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from devformance_nb import events as ev
+from devformance_nb.detection import NPlusOneDetector, NPlusOneFinding, SlowQuery, find_slow
 
 #: statuses a file can end with, in the order the UI sorts problems first
 FILE_FINAL = ("error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed")
@@ -64,6 +65,8 @@ class TestRecord:
     categories: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    queries: int = 0
+    query_time: float = 0.0
 
     @property
     def outcome(self) -> str:
@@ -95,8 +98,8 @@ class FileState:
     output_lines: int = 0
     queries: int = 0
     query_time: float = 0.0
-    slow: list[Any] = field(default_factory=list)
-    n_plus_one: list[Any] = field(default_factory=list)
+    slow: list[SlowQuery] = field(default_factory=list)
+    n_plus_one: list[NPlusOneFinding] = field(default_factory=list)
     coverage: float | None = None
 
     @property
@@ -133,6 +136,8 @@ class RunState:
     status: str = "pending"
     started: float | None = None
     finished: float | None = None
+    slow_query_ms: float = 100.0
+    detector: NPlusOneDetector = field(default_factory=NPlusOneDetector)
 
     def apply(self, event: ev.Event) -> FileState | None:
         """Fold one event into the state; returns the file it touched, if any."""
@@ -186,6 +191,11 @@ def _run_started(state: RunState, e: ev.Event) -> None:
     assert isinstance(e, ev.RunStarted)
     state.root, state.workers, state.executor = e.root, e.workers, e.executor
     state.config, state.meta = dict(e.config), dict(e.meta)
+    state.slow_query_ms = float(e.config.get("slow_query_ms", 100.0))
+    state.detector = NPlusOneDetector(
+        min_count=int(e.config.get("n_plus_one_min", 2)),
+        allow=list(e.config.get("allow_n_plus_one", [])),
+    )
     state.started, state.status = e.t, "running"
     for key in e.files:
         state.file(key)
@@ -227,6 +237,7 @@ def _test_phase(state: RunState, e: ev.Event) -> FileState:
         fs.counts[e.category] = fs.counts.get(e.category, 0) + 1
     if e.phase == "teardown":
         fs.done += 1
+        fs.n_plus_one += state.detector.finish_test(e.file, e.nodeid)
     return fs
 
 
@@ -235,6 +246,15 @@ def _query(state: RunState, e: ev.Event) -> FileState:
     fs = state.file(e.file)
     fs.queries += 1
     fs.query_time += e.duration
+    record = fs.tests.get(e.nodeid)
+    if record is None and e.nodeid:
+        record = fs.tests[e.nodeid] = TestRecord(nodeid=e.nodeid, file=e.file)
+    if record is not None:
+        record.queries += 1
+        record.query_time += e.duration
+    if e.duration * 1000.0 >= state.slow_query_ms:
+        fs.slow += find_slow([e], state.slow_query_ms)
+    fs.n_plus_one += state.detector.add(e)
     return fs
 
 
@@ -262,6 +282,7 @@ def _file_crashed(state: RunState, e: ev.Event) -> FileState:
 def _file_finished(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.FileFinished)
     fs = state.file(e.file)
+    fs.n_plus_one += state.detector.finish_file(e.file)
     fs.status, fs.returncode, fs.finished = e.status, e.returncode, e.t
     if fs.started is None:
         fs.started = e.t - e.duration

@@ -19,11 +19,16 @@ import pandas as pd
 
 from devformance_nb import events as ev
 from devformance_nb.errors import StoreError
+from devformance_nb.queryrows import QueryBuffer, finding_rows, write_queries
 from devformance_nb.state import FileState, RunState, exit_code
 from devformance_nb.store import Store, mark_interrupted, utc
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CATEGORIES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+#: tables holding rows of a run (deleted first when a run is written again by ingest)
+RUN_TABLES = ("test_files", "tests", "output_lines", "queries", "n_plus_one")
+#: statements buffered before a write in the middle of a file (bounds memory)
+QUERY_BATCH = 100_000
 
 Write = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -78,6 +83,11 @@ def run_row(state: RunState) -> dict[str, Any]:
         "skipped": totals.get("skipped", 0),
         "xfailed": totals.get("xfailed", 0),
         "xpassed": totals.get("xpassed", 0),
+        "slow_query_ms": state.slow_query_ms,
+        "queries": sum(fs.queries for fs in state.files.values()),
+        "query_time": sum(fs.query_time for fs in state.files.values()),
+        "slow_queries": sum(len(fs.slow) for fs in state.files.values()),
+        "n_plus_one": sum(len(fs.n_plus_one) for fs in state.files.values()),
     }
 
 
@@ -105,6 +115,10 @@ def file_row(state: RunState, fs: FileState, log_path: str | None) -> dict[str, 
         "message": "\n".join([*fs.errors, fs.crash]).strip() or None,
         "log_path": log_path,
         "output_lines": fs.output_lines,
+        "queries": fs.queries,
+        "query_time": fs.query_time,
+        "slow_queries": len(fs.slow),
+        "n_plus_one": len(fs.n_plus_one),
     }
 
 
@@ -121,6 +135,8 @@ def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
             "call_duration": t.durations.get("call"),
             "teardown_duration": t.durations.get("teardown"),
             "message": t.message or None,
+            "queries": t.queries,
+            "query_time": t.query_time,
         }
         for t in fs.tests.values()
     ]
@@ -136,9 +152,14 @@ class StoreWriter:
         self._output: dict[str, list[dict[str, Any]]] = {}
         self._pending: list[Write] = []
         self._failed_once = False
+        self._queries = QueryBuffer()
 
     def on_event(self, event: ev.Event, state: RunState) -> None:
-        if isinstance(event, ev.Output):
+        if isinstance(event, ev.Query):
+            self._queries.add(event)
+            if len(self._queries) >= QUERY_BATCH:
+                self._submit(self._query_write())
+        elif isinstance(event, ev.Output):
             text = strip_ansi(event.text)
             lines = self._output.setdefault(event.file, [])
             lines.append(
@@ -159,7 +180,8 @@ class StoreWriter:
 
     def _start_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
         mark_interrupted(con)
-        con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
+        for table in ("runs", *RUN_TABLES):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [row["run_id"]])
         insert_frame(con, "runs", [row])
 
     def _finish_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
@@ -170,16 +192,21 @@ class StoreWriter:
         file_rows = [file_row(state, fs, self.log_paths.get(fs.key))]
         tests = testcase_rows(state, fs)
         output = self._output.pop(fs.key, [])
-        run_id, key = state.run_id, fs.key
+        findings = finding_rows(state.run_id, fs.n_plus_one)
+        queries = self._query_write()
 
         def write(con: duckdb.DuckDBPyConnection) -> None:
-            for table in ("test_files", "tests", "output_lines"):
-                con.execute(f"DELETE FROM {table} WHERE run_id = ? AND file = ?", [run_id, key])
+            queries(con)
             insert_frame(con, "test_files", file_rows)
             insert_frame(con, "tests", tests)
             insert_frame(con, "output_lines", output)
+            insert_frame(con, "n_plus_one", findings)
 
         return write
+
+    def _query_write(self) -> Write:
+        frames = self._queries.take()
+        return lambda con: write_queries(con, *frames)
 
     def _submit(self, write: Write, final: bool = False) -> None:
         self._pending.append(write)

@@ -1,0 +1,432 @@
+"""SQL fingerprints: one normalised text per statement shape, plus cheap statement facts.
+
+``fingerprint`` turns ``SELECT * FROM t WHERE id = 42`` and ``... id = 7`` into the same
+``SELECT * FROM t WHERE id = ?``. It is a single-pass regex tokenizer, linear in the input
+and never raising: the parent fingerprints every captured statement, so it must be fast
+(results are cached by raw text) and must survive whatever the children recorded.
+
+sqlparse is used only by ``describe`` (statement type, tables, pretty text), on distinct
+fingerprints only: it costs about a millisecond a statement and raises on long input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+#: statements longer than this are fingerprinted without caching (a huge text is rarely repeated
+#: and would pin megabytes in the cache)
+CACHE_MAX_CHARS = 100_000
+#: fingerprints longer than this skip sqlparse (it raises past 10,000 tokens and crawls before)
+SQLPARSE_MAX_CHARS = 20_000
+CACHE_MAX_ENTRIES = 32_768
+PRETTY_MAX_CHARS = 4_000
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_KEYWORDS = _words(
+    """
+    ABORT ADD ALL ALTER ANALYZE AND ANY ARRAY AS ASC AUTOINCREMENT BEGIN BETWEEN BIGINT BOOLEAN BY
+    CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT_DATE
+    CURRENT_TIME CURRENT_TIMESTAMP DECIMAL DEFAULT DEFERRED DELETE DESC DISTINCT DO DROP DUPLICATE
+    ELSE END ESCAPE EXCEPT EXCLUSIVE EXISTS EXPLAIN FALSE FETCH FILTER FIRST FOR FOREIGN FROM FULL
+    GLOB GROUP HAVING IF IGNORE ILIKE IMMEDIATE IN INDEX INNER INSERT INTEGER INTERSECT INTO IS
+    JOIN KEY LAST LATERAL LEFT LIKE LIMIT LOCKED MATCHED MERGE NATURAL NEXT NOT NOTHING NOWAIT
+    NULL NULLS NUMERIC OF OFFSET ON ONLY OR ORDER OUTER OVER PARTITION PRAGMA PRIMARY RECURSIVE
+    REFERENCES REGEXP RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT
+    SELECT SET SHARE SHOW SKIP SOME START TABLE TEMP TEMPORARY THEN TIMESTAMP TO TRANSACTION
+    TRIGGER TRUE TRUNCATE UNION UNIQUE UPDATE USING VACUUM VALUES VARCHAR VIEW WHEN WHERE WINDOW
+    WITH WORK
+    """
+)
+#: upper-cased like keywords and written without a space before "(" (they are function calls)
+_FUNCTIONS = _words(
+    """
+    ABS ANY ARRAY_AGG AVG COALESCE COUNT DATE_TRUNC DATETIME GROUP_CONCAT IFNULL JSON_EXTRACT
+    LENGTH LOWER MAX MIN NOW NULLIF RANK ROUND ROW_NUMBER STRFTIME STRING_AGG SUBSTR SUBSTRING
+    SUM TRIM UPPER
+    """
+)
+_KEYWORDS_ALL = _KEYWORDS | _FUNCTIONS
+#: keywords that are values: a following "-1" is a binary minus, not a negative number
+_VALUE_KEYWORDS = frozenset({"NULL", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP"})
+#: after these, "name (" is a table and its column list, not a function call
+_TABLE_INTRODUCERS = frozenset({"INTO", "TABLE", "REFERENCES", "VIEW", "WITH", "RECURSIVE"})
+
+# One alternative per token kind; order matters (comments before operators, strings before
+# words so N'x' and X'ff' are literals). Every alternative that opens a quote or comment also
+# matches when it is unterminated (it runs to the end), so the scan never backtracks and never
+# rescans: linear in the input.
+_TOKEN = re.compile(
+    r"""
+    \s*
+  (?:
+    (?P<comment>--[^\n]*|/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/)?)
+  | (?P<str>(?:[EeXxBbNn]|[Uu]&)?'[^'\\]*(?:(?:''|\\.)[^'\\]*)*'?)
+  | (?P<qid>"[^"]*(?:""[^"]*)*"?|`[^`]*(?:``[^`]*)*`?|\[[^\]\d\s?:$%+\-'"(.][^\]]*\]?)
+  | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$(?:.*?\$(?P=tag)\$|.*))
+  | (?P<ph>\?\d*|%\([^()]*\)[sbt]|%[sbt](?!\w)|:[^\W\d]\w*|:\d+|\$\d+)
+  | (?P<num>0[xX][0-9a-fA-F]+(?!\w)|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w$]))
+  | (?P<word>\w[\w$]*)
+  | (?P<op>::|<=|>=|<>|!=|\|\||->>|->|=>|<<|>>|@>|<@|&&|.)
+  )
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_CACHE: dict[str, str] = {}
+_LITERAL_KINDS = frozenset({"str", "dollar", "ph", "num"})
+_NO_SPACE_BEFORE = frozenset({",", ")", ".", ";", "::", "]"})
+_NO_SPACE_AFTER = frozenset({"(", ".", "::", "["})
+_SIGNS = frozenset({"-", "+"})
+
+# Post-passes on the normalised text, where spacing is canonical. Each is deterministic (no
+# nested ambiguous quantifiers), so it stays linear on a 100k-element list.
+_IN_LIST = re.compile(r"(?<![\w\"`\]$])IN \((?:\?|NULL)(?:, (?:\?|NULL))*\)")
+_ARRAY_LIST = re.compile(r"\bARRAY\[\?(?:, \?)*\]", re.IGNORECASE)
+_ROW = r"\((?:[^()]|\([^()]*\))*\)"
+_VALUES_ROWS = re.compile(rf"\bVALUES ({_ROW})(?:, {_ROW})+")
+
+
+def fingerprint(sql: str) -> str:
+    """The statement's shape: literals and placeholders as ``?``, lists collapsed.
+
+    Comments are dropped; string, number, boolean, hex and blob literals and every paramstyle's
+    placeholder (``?``, ``%s``, ``%(name)s``, ``:name``, ``$1``) become ``?``; ``IN (?, ?, ...)``
+    becomes ``IN (...)`` and multi-row ``VALUES (...), (...)`` keeps only its first row;
+    keywords are upper-cased, whitespace is normalised, and quoted identifiers (``"books"``,
+    `` `books` ``, ``[books]``) are kept verbatim. Never raises; results are cached by raw text.
+    """
+    if not isinstance(sql, str):
+        sql = _as_text(sql)
+    if len(sql) > CACHE_MAX_CHARS:
+        return _safe_fingerprint(sql)
+    return _cached_fingerprint(sql)
+
+
+def fingerprint_hash(fp: str) -> str:
+    """A short, stable hex id for a fingerprint (16 hex chars of blake2b)."""
+    data = fp.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _cached_fingerprint(sql: str) -> str:
+    # A plain dict, emptied when full: cheaper than an LRU on a stream of mostly distinct texts,
+    # and the few hot ORM texts are back in the cache moments after a reset.
+    fp = _CACHE.get(sql)
+    if fp is None:
+        if len(_CACHE) >= CACHE_MAX_ENTRIES:
+            _CACHE.clear()
+        fp = _CACHE[sql] = _safe_fingerprint(sql)
+    return fp
+
+
+def clear_cache() -> None:
+    """Forget every cached fingerprint and description (for tests and benchmarks)."""
+    _CACHE.clear()
+    statement_type.cache_clear()
+    _describe_fingerprint.cache_clear()
+
+
+def _safe_fingerprint(sql: str) -> str:
+    try:
+        return _normalise(sql)
+    except Exception:  # a bug here must not lose a run: fall back to collapsed whitespace
+        return " ".join(sql.split())
+
+
+def _normalise(sql: str) -> str:
+    tokens, kinds = _tokenize(sql.strip())
+    while tokens and tokens[-1] == ";":
+        tokens.pop()
+        kinds.pop()
+    return _collapse_lists(_join(tokens, kinds))
+
+
+def _tokenize(sql: str) -> tuple[list[str], list[str]]:
+    """Tokens with literals as ``?`` and keywords upper-cased, and their kinds.
+
+    Kinds: "word", "kw", "lit", "qid" (quoted identifier) or "op". This loop runs once per
+    token of every distinct statement, so it is kept flat.
+    """
+    tokens: list[str] = []
+    kinds: list[str] = []
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup or "op"
+        if kind == "word":
+            text = match.group(kind)
+            upper = text.upper()
+            if upper == "TRUE" or upper == "FALSE":
+                tokens.append("?")
+                kinds.append("lit")
+            elif upper in _KEYWORDS_ALL:
+                tokens.append(upper)
+                kinds.append("kw")
+            else:
+                tokens.append(text)
+                kinds.append(kind)
+        elif kind in _LITERAL_KINDS:
+            _drop_sign(tokens, kinds)
+            tokens.append("?")
+            kinds.append("lit")
+        elif kind != "comment":
+            tokens.append(match.group(kind))
+            kinds.append(kind)
+    return tokens, kinds
+
+
+def _drop_sign(tokens: list[str], kinds: list[str]) -> None:
+    """Fold a unary sign into the literal: ``= -5`` is ``= ?`` but ``a - 5`` stays ``a - ?``."""
+    if not tokens or kinds[-1] != "op" or tokens[-1] not in _SIGNS:
+        return
+    if len(tokens) >= 2 and _is_operand(tokens[-2], kinds[-2]):
+        return
+    tokens.pop()
+    kinds.pop()
+
+
+def _is_operand(text: str, kind: str) -> bool:
+    if kind in ("word", "lit", "qid"):
+        return True
+    if kind == "kw":
+        return text in _VALUE_KEYWORDS
+    return text in (")", "]")
+
+
+def _join(tokens: list[str], kinds: list[str]) -> str:
+    """Tokens separated by one space, except around punctuation and in calls/subscripts."""
+    if not tokens:
+        return ""
+    out = [tokens[0]]
+    before, prev, prev_kind = "", tokens[0], kinds[0]
+    for text, kind in zip(tokens[1:], kinds[1:], strict=True):
+        tight = text in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER
+        if not tight and (text == "(" or text[0] == "["):
+            tight = _hugs(text, prev, prev_kind, before)
+        out.append(text if tight else " " + text)
+        before, prev, prev_kind = prev, text, kind
+    return "".join(out)
+
+
+def _hugs(text: str, prev: str, prev_kind: str, before: str) -> bool:
+    """True when "(" or "[" is written without a space after ``prev``."""
+    if text == "(":  # "count(" and "my_func(" are calls; "INTO books (" and "IN (" are not
+        if prev_kind == "kw":
+            return prev in _FUNCTIONS
+        return prev_kind == "word" and before not in _TABLE_INTRODUCERS
+    # a subscript or ARRAY[...] hugs what it follows
+    return prev_kind in ("word", "qid") or prev in (")", "]", "ARRAY")
+
+
+def _collapse_lists(text: str) -> str:
+    if "IN (" in text:
+        text = _IN_LIST.sub("IN (...)", text)
+    if "[" in text:
+        text = _ARRAY_LIST.sub("ARRAY[...]", text)
+    if "VALUES (" in text:
+        text = _VALUES_ROWS.sub(r"VALUES \1", text)
+    return text
+
+
+# -- statement facts without sqlparse -------------------------------------------------------
+
+_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z_]+)")
+_TYPES = _words(
+    """
+    SELECT INSERT UPDATE DELETE REPLACE MERGE CREATE DROP ALTER TRUNCATE PRAGMA BEGIN COMMIT
+    ROLLBACK SAVEPOINT RELEASE SET SHOW EXPLAIN VACUUM ANALYZE VALUES
+    """
+)
+_TYPE_ALIASES = {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}
+_CONTROL_TYPES = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"})
+_CATALOG = re.compile(
+    r"\b(?:sqlite_master|sqlite_schema|sqlite_temp_master|sqlite_temp_schema"
+    r"|information_schema|pg_catalog|performance_schema)\b",
+    re.IGNORECASE,
+)
+_WITH_MAIN = re.compile(r"\"[^\"]*\"?|`[^`]*`?|[()]|\b(?:SELECT|INSERT|UPDATE|DELETE|MERGE)\b")
+
+
+@lru_cache(maxsize=32_768)
+def statement_type(fp: str) -> str:
+    """SELECT, INSERT, UPDATE, DELETE, CREATE, PRAGMA, BEGIN, COMMIT, SAVEPOINT, ... or OTHER.
+
+    Cheap (one regex, no sqlparse), for use on every statement. ``WITH ... SELECT`` is a
+    SELECT; ``START TRANSACTION`` is BEGIN, ``END`` is COMMIT. Expects a fingerprint
+    (keywords upper-cased) but tolerates raw SQL.
+    """
+    match = _FIRST_WORD.match(fp)
+    if match is None:
+        return "OTHER"
+    word = match.group(1).upper()
+    if word == "WITH":
+        return _main_statement_after_with(fp.upper())
+    word = _TYPE_ALIASES.get(word, word)
+    return word if word in _TYPES else "OTHER"
+
+
+def _main_statement_after_with(text: str) -> str:
+    depth = 0
+    for match in _WITH_MAIN.finditer(text):
+        token = match.group()
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0 and token[0] not in '"`':
+            return token
+    return "OTHER"
+
+
+def is_select(fp: str) -> bool:
+    """True for a SELECT (including ``WITH ... SELECT``), from the fingerprint alone."""
+    return statement_type(fp) == "SELECT"
+
+
+def is_catalog_or_control(fp: str) -> bool:
+    """True for transaction control, PRAGMA and catalog lookups (sqlite_master, pg_catalog, ...).
+
+    These repeat by design (every test begins a transaction; ORMs introspect tables), so they
+    are never N+1 findings.
+    """
+    return statement_type(fp) in _CONTROL_TYPES or _CATALOG.search(fp) is not None
+
+
+# -- describe: sqlparse on distinct fingerprints --------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementInfo:
+    """What a statement is: its type, the tables it names (quotes stripped), a pretty text."""
+
+    statement_type: str
+    tables: tuple[str, ...]
+    pretty: str
+
+
+_TABLE_KEYWORDS = frozenset({"FROM", "INTO", "UPDATE", "TABLE"})
+_TABLE_AFTER = re.compile(
+    r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+((?:\"[^\"]*\"|`[^`]*`|\[[^\]]*\]|[\w$]+)"
+    r"(?:\.(?:\"[^\"]*\"|`[^`]*`|\[[^\]]*\]|[\w$]+))*)",
+    re.IGNORECASE,
+)
+_NOT_TABLES = frozenset({"SELECT", "IF", "ONLY", "LATERAL", "EXISTS", "NOT"})
+#: a common table expression's name (spacing is canonical in a fingerprint)
+_CTE_NAME = re.compile(
+    r"(?:\bWITH(?: RECURSIVE)?|,) (\"[^\"]*\"|`[^`]*`|[\w$]+)(?: ?\([^()]*\))?"
+    r" AS (?:NOT )?(?:MATERIALIZED )?\("
+)
+
+
+def describe(sql: str) -> StatementInfo:
+    """Type, tables and pretty text of a statement (raw SQL or a fingerprint). Never raises."""
+    return _describe_fingerprint(fingerprint(sql))
+
+
+@lru_cache(maxsize=8_192)
+def _describe_fingerprint(fp: str) -> StatementInfo:
+    kind = statement_type(fp)
+    info = None
+    if len(fp) <= SQLPARSE_MAX_CHARS:
+        try:
+            info = _describe_with_sqlparse(fp, kind)
+        except Exception:  # sqlparse raises on long or odd input; the regex answer will do
+            info = None
+    if info is None:
+        info = StatementInfo(kind, _regex_tables(fp), _cap(fp, PRETTY_MAX_CHARS))
+    if fp.startswith("WITH"):  # a CTE's name is not a table
+        ctes = {_unquote(name) for name in _CTE_NAME.findall(fp)}
+        info = replace(info, tables=tuple(t for t in info.tables if t not in ctes))
+    return info
+
+
+def _describe_with_sqlparse(fp: str, kind: str) -> StatementInfo:
+    import sqlparse  # lazily: only the parent's detection needs it
+
+    statements = sqlparse.parse(fp)
+    tables: list[str] = []
+    for statement in statements:
+        _collect_tables(statement, tables)
+    pretty = sqlparse.format(fp, reindent=True, keyword_case="upper")
+    return StatementInfo(kind, tuple(tables) or _regex_tables(fp), _cap(pretty, PRETTY_MAX_CHARS))
+
+
+def _collect_tables(group: object, tables: list[str]) -> None:
+    """Names after FROM/JOIN/INTO/UPDATE/TABLE, in text order, recursing into subqueries."""
+    from sqlparse.sql import Identifier, IdentifierList, TokenList
+    from sqlparse.tokens import Keyword
+
+    expect_table = False
+    for token in getattr(group, "tokens", ()):
+        if token.is_whitespace:
+            continue
+        if expect_table and isinstance(token, (Identifier, IdentifierList, TokenList)):
+            items = _identifiers(token) if isinstance(token, IdentifierList) else [token]
+            for item in items:
+                _add_table(item, tables)
+            expect_table = False
+            continue
+        if token.ttype in Keyword:
+            word = token.normalized
+            expect_table = word in _TABLE_KEYWORDS or word.endswith("JOIN")
+        elif token.is_group:
+            _collect_tables(token, tables)
+
+
+def _identifiers(token: object) -> list[object]:
+    return list(getattr(token, "get_identifiers")())  # noqa: B009 - sqlparse is untyped
+
+
+def _add_table(item: object, tables: list[str]) -> None:
+    from sqlparse.sql import Parenthesis
+
+    subqueries = [t for t in getattr(item, "tokens", ()) if isinstance(t, Parenthesis)]
+    is_subquery = isinstance(item, Parenthesis) or (bool(subqueries) and _first_is_paren(item))
+    if is_subquery:
+        _collect_tables(item, tables)
+        return
+    get_name = getattr(item, "get_real_name", None)
+    name = get_name() if get_name is not None else None
+    if isinstance(name, str) and name and name.upper() not in _NOT_TABLES:
+        _add_unique(tables, _unquote(name))
+
+
+def _first_is_paren(item: object) -> bool:
+    from sqlparse.sql import Parenthesis
+
+    tokens = [t for t in getattr(item, "tokens", ()) if not t.is_whitespace]
+    return bool(tokens) and isinstance(tokens[0], Parenthesis)
+
+
+def _regex_tables(fp: str) -> tuple[str, ...]:
+    tables: list[str] = []
+    for match in _TABLE_AFTER.finditer(fp):
+        name = _unquote(match.group(1).rsplit(".", 1)[-1])
+        if name and name.upper() not in _NOT_TABLES:
+            _add_unique(tables, name)
+    return tuple(tables)
+
+
+def _add_unique(tables: list[str], name: str) -> None:
+    if name not in tables:
+        tables.append(name)
+
+
+def _unquote(name: str) -> str:
+    if len(name) >= 2 and name[0] + name[-1] in ('""', "``", "[]"):
+        return name[1:-1]
+    return name
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,370 @@
+"""Fingerprints, statement types and describe(): table-driven cases."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from devformance_nb.fingerprint import (
+    StatementInfo,
+    describe,
+    fingerprint,
+    fingerprint_hash,
+    is_catalog_or_control,
+    is_select,
+    statement_type,
+)
+
+FINGERPRINTS = [
+    # literals of every kind
+    ("SELECT * FROM t WHERE id = 42", "SELECT * FROM t WHERE id = ?"),
+    ("SELECT * FROM t WHERE price = 4.25", "SELECT * FROM t WHERE price = ?"),
+    (
+        "SELECT * FROM t WHERE x = .5 OR y = 1. OR z = 1e-3",
+        "SELECT * FROM t WHERE x = ? OR y = ? OR z = ?",
+    ),
+    ("SELECT * FROM t WHERE x = 6.02E+23", "SELECT * FROM t WHERE x = ?"),
+    ("SELECT * FROM t WHERE name = 'Ann'", "SELECT * FROM t WHERE name = ?"),
+    ("SELECT * FROM t WHERE name = 'it''s'", "SELECT * FROM t WHERE name = ?"),
+    ("SELECT * FROM t WHERE name = 'it\\'s' AND a = 1", "SELECT * FROM t WHERE name = ? AND a = ?"),
+    ("SELECT * FROM t WHERE name = ''", "SELECT * FROM t WHERE name = ?"),
+    ("SELECT * FROM t WHERE name = '-- not a comment'", "SELECT * FROM t WHERE name = ?"),
+    ("SELECT * FROM t WHERE name = '/* nor this */'", "SELECT * FROM t WHERE name = ?"),
+    (
+        "SELECT * FROM t WHERE name = N'Zoë' OR name = E'a\\nb'",
+        "SELECT * FROM t WHERE name = ? OR name = ?",
+    ),
+    ("SELECT * FROM t WHERE a = TRUE AND b = false", "SELECT * FROM t WHERE a = ? AND b = ?"),
+    ("SELECT * FROM t WHERE a IS NULL", "SELECT * FROM t WHERE a IS NULL"),
+    ("SELECT * FROM t WHERE h = 0xDEADbeef", "SELECT * FROM t WHERE h = ?"),
+    ("SELECT * FROM t WHERE b = X'00ff' OR b = x'AB'", "SELECT * FROM t WHERE b = ? OR b = ?"),
+    ("SELECT * FROM t WHERE bits = B'0101'", "SELECT * FROM t WHERE bits = ?"),
+    ("SELECT $$a 'quoted' body$$, $fn$ x $fn$", "SELECT ?, ?"),
+    # negative numbers versus the minus operator
+    ("SELECT * FROM t WHERE x = -5", "SELECT * FROM t WHERE x = ?"),
+    ("SELECT * FROM t WHERE x = +5", "SELECT * FROM t WHERE x = ?"),
+    ("SELECT a - 5 FROM t", "SELECT a - ? FROM t"),
+    ("SELECT a-5 FROM t", "SELECT a - ? FROM t"),
+    ("SELECT a - -5 FROM t", "SELECT a - ? FROM t"),
+    ("SELECT (a) - 1, -1, f(-2) FROM t", "SELECT (a) - ?, ?, f(?) FROM t"),
+    ("SELECT NULL - 1", "SELECT NULL - ?"),
+    ("SELECT x FROM t LIMIT -1 OFFSET 20", "SELECT x FROM t LIMIT ? OFFSET ?"),
+    # identifiers with digits stay
+    ("SELECT t1.col2 FROM tab3 t1 WHERE t1.c4 = 5", "SELECT t1.col2 FROM tab3 t1 WHERE t1.c4 = ?"),
+    ("SELECT x FROM t WHERE _x9 = 9", "SELECT x FROM t WHERE _x9 = ?"),
+    ("SELECT 123abc FROM t", "SELECT 123abc FROM t"),
+    ("SELECT a$b FROM t", "SELECT a$b FROM t"),
+    # IN lists
+    ("SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id IN (7)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id in ('a','b')", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id IN (?, ?, ?)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id IN (%s, %s)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id IN ($1, $2, $3)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id IN (-1, NULL, 2)", "SELECT * FROM t WHERE id IN (...)"),
+    ("SELECT * FROM t WHERE id NOT IN (1,2)", "SELECT * FROM t WHERE id NOT IN (...)"),
+    ("SELECT * FROM t WHERE id IN(1,2)", "SELECT * FROM t WHERE id IN (...)"),
+    (
+        "SELECT * FROM t WHERE id IN (SELECT a FROM u WHERE b = 1)",
+        "SELECT * FROM t WHERE id IN (SELECT a FROM u WHERE b = ?)",
+    ),
+    ("SELECT * FROM t WHERE id IN (a, b)", "SELECT * FROM t WHERE id IN (a, b)"),
+    (
+        "SELECT * FROM t WHERE id = ANY(ARRAY[1, 2, 3])",
+        "SELECT * FROM t WHERE id = ANY(ARRAY[...])",
+    ),
+    # multi-row VALUES
+    ("INSERT INTO t (a, b) VALUES (1, 'x')", "INSERT INTO t (a, b) VALUES (?, ?)"),
+    (
+        "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')",
+        "INSERT INTO t (a, b) VALUES (?, ?)",
+    ),
+    ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)", "INSERT INTO t (a, b) VALUES (?, ?)"),
+    ("INSERT INTO t VALUES (1, now()), (2, now())", "INSERT INTO t VALUES (?, NOW())"),
+    (
+        "INSERT INTO t (a) VALUES (1), (2) RETURNING id",
+        "INSERT INTO t (a) VALUES (?) RETURNING id",
+    ),
+    # comments
+    ("SELECT 1 -- trailing comment", "SELECT ?"),
+    ("/* app:shop route:/books */ SELECT a FROM t", "SELECT a FROM t"),
+    ("SELECT a /* inline */ FROM t", "SELECT a FROM t"),
+    ("SELECT a FROM t -- first\n-- second\nWHERE b = 2", "SELECT a FROM t WHERE b = ?"),
+    ("SELECT a /* multi\nline\n*/ FROM t", "SELECT a FROM t"),
+    # keyword case and whitespace
+    ("select   a,b\n\tfrom t  where c=1", "SELECT a, b FROM t WHERE c = ?"),
+    ("Select Count(*) From Books", "SELECT COUNT(*) FROM Books"),
+    ("SELECT MyColumn FROM MyTable", "SELECT MyColumn FROM MyTable"),
+    ("SELECT a FROM t ORDER BY a desc limit 10;", "SELECT a FROM t ORDER BY a DESC LIMIT ?"),
+    (
+        "SELECT a FROM t WHERE a <= 1 AND b<>2 AND c != 3",
+        "SELECT a FROM t WHERE a <= ? AND b <> ? AND c != ?",
+    ),
+    ("SELECT a || 'x' FROM t", "SELECT a || ? FROM t"),
+    ("SELECT a::text FROM t", "SELECT a::text FROM t"),
+    ("insert into books(a,b) values (1,2)", "INSERT INTO books (a, b) VALUES (?, ?)"),
+    # quoted identifiers are kept verbatim
+    (
+        'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ?',
+        'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ?',
+    ),
+    ('SELECT "Weird ""Name"" 1" FROM "t"', 'SELECT "Weird ""Name"" 1" FROM "t"'),
+    ("SELECT `order`, `my col` FROM `Books`", "SELECT `order`, `my col` FROM `Books`"),
+    ("SELECT [Order Id] FROM [dbo].[Books]", "SELECT [Order Id] FROM [dbo].[Books]"),
+    ('SELECT "select" FROM "from"', 'SELECT "select" FROM "from"'),
+    # placeholders of every paramstyle
+    ("SELECT * FROM t WHERE a = ?", "SELECT * FROM t WHERE a = ?"),
+    ("SELECT * FROM t WHERE a = ?1 AND b = ?2", "SELECT * FROM t WHERE a = ? AND b = ?"),
+    ("SELECT * FROM t WHERE a = %s", "SELECT * FROM t WHERE a = ?"),
+    ("SELECT * FROM t WHERE a = %(name)s AND b = %(b_1)s", "SELECT * FROM t WHERE a = ? AND b = ?"),
+    ("SELECT * FROM t WHERE a = :name AND b = :b_1", "SELECT * FROM t WHERE a = ? AND b = ?"),
+    ("SELECT * FROM t WHERE a = :1", "SELECT * FROM t WHERE a = ?"),
+    ("SELECT * FROM t WHERE a = $1 AND b = $12", "SELECT * FROM t WHERE a = ? AND b = ?"),
+    ("SELECT a % b FROM t", "SELECT a % b FROM t"),
+    # statement shapes ORMs emit
+    (
+        'SELECT "a"."id", "a"."name" FROM "a" WHERE "a"."id" = %s LIMIT 21',
+        'SELECT "a"."id", "a"."name" FROM "a" WHERE "a"."id" = ? LIMIT ?',
+    ),
+    (
+        "SELECT books.id AS books_id FROM books WHERE ? = books.author_id",
+        "SELECT books.id AS books_id FROM books WHERE ? = books.author_id",
+    ),
+    ('SAVEPOINT "s1_x1"', 'SAVEPOINT "s1_x1"'),
+    ("WITH c AS (SELECT 1) SELECT * FROM c", "WITH c AS (SELECT ?) SELECT * FROM c"),
+]
+
+GARBAGE = [
+    "",
+    "   \n\t ",
+    ";",
+    "'",
+    "'unterminated string",
+    '"unterminated identifier',
+    "`unterminated",
+    "[unterminated",
+    "/* unterminated comment",
+    "$tag$ unterminated dollar",
+    "SELECT 'a\\",
+    "%(",
+    "\x00\x01\x02\xff\ufffd",
+    "\ud800 lone surrogate",
+    "🙂 SELECT 🙂",
+    ")))(((",
+    "--",
+    "/*/",
+    "$$",
+    "0x",
+    "1e",
+    "...",
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), FINGERPRINTS)
+def test_fingerprint(sql: str, expected: str) -> None:
+    assert fingerprint(sql) == expected
+
+
+@pytest.mark.parametrize(("sql", "expected"), FINGERPRINTS)
+def test_fingerprint_is_idempotent(sql: str, expected: str) -> None:
+    assert fingerprint(expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("SELECT * FROM t WHERE id = 1", "select *  from t where id=99"),
+        ("SELECT * FROM t WHERE id IN (1)", "SELECT * FROM t WHERE id IN (1, 2, 3, 4)"),
+        ("SELECT * FROM t WHERE id = %s", "SELECT * FROM t WHERE id = :id"),
+        ("INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1), (2)"),
+        ("SELECT 1 /* a */", "SELECT 2 -- b"),
+    ],
+)
+def test_same_shape_same_fingerprint(first: str, second: str) -> None:
+    assert fingerprint(first) == fingerprint(second)
+    assert fingerprint_hash(fingerprint(first)) == fingerprint_hash(fingerprint(second))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ('SELECT * FROM "books"', 'SELECT * FROM "authors"'),
+        ("SELECT * FROM t WHERE a = 1", "SELECT * FROM t WHERE b = 1"),
+        ("SELECT t1.a FROM t1", "SELECT t2.a FROM t2"),
+        ('SELECT "A" FROM t', 'SELECT "a" FROM t'),
+    ],
+)
+def test_different_shape_different_fingerprint(first: str, second: str) -> None:
+    assert fingerprint(first) != fingerprint(second)
+
+
+@pytest.mark.parametrize("sql", GARBAGE)
+def test_garbage_never_raises(sql: str) -> None:
+    result = fingerprint(sql)
+    assert isinstance(result, str)
+    assert isinstance(fingerprint_hash(result), str)
+    assert isinstance(describe(sql), StatementInfo)
+    assert isinstance(statement_type(result), str)
+
+
+def test_random_bytes_never_raise() -> None:
+    rng = random.Random(1234)
+    for _ in range(200):
+        text = bytes(rng.randrange(256) for _ in range(rng.randrange(200))).decode("latin-1")
+        assert isinstance(fingerprint(text), str)
+    assert isinstance(fingerprint(os.urandom(200_000).decode("latin-1")), str)
+
+
+def test_non_string_input_is_tolerated() -> None:
+    assert fingerprint(b"SELECT 1") == "SELECT ?"  # type: ignore[arg-type]
+    assert fingerprint(None) == ""  # type: ignore[arg-type]
+
+
+def test_huge_in_list_of_numbers() -> None:
+    values = ", ".join(str(i) for i in range(100_000))
+    sql = f"SELECT * FROM t WHERE id IN ({values})"
+    assert fingerprint(sql) == "SELECT * FROM t WHERE id IN (...)"
+
+
+def test_huge_in_list_of_strings_and_placeholders() -> None:
+    strings = ", ".join(f"'s{i}'" for i in range(100_000))
+    assert (
+        fingerprint(f"SELECT a FROM t WHERE s IN ({strings})") == "SELECT a FROM t WHERE s IN (...)"
+    )
+    marks = ", ".join(["?"] * 100_000)
+    assert (
+        fingerprint(f"SELECT a FROM t WHERE s IN ({marks})") == "SELECT a FROM t WHERE s IN (...)"
+    )
+
+
+def test_huge_values_list() -> None:
+    rows = ", ".join(f"({i}, 'n{i}')" for i in range(50_000))
+    assert (
+        fingerprint(f"INSERT INTO t (a, b) VALUES {rows}") == "INSERT INTO t (a, b) VALUES (?, ?)"
+    )
+
+
+def test_five_megabyte_literal() -> None:
+    blob = "x" * 5_000_000
+    assert fingerprint(f"INSERT INTO t (doc) VALUES ('{blob}')") == "INSERT INTO t (doc) VALUES (?)"
+    assert fingerprint(f"SELECT '{blob}") == "SELECT ?"  # unterminated
+
+
+def test_five_megabyte_comment_and_identifier() -> None:
+    assert fingerprint("SELECT 1 /*" + "c" * 5_000_000 + "*/") == "SELECT ?"
+    name = '"' + "n" * 1_000_000 + '"'
+    assert fingerprint(f"SELECT {name} FROM t") == f"SELECT {name} FROM t"
+
+
+def test_fingerprint_hash_is_short_stable_hex() -> None:
+    digest = fingerprint_hash("SELECT ?")
+    assert digest == fingerprint_hash("SELECT ?")
+    assert len(digest) == 16
+    int(digest, 16)
+    assert digest != fingerprint_hash("SELECT ? FROM t")
+    assert len(fingerprint_hash("\ud800")) == 16
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELECT 1", "SELECT"),
+        ("  (SELECT 1) UNION (SELECT 2)", "SELECT"),
+        ("select a from t", "SELECT"),
+        ("WITH c AS (SELECT 1) SELECT * FROM c", "SELECT"),
+        ("WITH c AS (SELECT 1) INSERT INTO t SELECT * FROM c", "INSERT"),
+        ('WITH "c" AS (SELECT 1), d AS (SELECT 2) DELETE FROM t', "DELETE"),
+        ("INSERT INTO t VALUES (1)", "INSERT"),
+        ("UPDATE t SET a = 1", "UPDATE"),
+        ("DELETE FROM t", "DELETE"),
+        ("CREATE TABLE t (a INTEGER)", "CREATE"),
+        ("DROP TABLE t", "DROP"),
+        ("PRAGMA foreign_keys = ON", "PRAGMA"),
+        ("BEGIN", "BEGIN"),
+        ("BEGIN IMMEDIATE", "BEGIN"),
+        ("START TRANSACTION", "BEGIN"),
+        ("COMMIT", "COMMIT"),
+        ("END", "COMMIT"),
+        ("ROLLBACK TO SAVEPOINT s1", "ROLLBACK"),
+        ('SAVEPOINT "s1"', "SAVEPOINT"),
+        ("RELEASE SAVEPOINT s1", "RELEASE"),
+        ("FROBNICATE", "OTHER"),
+        ("", "OTHER"),
+        ("?", "OTHER"),
+    ],
+)
+def test_statement_type(sql: str, kind: str) -> None:
+    fp = fingerprint(sql)
+    assert statement_type(fp) == kind
+    assert describe(sql).statement_type == kind
+    assert is_select(fp) == (kind == "SELECT")
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("BEGIN", True),
+        ("COMMIT", True),
+        ("ROLLBACK", True),
+        ('SAVEPOINT "x"', True),
+        ('RELEASE SAVEPOINT "x"', True),
+        ("PRAGMA table_info('books')", True),
+        ("SELECT name FROM sqlite_master WHERE type = 'table'", True),
+        ("SELECT name FROM sqlite_schema", True),
+        ("SELECT * FROM information_schema.tables", True),
+        ("SELECT c.relname FROM pg_catalog.pg_class c", True),
+        ('SELECT * FROM "books"', False),
+        ("SELECT * FROM my_sqlite_master_copy", False),
+        ("INSERT INTO t VALUES (1)", False),
+    ],
+)
+def test_catalog_or_control(sql: str, expected: bool) -> None:
+    assert is_catalog_or_control(fingerprint(sql)) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [
+        ('SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ?', ("books",)),
+        ("SELECT * FROM Books", ("Books",)),
+        (
+            "SELECT * FROM a JOIN b ON a.id = b.a_id LEFT OUTER JOIN c AS cc ON 1 = 1",
+            ("a", "b", "c"),
+        ),
+        ("SELECT * FROM a, b WHERE a.x = b.x", ("a", "b")),
+        ("SELECT * FROM (SELECT id FROM inner_t) AS sub", ("inner_t",)),
+        ("SELECT * FROM t WHERE id IN (SELECT t_id FROM u)", ("t", "u")),
+        ('INSERT INTO "books" ("a", "b") VALUES (?, ?)', ("books",)),
+        ("INSERT INTO books(a, b) VALUES (1, 2)", ("books",)),
+        ("UPDATE `authors` SET name = ? WHERE id = ?", ("authors",)),
+        ("DELETE FROM [Orders] WHERE id = 1", ("Orders",)),
+        ("SELECT * FROM main.books", ("books",)),
+        ("WITH c AS (SELECT * FROM src) SELECT * FROM c JOIN other ON 1 = 1", ("src", "other")),
+        ("BEGIN", ()),
+        ("SELECT 1", ()),
+    ],
+)
+def test_describe_tables(sql: str, tables: tuple[str, ...]) -> None:
+    assert describe(sql).tables == tables
+
+
+def test_describe_pretty_is_reindented() -> None:
+    info = describe("select a, b from t where x = 1 order by a")
+    assert info.pretty.splitlines() == [
+        "SELECT a,",
+        "       b",
+        "FROM t",
+        "WHERE x = ?",
+        "ORDER BY a",
+    ]
+
+
+def test_describe_survives_input_sqlparse_cannot_take() -> None:
+    # over 10,000 tokens: sqlparse raises, the regex fallback answers
+    columns = ", ".join(f"c{i}" for i in range(12_000))
+    info = describe(f"SELECT {columns} FROM wide JOIN other ON 1 = 1")
+    assert info.statement_type == "SELECT"
+    assert info.tables == ("wide", "other")
+    assert len(info.pretty) <= 4_000
