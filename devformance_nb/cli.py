@@ -12,6 +12,7 @@ from typing import Any
 from devformance_nb import api
 from devformance_nb.config import EXECUTORS
 from devformance_nb.errors import DevformanceError, PathNotFoundError
+from devformance_nb.findings import n_plus_one_lines, slow_lines
 from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
 from devformance_nb.terminal import TerminalView
 
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--db")
     schema = sub.add_parser("schema", help="show the store's schema version and tables")
     schema.add_argument("--db")
+    queries = sub.add_parser("queries", help="the slowest queries of a run")
+    queries.add_argument("--run", help="run id or prefix (default: latest)")
+    queries.add_argument("--db")
+    queries.add_argument("--limit", type=int, default=20)
+    nplus1 = sub.add_parser("nplus1", help="the N+1 findings of a run")
+    nplus1.add_argument("--run", help="run id or prefix (default: latest)")
+    nplus1.add_argument("--db")
     return parser
 
 
@@ -160,12 +168,34 @@ def cmd_schema(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def cmd_queries(args: argparse.Namespace, _: list[str]) -> int:
+    store = api.open_store(args.db)
+    run_id = store.resolve_run(args.run)
+    rows = store.slow_queries(run_id, args.limit)
+    print(f"run {run_id}: {len(rows)} slow queries" + (" (slowest first)" if rows else ""))
+    for line in slow_lines(rows):
+        print(line)
+    return 0
+
+
+def cmd_nplus1(args: argparse.Namespace, _: list[str]) -> int:
+    store = api.open_store(args.db)
+    run_id = store.resolve_run(args.run)
+    rows = store.n_plus_one(run_id)
+    print(f"run {run_id}: {len(rows)} N+1 findings")
+    for line in n_plus_one_lines(rows):
+        print(line)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
     "runs": cmd_runs,
     "ingest": cmd_ingest,
     "schema": cmd_schema,
+    "queries": cmd_queries,
+    "nplus1": cmd_nplus1,
 }
 
 

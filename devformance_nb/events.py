@@ -202,9 +202,16 @@ def from_dict(data: dict[str, Any]) -> Event:
             f"event format v{version} is newer than this devformance_nb (v{EVENT_VERSION}); "
             "upgrade devformance_nb to read it"
         )
+    fields_ = dict(data)
+    fields_.pop("v", None)
+    fields_.pop("kind", None)
+    try:  # the fast path: an event of this very version
+        return cls(**fields_)
+    except TypeError:
+        pass
     known = _FIELDS[kind]  # type: ignore[index]
-    try:
-        return cls(**{k: v for k, v in data.items() if k in known})
+    try:  # a newer minor writer may add fields: keep what we know
+        return cls(**{k: v for k, v in fields_.items() if k in known})
     except TypeError as exc:
         raise EventDecodeError(f"bad {kind} event: {exc}") from None
 

@@ -26,7 +26,7 @@ class QueryBuffer:
     """Query events of one run, as columns, until they are written."""
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
+        self._known: dict[str, str] = {}  # fingerprint -> hash, for this run
         self._reset()
 
     def _reset(self) -> None:
@@ -41,9 +41,9 @@ class QueryBuffer:
     def add(self, q: ev.Query) -> None:
         """Buffer one statement and note its fingerprint if it is new to this run."""
         fp = fingerprint(q.sql)
-        digest = fingerprint_hash(fp)
-        if digest not in self._known:
-            self._known.add(digest)
+        digest = self._known.get(fp)
+        if digest is None:
+            digest = self._known[fp] = fingerprint_hash(fp)
             self.new_fingerprints[digest] = fp
         self.run_ids.append(q.run_id)
         self.files.append(q.file)

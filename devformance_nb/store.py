@@ -20,7 +20,12 @@ from typing import Any
 
 import duckdb
 
-from devformance_nb.errors import StoreError, StoreLockedError, StoreVersionError
+from devformance_nb.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+)
 from devformance_nb.schema import MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION
 
 _LOCK_PID = re.compile(r"PID (\d+)")
@@ -220,3 +225,41 @@ class Store:
         """The newest run's id, or None for an empty store."""
         rows = self.query("SELECT run_id FROM runs ORDER BY started DESC, run_id DESC LIMIT 1")
         return rows[0]["run_id"] if rows else None
+
+    def resolve_run(self, selector: str | None = None) -> str:
+        """The run id for ``selector``: None or 'latest', a run id, or a unique id prefix."""
+        if selector in (None, "latest"):
+            latest = self.latest_run_id()
+            if latest is None:
+                raise RunNotFoundError(
+                    f"no runs in {self.path} yet; start one with devformance run"
+                )
+            return latest
+        rows = self.query(
+            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [selector]
+        )
+        if len(rows) != 1:
+            found = "no run" if not rows else f"{len(rows)} runs"
+            raise RunNotFoundError(
+                f"{found} matching {selector!r} in {self.path}; list them with devformance runs"
+            )
+        return str(rows[0]["run_id"])
+
+    def slow_queries(self, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The slowest statements of a run (at or over its threshold), slowest first."""
+        return self.query(
+            "SELECT q.duration * 1000 AS ms, q.file, q.nodeid, q.caller, q.sql "
+            "FROM queries q JOIN runs r USING (run_id) "
+            "WHERE q.run_id = ? AND q.duration * 1000 >= coalesce(r.slow_query_ms, 100) "
+            "ORDER BY q.duration DESC LIMIT ?",
+            [run_id, limit],
+        )
+
+    def n_plus_one(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's N+1 findings, most repeated first."""
+        return self.query(
+            "SELECT file, nodeid, phase, caller, count, table_name, total_duration * 1000 AS ms, "
+            "hint, example_sql FROM n_plus_one WHERE run_id = ? "
+            "ORDER BY count DESC, file, nodeid, first_qseq",
+            [run_id],
+        )

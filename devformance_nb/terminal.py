@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from devformance_nb import events as ev
+from devformance_nb.findings import n_plus_one_lines, slow_lines
 from devformance_nb.state import FileState, RunState
 
 LABELS = {
@@ -83,6 +84,8 @@ class TerminalView:
 
     def close(self, state: RunState) -> None:
         self._clear_bar()
+        for line in findings_report(state):
+            self.out.write(line + "\n")
         totals = state.totals()
         parts = [f"{n} {c}" for c, n in sorted(totals.items()) if c != "tests" and n]
         self.out.write(
@@ -90,3 +93,37 @@ class TerminalView:
             f"({', '.join(parts) or 'nothing ran'}) in {state.duration or 0:.1f}s\n"
         )
         self.out.flush()
+
+
+def findings_report(state: RunState, top: int = 10) -> list[str]:
+    """The run's slowest queries (top ``top``) and every N+1 finding, as text lines."""
+    slow = sorted((q for fs in state.files.values() for q in fs.slow), key=lambda q: -q.duration)
+    found = [f for fs in state.files.values() for f in fs.n_plus_one]
+    lines = []
+    if slow:
+        lines.append(f"slow queries (>= {state.slow_query_ms:g} ms): {len(slow)}, slowest:")
+        lines += slow_lines(
+            {
+                "ms": q.duration * 1000,
+                "caller": q.caller,
+                "nodeid": q.nodeid,
+                "file": q.file,
+                "sql": q.sql,
+            }
+            for q in slow[:top]
+        )
+    if found:
+        lines.append(f"N+1 findings: {len(found)}")
+        lines += n_plus_one_lines(
+            {
+                "count": f.count,
+                "table_name": f.table,
+                "caller": f.caller,
+                "nodeid": f.nodeid,
+                "ms": f.total_duration * 1000,
+                "hint": f.hint,
+                "example_sql": f.example_sql,
+            }
+            for f in sorted(found, key=lambda f: -f.count)
+        )
+    return lines

@@ -37,6 +37,7 @@ MODULE_LAYER = {
     "replay": "runtime",
     "covdata": "runtime",
     "ingest": "runtime",
+    "queryrows": "runtime",
     "api": "facade",
     "analysis": "analysis",
     "charts": "charts",
@@ -47,6 +48,7 @@ MODULE_LAYER = {
     "magic": "surfaces",
     "notebook": "surfaces",
     "report": "surfaces",
+    "findings": "surfaces",
 }
 #: third-party packages a layer may import at module level (each layer may use those below it)
 THIRD_PARTY = {
