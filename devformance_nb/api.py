@@ -19,7 +19,8 @@ from typing import Any
 from devformance_nb.config import STATE_DIR, Config, db_path, find_root, load_config
 from devformance_nb.discovery import TestFile, discover
 from devformance_nb.errors import StoreError
-from devformance_nb.executor import make_executor
+from devformance_nb.executor import Executor, SpawnExecutor
+from devformance_nb.forkserver import shared_executor
 from devformance_nb.launcher import Launcher, LaunchPlan, new_run_id
 from devformance_nb.replay import replay
 from devformance_nb.runinfo import run_meta
@@ -208,8 +209,16 @@ def prepare(
         writer.log_paths = {f.key: os.fspath(run_dir / f"{f.slug}.log") for f in files}
     all_observers: list[Observer] = [writer] if writer is not None else []
     all_observers.extend(observers)
-    launcher = Launcher(plan, make_executor(config.executor), all_observers)
+    launcher = Launcher(plan, make_executor(config, root_path), all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer)
+
+
+def make_executor(config: Config, root: Path) -> Executor:
+    """The executor the settings ask for (a warm fork server is shared across runs)."""
+    python = config.python or sys.executable
+    if config.executor == "forkserver":
+        return shared_executor(root, python, config.preload, config.coverage)
+    return SpawnExecutor()
 
 
 def run_tests(

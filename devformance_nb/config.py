@@ -19,7 +19,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", ".git")
 STATE_DIR = ".devformance"
 DEFAULT_DB = f"{STATE_DIR}/devformance.duckdb"
-EXECUTORS = ("spawn",)
+EXECUTORS = ("spawn", "forkserver")
 
 
 @dataclass

@@ -147,10 +147,3 @@ class SpawnExecutor:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def make_executor(name: str) -> Executor:
-    """The executor called ``name``."""
-    if name == "spawn":
-        return SpawnExecutor()
-    raise ValueError(f"unknown executor {name!r}")

@@ -30,6 +30,7 @@ ENV_RUN_ID = "DEVFORMANCE_RUN_ID"
 ENV_FILE = "DEVFORMANCE_FILE"
 ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
 ENV_PARENT = "DEVFORMANCE_PARENT_PID"
+PLUGIN_NAME = "devformance-recorder"
 MESSAGE_LIMIT = 2000
 
 
@@ -69,6 +70,20 @@ class DevformancePlugin:
         self.context = TestContext()
         self.started = time.perf_counter()
         self.counts: dict[str, int] = {}
+        self.capture: Any = None
+
+    def start_capture(self) -> None:
+        """Hook the SQL libraries (only those importable), if capture is on."""
+        if self.options.get("capture_sql", True):
+            from devformance_nb.capture import start_capture
+
+            self.capture = start_capture(self.writer, self.context, self.options)
+
+    def stop_capture(self) -> None:
+        """Undo the SQL hooks."""
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture = None
 
     def _count(self, category: str) -> None:
         if category:
@@ -146,22 +161,40 @@ def _watch_parent(parent: int) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the recorder when the launcher asked for it (and only then)."""
+def _setup(config: pytest.Config) -> DevformancePlugin | None:
+    """Create and register the recorder once, if the launcher asked for it."""
+    existing = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if isinstance(existing, DevformancePlugin):
+        return existing
     path = os.environ.get(ENV_EVENTS)
     if not path:
-        return
+        return None
     options: dict[str, Any] = json.loads(os.environ.get(ENV_OPTIONS) or "{}")
     options["_config"] = config
     parent = os.environ.get(ENV_PARENT)
     if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
-    config.pluginmanager.register(DevformancePlugin(writer, options), "devformance-recorder")
+    plugin = DevformancePlugin(writer, options)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    plugin.start_capture()
+    return plugin
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Start recording before the project's conftest files (and modules) import."""
+    _setup(early_config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the recorder when the launcher asked for it (and only then)."""
+    _setup(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Flush and close the events file."""
-    plugin = config.pluginmanager.get_plugin("devformance-recorder")
+    """Stop capture, flush and close the events file."""
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if isinstance(plugin, DevformancePlugin):
+        plugin.stop_capture()
         plugin.writer.close()

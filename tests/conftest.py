@@ -43,3 +43,9 @@ def in_dir(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
         monkeypatch.chdir(os.fspath(path))
 
     return chdir
+
+
+@pytest.fixture(params=["spawn", "forkserver"])
+def executor(request: pytest.FixtureRequest) -> str:
+    """Each real-run test runs with both executors."""
+    return str(request.param)

@@ -45,69 +45,101 @@ def counts_in_store(run: api.Run) -> dict[str, dict[str, int]]:
     return {r.pop("file"): r for r in rows}
 
 
-def test_run_tests_then_open_store_gives_the_same_counts(make_project: MakeProject) -> None:
+def test_run_tests_then_open_store_gives_the_same_counts(
+    make_project: MakeProject, executor: str
+) -> None:
     root = make_project(SUITE)
-    run = api.run_tests(root=root, workers=2)
+    run = api.run_tests(root=root, workers=2, executor=executor)
     assert run.status == "failed" and run.exit_code == 1
     assert run.totals() == {"tests": 6, "passed": 4, "failed": 1, "skipped": 1}
     assert counts_in_store(run) == {
         "tests/test_math.py": {"passed": 3, "failed": 1, "skipped": 1, "errors": 0, "tests": 5},
         "tests/sub/test_strings.py": {
-            "passed": 1, "failed": 0, "skipped": 0, "errors": 0, "tests": 1},
+            "passed": 1,
+            "failed": 0,
+            "skipped": 0,
+            "errors": 0,
+            "tests": 1,
+        },
     }
     store = api.open_store(run.db)
     (row,) = store.runs()
     assert row["run_id"] == run.id and row["status"] == "failed"
     assert (row["tests"], row["passed"], row["failed"], row["skipped"]) == (6, 4, 1, 1)
-    tests = store.query("SELECT nodeid, outcome, message FROM tests WHERE run_id = ? "
-                        "ORDER BY nodeid", [run.id])
+    tests = store.query(
+        "SELECT nodeid, outcome, message FROM tests WHERE run_id = ? ORDER BY nodeid", [run.id]
+    )
     failed = [t for t in tests if t["outcome"] == "failed"]
     assert [t["nodeid"] for t in failed] == ["tests/test_math.py::test_param[3]"]
     assert "assert 3 < 3" in failed[0]["message"]
-    lines = [r["text"] for r in store.query(
-        "SELECT text FROM output_lines WHERE run_id = ? AND file = 'tests/test_math.py' "
-        "ORDER BY line", [run.id])]
+    lines = [
+        r["text"]
+        for r in store.query(
+            "SELECT text FROM output_lines WHERE run_id = ? AND file = 'tests/test_math.py' "
+            "ORDER BY line",
+            [run.id],
+        )
+    ]
     assert "test session starts" in lines[0] and "\x1b[" not in "".join(lines)
     assert any("1 failed, 3 passed, 1 skipped" in line for line in lines)
     assert "run " + run.id in run.summary() and "<table>" in run._repr_html_()
 
 
-def test_run_metadata_is_recorded(make_project: MakeProject) -> None:
+def test_run_metadata_is_recorded(make_project: MakeProject, executor: str) -> None:
     root = make_project({"tests/test_a.py": "def test_a():\n    pass\n"})
     subprocess.run(["git", "init", "-q", "-b", "trunk"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=n", "commit", "-q",
-                    "--allow-empty", "-m", "x"], cwd=root, check=True)
-    run = api.run_tests(root=root, workers=1)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=n",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        cwd=root,
+        check=True,
+    )
+    run = api.run_tests(root=root, workers=1, executor=executor)
     (row,) = api.open_store(run.db).query("SELECT * FROM runs")
     assert row["git_branch"] == "trunk" and len(row["git_commit"]) == 40
     assert row["git_dirty"] is False  # untracked files do not count
     assert row["python"] == sys.version.split()[0]
-    assert row["workers"] == 1 and row["executor"] == "spawn" and row["pid"] == os.getpid()
+    assert row["workers"] == 1 and row["executor"] == executor and row["pid"] == os.getpid()
     assert row["finished"] >= row["started"] and row["exit_code"] == 0
 
 
-def test_ingest_rebuilds_the_same_run(make_project: MakeProject, tmp_path: Path) -> None:
+def test_ingest_rebuilds_the_same_run(
+    make_project: MakeProject, tmp_path: Path, executor: str
+) -> None:
     root = make_project(SUITE)
-    run = api.run_tests(root=root, workers=2)
+    run = api.run_tests(root=root, workers=2, executor=executor)
     other = tmp_path / "other.duckdb"
     state = api.ingest(run.run_dir, other)
     assert state.run_id == run.id and state.status == run.status
     original, copy = api.open_store(run.db), api.open_store(other)
     for table in ("test_files", "tests", "output_lines"):
-        sql = f"SELECT * EXCLUDE (started, finished, duration) FROM {table} ORDER BY ALL" if (
-            table == "test_files") else f"SELECT * FROM {table} ORDER BY ALL"
+        sql = (
+            f"SELECT * EXCLUDE (started, finished, duration) FROM {table} ORDER BY ALL"
+            if (table == "test_files")
+            else f"SELECT * FROM {table} ORDER BY ALL"
+        )
         assert original.query(sql) == copy.query(sql), table
     api.ingest(run.run_dir, other)  # twice: replaces, never duplicates
     assert len(copy.query("SELECT * FROM tests")) == 6
 
 
-def test_a_locked_store_keeps_the_run_for_ingest(make_project: MakeProject) -> None:
+def test_a_locked_store_keeps_the_run_for_ingest(make_project: MakeProject, executor: str) -> None:
     root = make_project(SUITE)
     db = root / ".devformance" / "devformance.duckdb"
     db.parent.mkdir(parents=True)
     holder = hold_lock(db, 60)
     try:
-        run = api.run_tests(root=root, workers=2, lock_timeout=1.0)
+        run = api.run_tests(root=root, workers=2, lock_timeout=1.0, executor=executor)
     finally:
         holder.kill()
         holder.wait()
@@ -118,8 +150,17 @@ def test_a_locked_store_keeps_the_run_for_ingest(make_project: MakeProject) -> N
     assert counts_in_store(run)["tests/test_math.py"]["passed"] == 3
 
 
+def started_pid(journal: Path, key: str) -> int | None:
+    """The pid of ``key``'s child, once the launcher's journal says it started."""
+    for line in journal.read_text().splitlines():
+        event = json.loads(line)
+        if event["kind"] == "file_started" and event["file"] == key:
+            return int(event["pid"])
+    return None
+
+
 def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
-    make_project: MakeProject,
+    make_project: MakeProject, executor: str
 ) -> None:
     root = make_project(
         {
@@ -128,23 +169,33 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
         }
     )
     cli = subprocess.Popen(
-        [sys.executable, "-m", "devformance_nb.cli", "run", "--workers", "1"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "devformance_nb.cli",
+            "run",
+            "--workers",
+            "1",
+            "--executor",
+            executor,
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     journal: Path | None = None
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        journals = list((root / ".devformance" / "runs").glob("*/run.events.jsonl"))
-        if journals and '"file_started"' in journals[0].read_text().split("tests/test_2.py")[-1]:
-            journal = journals[0]
-            break
+    while journal is None and time.monotonic() < deadline:
+        for path in (root / ".devformance" / "runs").glob("*/run.events.jsonl"):
+            if started_pid(path, "tests/test_2.py") is not None:
+                journal = path
         time.sleep(0.1)
     assert journal is not None
     time.sleep(1.0)
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait()
-    started = [json.loads(line) for line in journal.read_text().splitlines()]
-    orphan = next(e["pid"] for e in started if e["kind"] == "file_started" and "2" in e["file"])
+    orphan = started_pid(journal, "tests/test_2.py")
+    assert orphan is not None
     deadline = time.monotonic() + 10  # the child notices its launcher is gone and ends itself
     while pid_alive(orphan) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -157,4 +208,6 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     state = api.ingest(journal.parent)
     assert state.status == "interrupted"
     assert {fs.key: fs.status for fs in state.files.values()} == {
-        "tests/test_1.py": "passed", "tests/test_2.py": "interrupted"}
+        "tests/test_1.py": "passed",
+        "tests/test_2.py": "interrupted",
+    }

@@ -27,6 +27,7 @@ MODULE_LAYER = {
     "detection": "pure",
     "executor": "runtime",
     "forkserver": "runtime",
+    "forkserve": "runtime",
     "reader": "runtime",
     "launcher": "runtime",
     "state": "runtime",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from conftest import MakeProject
 
+from devformance_nb.schema import SCHEMA_VERSION
+
 PASS = "def test_ok():\n    pass\n"
 FAIL = "def test_bad():\n    assert 0\n"
 
@@ -15,7 +17,10 @@ FAIL = "def test_bad():\n    assert 0\n"
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devformance_nb.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -55,7 +60,10 @@ def test_ingest_and_schema(make_project: MakeProject, tmp_path: Path) -> None:
     ingested = cli("ingest", str(run_dir), "--db", str(other), cwd=root)
     assert ingested.returncode == 0 and f"ingested run {run_dir.name}" in ingested.stdout
     schema = cli("schema", "--db", str(other), cwd=root)
-    assert "schema version: 1" in schema.stdout and "test_files" in schema.stdout
+    assert f"schema version: {SCHEMA_VERSION} (this devformance_nb: {SCHEMA_VERSION})" in (
+        schema.stdout
+    )
+    assert "test_files" in schema.stdout and "n_plus_one" in schema.stdout
     bad = cli("ingest", str(tmp_path), cwd=root)
     assert bad.returncode == 4 and "not a devformance run directory" in bad.stderr
 

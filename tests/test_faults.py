@@ -27,7 +27,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject) -> None:
+def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject, executor: str) -> None:
     root = make_project(
         {
             "tests/test_ok.py": PASS,
@@ -39,7 +39,7 @@ def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject) -> N
             "tests/test_import.py": "import not_a_module_xyz\n",
         }
     )
-    run = api.run_tests(root=root, workers=2)
+    run = api.run_tests(root=root, workers=2, executor=executor)
     assert statuses(run) == {
         "tests/test_ok.py": "passed",
         "tests/test_exit.py": "crashed",
@@ -75,14 +75,14 @@ def test_hang(tmp_path):
 
 
 def test_timeout_kills_the_file_and_its_grandchildren(
-    make_project: MakeProject, tmp_path: Path
+    make_project: MakeProject, tmp_path: Path, executor: str
 ) -> None:
     pidfile = tmp_path / "grandchild.pid"
     root = make_project(
         {"tests/test_hang.py": HANG.format(pidfile=str(pidfile)), "tests/test_ok.py": PASS}
     )
     started = time.monotonic()
-    run = api.run_tests(root=root, workers=2, timeout=4)
+    run = api.run_tests(root=root, workers=2, timeout=4, executor=executor)
     assert time.monotonic() - started < 30
     assert statuses(run) == {"tests/test_hang.py": "timeout", "tests/test_ok.py": "passed"}
     grandchild = int(pidfile.read_text())
@@ -93,7 +93,7 @@ def test_timeout_kills_the_file_and_its_grandchildren(
     assert "timed out after 4 s" in {fs.key: fs for fs in run.files}["tests/test_hang.py"].crash
 
 
-def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject) -> None:
+def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject, executor: str) -> None:
     root = make_project(
         {
             "tests/test_1_quick.py": PASS,
@@ -101,7 +101,7 @@ def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject) -> N
             "tests/test_3_never.py": PASS,
         }
     )
-    run = api.start_run(root=root, workers=1)
+    run = api.start_run(root=root, workers=1, executor=executor)
     deadline = time.monotonic() + 60
     hang = None
     while time.monotonic() < deadline:
@@ -135,9 +135,9 @@ def test_noise():
 """
 
 
-def test_invalid_utf8_and_a_10mb_line(make_project: MakeProject) -> None:
+def test_invalid_utf8_and_a_10mb_line(make_project: MakeProject, executor: str) -> None:
     root = make_project({"tests/test_noise.py": NOISY})
-    run = api.run_tests(root=root, workers=1, pytest_args=["-s"])
+    run = api.run_tests(root=root, workers=1, pytest_args=["-s"], executor=executor)
     assert statuses(run) == {"tests/test_noise.py": "passed"}
     store = api.open_store(run.db)
     texts = [

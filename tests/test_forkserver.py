@@ -1,0 +1,77 @@
+"""The fork-server executor: children as isolated as spawn's, from a warm server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import MakeProject
+
+from devformance_nb import api
+from devformance_nb.forkserver import ForkServerExecutor, project_signature, shared_executor
+
+STATE = {
+    "app/__init__.py": "",
+    "app/registry.py": "ITEMS = []\n",
+    "tests/conftest.py": "import app.registry\n",
+    "tests/test_1_writes.py": """
+        import os
+        import app.registry
+        def test_write():
+            app.registry.ITEMS.append("from test 1")
+            os.environ["LEAKED_BY_TEST_1"] = "yes"
+    """,
+    "tests/test_2_reads.py": """
+        import os
+        import app.registry
+        def test_clean_module_state():
+            assert app.registry.ITEMS == []
+        def test_clean_environment():
+            assert "LEAKED_BY_TEST_1" not in os.environ
+    """,
+}
+
+
+def test_children_do_not_share_module_state_or_environment(make_project: MakeProject) -> None:
+    root = make_project(
+        {**STATE, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['.']\n"}
+    )
+    for coverage in (False, True):  # conftest preloaded in the server, or loaded per child
+        run = api.run_tests(root=root, workers=1, executor="forkserver", coverage=coverage)
+        assert {fs.key: fs.status for fs in run.files} == {
+            "tests/test_1_writes.py": "passed",
+            "tests/test_2_reads.py": "passed",
+        }, run.summary()
+    assert "LEAKED_BY_TEST_1" not in os.environ
+
+
+def test_the_server_is_reused_until_the_project_changes(make_project: MakeProject) -> None:
+    root = make_project(
+        {"tests/conftest.py": "X = 1\n", "tests/test_a.py": "def test_a():\n    pass\n"}
+    )
+    python = os.environ.get("PYTHON", "") or __import__("sys").executable
+    executor = shared_executor(root, python, [], False)
+    assert shared_executor(root, python, [], False) is executor
+    try:
+        api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        first = executor._server
+        assert first is not None and first.alive()
+        api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        assert executor._server is first  # warm server kept across runs
+        conftest = root / "tests" / "conftest.py"
+        conftest.write_text("X = 2\n")
+        os.utime(conftest, (conftest.stat().st_atime, conftest.stat().st_mtime + 5))
+        run = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        assert run.status == "passed"
+        assert executor._server is not first and not first.alive()  # restarted on the change
+    finally:
+        executor.shutdown()
+
+
+def test_signature_sees_conftest_and_config_changes(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    before = project_signature(tmp_path, [])
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    assert project_signature(tmp_path, []) != before
+    assert ForkServerExecutor(tmp_path, "python", [], True).name == "forkserver"
