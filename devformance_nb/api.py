@@ -20,11 +20,12 @@ from devformance_nb.config import STATE_DIR, Config, db_path, find_root, load_co
 from devformance_nb.discovery import TestFile, discover
 from devformance_nb.errors import StoreError
 from devformance_nb.executor import Executor, SpawnExecutor
+from devformance_nb.forkserver import available as forkserver_available
 from devformance_nb.forkserver import shared_executor
 from devformance_nb.launcher import Launcher, LaunchPlan, new_run_id
 from devformance_nb.replay import replay
 from devformance_nb.runinfo import run_meta
-from devformance_nb.scheduling import FileOrder
+from devformance_nb.scheduling import FileOrder, Scheduler, choose_scheduler
 from devformance_nb.state import FileState, Observer, RunState, exit_code
 from devformance_nb.store import Store
 from devformance_nb.storewriter import StoreWriter
@@ -191,7 +192,7 @@ def prepare(
     run_dir = root_path / STATE_DIR / "runs" / run_id
     the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
     writer = StoreWriter(the_store) if the_store is not None else None
-    ordered = FileOrder().order(files)
+    ordered = choose_order(the_store, files).order(files)
     plan = LaunchPlan(
         run_id=run_id,
         root=root_path,
@@ -216,9 +217,21 @@ def prepare(
 def make_executor(config: Config, root: Path) -> Executor:
     """The executor the settings ask for (a warm fork server is shared across runs)."""
     python = config.python or sys.executable
-    if config.executor == "forkserver":
+    name = config.executor or ("forkserver" if forkserver_available() else "spawn")
+    if name == "forkserver":
         return shared_executor(root, python, config.preload, config.coverage)
     return SpawnExecutor()
+
+
+def choose_order(store: Store | None, files: list[TestFile]) -> Scheduler:
+    """Longest-first from the store's history of these files, else discovery order."""
+    if store is None or not store.path.exists():
+        return FileOrder()
+    try:
+        history = Store(store.path, lock_timeout=0.5).file_durations([f.key for f in files])
+    except StoreError:  # a busy or unreadable store must not stop a run from starting
+        history = {}
+    return choose_scheduler(history)
 
 
 def run_tests(

@@ -29,7 +29,8 @@ class Config:
     workers: int | None = None
     timeout: float | None = None
     db: str | None = None
-    executor: str = "spawn"
+    #: "forkserver" or "spawn"; None picks the fork server where the OS allows it
+    executor: str | None = None
     pytest_args: list[str] = field(default_factory=list)
     python: str | None = None
     slow_query_ms: float = 100.0
@@ -146,7 +147,7 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"timeout must be a positive number of seconds, got {config.timeout}")
     if config.n_plus_one_min < 2:
         raise ConfigError(f"n_plus_one_min must be at least 2, got {config.n_plus_one_min}")
-    if config.executor not in EXECUTORS:
+    if config.executor is not None and config.executor not in EXECUTORS:
         raise ConfigError(
             f"executor must be one of {', '.join(EXECUTORS)}; got {config.executor!r}"
         )

@@ -263,3 +263,17 @@ class Store:
             "ORDER BY count DESC, file, nodeid, first_qseq",
             [run_id],
         )
+
+    def file_durations(self, keys: list[str], runs: int = 5) -> dict[str, float]:
+        """Median duration of each file over its last ``runs`` completed runs (for scheduling)."""
+        if not keys:
+            return {}
+        rows = self.query(
+            "SELECT file, median(duration) AS seconds FROM ("
+            "  SELECT file, duration, row_number() OVER (PARTITION BY file ORDER BY started DESC)"
+            "  AS n FROM test_files WHERE file IN (SELECT unnest(?)) AND duration IS NOT NULL"
+            "  AND status IN ('passed', 'failed', 'empty')"
+            ") WHERE n <= ? GROUP BY file",
+            [keys, runs],
+        )
+        return {row["file"]: float(row["seconds"]) for row in rows}

@@ -211,3 +211,20 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
         "tests/test_1.py": "passed",
         "tests/test_2.py": "interrupted",
     }
+
+
+def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "tests/test_a_quick.py": "def test_a():\n    pass\n",
+            "tests/test_b_quick.py": "def test_b():\n    pass\n",
+            "tests/test_z_slow.py": "import time\ndef test_z():\n    time.sleep(1.5)\n",
+        }
+    )
+    first = api.run_tests(root=root, workers=1)
+    assert list(first.state.files) == [
+        "tests/test_a_quick.py", "tests/test_b_quick.py", "tests/test_z_slow.py"]
+    durations = api.open_store(first.db).file_durations(list(first.state.files))
+    assert durations["tests/test_z_slow.py"] > 1.5 > durations["tests/test_a_quick.py"]
+    second = api.run_tests(root=root, workers=1)
+    assert list(second.state.files)[0] == "tests/test_z_slow.py"
