@@ -1,0 +1,1 @@
+"""The bookshop demo application (SQLAlchemy 2 + SQLite)."""

@@ -1,0 +1,1 @@
+"""Service layer: functions that take a Session and return plain data."""

@@ -1,0 +1,1 @@
+"""Tests of the JSON handlers in ``bookshop.api``."""
