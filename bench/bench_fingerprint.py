@@ -34,15 +34,17 @@ def orm_templates(rng: random.Random) -> list[str]:
         cols = ", ".join(f'"{table}"."{c}"' for c in rng.sample(COLUMNS, 5))
         templates += [
             f'SELECT {cols} FROM "{table}" WHERE "{table}"."id" = %s LIMIT 21',
-            f'SELECT {cols} FROM "{table}" WHERE "{table}"."author_id" = %s ORDER BY "{table}"."id"',
+            f'SELECT {cols} FROM "{table}" WHERE "{table}"."author_id" = %s '
+            f'ORDER BY "{table}"."id"',
             f"SELECT {table}.id AS {table}_id, {table}.name AS {table}_name FROM {table} "
             f"WHERE ? = {table}.author_id",
-            f'INSERT INTO "{table}" ("name", "price", "status") VALUES (%s, %s, %s) RETURNING "{table}"."id"',
+            f'INSERT INTO "{table}" ("name", "price", "status") VALUES (%s, %s, %s) '
+            f'RETURNING "{table}"."id"',
             f"UPDATE {table} SET status=?, qty=? WHERE {table}.id = ?",
             f"SELECT count(*) AS count_1 FROM {table} WHERE {table}.status IN (?, ?, ?)",
             f'SAVEPOINT "s140_x{rng.randrange(9)}"',
         ]
-    return templates + ["BEGIN", "COMMIT", "PRAGMA foreign_keys = ON"]
+    return [*templates, "BEGIN", "COMMIT", "PRAGMA foreign_keys = ON"]
 
 
 def raw_statement(rng: random.Random) -> str:

@@ -18,10 +18,12 @@ from functools import lru_cache
 
 #: statements longer than this are fingerprinted without caching (a huge text is rarely repeated
 #: and would pin megabytes in the cache)
-CACHE_MAX_CHARS = 100_000
+CACHE_MAX_CHARS = 20_000
+#: the cache is emptied when it holds this many texts, or this many characters of them
+CACHE_MAX_ENTRIES = 32_768
+CACHE_MAX_TOTAL_CHARS = 32_000_000
 #: fingerprints longer than this skip sqlparse (it raises past 10,000 tokens and crawls before)
 SQLPARSE_MAX_CHARS = 20_000
-CACHE_MAX_ENTRIES = 32_768
 PRETTY_MAX_CHARS = 4_000
 
 
@@ -59,7 +61,9 @@ _VALUE_KEYWORDS = frozenset({"NULL", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TI
 _TABLE_INTRODUCERS = frozenset({"INTO", "TABLE", "REFERENCES", "VIEW", "WITH", "RECURSIVE"})
 
 # One alternative per token kind; order matters (comments before operators, strings before
-# words so N'x' and X'ff' are literals). Every alternative that opens a quote or comment also
+# words so N'x' and X'ff' are literals). Strings follow standard SQL: '' escapes a quote and a
+# backslash is an ordinary character (Django on SQLite emits ESCAPE '\'), except in
+# PostgreSQL's E'...' strings. Every alternative that opens a quote or comment also
 # matches when it is unterminated (it runs to the end), so the scan never backtracks and never
 # rescans: linear in the input.
 _TOKEN = re.compile(
@@ -67,7 +71,7 @@ _TOKEN = re.compile(
     \s*
   (?:
     (?P<comment>--[^\n]*|/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/)?)
-  | (?P<str>(?:[EeXxBbNn]|[Uu]&)?'[^'\\]*(?:(?:''|\\.)[^'\\]*)*'?)
+  | (?P<str>[Ee]'[^'\\]*(?:(?:''|\\.)[^'\\]*)*'?|(?:[XxBbNn]|[Uu]&)?'[^']*(?:''[^']*)*'?)
   | (?P<qid>"[^"]*(?:""[^"]*)*"?|`[^`]*(?:``[^`]*)*`?|\[[^\]\d\s?:$%+\-'"(.][^\]]*\]?)
   | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$(?:.*?\$(?P=tag)\$|.*))
   | (?P<ph>\?\d*|%\([^()]*\)[sbt]|%[sbt](?!\w)|:[^\W\d]\w*|:\d+|\$\d+)
@@ -79,6 +83,7 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _CACHE: dict[str, str] = {}
+_cache_chars = 0
 _LITERAL_KINDS = frozenset({"str", "dollar", "ph", "num"})
 _NO_SPACE_BEFORE = frozenset({",", ")", ".", ";", "::", "]"})
 _NO_SPACE_AFTER = frozenset({"(", ".", "::", "["})
@@ -122,18 +127,25 @@ def _as_text(value: object) -> str:
 
 def _cached_fingerprint(sql: str) -> str:
     # A plain dict, emptied when full: cheaper than an LRU on a stream of mostly distinct texts,
-    # and the few hot ORM texts are back in the cache moments after a reset.
+    # and the few hot ORM texts are back in the cache moments after a reset. The character
+    # count is approximate under threads, which is fine for a memory bound.
+    global _cache_chars
     fp = _CACHE.get(sql)
     if fp is None:
-        if len(_CACHE) >= CACHE_MAX_ENTRIES:
+        fp = _safe_fingerprint(sql)
+        if len(_CACHE) >= CACHE_MAX_ENTRIES or _cache_chars >= CACHE_MAX_TOTAL_CHARS:
             _CACHE.clear()
-        fp = _CACHE[sql] = _safe_fingerprint(sql)
+            _cache_chars = 0
+        _CACHE[sql] = fp
+        _cache_chars += len(sql)
     return fp
 
 
 def clear_cache() -> None:
     """Forget every cached fingerprint and description (for tests and benchmarks)."""
+    global _cache_chars
     _CACHE.clear()
+    _cache_chars = 0
     statement_type.cache_clear()
     _describe_fingerprint.cache_clear()
 
@@ -390,22 +402,14 @@ def _identifiers(token: object) -> list[object]:
 def _add_table(item: object, tables: list[str]) -> None:
     from sqlparse.sql import Parenthesis
 
-    subqueries = [t for t in getattr(item, "tokens", ()) if isinstance(t, Parenthesis)]
-    is_subquery = isinstance(item, Parenthesis) or (bool(subqueries) and _first_is_paren(item))
-    if is_subquery:
-        _collect_tables(item, tables)
+    parts = [t for t in getattr(item, "tokens", ()) if not t.is_whitespace]
+    if isinstance(item, Parenthesis) or (parts and isinstance(parts[0], Parenthesis)):
+        _collect_tables(item, tables)  # a subquery: its own FROM names the tables
         return
     get_name = getattr(item, "get_real_name", None)
     name = get_name() if get_name is not None else None
     if isinstance(name, str) and name and name.upper() not in _NOT_TABLES:
         _add_unique(tables, _unquote(name))
-
-
-def _first_is_paren(item: object) -> bool:
-    from sqlparse.sql import Parenthesis
-
-    tokens = [t for t in getattr(item, "tokens", ()) if not t.is_whitespace]
-    return bool(tokens) and isinstance(tokens[0], Parenthesis)
 
 
 def _regex_tables(fp: str) -> tuple[str, ...]:

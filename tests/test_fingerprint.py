@@ -28,7 +28,15 @@ FINGERPRINTS = [
     ("SELECT * FROM t WHERE x = 6.02E+23", "SELECT * FROM t WHERE x = ?"),
     ("SELECT * FROM t WHERE name = 'Ann'", "SELECT * FROM t WHERE name = ?"),
     ("SELECT * FROM t WHERE name = 'it''s'", "SELECT * FROM t WHERE name = ?"),
-    ("SELECT * FROM t WHERE name = 'it\\'s' AND a = 1", "SELECT * FROM t WHERE name = ? AND a = ?"),
+    (
+        "SELECT * FROM t WHERE name = E'it\\'s' AND a = 1",
+        "SELECT * FROM t WHERE name = ? AND a = ?",
+    ),
+    ("SELECT * FROM t WHERE p = 'C:\\' AND a = 1", "SELECT * FROM t WHERE p = ? AND a = ?"),
+    (
+        'SELECT "a"."id" FROM "a" WHERE "a"."name" LIKE %s ESCAPE \'\\\' ORDER BY "a"."id" ASC',
+        'SELECT "a"."id" FROM "a" WHERE "a"."name" LIKE ? ESCAPE ? ORDER BY "a"."id" ASC',
+    ),
     ("SELECT * FROM t WHERE name = ''", "SELECT * FROM t WHERE name = ?"),
     ("SELECT * FROM t WHERE name = '-- not a comment'", "SELECT * FROM t WHERE name = ?"),
     ("SELECT * FROM t WHERE name = '/* nor this */'", "SELECT * FROM t WHERE name = ?"),
@@ -368,3 +376,18 @@ def test_describe_survives_input_sqlparse_cannot_take() -> None:
     assert info.statement_type == "SELECT"
     assert info.tables == ("wide", "other")
     assert len(info.pretty) <= 4_000
+
+
+def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devformance_nb import fingerprint as module
+
+    module.clear_cache()
+    monkeypatch.setattr(module, "CACHE_MAX_ENTRIES", 5)
+    for i in range(50):
+        assert fingerprint(f"SELECT * FROM t{i} WHERE a = {i}") == f"SELECT * FROM t{i} WHERE a = ?"
+    assert 0 < len(module._CACHE) <= 5
+    long_sql = "SELECT " + "a, " * module.CACHE_MAX_CHARS + "b"
+    assert fingerprint(long_sql).endswith("a, b")
+    assert long_sql not in module._CACHE
+    module.clear_cache()
+    assert module._CACHE == {}

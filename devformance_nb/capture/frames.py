@@ -1,10 +1,15 @@
 """Project call sites of a statement: the first project frame and a hash of all of them.
 
-Every statement walks the whole Python stack, so the walk is kept to a dict lookup per
-frame: each code object is classified once (project or not) and the answer is cached by
-the code object itself. The described result (caller text and stack hash) is cached by the
-exact sequence of project (code, line) pairs, so a statement issued again from the same
-place costs one tuple build and one dict lookup after the walk.
+Every statement walks the whole Python stack, so the walk costs two attribute reads and one
+dict lookup per frame. Whether a frame is project code depends only on its code object's
+file, so the answer is cached by ``f_code.co_filename``: a string caches its own hash, while
+a code object rehashes its name, constants and bytecode on every lookup (several times the
+cost of the whole per-frame step) and ``id()`` costs a builtin call per frame.
+
+The described result (caller text and stack hash, built from line numbers) is cached by the
+sequence of the project frames' (code id, instruction offset) pairs. ``f_lasti`` instead of
+``f_lineno``: the line number is decoded from the line table on each access. Code objects
+named in that cache are kept alive by it, so their ids cannot be handed on to other code.
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ from types import CodeType, FrameType
 
 #: path parts that mark installed third-party code, never project code
 INSTALLED_MARKERS = ("site-packages", "dist-packages")
-#: cache sizes after which a cache is dropped and rebuilt (dynamic code can grow them forever)
-MAX_CODES = 200_000
+#: distinct stacks cached before the cache is dropped and rebuilt (bounds memory)
 MAX_STACKS = 50_000
 HASH_BYTES = 6  # 12 hex characters
 
@@ -45,38 +49,35 @@ class FrameIndex:
         self.root = os.path.realpath(root)
         self._root_prefix = _folder_prefix(root)
         self._excluded = excluded_prefixes() if excluded is None else excluded
+        #: co_filename -> path relative to the root, or None when not project code
         self._files: dict[str, str | None] = {}
-        #: code object -> is it project code (the hot cache; one lookup per frame)
-        self._codes: dict[CodeType, bool] = {}
-        #: project code object -> (path relative to root, function name)
-        self._sites: dict[CodeType, tuple[str, str]] = {}
-        #: (id(code), line, ...) of a stack's project frames -> (caller, stack hash)
+        #: co_filename -> is it project code (the hot cache: one lookup per frame)
+        self._project: dict[str, bool] = {}
+        #: (id(code), f_lasti, ...) of a stack's project frames -> (caller, stack hash)
         self._stacks: dict[tuple[int, ...], tuple[str, str]] = {}
+        #: the code objects whose ids appear in the keys of _stacks
+        self._alive: dict[int, CodeType] = {}
 
     def locate(self, frame: FrameType | None) -> tuple[str, str]:
         """``(caller, stack_hash)`` for the stack starting at ``frame``; ``("", "")`` if none."""
-        codes = self._codes
+        known = self._project
         key: list[int] = []
         current = frame
         while current is not None:
             code = current.f_code
-            project = codes.get(code)
+            project = known.get(code.co_filename)
             if project is None:
-                project = self._learn(code)
+                project = self.relpath(code.co_filename) is not None
             if project:
-                # ids are stable: the code object is kept alive as a key of self._codes
                 key.append(id(code))
-                key.append(current.f_lineno)
+                key.append(current.f_lasti)
             current = current.f_back
         if not key:
             return "", ""
         stack = tuple(key)
         found = self._stacks.get(stack)
         if found is None:
-            found = self._describe(frame)
-            if len(self._stacks) >= MAX_STACKS:
-                self._stacks.clear()
-            self._stacks[stack] = found
+            found = self._remember(stack, frame)
         return found
 
     def relpath(self, filename: str) -> str | None:
@@ -85,19 +86,8 @@ class FrameIndex:
             return self._files[filename]
         found = self._project_path(filename)
         self._files[filename] = found
+        self._project[filename] = found is not None
         return found
-
-    def _learn(self, code: CodeType) -> bool:
-        if len(self._codes) >= MAX_CODES:
-            # a cleared code cache invalidates the ids in the stack keys too
-            self._codes.clear()
-            self._sites.clear()
-            self._stacks.clear()
-        rel = self.relpath(code.co_filename)
-        if rel is not None:
-            self._sites[code] = (rel, getattr(code, "co_qualname", code.co_name))
-        self._codes[code] = rel is not None
-        return rel is not None
 
     def _project_path(self, filename: str) -> str | None:
         if not filename or filename.startswith("<"):  # <frozen ...>, <string>, <stdin>
@@ -112,20 +102,21 @@ class FrameIndex:
             return None
         return os.path.relpath(real, self.root).replace(os.sep, "/")
 
-    def _describe(self, frame: FrameType | None) -> tuple[str, str]:
-        """Caller text and stack hash, built from names (stable across processes)."""
+    def _remember(self, stack: tuple[int, ...], frame: FrameType | None) -> tuple[str, str]:
+        if len(self._stacks) >= MAX_STACKS:
+            self._stacks.clear()
+            self._alive.clear()
         parts: list[str] = []
         current = frame
         while current is not None:
             code = current.f_code
-            project = self._codes.get(code)
-            if project is None:
-                project = self._learn(code)
-            if project:
-                path, name = self._sites[code]
+            path = self.relpath(code.co_filename)
+            if path is not None:
+                self._alive[id(code)] = code
+                name = getattr(code, "co_qualname", code.co_name)
                 parts.append(f"{path}:{current.f_lineno} {name}")
             current = current.f_back
-        if not parts:
-            return "", ""
         digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES)
-        return parts[0], digest.hexdigest()
+        found = (parts[0], digest.hexdigest())
+        self._stacks[stack] = found
+        return found

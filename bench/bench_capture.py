@@ -1,0 +1,206 @@
+"""Overhead of SQL capture per statement, inside real pytest children.
+
+Run: python bench/bench_capture.py [--n 100000] [--orm-n 5000] [--repeat 3]
+
+Each workload is a generated pytest file run in a fresh child process, in four modes:
+
+- off: plain pytest, the devformance plugin not loaded;
+- plugin: the plugin loaded with ``capture_sql`` false (test events only);
+- capture: the plugin with SQL capture on, exactly as the launcher runs a child;
+- capture, null writer: capture on with a writer that drops events, to split the cost
+  between the capture itself (timing, frame walk, ``Query``) and the events writer.
+
+Workloads: ``sqlite3`` (N raw ``INSERT``/``SELECT`` statements on an in-memory database)
+and ``orm`` (SQLAlchemy 2: ORM_N single-row inserts, each flushed, then ORM_N ORM selects).
+The time reported is the workload loop measured inside the test, median of the repeats.
+Prints a markdown table (paste it into bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+SQLITE_TEST = """
+import json, os, sqlite3, time
+
+def test_statements():
+    n = int(os.environ["BENCH_N"])
+    con = sqlite3.connect(":memory:")
+    cur = con.cursor()
+    cur.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    began = time.perf_counter()
+    for i in range(n // 2):
+        cur.execute("INSERT INTO t (v) VALUES (?)", (i,))
+        cur.execute("SELECT v FROM t WHERE id = ?", (i + 1,))
+    elapsed = time.perf_counter() - began
+    with open(os.environ["BENCH_OUT"], "w") as fh:
+        json.dump({"elapsed": elapsed, "statements": n // 2 * 2}, fh)
+"""
+
+ORM_TEST = """
+import json, os, time
+from sqlalchemy import String, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Item(Base):
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30))
+
+def test_orm():
+    n = int(os.environ["BENCH_ORM_N"])
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        began = time.perf_counter()
+        for i in range(n):
+            session.add(Item(name=f"item {i}"))
+            session.flush()
+        for i in range(n):
+            session.execute(select(Item.name).where(Item.id == i + 1)).scalar_one()
+        elapsed = time.perf_counter() - began
+    with open(os.environ["BENCH_OUT"], "w") as fh:
+        json.dump({"elapsed": elapsed, "statements": 2 * n}, fh)
+"""
+
+#: in "null writer" mode this conftest starts capture itself, on a writer that drops events
+CONFTEST = """
+import os
+
+if os.environ.get("BENCH_NULL_WRITER"):
+    from devformance_nb.capture import start_capture
+    from devformance_nb.plugin import TestContext
+
+    class NullWriter:
+        def write(self, event):
+            return event
+
+        def flush(self):
+            pass
+
+    CAPTURE = start_capture(NullWriter(), TestContext(), {"root": os.path.dirname(__file__)})
+"""
+
+MODES = ["off", "plugin", "capture", "capture, null writer"]
+
+
+def make_suite(folder: Path) -> dict[str, Path]:
+    """Write the workload files and the conftest; return workload name -> file."""
+    files = {"sqlite3": folder / "test_sqlite.py", "orm": folder / "test_orm.py"}
+    files["sqlite3"].write_text(textwrap.dedent(SQLITE_TEST), encoding="utf-8")
+    files["orm"].write_text(textwrap.dedent(ORM_TEST), encoding="utf-8")
+    (folder / "conftest.py").write_text(textwrap.dedent(CONFTEST), encoding="utf-8")
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    return files
+
+
+def child_env(mode: str, folder: Path, sizes: dict[str, int], out: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVFORMANCE_")}
+    env.update(BENCH_N=str(sizes["n"]), BENCH_ORM_N=str(sizes["orm_n"]), BENCH_OUT=str(out))
+    if mode == "capture, null writer":
+        env["BENCH_NULL_WRITER"] = "1"
+    if mode in ("plugin", "capture"):
+        env.update(
+            DEVFORMANCE_EVENTS=str(folder / "events.jsonl"),
+            DEVFORMANCE_RUN_ID="bench",
+            DEVFORMANCE_FILE="bench",
+            DEVFORMANCE_OPTIONS=json.dumps({"capture_sql": mode == "capture", "root": str(folder)}),
+        )
+    return env
+
+
+@dataclass
+class Row:
+    """One workload: how many statements, how many query events, loop seconds per mode."""
+
+    workload: str
+    statements: int = 0
+    events: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_once(mode: str, test_file: Path, sizes: dict[str, int]) -> tuple[float, int, int]:
+    """(loop seconds, statements issued, query events written) for one fresh child."""
+    folder = test_file.parent
+    out = folder / "result.json"
+    events = folder / "events.jsonl"
+    for stale in (out, events):
+        stale.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider"]
+    if mode in ("plugin", "capture"):
+        command += ["-p", "devformance_nb.plugin"]
+    env = child_env(mode, folder, sizes, out)
+    subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    written = 0
+    if events.exists():
+        with open(events, encoding="utf-8") as fh:
+            written = sum('"kind":"query"' in line for line in fh)
+    return float(result["elapsed"]), int(result["statements"]), written
+
+
+def measure(files: dict[str, Path], sizes: dict[str, int], repeat: int) -> list[Row]:
+    """Median loop time of every workload in every mode (modes interleaved per repeat)."""
+    rows = []
+    for workload, test_file in files.items():
+        row = Row(workload)
+        runs: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for _ in range(repeat):
+            for mode in MODES:  # interleaved, so a burst of machine load hits every mode
+                elapsed, row.statements, written = run_once(mode, test_file, sizes)
+                runs[mode].append(elapsed)
+                row.events = max(row.events, written)
+        row.seconds = {mode: statistics.median(times) for mode, times in runs.items()}
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    """The markdown table of per-statement costs and ratios against "off"."""
+    lines = [
+        "| workload | statements (events) | mode | loop s | us/stmt | overhead us/stmt | x off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        off = row.seconds["off"]
+        for mode in MODES:
+            seconds = row.seconds[mode]
+            per = seconds / row.statements * 1e6
+            extra = (seconds - off) / row.statements * 1e6
+            lines.append(
+                f"| {row.workload} | {row.statements} ({row.events}) | {mode} | {seconds:.3f} "
+                f"| {per:.2f} | {extra:+.2f} | {seconds / off:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="raw sqlite3 statements")
+    parser.add_argument("--orm-n", type=int, default=5_000, help="ORM inserts, as many selects")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sizes = {"n": args.n, "orm_n": args.orm_n}
+    with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
+        files = make_suite(Path(tmp))
+        rows = measure(files, sizes, args.repeat)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, median of {args.repeat}\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Capture internals: which frames are the project's, and adapters switched on by imports."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import FrameType
+from typing import Any, ClassVar
+
+import pytest
+
+import devformance_nb
+from devformance_nb.capture.adapters import ADAPTERS, Adapter, load_adapter
+from devformance_nb.capture.frames import FrameIndex
+from devformance_nb.capture.recorder import Recorder
+from devformance_nb.capture.session import Capture
+from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin import TestContext
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_project_files_are_relative_to_the_root(tmp_path: Path) -> None:
+    index = FrameIndex(str(tmp_path))
+    assert index.relpath(str(tmp_path / "app" / "models.py")) == "app/models.py"
+    assert index.relpath(str(tmp_path / "tests" / "test_x.py")) == "tests/test_x.py"
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        sqlite3.__file__,  # stdlib
+        pytest.__file__,  # site-packages
+        devformance_nb.__file__,  # this package, even inside the root
+        "<string>",
+        "<frozen importlib._bootstrap>",
+        "",
+        "/elsewhere/outside/the/root.py",
+    ],
+)
+def test_frames_that_are_not_the_projects(filename: str) -> None:
+    assert FrameIndex(str(REPO)).relpath(filename) is None
+
+
+def test_installed_code_inside_the_root_is_not_the_projects(tmp_path: Path) -> None:
+    index = FrameIndex(str(tmp_path))
+    assert index.relpath(str(tmp_path / ".venv/lib/python3/site-packages/lib/x.py")) is None
+    assert index.relpath(str(tmp_path / "dist-packages" / "x.py")) is None
+
+
+def test_a_symlinked_root_still_matches(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "app").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    index = FrameIndex(str(link))
+    assert index.relpath(str(real / "app" / "a.py")) == "app/a.py"
+    assert index.relpath(str(link / "app" / "a.py")) == "app/a.py"
+
+
+APP = """
+import sys
+
+def load():
+    return sys._getframe()
+
+class Repo:
+    def find(self):
+        return load()
+
+def view():
+    return Repo().find()
+"""
+
+
+def compiled(path: Path, source: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(source), str(path), "exec"), namespace)
+    return namespace
+
+
+def test_locate_gives_first_project_frame_and_hash_of_all(tmp_path: Path) -> None:
+    app = compiled(tmp_path / "app" / "views.py", APP)
+    index = FrameIndex(str(tmp_path))
+    frame: FrameType = app["view"]()
+    caller, stack_hash = index.locate(frame)
+    assert caller == "app/views.py:5 load"
+    assert index.locate(frame) == (caller, stack_hash)  # cached, same answer
+    direct: FrameType = app["load"]()
+    other_caller, other_hash = index.locate(direct)
+    assert other_caller == caller and other_hash != stack_hash
+
+
+def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(APP) + "\n", encoding="utf-8")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import app;"
+        "from devformance_nb.capture.frames import FrameIndex;"
+        "print(FrameIndex(sys.argv[1]).locate(app.view()))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1 and "app.py:5 load" in outputs.pop()
+
+
+def test_no_project_frame_gives_empty_caller(tmp_path: Path) -> None:
+    assert FrameIndex(str(tmp_path / "nowhere")).locate(sys._getframe()) == ("", "")
+
+
+class FakeAdapter(Adapter):
+    library = "devf_fakelib"
+    calls: ClassVar[list[str]] = []
+
+    def install(self) -> None:
+        FakeAdapter.calls.append("install")
+
+    def uninstall(self) -> None:
+        FakeAdapter.calls.append("uninstall")
+
+
+class FailingAdapter(FakeAdapter):
+    def install(self) -> None:
+        raise RuntimeError("cannot hook")
+
+
+def make_capture(tmp_path: Path, adapters: dict[str, str]) -> Capture:
+    writer = EventWriter(tmp_path / "events.jsonl", "r", "f")
+    return Capture(Recorder(writer, TestContext(), {"root": str(tmp_path)}), adapters)
+
+
+@pytest.fixture
+def fakelib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "devf_fakelib.py").write_text("VALUE = 42\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "devf_fakelib", raising=False)
+    FakeAdapter.calls.clear()
+    return "devf_fakelib"
+
+
+def test_adapter_installs_when_its_library_is_imported(tmp_path: Path, fakelib: str) -> None:
+    capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
+    capture.start()
+    assert FakeAdapter.calls == [] and capture.libraries == []
+    module = __import__(fakelib)
+    assert module.VALUE == 42
+    assert FakeAdapter.calls == ["install"] and capture.libraries == [fakelib]
+    assert "exec_module" not in vars(module.__loader__)  # the wrapper is gone
+    capture.stop()
+    assert FakeAdapter.calls == ["install", "uninstall"]
+    assert not any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
+
+
+def test_an_already_imported_library_is_hooked_at_once(tmp_path: Path, fakelib: str) -> None:
+    __import__(fakelib)
+    capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
+    capture.start()
+    assert capture.libraries == [fakelib]
+    capture.stop()
+
+
+def test_a_failing_adapter_never_breaks_the_import(tmp_path: Path, fakelib: str) -> None:
+    capture = make_capture(tmp_path, {fakelib: f"{__name__}:FailingAdapter"})
+    capture.start()
+    assert __import__(fakelib).VALUE == 42
+    assert capture.libraries == []
+    assert capture.problems == [f"install {__name__}:FailingAdapter: RuntimeError: cannot hook"]
+    capture.stop()
+
+
+def test_stop_before_the_import_leaves_nothing_behind(tmp_path: Path, fakelib: str) -> None:
+    before = list(sys.meta_path)
+    capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
+    capture.start()
+    capture.stop()
+    __import__(fakelib)
+    assert FakeAdapter.calls == [] and sys.meta_path == before
+
+
+def test_libraries_that_are_not_installed_are_skipped(tmp_path: Path) -> None:
+    before = list(sys.meta_path)
+    capture = make_capture(tmp_path, {"devf_no_such_lib": f"{__name__}:FakeAdapter"})
+    capture.start()
+    assert sys.meta_path == before and capture.libraries == []
+    capture.stop()
+
+
+def test_registry_names_real_adapters() -> None:
+    for library, path in ADAPTERS.items():
+        assert load_adapter(path).library == library
+    with pytest.raises(TypeError):
+        load_adapter("devformance_nb.capture.recorder:Recorder")
+
+
+LAZY = """
+import sys
+from devformance_nb.capture import start_capture
+from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin import TestContext
+
+capture = start_capture(EventWriter(sys.argv[1], "r", "f"), TestContext(), {"root": "."})
+print("before", "sqlalchemy" in sys.modules, capture.libraries)
+import sqlalchemy
+print("after", capture.libraries)
+capture.stop()
+"""
+
+
+def test_sqlalchemy_is_hooked_only_once_the_project_imports_it(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY, str(tmp_path / "events.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == "before False []"  # sqlite3 is not imported by the capture either
+    assert out[1] == "after ['sqlalchemy']"
