@@ -1,0 +1,65 @@
+"""The notebook surface: ``run_tests`` that shows a live dashboard when it runs in a kernel."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from devformance_nb import api
+from devformance_nb.state import Observer
+
+if TYPE_CHECKING:
+    from devformance_nb.liveview import LiveRunView
+
+PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (JupyterLab, Notebook, VS Code, Voila).
+
+    IPython is only looked at if something already imported it: a plain
+    script never pays for importing it.
+    """
+    ipython_module = sys.modules.get("IPython")
+    if ipython_module is None:
+        return False
+    shell = ipython_module.get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def live_view(paths: PathsArg = None, **kwargs: Any) -> LiveRunView:
+    """A LiveRunView, displayed in the current cell's output (main thread)."""
+    from IPython.display import display
+
+    from devformance_nb.liveview import LiveRunView
+
+    view = LiveRunView(paths, **kwargs)
+    display(view)  # type: ignore[no-untyped-call]
+    return view
+
+
+def run_tests(
+    paths: PathsArg = None,
+    *,
+    live: bool | None = None,
+    root: str | os.PathLike[str] | None = None,
+    observers: Sequence[Observer] = (),
+    **settings: Any,
+) -> api.Run:
+    """Run the project's tests, live in a notebook.
+
+    In a notebook (or with ``live=True``) this shows a LiveRunView, starts the
+    run in the background and returns the Run at once: the kernel stays free,
+    ``run.wait()`` blocks until the end, ``run.stop()`` (or the Stop button)
+    ends it early. Elsewhere (or with ``live=False``) it is ``api.run_tests``:
+    it blocks and returns the finished Run. ``settings`` are the run's
+    settings (``workers``, ``db``, ``timeout``, ``pytest_args``, ...).
+    """
+    if live is None:
+        live = in_notebook()
+    if not live:
+        return api.run_tests(paths, root=root, observers=observers, **settings)
+    view = live_view(paths, root=root, observers=observers, **settings)
+    return view.start()

@@ -1,0 +1,189 @@
+"""A real browser: JupyterLab on localhost, Debian's chromium driven by Playwright.
+
+The live notebook runs the bookshop demo; the Accordion's titles must show a
+file running before every file finished, then all of them finished. A
+screenshot is kept under test-artifacts/. Never downloads a browser: without
+``/usr/bin/chromium`` the test fails with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BOOKSHOP = REPO / "examples" / "bookshop"
+NOTEBOOK = REPO / "notebooks" / "01_live_run.ipynb"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: title prefixes of a finished file (widgets_text.ICONS without pending and running)
+FINISHED = ("✔", "✘", "⚠", "◷", "✖", "■", "∅", "–", "↯")
+TITLES = ".widget-accordion .jupyter-widget-Collapse-header"
+
+pytestmark = pytest.mark.browser
+
+
+def _need_chromium() -> None:
+    # a failure, never a skip: a missing browser must not pass as a green suite
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium fonts-dejavu-core")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"jupyter lab did not answer {url} within {timeout} s")
+
+
+def _lab_env(tmp_path: Path, project: Path) -> dict[str, str]:
+    """The server's (and so the kernel's) environment: temp project, DB and Jupyter dirs."""
+    # no "Jupyter news?" prompt over the page (and no request for it)
+    notification = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}', encoding="utf-8"
+    )
+    # every cell stays in the DOM: with JupyterLab 4's default windowing, "run all" scrolls
+    # to the last cell and the view's cell, now off screen, is detached from the page
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}', encoding="utf-8"
+    )
+    return {
+        **os.environ,
+        "DEVFORMANCE_ROOT": os.fspath(project),
+        "DEVFORMANCE_DB": os.fspath(tmp_path / "runs.duckdb"),
+        "DEVFORMANCE_WORKERS": "2",
+        "JUPYTER_CONFIG_DIR": os.fspath(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": os.fspath(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": os.fspath(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": os.fspath(tmp_path / "workspaces"),
+    }
+
+
+@contextlib.contextmanager
+def serve_lab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab serving a temp copy of the notebook; yields the notebook's URL."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    project = tmp_path / "bookshop"
+    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
+    env = _lab_env(tmp_path, project)
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
+        "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    if os.geteuid() == 0:  # containers and CI often run as root
+        command.append("--allow-root")
+    log_path = tmp_path / "lab.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/api/status?token={token}", proc, log_path)
+        yield f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _titles(page: Any) -> list[str]:
+    texts: list[str] = page.locator(TITLES).all_inner_texts()
+    return [t.strip() for t in texts if t.strip()]
+
+
+def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
+    _need_chromium()  # before anything else: in CI a missing browser is a failure
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_lab(tmp_path) as lab, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.fspath(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(lab)
+            page.locator(".jp-Notebook").wait_for(timeout=30_000)
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+                timeout=30_000
+            )
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator("li[data-command='runmenu:run-all']").click()
+            seen_running, finished = _watch(page, deadline=time.monotonic() + 75)
+            # the view re-enables Run once the run closed: the final state is drawn
+            run_again = page.locator(".devformance-view button", has_text="Run")
+            try:
+                run_again.and_(page.locator("button:not([disabled])")).wait_for(timeout=30_000)
+            finally:
+                _screenshot(page, "browser_live_run.png")
+        finally:
+            browser.close()
+    assert seen_running, "no Accordion item was shown running before the run finished"
+    assert finished, f"the run did not finish in the page: {finished!r}"
+    assert all(t.startswith(FINISHED) for t in finished)
+
+
+def _screenshot(page: Any, name: str) -> None:
+    # JupyterLab scrolls inside the notebook panel: bring the view's header to the top
+    page.locator(".devformance-view").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=os.fspath(ARTIFACTS / name))
+
+
+def _watch(page: Any, deadline: float) -> tuple[bool, list[str]]:
+    """Poll the Accordion titles until every file finished; was one seen running first?"""
+    seen_running = False
+    while time.monotonic() < deadline:
+        titles = _titles(page)
+        if not seen_running and any(t.startswith("▶") for t in titles):
+            seen_running = True
+            _screenshot(page, "browser_live_run_running.png")
+        if titles and all(t.startswith(FINISHED) for t in titles):
+            return seen_running, titles
+        page.wait_for_timeout(100)
+    return seen_running, []
