@@ -1,0 +1,366 @@
+"""Coverage measurement inside one pytest child (plugin layer: stdlib and pytest only).
+
+coverage.py is imported lazily, inside :func:`start_child_coverage`, so loading the
+plugin costs nothing when coverage is off. The plugin starts measuring from its
+earliest hook (``pytest_load_initial_conftests``, before any conftest imports the
+project), so import-time lines count, and stops at ``pytest_sessionfinish``,
+writing one data file per child into the run directory.
+
+Which configuration applies: the file coverage itself would read for a project
+whose pytest rootdir is ``rootpath`` (``$COVERAGE_RCFILE``, ``.coveragerc``,
+``.coveragerc.toml``, then ``setup.cfg``, ``tox.ini`` and ``pyproject.toml`` when
+they hold coverage settings). What to measure: ``coverage_source`` from
+``[tool.devformance]``, else the configuration's own ``source``/``source_pkgs``/
+``include``, else the project's top-level packages (never its tests, never
+site-packages).
+
+pytest-cov: when a project's ``addopts`` carry ``--cov``, pytest-cov would start a
+second tracer in the same process; coverage.py then pauses the first, so one of
+the two would see nothing, and parallel children would all overwrite the one
+``.coverage`` file in the project root. :func:`silence_pytest_cov` switches
+pytest-cov off in the child (as ``--no-cov`` does) whenever devformance measures,
+and says so in the result's notes. With devformance's coverage off, pytest-cov is
+left alone.
+
+pytest-xdist: with ``-n`` in a project's addopts, each xdist worker of a child
+loads the plugin too and writes ``<data file>.gw<N>``; covdata reads those
+with the child's own file.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found]
+
+#: files that are coverage's own: read whenever they exist (coverage's order)
+OWN_CONFIG_FILES = (".coveragerc", ".coveragerc.toml")
+#: shared files: used only when they hold coverage settings (coverage's order)
+SHARED_CONFIG_FILES = ("setup.cfg", "tox.ini", "pyproject.toml")
+#: folder names never taken as the project's source by default
+NOT_SOURCE = frozenset(
+    {"tests", "test", "testing", "docs", "doc", "build", "dist", "site-packages", "node_modules"}
+)
+#: file names left out when devformance picks the source itself
+TEST_FILE_PATTERNS = ("test_*.py", "*_test.py", "conftest.py", "setup.py", "noxfile.py")
+
+
+class CoverageConfigProblem(Exception):
+    """The project's coverage configuration cannot be read."""
+
+
+@dataclass
+class CoverageStart:
+    """What :func:`start_child_coverage` did.
+
+    ``coverage`` is None when measurement is off; ``message`` then says why (empty
+    when coverage simply was not asked for). ``notes`` are things worth showing
+    either way (pytest-cov switched off, modules imported before the start, ...).
+    """
+
+    coverage: ChildCoverage | None
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def measuring(self) -> bool:
+        """Whether coverage is being measured in this child."""
+        return self.coverage is not None
+
+
+class ChildCoverage:
+    """A started ``coverage.Coverage`` and what the parent needs to know about it."""
+
+    def __init__(self, cov: Any, data_file: str, config_file: str | None, contexts: bool):
+        self.cov = cov
+        self.data_file = data_file
+        self.config_file = config_file
+        self.contexts = contexts
+        self.notes: list[str] = []
+        #: set when saving failed: why there is no data file
+        self.message = ""
+        self._stopped = False
+        self._context = ""
+
+    @property
+    def source(self) -> list[str]:
+        """What is measured (``run:source``), as coverage sees it."""
+        return list(self.cov.get_option("run:source") or [])
+
+    def switch(self, context: str) -> None:
+        """Label the lines run from now on with ``context`` (a test's nodeid); '' for none.
+
+        A no-op unless per-test contexts were asked for, so the plugin can call it
+        for every test phase without checking.
+        """
+        # each switch flushes the data collected so far: only switch on a change
+        if self.contexts and not self._stopped and context != self._context:
+            self._context = context
+            self.cov.switch_context(context)
+
+    def stop_and_save(self) -> str:
+        """Stop measuring and write the data file; its path, or '' (see ``message``) on failure.
+
+        Never raises: a failure to save must not change the child's exit status.
+        """
+        if self._stopped:
+            return self.data_file if not self.message else ""
+        self._stopped = True
+        try:
+            with _recorded_warnings(self.notes):
+                self.cov.stop()
+                self.cov.save()
+        except Exception as exc:  # coverage or the file system: report, never raise
+            self.message = f"coverage data could not be saved to {self.data_file}: {_line(exc)}"
+            return ""
+        return self.data_file
+
+
+def start_child_coverage(
+    options: dict[str, Any], rootpath: Path, inipath: Path | None = None
+) -> CoverageStart:
+    """Start coverage for this child if ``options`` ask for it (``coverage`` and ``coverage_data``).
+
+    Never raises: a missing coverage package or a broken configuration gives a
+    result without coverage and a ``message`` saying why; the tests run anyway.
+    """
+    if not options.get("coverage") or not options.get("coverage_data"):
+        return CoverageStart(None)
+    try:
+        import coverage
+    except ImportError:
+        return CoverageStart(
+            None, f"coverage is off: coverage.py is not installed for {sys.executable}"
+        )
+    folders = _config_folders(rootpath, inipath, options.get("root"))
+    config_file: str | None = None
+    try:
+        config_file = find_config_file(folders)
+        data_file = _data_file(str(options["coverage_data"]))
+        cov = _make_coverage(coverage, data_file, options, config_file, rootpath)
+        child = ChildCoverage(cov, data_file, config_file, False)
+        child.contexts = _contexts_wanted(cov, options, child.notes)
+        with _recorded_warnings(child.notes):
+            cov.erase()  # a data file left from an earlier attempt must not merge in
+            cov.start()
+    except OSError as exc:  # the run directory: not the project's fault
+        return CoverageStart(None, f"coverage is off: cannot write its data file: {_line(exc)}")
+    except Exception as exc:  # a broken config must never break the child
+        where = f" in {config_file}" if config_file else ""
+        return CoverageStart(
+            None, f"coverage is off: the coverage configuration{where} is broken: {_line(exc)}"
+        )
+    return CoverageStart(child, notes=child.notes)
+
+
+def silence_pytest_cov(namespace: Any) -> str:
+    """Switch pytest-cov off in this child if ``--cov`` asked for it; a note saying so, else ''.
+
+    ``namespace`` is ``early_config.known_args_namespace``. Must run before
+    pytest-cov's own ``pytest_load_initial_conftests`` (a hook wrapper's first half
+    does), which then registers its plugin disabled, exactly as with ``--no-cov``.
+    """
+    if not getattr(namespace, "cov_source", None) or getattr(namespace, "no_cov", False):
+        return ""
+    namespace.no_cov = True
+    return (
+        "pytest-cov (--cov) is switched off in this child: devformance measures coverage "
+        "itself, one data file per test file"
+    )
+
+
+def start_for_pytest(early_config: Any, options: dict[str, Any]) -> CoverageStart:
+    """Both steps for the plugin's ``pytest_load_initial_conftests`` wrapper.
+
+    ``early_config`` is pytest's early ``Config``: its ``rootpath``, ``inipath`` and
+    ``known_args_namespace`` are read.
+    """
+    started = start_child_coverage(options, early_config.rootpath, early_config.inipath)
+    if started.measuring:
+        note = silence_pytest_cov(early_config.known_args_namespace)
+        if note:
+            started.notes.append(note)
+    return started
+
+
+def find_config_file(folders: Iterable[Path]) -> str | None:
+    """The coverage configuration file coverage would use, looking in ``folders`` in order.
+
+    Raises CoverageConfigProblem when a candidate file cannot be parsed (coverage
+    itself would stop there too).
+    """
+    env = os.environ.get("COVERAGE_RCFILE")
+    if env:
+        return os.path.abspath(env)
+    for folder in folders:
+        for name in (*OWN_CONFIG_FILES, *SHARED_CONFIG_FILES):
+            path = folder / name
+            if path.is_file() and (name in OWN_CONFIG_FILES or has_coverage_settings(path)):
+                return str(path)
+    return None
+
+
+def has_coverage_settings(path: Path) -> bool:
+    """Whether a shared file (setup.cfg, tox.ini, pyproject.toml) holds coverage settings."""
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            tool = data.get("tool")
+            return isinstance(tool, dict) and bool(tool.get("coverage"))
+        parser = configparser.RawConfigParser()
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, ValueError, configparser.Error) as exc:
+        raise CoverageConfigProblem(f"cannot read {path}: {exc}") from None
+    return any(section.startswith("coverage:") for section in parser.sections())
+
+
+def default_source(rootpath: Path) -> list[str]:
+    """The project's top-level packages under ``rootpath`` (and ``src/``), as absolute folders.
+
+    Falls back to ``rootpath`` itself when it holds no package (a flat project);
+    :func:`omit_tests` keeps the tests out either way.
+    """
+    found: list[str] = []
+    for folder in (rootpath, rootpath / "src"):
+        found += [str(p) for p in _packages_in(folder)]
+    return found or [str(rootpath.resolve())]
+
+
+def omit_tests(source_dirs: Iterable[str]) -> list[str]:
+    """Omit patterns that keep test folders and test files out of ``source_dirs``."""
+    patterns = list(TEST_FILE_PATTERNS)  # no slash: coverage matches the file name anywhere
+    for folder in source_dirs:
+        for name in ("tests", "test", "testing"):
+            # both spellings: coverage before 7.2 read '*' as crossing folders, '**' not at all
+            patterns += [f"{folder}/{name}/*", f"{folder}/**/{name}/*"]
+    return patterns
+
+
+def resolve_source(entries: Iterable[str], base: Path) -> list[str]:
+    """``entries`` with folders that exist under ``base`` made absolute; package names kept."""
+    resolved = []
+    for entry in entries:
+        path = Path(entry) if os.path.isabs(entry) else base / entry
+        resolved.append(str(path.resolve()) if path.is_dir() else entry)
+    return resolved
+
+
+def _packages_in(folder: Path) -> Iterator[Path]:
+    if not folder.is_dir():
+        return
+    for child in sorted(folder.iterdir()):
+        name = child.name
+        if (
+            name.isidentifier()
+            and name not in NOT_SOURCE
+            and not name.startswith(("test_", "."))
+            and (child / "__init__.py").is_file()
+        ):
+            yield child.resolve()
+
+
+def _config_folders(rootpath: Path, inipath: Path | None, root: Any) -> list[Path]:
+    folders: list[Path] = []
+    for folder in (rootpath, inipath.parent if inipath else None, Path(root) if root else None):
+        if folder is not None and folder.resolve() not in folders:
+            folders.append(folder.resolve())
+    return folders
+
+
+def _config_argument(config_file: str | None) -> str | bool:
+    """What to pass as ``config_file``: True when coverage's own search would find the same file.
+
+    Passing True then keeps coverage's exact reading rules (setup.cfg sections
+    need the ``coverage:`` prefix only when the file is not named explicitly).
+    """
+    if config_file is None:
+        return False
+    if os.environ.get("COVERAGE_RCFILE") or Path(config_file).parent == Path.cwd().resolve():
+        return True
+    return config_file
+
+
+def _data_file(asked: str) -> str:
+    """The data file to write: ``asked``, or ``asked.gw<N>`` inside a pytest-xdist worker.
+
+    A project with ``-n`` in its addopts runs its tests in xdist workers, each of
+    which loads this plugin too: one file each, or they would overwrite each other
+    (covdata reads the workers' files with the main one).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{asked}.{worker}" if worker else asked
+
+
+def _make_coverage(
+    coverage: Any, data_file: str, options: dict[str, Any], config_file: str | None, rootpath: Path
+) -> Any:
+    cov = coverage.Coverage(
+        data_file=data_file,
+        data_suffix=False,  # one known file name even when the config says parallel = true
+        config_file=_config_argument(config_file),
+        check_preimported=True,  # warn (as a note) when project modules imported too early
+    )
+    base = Path(config_file).parent if config_file else rootpath
+    given = options.get("coverage_source")
+    if given:
+        cov.set_option("run:source", resolve_source([str(s) for s in given], rootpath))
+    elif cov.get_option("run:source"):
+        cov.set_option("run:source", resolve_source(cov.get_option("run:source"), base))
+    elif not _configured_elsewhere(cov):
+        source = default_source(rootpath)
+        cov.set_option("run:source", source)
+        omit = list(cov.get_option("run:omit") or [])
+        cov.set_option("run:omit", omit + omit_tests(source))
+    return cov
+
+
+def _configured_elsewhere(cov: Any) -> bool:
+    """Whether the configuration says what to measure without ``source``."""
+    for option in ("run:source_pkgs", "run:include", "run:source_dirs"):
+        try:
+            if cov.get_option(option):
+                return True
+        except Exception:  # run:source_dirs is unknown before coverage 7.10
+            continue
+    return False
+
+
+def _contexts_wanted(cov: Any, options: dict[str, Any], notes: list[str]) -> bool:
+    if not options.get("coverage_contexts"):
+        return False
+    if cov.get_option("run:dynamic_context"):
+        notes.append("per-test contexts come from the project's own dynamic_context setting")
+        return False
+    if cov.get_option("run:core") is None:
+        # the sys.monitoring core cannot switch contexts; the C tracer can
+        cov.set_option("run:core", "ctrace")
+    return True
+
+
+def _line(exc: BaseException) -> str:
+    """An error as one line: messages end up in pane titles and table cells."""
+    return " ".join(str(exc).split())
+
+
+@contextmanager
+def _recorded_warnings(notes: list[str]) -> Iterator[None]:
+    """Turn coverage's warnings into notes.
+
+    A project with ``filterwarnings = error`` must not fail because coverage
+    warned, and the notes reach the user through the plugin's output.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    notes.extend(str(w.message) for w in caught)

@@ -1,0 +1,296 @@
+"""Reading coverage data through coverage's API: per source file, per test file, the run total."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import BOOKSHOP
+from covdriver import child_env, run_children
+from coverage import CoverageData
+
+from devformance_nb import covdata
+
+CALC = """\
+def add(a, b):
+    return a + b
+
+
+def sign(x):
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    return 0
+"""
+# statements: 1, 2, 5, 6, 7, 8, 9, 10
+
+
+def project(root: Path, files: dict[str, str]) -> Path:
+    for rel, source in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return root
+
+
+def lines_data(path: Path, lines: dict[Path, list[int]], context: str | None = None) -> Path:
+    """A real coverage data file holding ``lines`` (written through CoverageData)."""
+    data = CoverageData(basename=str(path))
+    if context is not None:
+        data.set_context(context)
+    data.add_lines({str(f): found for f, found in lines.items()})
+    data.write()
+    return path
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    return project(tmp_path / "project", {"shop/__init__.py": "", "shop/calc.py": CALC})
+
+
+def coverage_cli(*args: str, cwd: Path, data_file: Path) -> str:
+    env = {**child_env({}, cwd / "unused.json"), "COVERAGE_FILE": str(data_file)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "coverage", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def test_one_test_file(shop: Path, tmp_path: Path) -> None:
+    calc = shop / "shop" / "calc.py"
+    data = lines_data(tmp_path / "a.coverage", {calc: [1, 2, 5, 6, 7, 8]})
+    result = covdata.read_test_file(data, shop)
+    (row,) = result.files
+    assert row.source_file == "shop/calc.py"
+    assert (row.statements, row.covered, row.excluded) == (8, 6, 0)
+    assert row.missing_lines == (9, 10)
+    assert row.missing == "9-10"
+    assert row.percent == 75.0
+    assert row.branches is None
+    assert result.total == covdata.CoverageTotal(files=1, statements=8, covered=6, percent=75.0)
+    assert result.data_files == [str(data)] and not result.skipped and not result.notes
+
+
+def test_the_run_total_is_the_union_and_matches_coverage_combine(
+    shop: Path, tmp_path: Path
+) -> None:
+    calc, init = shop / "shop" / "calc.py", shop / "shop" / "__init__.py"
+    a = lines_data(tmp_path / "a.coverage", {calc: [1, 2, 5], init: []})
+    b = lines_data(tmp_path / "b.coverage", {calc: [1, 5, 6, 7]})
+    result = covdata.read_union([a, b], shop)
+    assert [(f.source_file, f.covered, f.missing) for f in result.files] == [
+        ("shop/__init__.py", 0, ""),
+        ("shop/calc.py", 5, "8-10"),
+    ]
+    combined = tmp_path / "combined.coverage"
+    coverage_cli("combine", "--keep", str(a), str(b), cwd=shop, data_file=combined)
+    total = coverage_cli("report", "--format=total", "--precision=6", cwd=shop, data_file=combined)
+    assert result.percent == pytest.approx(float(total), abs=1e-6)
+    assert result.percent == pytest.approx(62.5)
+
+
+@pytest.mark.parametrize(
+    ("missing", "statements", "expected"),
+    [
+        ([], [1, 2, 3], ""),
+        ([2], [1, 2, 3], "2"),
+        ([2, 3], [1, 2, 3, 4], "2-3"),
+        ([2, 6], [1, 2, 6, 7], "2-6"),  # no statement between 2 and 6: one range
+        ([2, 6], [1, 2, 4, 6], "2, 6"),
+        ([1, 2, 5, 9], [1, 2, 3, 5, 9], "1-2, 5-9"),
+    ],
+)
+def test_compact_lines(missing: list[int], statements: list[int], expected: str) -> None:
+    assert covdata.compact_lines(missing, statements) == expected
+
+
+def test_unusable_data_files_are_skipped_with_a_reason(shop: Path, tmp_path: Path) -> None:
+    good = lines_data(tmp_path / "good.coverage", {shop / "shop" / "calc.py": [1, 2]})
+    empty = tmp_path / "empty.coverage"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.coverage"
+    garbage.write_bytes(b"this is not a database" * 100)
+    crashed = tmp_path / "crashed.coverage"  # never written
+    result = covdata.read_union([good, empty, garbage, crashed], shop)
+    assert result.data_files == [str(good)]
+    reasons = {Path(s.data_file).name: s.reason for s in result.skipped}
+    assert reasons["empty.coverage"].startswith("the coverage data file is empty")
+    assert reasons["garbage.coverage"].startswith("unreadable coverage data")
+    assert reasons["crashed.coverage"].startswith("no coverage data (the child crashed")
+    assert result.total is not None and result.total.covered == 2
+    note = covdata.summary_note(result)
+    assert note.startswith("1 of 4 test files contributed; ")
+    assert covdata.total_columns(result)["coverage_test_files"] == 1
+
+
+def test_nothing_readable_gives_no_total(tmp_path: Path) -> None:
+    result = covdata.read_union([tmp_path / "missing.coverage"], tmp_path)
+    assert (result.total, result.percent, result.files) == (None, None, [])
+    assert covdata.total_columns(result, expected_files=3)["coverage_note"].startswith(
+        "0 of 3 test files contributed"
+    )
+
+
+def test_the_childs_own_reason_wins_and_one_reason_is_said_once(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.coverage", tmp_path / "b.coverage"]
+    message = "coverage is off: the coverage configuration in .coveragerc is broken: ..."
+    result = covdata.read_union(paths, tmp_path, reasons={str(p): message for p in paths})
+    assert [s.reason for s in result.skipped] == [message, message]
+    assert covdata.summary_note(result) == f"0 of 2 test files contributed; {message} (2 files)"
+
+
+def test_a_deleted_source_file_is_left_out_with_a_note(shop: Path, tmp_path: Path) -> None:
+    gone = project(shop, {"shop/old.py": "X = 1\n"}) / "shop" / "old.py"
+    data = lines_data(tmp_path / "a.coverage", {shop / "shop" / "calc.py": [1], gone: [1]})
+    gone.unlink()
+    result = covdata.read_test_file(data, shop)
+    assert [f.source_file for f in result.files] == ["shop/calc.py"]
+    assert result.notes == ["shop/old.py was measured but no longer exists; left out"]
+
+
+def test_branch_data_and_line_data_do_not_mix(shop: Path, tmp_path: Path) -> None:
+    calc = str(shop / "shop" / "calc.py")
+    arcs = CoverageData(basename=str(tmp_path / "arcs.coverage"))
+    arcs.add_arcs({calc: [(-1, 1), (1, 5), (5, -1)]})
+    arcs.write()
+    lines = lines_data(tmp_path / "lines.coverage", {Path(calc): [1]})
+    result = covdata.read_union([tmp_path / "arcs.coverage", lines], shop)
+    assert result.data_files == [str(tmp_path / "arcs.coverage")]
+    assert result.skipped[0].reason.startswith("cannot combine: Can't combine statement")
+    assert result.total is not None and result.total.branches is not None
+
+
+def test_contexts_say_which_tests_ran_a_line(shop: Path, tmp_path: Path) -> None:
+    calc = shop / "shop" / "calc.py"
+    path = tmp_path / "a.coverage"
+    data = CoverageData(basename=str(path))
+    for context, found in [("", [1, 5]), ("t.py::test_a", [2]), ("t.py::test_b", [2, 6, 7])]:
+        data.set_context(context)
+        data.add_lines({str(calc): found})
+    data.write()
+    result = covdata.read_test_file(path, shop, contexts=True)
+    assert result.contexts == [
+        ("shop/calc.py", 2, "t.py::test_a"),
+        ("shop/calc.py", 2, "t.py::test_b"),
+        ("shop/calc.py", 6, "t.py::test_b"),
+        ("shop/calc.py", 7, "t.py::test_b"),
+    ]
+    rows = covdata.context_rows(result, "r1", "t.py")
+    assert rows[0] == {
+        "run_id": "r1",
+        "test_file": "t.py",
+        "source_file": "shop/calc.py",
+        "line": 2,
+        "context": "t.py::test_a",
+    }
+
+
+def test_rows_for_the_store(shop: Path, tmp_path: Path) -> None:
+    calc, init = shop / "shop" / "calc.py", shop / "shop" / "__init__.py"
+    init.write_text("X = 1\n")
+    data = lines_data(tmp_path / "a.coverage", {calc: [1, 2], init: []})
+    result = covdata.read_test_file(data, shop)
+    files = covdata.source_file_rows(result, "r1")
+    assert [(r["run_id"], r["source_file"], r["covered"]) for r in files] == [
+        ("r1", "shop/__init__.py", 0),
+        ("r1", "shop/calc.py", 2),
+    ]
+    assert files[1]["missing_lines"] == [5, 6, 7, 8, 9, 10]
+    by_test = covdata.by_test_file_rows(result, "r1", "tests/test_calc.py")
+    assert [r["source_file"] for r in by_test] == ["shop/calc.py"]  # no row for 0 covered
+    assert by_test[0]["test_file"] == "tests/test_calc.py"
+    columns = covdata.total_columns(result)
+    assert columns["coverage_percent"] == pytest.approx(2 / 9 * 100)
+    assert (columns["coverage_statements"], columns["coverage_covered"]) == (9, 2)
+    assert columns["coverage_note"] is None
+
+
+BRANCHY = {
+    "pyproject.toml": """\
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+        [tool.coverage.run]
+        source = ["shop"]
+        branch = true
+        """,
+    "shop/__init__.py": "",
+    "shop/calc.py": CALC,
+    "shop/admin.py": "def never():\n    return 42\n",
+    "tests/test_add.py": "from shop.calc import add\n\ndef test_add():\n    assert add(1, 2)\n",
+    "tests/test_sign.py": "from shop.calc import sign\n\ndef test_pos():\n    assert sign(3)\n",
+}
+NEGATIVE = "from shop.calc import sign\n\ndef test_neg():\n    assert sign(-3) == -1\n"
+
+
+def test_children_with_branches_match_coverage_and_a_new_test_raises_the_total(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path / "project", BRANCHY)
+    files = ["tests/test_add.py", "tests/test_sign.py"]
+    first = run_children(root, files, tmp_path / "run1")
+    assert all(run.returncode == 0 for run in first.values())
+    data_files = sorted((tmp_path / "run1").glob("*.coverage"))
+    before = covdata.read_union(data_files, root)
+    combined = tmp_path / "combined.coverage"
+    coverage_cli("combine", "--keep", *map(str, data_files), cwd=root, data_file=combined)
+    total = coverage_cli("report", "--format=total", "--precision=6", cwd=root, data_file=combined)
+    assert before.percent == pytest.approx(float(total), abs=1e-6)
+    calc = next(f for f in before.files if f.source_file == "shop/calc.py")
+    assert calc.branches == 4 and calc.partial_branches == 1
+    assert calc.missing_branches == "6->8, 8->9, 8->10"  # line 8 never ran: both exits missing
+    admin = next(f for f in before.files if f.source_file == "shop/admin.py")
+    assert (admin.covered, admin.missing) == (0, "1-2")
+
+    # the second run: the same files again (their data would not change) plus a new test
+    project(root, {"tests/test_neg.py": NEGATIVE})
+    second = run_children(root, ["tests/test_neg.py"], tmp_path / "run2")
+    assert second["tests/test_neg.py"].returncode == 0
+    new_data = tmp_path / "run2" / "tests__test_neg.coverage"
+    after = covdata.read_union([*data_files, new_data], root)
+    assert before.percent is not None and after.percent is not None
+    assert after.percent > before.percent
+    alone = covdata.read_test_file(new_data, root)
+    assert alone.percent is not None and alone.percent < after.percent
+
+
+def bookshop_test_files() -> list[str]:
+    tests = BOOKSHOP / "tests"
+    found = sorted(tests.rglob("test_*.py")) if tests.is_dir() else []
+    return [p.relative_to(BOOKSHOP).as_posix() for p in found]
+
+
+@pytest.mark.skipif(not bookshop_test_files(), reason="the bookshop demo has no tests yet")
+def test_bookshop_run_total_matches_coverage_run_pytest(tmp_path: Path) -> None:
+    files = bookshop_test_files()
+    whole = tmp_path / "whole.coverage"
+    env = {**child_env({}, tmp_path / "unused.json"), "COVERAGE_FILE": str(whole)}
+    command = [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q"]
+    # the reference run goes on while the per-file children run
+    reference = subprocess.Popen(
+        [*command, "-p", "no:cacheprovider"],
+        cwd=BOOKSHOP,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    runs = run_children(BOOKSHOP, files, tmp_path / "run", workers=2)
+    reference.wait(timeout=300)
+    ours = covdata.read_union(sorted((tmp_path / "run").glob("*.coverage")), BOOKSHOP)
+    assert len(ours.data_files) == len(files), [r.output for r in runs.values()]
+    theirs = coverage_cli(
+        "report", "--format=total", "--precision=4", cwd=BOOKSHOP, data_file=whole
+    )
+    assert ours.percent == pytest.approx(float(theirs), abs=0.1)
+    admin = next(f for f in ours.files if f.source_file == "bookshop/admin.py")
+    assert admin.covered < admin.statements and admin.missing
+    assert all(not os.path.isabs(f.source_file) for f in ours.files)
