@@ -34,7 +34,8 @@ STATEMENTS = [
 
 def raw_sql(rng: random.Random) -> str:
     """Literal-inlined SQL, as raw sqlite3 code often sends (many distinct texts)."""
-    return f"SELECT * FROM books WHERE price > {rng.randint(1, 500)} AND title LIKE '%{rng.randint(0, 9999)}%'"
+    price, word = rng.randint(1, 500), rng.randint(0, 9999)
+    return f"SELECT * FROM books WHERE price > {price} AND title LIKE '%{word}%'"
 
 
 def write_run(folder: Path, total: int, files: int) -> Path:

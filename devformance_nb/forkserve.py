@@ -94,7 +94,8 @@ class Server:
     def loop(self) -> None:
         send_message(self.sock, {"ready": True})
         while True:
-            ready, _, _ = select.select([self.sock, self.wake_r], [], [], 0.5)
+            waiting: list[Any] = [self.sock, self.wake_r]
+            ready, _, _ = select.select(waiting, [], [], 0.5)
             if os.getppid() != self.parent:
                 self._terminate()
             if self.wake_r in ready:

@@ -107,7 +107,7 @@ class ForkServer:
 
     def _await(self, predicate: Any, timeout: float | None) -> bool:
         with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+            return bool(self._cond.wait_for(predicate, timeout))
 
     def _dispatch(self) -> None:
         """Reads the server's replies: ready, started (pid per request), exited (code per pid)."""

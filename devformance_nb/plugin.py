@@ -40,7 +40,7 @@ def short_message(report: Any) -> str:
     if longrepr is None:
         return ""
     crash = getattr(longrepr, "reprcrash", None)
-    if crash is not None and getattr(crash, "message", ""):
+    if crash is not None and getattr(crash, "message", None):
         text = str(crash.message)
     elif isinstance(longrepr, tuple) and len(longrepr) == 3:  # skip: (path, line, reason)
         text = str(longrepr[2])

@@ -144,7 +144,8 @@ class RunState:
         handler = _HANDLERS.get(event.kind)
         if handler is None:
             return None
-        return handler(self, event)
+        touched: FileState | None = handler(self, event)
+        return touched
 
     def file(self, key: str) -> FileState:
         """The state of file ``key``, created on first mention."""

@@ -223,8 +223,11 @@ def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> 
     )
     first = api.run_tests(root=root, workers=1)
     assert list(first.state.files) == [
-        "tests/test_a_quick.py", "tests/test_b_quick.py", "tests/test_z_slow.py"]
+        "tests/test_a_quick.py",
+        "tests/test_b_quick.py",
+        "tests/test_z_slow.py",
+    ]
     durations = api.open_store(first.db).file_durations(list(first.state.files))
     assert durations["tests/test_z_slow.py"] > 1.5 > durations["tests/test_a_quick.py"]
     second = api.run_tests(root=root, workers=1)
-    assert list(second.state.files)[0] == "tests/test_z_slow.py"
+    assert next(iter(second.state.files)) == "tests/test_z_slow.py"

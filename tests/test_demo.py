@@ -18,7 +18,10 @@ def plain_pytest_outcomes() -> Counter[tuple[str, str]]:
     """(file key, outcome) counts from one plain pytest run of the same suite (-rA lines)."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-rA", "-p", "no:cacheprovider"],
-        cwd=BOOKSHOP, capture_output=True, text=True, timeout=600,
+        cwd=BOOKSHOP,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     counts: Counter[tuple[str, str]] = Counter()
@@ -31,11 +34,15 @@ def plain_pytest_outcomes() -> Counter[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     proc = subprocess.run(
         [sys.executable, "-m", "devformance_nb.cli", "demo", "--workers", "2", "--db", str(db)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return proc, db
 

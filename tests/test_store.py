@@ -25,8 +25,9 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     rows = store.query("SELECT version, name FROM schema_migrations ORDER BY version")
     assert rows == [{"version": m.version, "name": m.name} for m in MIGRATIONS]
     assert store.schema_version() == SCHEMA_VERSION
-    tables = {r["table_name"] for r in store.query(
-        "SELECT table_name FROM information_schema.tables")}
+    tables = {
+        r["table_name"] for r in store.query("SELECT table_name FROM information_schema.tables")
+    }
     assert {"runs", "test_files", "tests", "output_lines", "schema_migrations"} <= tables
 
 
@@ -93,18 +94,29 @@ def test_a_briefly_locked_store_is_waited_for(tmp_path: Path) -> None:
 
 def test_an_abandoned_running_run_reads_as_interrupted(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import socket
 
     with store.writing() as con:
         con.execute(
             "INSERT INTO runs (run_id, status, host, pid, started) VALUES "
             "('dead', 'running', ?, ?, now()), ('alive', 'running', ?, ?, now())",
-            [socket.gethostname(), int(dead.stdout), socket.gethostname(), __import__("os").getpid()],
+            [
+                socket.gethostname(),
+                int(dead.stdout),
+                socket.gethostname(),
+                __import__("os").getpid(),
+            ],
         )
     assert {r["run_id"]: r["status"] for r in store.runs()} == {
-        "dead": "interrupted", "alive": "running"}
+        "dead": "interrupted",
+        "alive": "running",
+    }
 
 
 def test_connect_helper_opens_read_only(tmp_path: Path) -> None:
