@@ -201,7 +201,7 @@ def prepare(
         workers=config.effective_workers(len(files)),
         timeout=config.timeout,
         pytest_args=tuple(config.pytest_args),
-        options={"capture_sql": config.capture_sql, "capture_params": config.capture_params},
+        options=child_options(config),
         config=config.to_dict(),
         meta=run_meta(root_path),
         python=config.python or sys.executable,
@@ -212,6 +212,17 @@ def prepare(
     all_observers.extend(observers)
     launcher = Launcher(plan, make_executor(config, root_path), all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer)
+
+
+def child_options(config: Config) -> dict[str, Any]:
+    """What the plugin in each child needs to know (SQL capture and coverage settings)."""
+    return {
+        "capture_sql": config.capture_sql,
+        "capture_params": config.capture_params,
+        "coverage": config.coverage,
+        "coverage_source": config.coverage_source,
+        "coverage_contexts": config.coverage_contexts,
+    }
 
 
 def make_executor(config: Config, root: Path) -> Executor:

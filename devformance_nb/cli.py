@@ -27,6 +27,19 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds before a file is killed")
     parser.add_argument("--root", help="project root (default: found from the working directory)")
     parser.add_argument("--executor", choices=EXECUTORS, help="how children start")
+    parser.add_argument(
+        "--no-coverage",
+        dest="coverage",
+        action="store_false",
+        default=None,
+        help="do not measure coverage (faster)",
+    )
+    parser.add_argument(
+        "--coverage-contexts",
+        action="store_true",
+        default=None,
+        help="record which test ran each line",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     nplus1 = sub.add_parser("nplus1", help="the N+1 findings of a run")
     nplus1.add_argument("--run", help="run id or prefix (default: latest)")
     nplus1.add_argument("--db")
+    coverage = sub.add_parser("coverage", help="coverage of a run: least covered files first")
+    coverage.add_argument("--run", help="run id or prefix (default: latest)")
+    coverage.add_argument("--db")
+    coverage.add_argument("--limit", type=int, default=20)
+    coverage.add_argument("--file", help="show the missing lines of this source file")
     return parser
 
 
@@ -74,6 +92,8 @@ def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, An
         "db": args.db,
         "timeout": args.timeout,
         "executor": args.executor,
+        "coverage": args.coverage,
+        "coverage_contexts": args.coverage_contexts,
         "pytest_args": pytest_args or None,
     }
 
@@ -188,6 +208,46 @@ def cmd_nplus1(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace, _: list[str]) -> int:
+    store = api.open_store(args.db)
+    run_id = store.resolve_run(args.run)
+    total = store.coverage_total(run_id) or {}
+    if total.get("coverage_percent") is None:
+        why = total.get("coverage_note") or "coverage was off (--no-coverage) or nothing ran"
+        print(f"run {run_id}: no coverage recorded ({why})")
+        return 0
+    print(
+        f"run {run_id}: coverage {total['coverage_percent']:.1f}% of "
+        f"{total['coverage_statements']} statements, from {total['coverage_test_files']} "
+        f"of {total['files']} test files" + _note(total.get("coverage_note"))
+    )
+    if args.file:
+        return _print_missing(store, run_id, args.file)
+    print_table(
+        store.coverage_files(run_id, args.limit),
+        ["source_file", "statements", "covered", "percent", "missing"],
+    )
+    return 0
+
+
+def _note(note: str | None) -> str:
+    return f" ({note})" if note else ""
+
+
+def _print_missing(store: Any, run_id: str, source_file: str) -> int:
+    row = store.coverage_of(run_id, source_file)
+    if row is None:
+        raise PathNotFoundError(
+            f"{source_file} was not measured in run {run_id}; "
+            "`devformance coverage` lists the measured files"
+        )
+    print(
+        f"{row['source_file']}: {row['percent']:.1f}% of {row['statements']} statements, "
+        f"missing lines: {row['missing'] or 'none'}"
+    )
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -196,6 +256,7 @@ COMMANDS = {
     "schema": cmd_schema,
     "queries": cmd_queries,
     "nplus1": cmd_nplus1,
+    "coverage": cmd_coverage,
 }
 
 

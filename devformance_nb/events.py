@@ -108,8 +108,12 @@ class Query(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class CoverageWritten(Event):
+    """The child's coverage data: ``data_file`` ('' when none was saved, ``message`` says why)."""
+
     kind: ClassVar[str] = "coverage"
     data_file: str
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

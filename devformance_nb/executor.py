@@ -40,6 +40,18 @@ class Job:
     def log_path(self) -> Path:
         return self.run_dir / f"{self.test_file.slug}.log"
 
+    @property
+    def coverage_path(self) -> Path:
+        """This file's own coverage data file (written only when coverage is on)."""
+        return self.run_dir / f"{self.test_file.slug}.coverage"
+
+    def child_options(self) -> dict[str, Any]:
+        """The plugin's settings for this file's child (``DEVFORMANCE_OPTIONS``)."""
+        options = {**self.options, "root": os.fspath(self.root)}
+        if options.get("coverage"):
+            options["coverage_data"] = os.fspath(self.coverage_path)
+        return options
+
     def command(self) -> list[str]:
         """The child's pytest command line."""
         return [
@@ -56,16 +68,26 @@ class Job:
         ]
 
     def environment(self) -> dict[str, str]:
-        """The child's environment: ours plus the plugin's settings."""
+        """The child's environment: ours plus the plugin's settings.
+
+        The variables that make coverage.py (``COVERAGE_PROCESS_START``) or
+        pytest-cov (``COV_CORE_*``) measure subprocesses are left out: a measured
+        parent must not make each child start a second tracer beside ours.
+        """
+        inherited = {k: v for k, v in os.environ.items() if not _measures_subprocesses(k)}
         return {
-            **os.environ,
+            **inherited,
             "PYTHONUNBUFFERED": "1",
             ENV_EVENTS: os.fspath(self.events_path),
             ENV_RUN_ID: self.run_id,
             ENV_FILE: self.test_file.key,
             ENV_PARENT: str(os.getpid()),
-            ENV_OPTIONS: json.dumps({**self.options, "root": os.fspath(self.root)}),
+            ENV_OPTIONS: json.dumps(self.child_options()),
         }
+
+
+def _measures_subprocesses(name: str) -> bool:
+    return name == "COVERAGE_PROCESS_START" or name.startswith("COV_CORE_")
 
 
 class Child(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Generator
@@ -21,6 +22,7 @@ from devformance_nb.eventlog import EventWriter
 from devformance_nb.events import (
     Collected,
     CollectError,
+    CoverageWritten,
     FileDone,
     TestPhase,
 )
@@ -71,6 +73,30 @@ class DevformancePlugin:
         self.started = time.perf_counter()
         self.counts: dict[str, int] = {}
         self.capture: Any = None
+        #: a covchild.CoverageStart once start_coverage ran (None: coverage not asked for)
+        self.coverage_start: Any = None
+
+    def start_coverage(self, config: pytest.Config) -> None:
+        """Start coverage.py if the launcher asked for it (before the project imports)."""
+        if not self.options.get("coverage") or self.coverage_start is not None:
+            return
+        from devformance_nb.covchild import start_for_pytest
+
+        self.coverage_start = start_for_pytest(config, self.options)
+        if self.coverage_start.message:  # e.g. a broken configuration: the tests run anyway
+            sys.stderr.write(f"devformance: {self.coverage_start.message}\n")
+
+    def finish_coverage(self) -> None:
+        """Stop coverage, save this child's data file and say where it is (once)."""
+        started, self.coverage_start = self.coverage_start, None
+        if started is None:
+            return
+        child = started.coverage
+        data_file = child.stop_and_save() if child is not None else ""
+        message = started.message or (child.message if child is not None else "")
+        notes = [*started.notes, *(child.notes if child is not None else [])]
+        self.writer.write(CoverageWritten(data_file=data_file, message=message, notes=notes))
+        self.writer.flush()
 
     def start_capture(self) -> None:
         """Hook the SQL libraries (only those importable), if capture is on."""
@@ -107,6 +133,9 @@ class DevformancePlugin:
     def _phase(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
         self.context.nodeid = item.nodeid
         self.context.phase = phase
+        coverage = self.coverage_start.coverage if self.coverage_start is not None else None
+        if coverage is not None:
+            coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on
         try:
             yield
         finally:
@@ -144,6 +173,7 @@ class DevformancePlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.finish_coverage()
         self.writer.write(
             FileDone(
                 exitstatus=int(exitstatus),
@@ -162,7 +192,11 @@ def _watch_parent(parent: int) -> None:
 
 
 def _setup(config: pytest.Config) -> DevformancePlugin | None:
-    """Create and register the recorder once, if the launcher asked for it."""
+    """Create and register the recorder once, if the launcher asked for it.
+
+    Coverage starts before SQL capture and before any conftest file imports the
+    project, so lines run at import time count.
+    """
     existing = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if isinstance(existing, DevformancePlugin):
         return existing
@@ -177,14 +211,20 @@ def _setup(config: pytest.Config) -> DevformancePlugin | None:
     writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
     plugin = DevformancePlugin(writer, options)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    plugin.start_coverage(config)
     plugin.start_capture()
     return plugin
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Start recording before the project's conftest files (and modules) import."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+    """Start recording before the project's conftest files (and modules) import.
+
+    A wrapper's first half runs before every plain implementation, pytest-cov's
+    included, which is what lets coverage switch a ``--cov`` in addopts off.
+    """
     _setup(early_config)
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -196,5 +236,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop capture, flush and close the events file."""
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if isinstance(plugin, DevformancePlugin):
+        plugin.finish_coverage()  # a session that never finished still saves its data
         plugin.stop_capture()
         plugin.writer.close()

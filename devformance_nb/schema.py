@@ -151,6 +151,62 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE tests ADD COLUMN query_time DOUBLE;
         """,
     ),
+    Migration(
+        3,
+        "coverage per run, per test file and per test",
+        """
+        CREATE TABLE coverage_files (
+            run_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            statements INTEGER,
+            covered INTEGER,
+            missing VARCHAR,
+            missing_lines INTEGER[],
+            excluded INTEGER,
+            percent DOUBLE,
+            branches INTEGER,
+            covered_branches INTEGER,
+            partial_branches INTEGER,
+            missing_branches VARCHAR
+        );
+        CREATE TABLE coverage_by_test_file (
+            run_id VARCHAR NOT NULL,
+            test_file VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            statements INTEGER,
+            covered INTEGER,
+            missing VARCHAR,
+            missing_lines INTEGER[],
+            excluded INTEGER,
+            percent DOUBLE,
+            branches INTEGER,
+            covered_branches INTEGER,
+            partial_branches INTEGER,
+            missing_branches VARCHAR
+        );
+        CREATE TABLE coverage_contexts (
+            run_id VARCHAR NOT NULL,
+            test_file VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            line INTEGER NOT NULL,
+            context VARCHAR NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN coverage_percent DOUBLE;
+        ALTER TABLE runs ADD COLUMN coverage_statements INTEGER;
+        ALTER TABLE runs ADD COLUMN coverage_covered INTEGER;
+        ALTER TABLE runs ADD COLUMN coverage_branches INTEGER;
+        ALTER TABLE runs ADD COLUMN coverage_covered_branches INTEGER;
+        ALTER TABLE runs ADD COLUMN coverage_test_files INTEGER;
+        ALTER TABLE runs ADD COLUMN coverage_note VARCHAR;
+        ALTER TABLE test_files ADD COLUMN coverage_percent DOUBLE;
+        ALTER TABLE test_files ADD COLUMN coverage_statements INTEGER;
+        ALTER TABLE test_files ADD COLUMN coverage_covered INTEGER;
+        ALTER TABLE test_files ADD COLUMN coverage_branches INTEGER;
+        ALTER TABLE test_files ADD COLUMN coverage_covered_branches INTEGER;
+        ALTER TABLE test_files ADD COLUMN coverage_test_files INTEGER;
+        ALTER TABLE test_files ADD COLUMN coverage_note VARCHAR;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from devformance_nb import events as ev
+from devformance_nb import runcoverage
 from devformance_nb.detection import NPlusOneDetector, NPlusOneFinding, SlowQuery, find_slow
+from devformance_nb.runcoverage import FileCoverage
 
 #: statuses a file can end with, in the order the UI sorts problems first
 FILE_FINAL = ("error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed")
@@ -100,7 +102,9 @@ class FileState:
     query_time: float = 0.0
     slow: list[SlowQuery] = field(default_factory=list)
     n_plus_one: list[NPlusOneFinding] = field(default_factory=list)
+    #: percent of the project's code this file alone covers (None: not measured)
     coverage: float | None = None
+    coverage_info: FileCoverage | None = None
 
     @property
     def duration(self) -> float | None:
@@ -138,6 +142,16 @@ class RunState:
     finished: float | None = None
     slow_query_ms: float = 100.0
     detector: NPlusOneDetector = field(default_factory=NPlusOneDetector)
+    #: the union of every file's coverage, read when the run ends (a covdata.CoverageResult)
+    coverage_result: Any = None
+    #: the coverage configuration file the data is read with (found on first use)
+    coverage_config: Any = None
+
+    @property
+    def coverage(self) -> float | None:
+        """The run's total coverage percent, once the run ended (None: not measured)."""
+        total = getattr(self.coverage_result, "total", None)
+        return total.percent if total is not None else None
 
     def apply(self, event: ev.Event) -> FileState | None:
         """Fold one event into the state; returns the file it touched, if any."""
@@ -280,6 +294,14 @@ def _file_crashed(state: RunState, e: ev.Event) -> FileState:
     return fs
 
 
+def _coverage(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.CoverageWritten)
+    fs = state.file(e.file)
+    fs.coverage_info = FileCoverage(e.data_file, e.message, list(e.notes))
+    runcoverage.read_file(state, fs)
+    return fs
+
+
 def _file_finished(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.FileFinished)
     fs = state.file(e.file)
@@ -298,6 +320,7 @@ def _run_done(state: RunState, e: ev.Event) -> None:
             fs.status = "not_run"
         elif fs.status == "running":  # the parent died mid-file (replayed runs)
             fs.status = "interrupted"
+    state.coverage_result = runcoverage.read_run(state)
 
 
 _HANDLERS: dict[str, Any] = {
@@ -308,6 +331,7 @@ _HANDLERS: dict[str, Any] = {
     "test": _test_phase,
     "query": _query,
     "file_done": _file_done,
+    "coverage": _coverage,
     "output": _output,
     "file_crashed": _file_crashed,
     "file_finished": _file_finished,

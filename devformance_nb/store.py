@@ -264,6 +264,35 @@ class Store:
             [run_id],
         )
 
+    def coverage_total(self, run_id: str) -> dict[str, Any] | None:
+        """The run's coverage columns (percent, statements, files that contributed, note)."""
+        rows = self.query(
+            "SELECT coverage_percent, coverage_statements, coverage_covered, coverage_branches, "
+            "coverage_covered_branches, coverage_test_files, coverage_note, files "
+            "FROM runs WHERE run_id = ?",
+            [run_id],
+        )
+        return rows[0] if rows else None
+
+    def coverage_files(self, run_id: str, limit: int | None = 20) -> list[dict[str, Any]]:
+        """A run's coverage per source file, least covered first."""
+        return self.query(
+            "SELECT source_file, statements, covered, percent, missing, branches, "
+            "covered_branches FROM coverage_files WHERE run_id = ? "
+            "ORDER BY percent, statements DESC, source_file LIMIT ?",
+            [run_id, limit if limit is not None else 2**31 - 1],
+        )
+
+    def coverage_of(self, run_id: str, source_file: str) -> dict[str, Any] | None:
+        """One source file's coverage in a run (matched by its path or the end of it)."""
+        rows = self.query(
+            "SELECT source_file, statements, covered, percent, missing, missing_lines "
+            "FROM coverage_files WHERE run_id = ? AND (source_file = ? OR source_file LIKE ?) "
+            "ORDER BY length(source_file)",
+            [run_id, source_file, f"%/{source_file.lstrip('./')}"],
+        )
+        return rows[0] if rows else None
+
     def file_durations(self, keys: list[str], runs: int = 5) -> dict[str, float]:
         """Median duration of each file over its last ``runs`` completed runs (for scheduling)."""
         if not keys:

@@ -24,9 +24,27 @@ from devformance_nb.state import FileState, RunState, exit_code
 from devformance_nb.store import Store, mark_interrupted, utc
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+COVERAGE_COLUMNS = (
+    "coverage_percent",
+    "coverage_statements",
+    "coverage_covered",
+    "coverage_branches",
+    "coverage_covered_branches",
+    "coverage_test_files",
+    "coverage_note",
+)
 _CATEGORIES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 #: tables holding rows of a run (deleted first when a run is written again by ingest)
-RUN_TABLES = ("test_files", "tests", "output_lines", "queries", "n_plus_one")
+RUN_TABLES = (
+    "test_files",
+    "tests",
+    "output_lines",
+    "queries",
+    "n_plus_one",
+    "coverage_files",
+    "coverage_by_test_file",
+    "coverage_contexts",
+)
 #: statements buffered before a write in the middle of a file (bounds memory)
 QUERY_BATCH = 100_000
 
@@ -88,6 +106,29 @@ def run_row(state: RunState) -> dict[str, Any]:
         "query_time": sum(fs.query_time for fs in state.files.values()),
         "slow_queries": sum(len(fs.slow) for fs in state.files.values()),
         "n_plus_one": sum(len(fs.n_plus_one) for fs in state.files.values()),
+        **coverage_columns(state.coverage_result, len(state.files)),
+    }
+
+
+def coverage_columns(result: Any, expected_files: int | None = None) -> dict[str, Any]:
+    """The ``coverage_*`` columns of a run or file row (all None when not measured)."""
+    if result is None:
+        return dict.fromkeys(COVERAGE_COLUMNS)
+    from devformance_nb import covdata
+
+    return covdata.total_columns(result, expected_files)
+
+
+def file_coverage_rows(state: RunState, fs: FileState) -> dict[str, list[dict[str, Any]]]:
+    """``coverage_by_test_file`` and ``coverage_contexts`` rows of one file."""
+    result = fs.coverage_info.result if fs.coverage_info is not None else None
+    if result is None:
+        return {}
+    from devformance_nb import covdata
+
+    return {
+        "coverage_by_test_file": covdata.by_test_file_rows(result, state.run_id, fs.key),
+        "coverage_contexts": covdata.context_rows(result, state.run_id, fs.key),
     }
 
 
@@ -119,7 +160,17 @@ def file_row(state: RunState, fs: FileState, log_path: str | None) -> dict[str, 
         "query_time": fs.query_time,
         "slow_queries": len(fs.slow),
         "n_plus_one": len(fs.n_plus_one),
+        **coverage_columns(fs.coverage_info.result if fs.coverage_info is not None else None, 1),
+        **_coverage_problem(fs),
     }
+
+
+def _coverage_problem(fs: FileState) -> dict[str, Any]:
+    # a child that could not measure (broken config, unsaved data) says why on its row
+    info = fs.coverage_info
+    if info is None or info.result is not None or not info.message:
+        return {}
+    return {"coverage_note": info.message}
 
 
 def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
@@ -176,7 +227,18 @@ class StoreWriter:
 
     def close(self, state: RunState) -> None:
         row = run_row(state)
-        self._submit(lambda con: self._finish_run(con, row), final=True)
+        sources: list[dict[str, Any]] = []
+        if state.coverage_result is not None:
+            from devformance_nb import covdata
+
+            sources = covdata.source_file_rows(state.coverage_result, state.run_id)
+
+        def finish(con: duckdb.DuckDBPyConnection) -> None:
+            self._finish_run(con, row)
+            con.execute("DELETE FROM coverage_files WHERE run_id = ?", [row["run_id"]])
+            insert_frame(con, "coverage_files", sources)
+
+        self._submit(finish, final=True)
 
     def _start_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
         mark_interrupted(con)
@@ -193,6 +255,7 @@ class StoreWriter:
         tests = testcase_rows(state, fs)
         output = self._output.pop(fs.key, [])
         findings = finding_rows(state.run_id, fs.n_plus_one)
+        coverage = file_coverage_rows(state, fs)
         queries = self._query_write()
 
         def write(con: duckdb.DuckDBPyConnection) -> None:
@@ -201,6 +264,8 @@ class StoreWriter:
             insert_frame(con, "tests", tests)
             insert_frame(con, "output_lines", output)
             insert_frame(con, "n_plus_one", findings)
+            for table, rows in coverage.items():
+                insert_frame(con, table, rows)
 
         return write
 

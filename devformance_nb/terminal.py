@@ -86,6 +86,9 @@ class TerminalView:
         self._clear_bar()
         for line in findings_report(state):
             self.out.write(line + "\n")
+        coverage = coverage_line(state)
+        if coverage:
+            self.out.write(coverage + "\n")
         totals = state.totals()
         parts = [f"{n} {c}" for c, n in sorted(totals.items()) if c != "tests" and n]
         self.out.write(
@@ -93,6 +96,25 @@ class TerminalView:
             f"({', '.join(parts) or 'nothing ran'}) in {state.duration or 0:.1f}s\n"
         )
         self.out.flush()
+
+
+def coverage_line(state: RunState) -> str:
+    """``coverage: 91.7% of 1,234 statements ...`` for a measured run, else ''."""
+    result = state.coverage_result
+    if result is None:
+        return ""
+    total, notes = result.total, [*result.notes]
+    if total is None:
+        reasons = sorted({s.reason for s in result.skipped if s.reason})
+        return "coverage: not measured" + (f" ({'; '.join(reasons)})" if reasons else "")
+    text = f"coverage: {total.percent:.1f}% of {total.statements:,} statements"
+    if total.branches:
+        text += f" and {total.branches:,} branches"
+    contributed = len(result.data_files)
+    ran = contributed + len(result.skipped)
+    if contributed < ran:
+        notes.insert(0, f"{contributed} of {ran} test files contributed")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def findings_report(state: RunState, top: int = 10) -> list[str]:

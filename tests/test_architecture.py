@@ -26,6 +26,7 @@ MODULE_LAYER = {
     "fingerprint": "pure",
     "detection": "pure",
     "executor": "runtime",
+    "runcoverage": "runtime",
     "forkserver": "runtime",
     "forkserve": "runtime",
     "reader": "runtime",
@@ -41,6 +42,7 @@ MODULE_LAYER = {
     "queryrows": "runtime",
     "api": "facade",
     "analysis": "analysis",
+    "compare": "analysis",
     "charts": "charts",
     "cli": "surfaces",
     "terminal": "surfaces",
@@ -49,6 +51,7 @@ MODULE_LAYER = {
     "magic": "surfaces",
     "notebook": "surfaces",
     "report": "surfaces",
+    "demo_history": "surfaces",
     "findings": "surfaces",
 }
 #: third-party packages a layer may import at module level (each layer may use those below it)
