@@ -12,10 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["Run", "load_ipython_extension", "open_store", "run_tests"]
 
 if TYPE_CHECKING:
-    from devformance_nb.api import Run, open_store, run_tests
+    from devformance_nb.api import Run, open_store
+    from devformance_nb.notebook import run_tests
 
 _LAZY = {
-    "run_tests": "devformance_nb.api",
+    # live in a notebook, blocking elsewhere (notebook.run_tests falls back to api.run_tests)
+    "run_tests": "devformance_nb.notebook",
     "open_store": "devformance_nb.api",
     "Run": "devformance_nb.api",
 }

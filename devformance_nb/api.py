@@ -116,8 +116,16 @@ class Run:
         self._setup.launcher.stop()
 
     def wait(self, timeout: float | None = None) -> Run:
-        """Block until the run ended (or ``timeout`` seconds passed); returns the run."""
-        self._setup.launcher.done.wait(timeout)
+        """Block until the run ended (or ``timeout`` seconds passed); returns the run.
+
+        Interrupting the wait (Ctrl-C, or Jupyter's interrupt button) stops the
+        run: the children are killed, finished files are kept.
+        """
+        try:
+            self._setup.launcher.done.wait(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            self._setup.launcher.done.wait()
         if self._thread is not None and self.done:
             self._thread.join()
         return self

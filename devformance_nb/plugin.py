@@ -3,6 +3,10 @@
 It does nothing unless the launcher set ``DEVFORMANCE_EVENTS`` in the child's
 environment, so adding it to a normal ``pytest`` run changes nothing. It is
 never registered as an entry point.
+
+PYTEST_DONT_REWRITE: the fork server imports this module before pytest's
+assertion rewriter exists; the marker keeps pytest from warning about that in
+every child's output (the module has no test assertions to rewrite).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -53,14 +58,28 @@ def short_message(report: Any) -> str:
 
 
 class TestContext:
-    """Which test and phase is running now; the SQL capture reads it per statement."""
+    """Which test and phase is running now; the SQL capture reads it per statement.
+
+    ``floor`` is the frame that runs the phase's hook (pluggy's), below every frame of the
+    phase, or None outside a phase: the capture's stack walk stops there and reuses what it
+    found below it once per phase.
+    """
 
     __test__ = False
-    __slots__ = ("nodeid", "phase")
+    __slots__ = ("floor", "nodeid", "phase")
 
     def __init__(self) -> None:
         self.nodeid = ""
         self.phase = "collect"
+        self.floor: FrameType | None = None
+
+
+def _hook_frame() -> FrameType | None:
+    """The first frame below the caller that is not this module's (the hook's caller)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
+        frame = frame.f_back
+    return frame
 
 
 class DevformancePlugin:
@@ -133,6 +152,7 @@ class DevformancePlugin:
     def _phase(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
         self.context.nodeid = item.nodeid
         self.context.phase = phase
+        self.context.floor = _hook_frame()
         coverage = self.coverage_start.coverage if self.coverage_start is not None else None
         if coverage is not None:
             coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on
@@ -140,6 +160,7 @@ class DevformancePlugin:
             yield
         finally:
             self.context.phase = "between"
+            self.context.floor = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -182,6 +203,9 @@ class DevformancePlugin:
             )
         )
         self.writer.flush()
+
+
+_THIS_FILE = _hook_frame.__code__.co_filename
 
 
 def _watch_parent(parent: int) -> None:

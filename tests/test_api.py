@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -231,3 +232,20 @@ def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> 
     assert durations["tests/test_z_slow.py"] > 1.5 > durations["tests/test_a_quick.py"]
     second = api.run_tests(root=root, workers=1)
     assert next(iter(second.state.files)) == "tests/test_z_slow.py"
+
+
+def test_interrupting_wait_stops_the_run(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "tests/test_quick.py": "def test_quick():\n    pass\n",
+            "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+        }
+    )
+    run = api.start_run(root=root, workers=2, coverage=False)
+    # Ctrl-C (or Jupyter's interrupt) reaches the main thread while it waits
+    threading.Timer(2.0, os.kill, [os.getpid(), signal.SIGINT]).start()
+    started = time.monotonic()
+    run.wait(timeout=50)
+    assert time.monotonic() - started < 30
+    assert run.status == "stopped"
+    assert run.state.files["tests/test_slow.py"].status == "stopped"

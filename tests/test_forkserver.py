@@ -42,6 +42,9 @@ def test_children_do_not_share_module_state_or_environment(make_project: MakePro
             "tests/test_1_writes.py": "passed",
             "tests/test_2_reads.py": "passed",
         }, run.summary()
+        # the server imported the plugin before pytest's rewriter: no warning in any log
+        for log in run.run_dir.glob("*.log"):
+            assert "PytestAssertRewriteWarning" not in log.read_text(), log.read_text()
     assert "LEAKED_BY_TEST_1" not in os.environ
 
 
