@@ -6,13 +6,16 @@ An adapter hooks one library so that each statement run through it reaches the
 under test, so a project that never touches a library pays nothing for it and the library
 never becomes a requirement.
 
-Adding a library (Django, psycopg 3, psycopg2) means one new module with an ``Adapter``
-subclass and one line in :data:`ADAPTERS`. Rules that keep adapters independent:
+Adding a library means one new module with an ``Adapter`` subclass and one line in
+:data:`ADAPTERS` (a key may name a submodule, e.g. ``django.db``). Rules that keep adapters
+independent:
 
 - a DB-API adapter (a driver's cursor) times the driver call and records; its cursor classes
   derive from :class:`~devformance_nb.capture.recorder.ClaimedCursor`;
 - an ORM adapter records statements itself only on cursors that are not claimed; on a
-  claimed cursor it just sets ``cursor.devformance_orm`` while its execute runs.
+  claimed cursor it just sets ``cursor.devformance_orm`` while its execute runs (and may
+  name the DB-API connection by setting its ``devformance_alias``, which the DB-API adapters
+  report as the alias).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 ADAPTERS: dict[str, str] = {
     "sqlite3": "devformance_nb.capture.sqlite:SQLite3Adapter",
     "sqlalchemy": "devformance_nb.capture.sqla:SQLAlchemyAdapter",
+    "psycopg": "devformance_nb.capture.pg3:Psycopg3Adapter",
+    "psycopg2": "devformance_nb.capture.pg2:Psycopg2Adapter",
+    "django.db": "devformance_nb.capture.djangodb:DjangoAdapter",
 }
 
 
