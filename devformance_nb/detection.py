@@ -22,6 +22,7 @@ from devformance_nb.fingerprint import (
     fingerprint_hash,
     is_catalog_or_control,
     is_select,
+    is_transaction_control,
 )
 
 EXAMPLE_MAX_CHARS = 2_000
@@ -67,13 +68,19 @@ class NPlusOneFinding:
 def find_slow(queries: Iterable[Query], slow_query_ms: float) -> list[SlowQuery]:
     """Every query whose duration is at least ``slow_query_ms`` milliseconds, in input order.
 
+    Not slow-query findings, however long they took (they stay recorded): transaction control
+    (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE: its time is the work it ends or waits for),
+    and statements no project code issued (no project frame on the stack, so no caller: test
+    tooling, such as pytest-django creating and dropping the test database).
     ``sql`` is capped at ``EXAMPLE_MAX_CHARS``; the store keeps the full text.
     """
     found: list[SlowQuery] = []
     for query in queries:
-        if query.duration * 1000.0 < slow_query_ms:
+        if query.duration * 1000.0 < slow_query_ms or not query.caller:
             continue
         fp = fingerprint(query.sql)
+        if is_transaction_control(fp):
+            continue
         found.append(
             SlowQuery(
                 file=query.file,
@@ -114,8 +121,17 @@ def find_n_plus_one(
     return detector.findings()
 
 
-def hint_for(orm: str, table: str) -> str:
-    """A fix hint for an N+1 on ``table`` for the ORM that issued it."""
+#: a lookup by primary key (``WHERE "t"."id" = ?``): a forward foreign key loaded lazily
+_BY_PRIMARY_KEY = re.compile(r'\bWHERE (?:"?\w+"?\.)?"?id"? = \?', re.IGNORECASE)
+
+
+def hint_for(orm: str, table: str, fp: str = "") -> str:
+    """A fix hint for an N+1 on ``table`` for the ORM that issued it.
+
+    ``fp``, the repeated statement's fingerprint, lets the Django hint lead with the likely
+    fix: a lookup by primary key is a forward foreign key (``select_related``), anything else
+    a reverse or many-to-many relation (``prefetch_related``).
+    """
     what = f'"{table}"' if table else "the related rows"
     if orm == "sqlalchemy":
         return (
@@ -125,6 +141,17 @@ def hint_for(orm: str, table: str) -> str:
             "the parents."
         )
     if orm == "django":
+        if fp and _BY_PRIMARY_KEY.search(fp):
+            return (
+                f"Load {what} with the parent queryset: add .select_related('field') for this "
+                "forward ForeignKey/OneToOneField (or .prefetch_related('field'))."
+            )
+        if fp:
+            return (
+                f"Load {what} with the parent queryset: add .prefetch_related('name') for this "
+                "reverse foreign key or ManyToManyField (a forward ForeignKey takes "
+                ".select_related('field'))."
+            )
         return (
             f"Load {what} with the parent queryset: .select_related('field') for a forward "
             "ForeignKey/OneToOneField, .prefetch_related('name') for a reverse foreign key or "
@@ -263,7 +290,7 @@ class NPlusOneDetector:
             stack_hash=first.stack_hash,
             example_sql=_cap(first.sql),
             orm=group.orm,
-            hint=hint_for(group.orm, table),
+            hint=hint_for(group.orm, table, group.fingerprint),
             first_qseq=first.qseq,
         )
 

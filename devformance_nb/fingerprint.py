@@ -260,7 +260,8 @@ _TYPES = _words(
     """
 )
 _TYPE_ALIASES = {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}
-_CONTROL_TYPES = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"})
+_TRANSACTION_TYPES = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+_CONTROL_TYPES = _TRANSACTION_TYPES | {"PRAGMA"}
 _CATALOG = re.compile(
     r"\b(?:sqlite_master|sqlite_schema|sqlite_temp_master|sqlite_temp_schema"
     r"|information_schema|pg_catalog|performance_schema)\b",
@@ -303,6 +304,15 @@ def _main_statement_after_with(text: str) -> str:
 def is_select(fp: str) -> bool:
     """True for a SELECT (including ``WITH ... SELECT``), from the fingerprint alone."""
     return statement_type(fp) == "SELECT"
+
+
+def is_transaction_control(fp: str) -> bool:
+    """True for BEGIN/START TRANSACTION, COMMIT/END, ROLLBACK (TO SAVEPOINT), SAVEPOINT, RELEASE.
+
+    Their time is the work they end or wait for (a commit's flush, a lock), not their own:
+    they are recorded, never slow-query or N+1 findings.
+    """
+    return statement_type(fp) in _TRANSACTION_TYPES
 
 
 def is_catalog_or_control(fp: str) -> bool:

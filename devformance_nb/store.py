@@ -246,11 +246,18 @@ class Store:
         return str(rows[0]["run_id"])
 
     def slow_queries(self, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
-        """The slowest statements of a run (at or over its threshold), slowest first."""
+        """The slowest statements of a run (at or over its threshold), slowest first.
+
+        As in detection: transaction control and statements without a project caller (test
+        tooling) are not slow-query findings.
+        """
         return self.query(
             "SELECT q.duration * 1000 AS ms, q.file, q.nodeid, q.caller, q.sql "
             "FROM queries q JOIN runs r USING (run_id) "
+            "LEFT JOIN fingerprints f USING (fingerprint_hash) "
             "WHERE q.run_id = ? AND q.duration * 1000 >= coalesce(r.slow_query_ms, 100) "
+            "AND q.caller <> '' AND coalesce(f.statement_type, '') "
+            "NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE') "
             "ORDER BY q.duration DESC LIMIT ?",
             [run_id, limit],
         )

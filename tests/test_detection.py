@@ -229,6 +229,15 @@ def test_hint_for(orm: str, words: list[str]) -> None:
         assert word in hint
 
 
+def test_django_hint_leads_with_the_likely_fix() -> None:
+    forward = 'SELECT "m"."id" FROM "m" WHERE "m"."id" = ? LIMIT ?'
+    reverse = 'SELECT "b"."id" FROM "b" WHERE "b"."author_id" = ? ORDER BY "b"."year" ASC'
+    assert hint_for("django", "m", forward).split(": add ")[1].startswith(".select_related(")
+    assert hint_for("django", "b", reverse).split(": add ")[1].startswith(".prefetch_related(")
+    [finding] = find_n_plus_one([q(forward, orm="django") for _ in range(2)])
+    assert finding.hint == hint_for("django", "m", forward)
+
+
 def test_hint_without_a_table() -> None:
     assert "related rows" in hint_for("", "")
 
@@ -323,10 +332,24 @@ def test_find_slow_threshold_is_inclusive() -> None:
     ]
 
 
-def test_find_slow_includes_every_kind_of_statement() -> None:
-    queries = [q(sql, duration=1.0) for sql in ("BEGIN", "PRAGMA x", "SELECT 1", "")]
-    assert [s.fingerprint for s in find_slow(queries, 100)] == ["BEGIN", "PRAGMA x", "SELECT ?", ""]
+def test_find_slow_includes_every_kind_of_statement_but_transaction_control() -> None:
+    control = ("BEGIN", "COMMIT", "ROLLBACK TO SAVEPOINT s1", 'SAVEPOINT "s1_x1"', "RELEASE s1")
+    others = ("PRAGMA x", "SELECT 1", "", "SELECT relname FROM pg_catalog.pg_class", "SET x = 1")
+    queries = [q(sql, duration=1.0) for sql in control + others]
+    assert [s.fingerprint for s in find_slow(queries, 100)] == [
+        "PRAGMA x",
+        "SELECT ?",
+        "",
+        "SELECT relname FROM pg_catalog.pg_class",
+        "SET x = ?",
+    ]
     assert find_slow(queries, 1001) == []
+
+
+def test_find_slow_skips_statements_no_project_code_issued() -> None:
+    tooling = q('CREATE DATABASE "test_library_p42"', duration=0.3, caller="", stack_hash="")
+    ours = q("SELECT * FROM loans", duration=0.3)
+    assert [s.qseq for s in find_slow([tooling, ours], 100)] == [ours.qseq]
 
 
 def test_find_slow_caps_the_sql() -> None:

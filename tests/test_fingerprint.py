@@ -14,6 +14,7 @@ from devformance_nb.fingerprint import (
     fingerprint_hash,
     is_catalog_or_control,
     is_select,
+    is_transaction_control,
     statement_type,
 )
 
@@ -330,6 +331,26 @@ def test_statement_type(sql: str, kind: str) -> None:
 )
 def test_catalog_or_control(sql: str, expected: bool) -> None:
     assert is_catalog_or_control(fingerprint(sql)) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("BEGIN", True),
+        ("START TRANSACTION", True),
+        ("COMMIT", True),
+        ("END", True),
+        ("ROLLBACK TO SAVEPOINT s1", True),
+        ('SAVEPOINT "s123_x1"', True),
+        ('RELEASE SAVEPOINT "s123_x1"', True),
+        ("PRAGMA foreign_keys = ON", False),
+        ("SELECT c.relname FROM pg_catalog.pg_class c", False),
+        ("SET CONSTRAINTS ALL IMMEDIATE", False),
+        ("SELECT 1", False),
+    ],
+)
+def test_transaction_control(sql: str, expected: bool) -> None:
+    assert is_transaction_control(fingerprint(sql)) == expected
 
 
 @pytest.mark.parametrize(
