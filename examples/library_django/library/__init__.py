@@ -1,0 +1,1 @@
+"""The library demo app: authors, books, members and their loans."""
