@@ -4,13 +4,12 @@ Usage: python bench/bench_coverage.py [--repeat 3] [--workers 2]
 
 Rows, all on the bookshop demo with the same number of workers:
 
-- per-file children (one pytest process per test file, ``--workers`` at a time)
-  with coverage off, on, and on with per-test contexts. Until the launcher starts
-  coverage itself, these children load the test-only driver plugin
-  (tests/covdriver.py), which calls ``devformance_nb.covchild`` exactly as the
-  real plugin will; the parent-side reading (``covdata``) is timed separately.
-- ``devformance run`` with and without ``--no-coverage``, once the CLI has that flag.
+- ``devformance run`` (default executor) with ``--no-coverage``, with coverage
+  on (the default) and with ``--coverage-contexts``;
 - ``pytest -n W --dist loadfile`` without and with ``--cov=bookshop`` (pytest-cov).
+
+The parent-side reading (``covdata``: one child's data file, and the run's
+union) is timed separately, on the data files of the last coverage run.
 
 Prints a markdown table of medians and ratios (paste it into bench/RESULTS.md).
 """
@@ -27,13 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devformance_nb import covdata
+
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"
-sys.path.insert(0, str(REPO / "tests"))
-
-from covdriver import child_env, run_children  # noqa: E402
-
-from devformance_nb import covdata  # noqa: E402
 
 Timed = Callable[[Path], float]
 
@@ -45,22 +41,11 @@ def test_files() -> list[str]:
     )
 
 
-def children(workers: int, **options: object) -> Timed:
-    """Per-file children through the driver plugin; seconds for the whole suite."""
-
-    def run(scratch: Path) -> float:
-        started = time.perf_counter()
-        run_children(BOOKSHOP, test_files(), scratch / "run", workers=workers, **options)
-        return time.perf_counter() - started
-
-    return run
-
-
 def command(argv: list[str]) -> Timed:
     """A command run in the bookshop folder; seconds from start to exit."""
 
     def run(scratch: Path) -> float:
-        env = {**child_env({}, scratch / "unused.json"), "COVERAGE_FILE": str(scratch / ".cov")}
+        env = {**os.environ, "COVERAGE_FILE": str(scratch / ".cov")}
         started = time.perf_counter()
         proc = subprocess.run(argv, cwd=BOOKSHOP, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
@@ -71,35 +56,21 @@ def command(argv: list[str]) -> Timed:
     return run
 
 
-def cli_has_no_coverage() -> bool:
-    """Whether ``devformance run`` already takes ``--no-coverage`` (the launcher measures)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "devformance_nb.cli", "run", "--help"],
-        capture_output=True,
-        text=True,
-    )
-    return "--no-coverage" in proc.stdout
-
-
 def candidates(workers: int, scratch: Path) -> dict[str, Timed]:
     py = sys.executable
     xdist = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers)]
     xdist += ["--dist", "loadfile"]
-    rows: dict[str, Timed] = {
-        "per-file children, coverage off": children(workers, coverage=False),
-        "per-file children, coverage on": children(workers),
-        "per-file children, coverage + contexts": children(workers, coverage_contexts=True),
+    run = [py, "-m", "devformance_nb.cli", "run", "--workers", str(workers)]
+    run += ["--db", str(scratch / "bench.duckdb")]
+    return {
+        "devformance run, --no-coverage": command([*run, "--no-coverage"]),
+        "devformance run, coverage on": command(run),
+        "devformance run, coverage + contexts": command([*run, "--coverage-contexts"]),
         f"pytest -n {workers} --dist loadfile": command(xdist),
         f"pytest -n {workers} --dist loadfile --cov": command(
             [*xdist, "--cov=bookshop", "--cov-report="]
         ),
     }
-    if cli_has_no_coverage():
-        run = [py, "-m", "devformance_nb.cli", "run", "--workers", str(workers)]
-        run += ["--db", str(scratch / "bench.duckdb")]
-        rows["devformance run, --no-coverage"] = command([*run, "--no-coverage"])
-        rows["devformance run, coverage on"] = command(run)
-    return rows
 
 
 def measure(rows: dict[str, Timed], repeat: int, scratch: Path) -> dict[str, float]:
@@ -112,11 +83,11 @@ def measure(rows: dict[str, Timed], repeat: int, scratch: Path) -> dict[str, flo
     return {name: statistics.median(found) for name, found in times.items()}
 
 
-def reading_cost(workers: int, scratch: Path) -> tuple[float, float, float | None]:
+def reading_cost() -> tuple[float, float, float | None]:
     """Parent side: seconds to read one child's data (mean), the run total, and its percent."""
-    folder = scratch / "reading"
-    run_children(BOOKSHOP, test_files(), folder, workers=workers)
-    data_files = sorted(folder.glob("*.coverage"))
+    runs = sorted((BOOKSHOP / ".devformance" / "runs").glob("*/"))
+    with_data = [r for r in runs if list(r.glob("*.coverage"))]
+    data_files = sorted(with_data[-1].glob("*.coverage"))
     started = time.perf_counter()
     for path in data_files:
         covdata.read_test_file(path, BOOKSHOP)
@@ -140,22 +111,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cov-") as tmp:
         scratch = Path(tmp)
         medians = measure(candidates(args.workers, scratch), args.repeat, scratch)
-        per_file, union, percent = reading_cost(args.workers, scratch)
-    ours_off = medians["per-file children, coverage off"]
+    per_file, union, percent = reading_cost()
     xdist_cov = medians[f"pytest -n {args.workers} --dist loadfile --cov"]
     print("| run | wall s | vs same runner, coverage off | vs xdist + pytest-cov |")
     print("|---|---|---|---|")
     for name, seconds in medians.items():
-        base = ours_off if name.startswith("per-file") else None
         if name.startswith("pytest"):
             base = medians[f"pytest -n {args.workers} --dist loadfile"]
-        if name.startswith("devformance"):
+        else:
             base = medians["devformance run, --no-coverage"]
-        print(
-            f"| {name} | {seconds:.2f} | {seconds / base:.2f}x | {seconds / xdist_cov:.2f}x |"
-            if base
-            else f"| {name} | {seconds:.2f} | | {seconds / xdist_cov:.2f}x |"
-        )
+        print(f"| {name} | {seconds:.2f} | {seconds / base:.2f}x | {seconds / xdist_cov:.2f}x |")
     print(
         f"\nparent side (covdata): {per_file * 1000:.0f} ms to read one test file's data, "
         f"{union * 1000:.0f} ms for the run total ({percent:.2f}%)"

@@ -1,10 +1,14 @@
 """Wall time of devformance against pytest-xdist and plain pytest, in one run, same machine.
 
-Usage: python bench/bench_runner.py [--repeat 3] [--workers 2] [--executors spawn]
+Usage: python bench/bench_runner.py [--repeat 3] [--workers 2] [--executors forkserver,spawn]
 
 Suites: a generated suite of 40 small files, a generated suite with skewed
-file durations, and the bookshop demo. Prints a markdown table of medians and
-ratios (paste it into bench/RESULTS.md).
+file durations, and the bookshop demo. devformance runs with coverage and SQL
+capture off (``--no-coverage --no-sql``, the like-for-like comparison with
+xdist) and, for the fork server, also with both on. Every devformance variant
+runs once before timing, so longest-first has history to order by. Prints a
+markdown table of medians and ratios (paste it into bench/RESULTS.md), the
+skewed suite's lower bound, and the per-file cost of each executor.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def test_small(n):
     assert sum(range(n * 100)) >= 0
 """
 
+#: the long files come last in file order: the order files start in decides the wall time
+SKEWED_DURATIONS = [0.2] * 14 + [3.0, 3.0]
 SKEWED = """
 import time
 
@@ -54,8 +60,7 @@ def generate_skewed(folder: Path) -> Path:
     (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
     tests = folder / "tests"
     tests.mkdir()
-    durations = [0.2] * 14 + [3.0, 3.0]  # the long ones come last in file order
-    for i, seconds in enumerate(durations):
+    for i, seconds in enumerate(SKEWED_DURATIONS):
         (tests / f"test_skew_{i:02d}.py").write_text(SKEWED.format(seconds=seconds))
     return folder
 
@@ -69,22 +74,30 @@ def timed(command: list[str], cwd: Path) -> float:
     return elapsed
 
 
+def devformance(workers: int, executor: str, db: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "devformance_nb.cli",
+        "run",
+        "--workers",
+        str(workers),
+        "--db",
+        str(db),
+        "--executor",
+        executor,
+        *extra,
+    ]
+
+
 def commands(workers: int, executors: list[str], db: Path) -> dict[str, list[str]]:
     py = sys.executable
     out = {
-        f"devformance {name}": [
-            py,
-            "-m",
-            "devformance_nb.cli",
-            "run",
-            "--workers",
-            str(workers),
-            "--db",
-            str(db),
-            *(["--executor", name] if name != "spawn" else []),
-        ]
+        f"devformance {name}": devformance(workers, name, db, "--no-coverage", "--no-sql")
         for name in executors
     }
+    if "forkserver" in executors:
+        out["devformance forkserver + coverage + SQL"] = devformance(workers, "forkserver", db)
     out[f"pytest -n {workers} --dist loadfile"] = [
         py,
         "-m",
@@ -113,33 +126,44 @@ def commands(workers: int, executors: list[str], db: Path) -> dict[str, list[str
 
 def measure(suite: Path, cmds: dict[str, list[str]], repeat: int) -> dict[str, float]:
     results: dict[str, list[float]] = {name: [] for name in cmds}
+    for name, command in cmds.items():  # warm-up: file history for longest-first, disk caches
+        if name.startswith("devformance"):
+            timed(command, suite)
     for _ in range(repeat):  # interleaved, so drift hits every tool alike
         for name, command in cmds.items():
             results[name].append(timed(command, suite))
     return {name: statistics.median(times) for name, times in results.items()}
 
 
-def per_file_start(workers: int) -> float:
-    """Seconds for one spawn child running one trivial file (interpreter + pytest + plugin)."""
+def per_file_cost(executor: str) -> float:
+    """Median seconds per trivial file, start to end as the launcher sees it, warm executor.
+
+    One worker, coverage and SQL off: what remains is starting the child (spawn:
+    interpreter + pytest import; forkserver: one fork), a pytest session, the
+    events file and the reader.
+    """
+    from devformance_nb import api
+
     with tempfile.TemporaryDirectory() as tmp:
-        folder = generate_small(Path(tmp), files=1)
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "devformance_nb.plugin",
-            "tests/test_small_00.py",
-        ]
-        return statistics.median(timed(command, folder) for _ in range(5))
+        folder = generate_small(Path(tmp), files=20)
+        settings = {"workers": 1, "executor": executor, "coverage": False, "capture_sql": False}
+        api.run_tests(root=folder, store=False, **settings)  # warm the server
+        run = api.run_tests(root=folder, store=False, **settings)
+        return statistics.median(fs.duration or 0.0 for fs in run.files)
+
+
+def skewed_bound(workers: int) -> float:
+    """max(longest file, total / workers) for the skewed suite (sleep time only)."""
+    return max(max(SKEWED_DURATIONS), sum(SKEWED_DURATIONS) / workers)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--executors", default="spawn", help="comma-separated executor names")
+    parser.add_argument(
+        "--executors", default="forkserver,spawn", help="comma-separated executor names"
+    )
     args = parser.parse_args()
     executors = args.executors.split(",")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat}\n")
@@ -164,7 +188,9 @@ def main() -> None:
                     f"| {suite_name} | {tool} | {seconds:.2f} | {seconds / xdist:.2f}x | "
                     f"{seconds / plain:.2f}x |"
                 )
-    print(f"\nper-file start (one spawn child, trivial file): {per_file_start(args.workers):.2f} s")
+    print(f"\nskewed suite lower bound (sleep only): {skewed_bound(args.workers):.2f} s")
+    for name in executors:
+        print(f"per-file cost, {name} (warm, trivial file): {per_file_cost(name):.3f} s")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="do not measure coverage (faster)",
     )
     parser.add_argument(
+        "--no-sql",
+        dest="capture_sql",
+        action="store_false",
+        default=None,
+        help="do not record SQL statements (faster)",
+    )
+    parser.add_argument(
         "--coverage-contexts",
         action="store_true",
         default=None,
@@ -93,6 +100,7 @@ def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, An
         "timeout": args.timeout,
         "executor": args.executor,
         "coverage": args.coverage,
+        "capture_sql": args.capture_sql,
         "coverage_contexts": args.coverage_contexts,
         "pytest_args": pytest_args or None,
     }
