@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pgcluster
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"
+LIBRARY_DJANGO = REPO / "examples" / "library_django"
 
 MakeProject = Callable[[dict[str, str]], Path]
 
@@ -49,3 +51,29 @@ def in_dir(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
 def executor(request: pytest.FixtureRequest) -> str:
     """Each real-run test runs with both executors."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A PostgreSQL server's DSN: ``DEVFORMANCE_PG_DSN``, else a throwaway cluster.
+
+    The cluster is started from the server's binaries (Debian's ``postgresql`` package) and
+    removed at the end of the session. Without both, tests that need PostgreSQL fail with
+    what to install or set; they never skip.
+    """
+    configured = os.environ.get(pgcluster.ENV_DSN)
+    if configured:
+        yield configured
+        return
+    if pgcluster.find_bindir() is None:
+        pytest.fail(pgcluster.INSTALL_HINT, pytrace=False)
+    folder = pgcluster.temporary_folder()
+    try:
+        dsn = pgcluster.start(folder)
+    except pgcluster.ClusterError as exc:
+        pgcluster.stop(folder)
+        pytest.fail(f"could not start a PostgreSQL cluster: {exc}\n{pgcluster.INSTALL_HINT}")
+    try:
+        yield dsn
+    finally:
+        pgcluster.stop(folder)
