@@ -184,11 +184,20 @@ class LiveRunView:
             raise NoTestsFoundError(f"no test file matches the filter {self.filter.value!r}")
         return root, files
 
-    def stop(self) -> None:
-        """Stop the run: no new file starts, running children are killed. Twice is harmless."""
+    def stop(self, notice: str = "") -> None:
+        """Stop the run: no new file starts, running children are killed. Twice is harmless.
+
+        ``notice`` is shown in the header (e.g. why the run was stopped).
+        """
         if self.run is not None and self._active:
             self._stopping = True  # drawn by the next tick
+            self._notice = notice or self._notice
             self.run.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether this view's run is still going."""
+        return self._active
 
     def _on_run_click(self, _: Any = None) -> None:
         if self._active:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 
+#: the view of the last live run started from a cell (a re-run cell stops its run)
+_last_view: LiveRunView | None = None
+
 
 def in_notebook() -> bool:
     """Whether this code runs in a Jupyter kernel (JupyterLab, Notebook, VS Code, Voila).
@@ -53,7 +56,8 @@ def run_tests(
     In a notebook (or with ``live=True``) this shows a LiveRunView, starts the
     run in the background and returns the Run at once: the kernel stays free,
     ``run.wait()`` blocks until the end, ``run.stop()`` (or the Stop button)
-    ends it early. Elsewhere (or with ``live=False``) it is ``api.run_tests``:
+    ends it early. Starting a live run while the previous one still goes (a
+    re-executed cell) stops the previous one first, with a notice in its view. Elsewhere (or with ``live=False``) it is ``api.run_tests``:
     it blocks and returns the finished Run. ``settings`` are the run's
     settings (``workers``, ``db``, ``timeout``, ``pytest_args``, ...).
     """
@@ -61,5 +65,13 @@ def run_tests(
         live = in_notebook()
     if not live:
         return api.run_tests(paths, root=root, observers=observers, **settings)
+    global _last_view
+    previous = _last_view
+    if previous is not None and previous.running:
+        # a re-executed cell: one run at a time, never two views racing on one store
+        previous.stop("stopped: a new run was started from another cell")
+        if previous.run is not None:
+            previous.run.wait()
     view = live_view(paths, root=root, observers=observers, **settings)
+    _last_view = view
     return view.start()

@@ -127,3 +127,17 @@ def test_magic_in_a_real_kernel_shows_the_live_view(
         ["✔ passed", "tests/test_one.py"],
         ["✔ passed", "tests/test_two.py"],
     ]
+
+
+def test_a_rerun_cell_stops_the_run_still_going(make_project: MakeProject, tmp_path: Path) -> None:
+    root = make_project(
+        {**SUITE, "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n"}
+    )
+    db = str(tmp_path / "r.duckdb")
+    first = notebook.run_tests(root=root, live=True, workers=3, db=db)
+    (old_view,) = [o for o in first._setup.launcher.observers if isinstance(o, LiveRunView)]
+    second = notebook.run_tests("tests/test_one.py", root=root, live=True, workers=1, db=db)
+    assert first.done and first.status == "stopped"
+    assert "a new run was started" in old_view.status.value
+    second.wait(60)
+    assert second.status == "passed" and not old_view.running
