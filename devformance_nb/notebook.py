@@ -57,7 +57,8 @@ def run_tests(
     run in the background and returns the Run at once: the kernel stays free,
     ``run.wait()`` blocks until the end, ``run.stop()`` (or the Stop button)
     ends it early. Starting a live run while the previous one still goes (a
-    re-executed cell) stops the previous one first, with a notice in its view. Elsewhere (or with ``live=False``) it is ``api.run_tests``:
+    re-executed cell) stops the previous one first, with a notice in its view.
+    Elsewhere (or with ``live=False``) it is ``api.run_tests``:
     it blocks and returns the finished Run. ``settings`` are the run's
     settings (``workers``, ``db``, ``timeout``, ``pytest_args``, ...).
     """
