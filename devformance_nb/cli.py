@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--db")
     coverage.add_argument("--limit", type=int, default=20)
     coverage.add_argument("--file", help="show the missing lines of this source file")
+    report = sub.add_parser("report", help="write a self-contained HTML report of recent runs")
+    report.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
+    report.add_argument("--db")
+    report.add_argument(
+        "--runs", default="last:20", help="latest, last:N, branch:NAME, all, a run id"
+    )
+    compare = sub.add_parser("compare", help="compare two runs; exit 1 on regressions")
+    compare.add_argument("a", nargs="?", default="previous", help="base run (default: previous)")
+    compare.add_argument("b", nargs="?", default="latest", help="new run (default: latest)")
+    compare.add_argument("--db")
+    compare.add_argument(
+        "--max-coverage-drop",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="percentage points the total coverage may fall (default: 0)",
+    )
     return parser
 
 
@@ -256,6 +273,23 @@ def _print_missing(store: Any, run_id: str, source_file: str) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.report import write_report
+
+    path = write_report(args.html, api.open_store(args.db), args.runs)
+    print(f"devformance: report written to {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.compare import compare_runs
+    from devformance_nb.report import comparison_text
+
+    comparison = compare_runs(api.open_store(args.db), args.a, args.b)
+    print(comparison_text(comparison, args.max_coverage_drop))
+    return 1 if len(comparison.regressions(args.max_coverage_drop)) else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -265,6 +299,8 @@ COMMANDS = {
     "queries": cmd_queries,
     "nplus1": cmd_nplus1,
     "coverage": cmd_coverage,
+    "report": cmd_report,
+    "compare": cmd_compare,
 }
 
 
