@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -309,13 +310,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own)
     try:
-        return COMMANDS[args.command](args, pytest_args)
+        code = COMMANDS[args.command](args, pytest_args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below
+        return code
     except DevformanceError as exc:
         print(f"devformance: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("devformance: interrupted", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`devformance nplus1 | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,3 +72,15 @@ def test_runs_on_an_empty_project_says_how_to_start(make_project: MakeProject) -
     root = make_project({})
     out = cli("runs", cwd=root)
     assert out.returncode == 3 and "devformance run" in out.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": "def test_a():\n    pass\n"})
+    assert cli("run", "--workers", "1", cwd=root).returncode == 0
+    # the reader is gone before the first line is written (as `| head -1` on long output)
+    shell = f"{sys.executable} -m devformance_nb.cli schema | true; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(
+        ["bash", "-c", shell], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
