@@ -14,3 +14,7 @@ def test_most_borrowed(large: Size) -> None:
 
 def test_loans_per_member(small: Size) -> None:
     assert reports.loans_per_member() == {f"Member {m:03d}": 2 for m in range(4)}
+
+
+def test_member_emails(small: Size) -> None:
+    assert reports.member_emails() == [f"m{m}@example.org" for m in range(4)]

@@ -1,0 +1,148 @@
+"""SQL capture of Django, wired into the real plugin in a real pytest child (pytester).
+
+The child configures Django itself (two SQLite aliases, no pytest-django), so these tests
+run in their own process and never configure Django in this one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devformance_nb import events as ev
+from devformance_nb.eventlog import read_events
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = """
+import os
+
+import django
+from django.conf import settings
+
+def sqlite(name):
+    path = os.path.join(os.environ["DB_DIR"], name)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+
+settings.configure(
+    DATABASES={"default": sqlite("a.db"), "other": sqlite("b.db")}, INSTALLED_APPS=[], USE_TZ=True
+)
+django.setup()
+"""
+
+SUITE = """
+import threading
+
+from django.db import connection, connections, transaction
+from django.db.backends.signals import connection_created
+
+
+def test_aliases_and_vendor():
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1")
+    with connections["other"].cursor() as cur:
+        cur.execute("SELECT 2")
+
+
+def test_a_wrapper_block_that_opens_the_connection_keeps_ours():
+    other = connections["other"]
+    other.close()
+    seen = []
+
+    def mine(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with other.execute_wrapper(mine):
+        with other.cursor() as cur:  # connects inside the block: ours is added now
+            cur.execute("SELECT 3")
+    with other.cursor() as cur:
+        cur.execute("SELECT 4")
+    assert seen == ["SELECT 3"]
+
+
+def test_connections_of_other_threads():
+    def work():
+        with connection.cursor() as cur:
+            cur.execute("SELECT 5")
+        connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+
+
+def test_transactions_savepoints_and_executemany():
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE t (x int)")
+    with transaction.atomic():
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.executemany("INSERT INTO t VALUES (%s)", [(1,), (2,)])
+
+
+def test_zz_stopping_takes_the_wrapper_out():
+    from devformance_nb.capture import session
+
+    assert any(type(w).__name__ == "ExecuteWrapper" for w in connection.execute_wrappers)
+    session._active.stop()
+    assert connection.execute_wrappers == []
+    assert connections["other"].execute_wrappers == []
+    assert not connection_created.has_listeners()
+    with connection.cursor() as cur:
+        cur.execute("SELECT 6")
+"""
+
+
+def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_site=SUITE)
+    events_path = tmp_path / "events.jsonl"
+    env = {
+        "DEVFORMANCE_EVENTS": str(events_path),
+        "DEVFORMANCE_RUN_ID": "run-1",
+        "DEVFORMANCE_FILE": "test_site.py",
+        "DEVFORMANCE_OPTIONS": json.dumps({"root": str(pytester.path)}),
+        "DB_DIR": str(tmp_path),
+    }
+    for name, value in env.items():
+        pytester._monkeypatch.setenv(name, value)
+    result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin", "-p", "no:django")
+    assert result.ret == 0, result.stdout.str()
+    return [e for e in read_events(events_path) if isinstance(e, ev.Query)]
+
+
+def test_django_statements_once_each_with_alias_vendor_and_orm(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    queries = run_child(pytester, tmp_path)
+    by_test: dict[str, list[ev.Query]] = {}
+    for q in queries:
+        by_test.setdefault(q.nodeid.partition("::")[2], []).append(q)
+    # every ORM statement once, tagged by Django, named by the Django alias
+    selects = [(q.sql, q.alias, q.orm, q.vendor) for q in queries if q.sql.startswith("SELECT")]
+    assert selects == [
+        ("SELECT 1", "default", "django", "sqlite"),
+        ("SELECT 2", "other", "django", "sqlite"),
+        ("SELECT 3", "other", "django", "sqlite"),
+        ("SELECT 4", "other", "django", "sqlite"),
+        ("SELECT 5", "default", "django", "sqlite"),
+    ]
+    # a new thread opens its own connection: wrapped when Django creates it
+    threaded = by_test["test_connections_of_other_threads"]
+    assert [q.sql.split(" ")[0] for q in threaded] == ["select", "PRAGMA", "PRAGMA", "SELECT"]
+    assert {q.caller.split(" ")[-1] for q in threaded} == {
+        "test_connections_of_other_threads.<locals>.work"
+    }
+    transaction = by_test["test_transactions_savepoints_and_executemany"]
+    kinds = [q.sql.split(" ")[0] for q in transaction]
+    assert kinds == ["CREATE", "BEGIN", "SAVEPOINT", "INSERT", "RELEASE"]
+    assert all(q.orm == "django" for q in transaction)
+    insert = transaction[3]
+    assert (insert.many, insert.rows) == (True, 2)
+    # what Django runs on the driver's connection as it connects is recorded, untagged
+    assert {q.sql.split(" ")[0] for q in queries if q.orm == ""} == {"select", "PRAGMA"}
+    # after stop: nothing
+    assert "test_zz_stopping_takes_the_wrapper_out" not in by_test
