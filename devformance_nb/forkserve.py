@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -32,7 +33,10 @@ def warm_up(warm: dict[str, Any]) -> None:
 
     import devformance_nb.plugin  # noqa: F401 - every child loads it
 
+    measured = not warm.get("conftest", True)  # coverage on: no project code in the server
     for name in warm.get("preload", []):
+        if measured and is_project_module(name, warm.get("root", "")):
+            continue  # imported in each child instead, where coverage sees its import-time lines
         importlib.import_module(name)
     args = ["--collect-only", "-q", "-p", "no:cacheprovider", "-p", "devformance_nb.collector"]
     if not warm.get("conftest", True):
@@ -42,6 +46,27 @@ def warm_up(warm: dict[str, Any]) -> None:
         pytest.main(args)
     finally:
         del os.environ["DEVFORMANCE_COLLECT_OUT"]
+
+
+def is_project_module(name: str, root: str) -> bool:
+    """Whether module ``name`` (its top-level package) is the project's own code under ``root``.
+
+    Only the top-level package is located, without importing it: finding a
+    submodule would run its package's ``__init__``.
+    """
+    if not root:
+        return False
+    try:
+        spec = importlib.util.find_spec(name.partition(".")[0])
+    except (ImportError, ValueError):
+        return False
+    origin = (spec.origin or "") if spec is not None else ""
+    if spec is not None and not origin and spec.submodule_search_locations:
+        origin = next(iter(spec.submodule_search_locations), "")  # a namespace package
+    if not origin or "site-packages" in origin or "dist-packages" in origin:
+        return False
+    base = os.path.realpath(root) + os.sep
+    return os.path.realpath(origin).startswith(base)
 
 
 def _text_stream(fd: int) -> io.TextIOWrapper:

@@ -78,3 +78,35 @@ def test_signature_sees_conftest_and_config_changes(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     assert project_signature(tmp_path, []) != before
     assert ForkServerExecutor(tmp_path, "python", [], True).name == "forkserver"
+
+
+def test_preloaded_project_modules_keep_their_import_time_coverage(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": (
+                "[tool.pytest.ini_options]\npythonpath=['.']\n"
+                "[tool.devformance]\npreload = ['app.mod', 'json']\n"
+            ),
+            "app/__init__.py": "",
+            "app/mod.py": "VALUE = 1\n\n\ndef used():\n    return VALUE\n\n\ndef unused():\n    return 0\n",
+            "tests/test_mod.py": "from app.mod import used\n\ndef test_used():\n    assert used() == 1\n",
+        }
+    )
+    covered = {}
+    for name in ("spawn", "forkserver"):
+        run = api.run_tests(root=root, workers=1, executor=name)
+        covered[name] = api.open_store(run.db).coverage_of(run.id, "app/mod.py")
+    # VALUE, both def lines and used()'s body: the import-time lines count with both executors
+    assert covered["forkserver"] == covered["spawn"]
+    assert covered["spawn"] is not None and covered["spawn"]["covered"] == 4
+
+
+def test_is_project_module(tmp_path: Path) -> None:
+    from devformance_nb.forkserve import is_project_module
+
+    assert not is_project_module("json", os.fspath(tmp_path))
+    assert not is_project_module("pytest", os.fspath(tmp_path))
+    assert not is_project_module("no_such_module_anywhere", os.fspath(tmp_path))
+    assert is_project_module("devformance_nb.plugin", os.fspath(Path(api.__file__).parent.parent))
