@@ -90,8 +90,21 @@ def test_preloaded_project_modules_keep_their_import_time_coverage(
                 "[tool.devformance]\npreload = ['app.mod', 'json']\n"
             ),
             "app/__init__.py": "",
-            "app/mod.py": "VALUE = 1\n\n\ndef used():\n    return VALUE\n\n\ndef unused():\n    return 0\n",
-            "tests/test_mod.py": "from app.mod import used\n\ndef test_used():\n    assert used() == 1\n",
+            "app/mod.py": """
+                VALUE = 1
+
+                def used():
+                    return VALUE
+
+                def unused():
+                    return 0
+            """,
+            "tests/test_mod.py": """
+                from app.mod import used
+
+                def test_used():
+                    assert used() == 1
+            """,
         }
     )
     covered = {}
