@@ -65,7 +65,18 @@ THIRD_PARTY = {
     "charts": {"altair"},
     "surfaces": {"ipywidgets", "IPython", "traitlets"},
 }
-HEAVY = ["pandas", "duckdb", "altair", "ipywidgets", "sqlalchemy", "coverage", "IPython"]
+HEAVY = [
+    "pandas",
+    "duckdb",
+    "altair",
+    "ipywidgets",
+    "sqlalchemy",
+    "coverage",
+    "IPython",
+    "django",
+    "psycopg",
+    "psycopg2",
+]
 
 
 def layer_of(module: str) -> str:

@@ -146,3 +146,22 @@ def test_django_statements_once_each_with_alias_vendor_and_orm(
     assert {q.sql.split(" ")[0] for q in queries if q.orm == ""} == {"select", "PRAGMA"}
     # after stop: nothing
     assert "test_zz_stopping_takes_the_wrapper_out" not in by_test
+
+
+def test_capture_imports_neither_django_nor_psycopg(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_untouched():
+            assert not {"django", "psycopg", "psycopg2"} & set(sys.modules)
+        """
+    )
+    events_path = tmp_path / "events.jsonl"
+    pytester._monkeypatch.setenv("DEVFORMANCE_EVENTS", str(events_path))
+    pytester._monkeypatch.setenv("DEVFORMANCE_OPTIONS", json.dumps({"root": str(pytester.path)}))
+    result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin")
+    assert result.ret == 0, result.stdout.str()
+    assert any(isinstance(e, ev.FileDone) for e in read_events(events_path))
