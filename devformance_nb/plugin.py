@@ -76,7 +76,7 @@ class TestContext:
 
 def _hook_frame() -> FrameType | None:
     """The first frame below the caller that is not this module's (the hook's caller)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename == _THIS_FILE:
         frame = frame.f_back
     return frame

@@ -95,6 +95,28 @@ def test_locate_gives_first_project_frame_and_hash_of_all(tmp_path: Path) -> Non
     assert other_caller == caller and other_hash != stack_hash
 
 
+def test_a_floor_cuts_the_walk_short_with_the_same_answer(tmp_path: Path) -> None:
+    # project code (app/) calls a runner outside the root (the floor, like pluggy's hook
+    # caller), which calls project code again: the project frames below the floor still count
+    runner = compiled(
+        tmp_path.parent / "lib" / "runner.py",
+        "import sys\ndef run(fn):\n    return sys._getframe(), fn()\n",
+    )
+    app = compiled(tmp_path / "app" / "views.py", APP)
+    outer = compiled(tmp_path / "app" / "outer.py", "def outer(run, view):\n    return run(view)\n")
+    floor, frame = outer["outer"](runner["run"], app["view"])
+    index = FrameIndex(str(tmp_path))
+    whole = index.locate(frame)
+    assert whole[0] == "app/views.py:5 load"
+    fresh = FrameIndex(str(tmp_path))
+    assert fresh.locate(frame, floor) == whole  # first walk below the floor
+    assert fresh.locate(frame, floor) == whole  # then reused
+    without_outer = FrameIndex(str(tmp_path)).locate(app["view"]())
+    assert without_outer[0] == whole[0] and without_outer[1] != whole[1]
+    # a floor that is not on the stack (another thread's, a finished phase's) changes nothing
+    assert fresh.locate(app["view"](), floor) == without_outer
+
+
 def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(APP) + "\n", encoding="utf-8")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import threading
+import time
 from pathlib import Path
 
 from devformance_nb import events as ev
@@ -47,3 +50,65 @@ def test_read_events_reports_bad_lines_without_raising(tmp_path: Path) -> None:
     path.write_text(f"{good}\ngarbage\n\n{good}\n")
     items = list(read_events(path))
     assert [type(i).__name__ for i in items] == ["Output", "EventDecodeError", "Output"]
+
+
+def test_write_fields_lines_decode_as_typed_events_numbered_in_file_order(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = EventWriter(path, "run1", "tests/ä.py")
+    writer.write(ev.Output(line=1, text="x"))
+    for sql in ("SELECT 1", 'SELECT "q"\n'):
+        writer.write_fields(
+            "query",
+            '"t":1.5,"start":1.5,"duration":0.000012000,"rows":null,"nodeid":"n","phase":"call",'
+            f'"sql":{json.dumps(sql)},"vendor":"sqlite"',
+            "qseq",
+        )
+    writer.close()
+    events = list(read_events(path))
+    assert [type(e).__name__ for e in events] == ["Output", "Query", "Query"]
+    first, second = events[1], events[2]
+    assert isinstance(first, ev.Query) and isinstance(second, ev.Query)
+    assert (first.qseq, second.qseq) == (1, 2)
+    assert [e.seq for e in events if isinstance(e, ev.Event)] == [1, 2, 3]
+    assert (second.run_id, second.file, second.sql, second.duration) == (
+        "run1",
+        "tests/ä.py",
+        'SELECT "q"\n',
+        0.000012,
+    )
+    assert second.rows is None and second.params is None and second.caller == ""
+
+
+def test_buffered_events_reach_the_file_promptly_without_a_flush(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = EventWriter(path, "r", "f", batch=1000, flush_every=0.05)
+    writer.write(ev.Output(line=1, text="x"))
+    deadline = time.monotonic() + 5
+    while not path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(path.read_text().splitlines()) == 1
+    writer.close()
+
+
+def test_writers_from_many_threads_never_mix_or_lose_lines(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = EventWriter(path, "r", "f", batch=7, flush_every=0.001)
+
+    def work(thread: int) -> None:
+        for i in range(300):
+            if i % 2:
+                writer.write(ev.Output(line=i, text=f"t{thread}"))
+            else:
+                writer.write_fields("output", f'"line":{i},"text":"t{thread}"')
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    events = list(read_events(path))
+    assert all(isinstance(e, ev.Output) for e in events)
+    assert [e.seq for e in events if isinstance(e, ev.Event)] == list(range(1, 1201))

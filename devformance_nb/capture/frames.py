@@ -57,16 +57,32 @@ class FrameIndex:
         self._stacks: dict[tuple[int, ...], tuple[str, str]] = {}
         #: the code objects whose ids appear in the keys of _stacks
         self._alive: dict[int, CodeType] = {}
+        #: the last floor frame and the key of the project frames from it down (one attribute,
+        #: replaced whole, so threads never see half of it)
+        self._below: tuple[FrameType | None, tuple[int, ...]] = (None, ())
 
-    def locate(self, frame: FrameType | None) -> tuple[str, str]:
-        """``(caller, stack_hash)`` for the stack starting at ``frame``; ``("", "")`` if none."""
+    def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> tuple[str, str]:
+        """``(caller, stack_hash)`` for the stack starting at ``frame``; ``("", "")`` if none.
+
+        ``floor``, when given, is a frame known to stay below ``frame`` for a while (the frame
+        running the current test phase's hook): the walk stops there and appends what an earlier
+        walk found below it, so a statement walks only the frames above the floor. The result
+        is the same as a walk of the whole stack.
+        """
         known = self._project
         key: list[int] = []
         current = frame
         while current is not None:
+            if current is floor:
+                below = self._below
+                if below[0] is not floor:
+                    below = self._walk_below(floor)
+                key.extend(below[1])
+                break
             code = current.f_code
-            project = known.get(code.co_filename)
-            if project is None:
+            try:  # a subscript is cheaper than .get() and a miss happens once per file
+                project = known[code.co_filename]
+            except KeyError:
                 project = self.relpath(code.co_filename) is not None
             if project:
                 key.append(id(code))
@@ -79,6 +95,21 @@ class FrameIndex:
         if found is None:
             found = self._remember(stack, frame)
         return found
+
+    def _walk_below(self, floor: FrameType | None) -> tuple[FrameType | None, tuple[int, ...]]:
+        """The project frames' key from ``floor`` down, remembered for the next statements."""
+        key: list[int] = []
+        current = floor
+        while current is not None:
+            code = current.f_code
+            if self.relpath(code.co_filename) is not None:
+                self._alive[id(code)] = code
+                key.append(id(code))
+                key.append(current.f_lasti)
+            current = current.f_back
+        below = (floor, tuple(key))
+        self._below = below
+        return below
 
     def relpath(self, filename: str) -> str | None:
         """``filename`` relative to the root with forward slashes, or None if not project code."""
@@ -106,6 +137,7 @@ class FrameIndex:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
             self._alive.clear()
+            self._below = (None, ())
         parts: list[str] = []
         current = frame
         while current is not None:
