@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -47,8 +49,6 @@ RUN_TABLES = (
 )
 #: statements buffered before a write in the middle of a file (bounds memory)
 QUERY_BATCH = 100_000
-
-Write = Callable[[duckdb.DuckDBPyConnection], None]
 
 
 def strip_ansi(text: str) -> str:
@@ -193,23 +193,91 @@ def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass
+class Batch:
+    """Rows waiting to be written, in one transaction, in the order a reader needs them."""
+
+    start: dict[str, Any] | None = None
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    queries: list[tuple[Any, Any]] = field(default_factory=list)
+    finish: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.start or self.rows or self.queries or self.finish)
+
+    def add(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Queue ``rows`` for ``table`` (one insert per table and batch)."""
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+
+    def merge(self, later: Batch) -> Batch:
+        """This batch followed by ``later`` (a failed write goes first next time)."""
+        for table, rows in later.rows.items():
+            self.add(table, rows)
+        self.queries += later.queries
+        self.start = self.start or later.start
+        self.finish, self.sources = later.finish or self.finish, later.sources or self.sources
+        return self
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write everything (inside the caller's transaction)."""
+        if self.start is not None:
+            _start_run(con, self.start)
+        for frames in self.queries:
+            write_queries(con, *frames)
+        for table in RUN_TABLES:
+            insert_frame(con, table, self.rows.get(table, []))
+        if self.finish is not None:
+            _finish_run(con, self.finish, self.sources)
+
+
+def _start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    mark_interrupted(con)
+    for table in ("runs", *RUN_TABLES):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [row["run_id"]])
+    insert_frame(con, "runs", [row])
+
+
+def _finish_run(
+    con: duckdb.DuckDBPyConnection, row: dict[str, Any], sources: list[dict[str, Any]]
+) -> None:
+    con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
+    insert_frame(con, "runs", [row])
+    con.execute("DELETE FROM coverage_files WHERE run_id = ?", [row["run_id"]])
+    insert_frame(con, "coverage_files", sources)
+
+
 class StoreWriter:
-    """Observer that writes the run into ``store``; ``error`` says if that failed."""
+    """Observer that writes the run into ``store``; ``error`` says if that failed.
+
+    Finished files are written in batches, at most every ``FLUSH_SECONDS``, by a
+    background thread: one short connection and one insert per table for every
+    file that finished since the last write, so DuckDB's per-connection and
+    per-statement costs do not grow with the number of files, and the loop never
+    waits for the disk. A run killed half way loses at most the last second of
+    files from the store; its run directory still has them for ``ingest``.
+    """
+
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, store: Store, log_paths: dict[str, str] | None = None):
         self.store = store
         self.log_paths = log_paths or {}
         self.error: StoreError | None = None
         self._output: dict[str, list[dict[str, Any]]] = {}
-        self._pending: list[Write] = []
+        self._batch = Batch()
+        self._failed: Batch | None = None
         self._failed_once = False
         self._queries = QueryBuffer()
+        self._flusher: threading.Thread | None = None
+        self._last_flush = 0.0
 
     def on_event(self, event: ev.Event, state: RunState) -> None:
         if isinstance(event, ev.Query):
             self._queries.add(event)
-            if len(self._queries) >= QUERY_BATCH:
-                self._submit(self._query_write())
+            if len(self._queries) >= QUERY_BATCH:  # bounds memory on query-heavy files
+                self._batch.queries.append(self._queries.take())
         elif isinstance(event, ev.Output):
             text = strip_ansi(event.text)
             lines = self._output.setdefault(event.file, [])
@@ -217,74 +285,68 @@ class StoreWriter:
                 {"run_id": state.run_id, "file": event.file, "line": event.line, "text": text}
             )
         elif isinstance(event, ev.RunStarted):
-            row = run_row(state)
-            self._submit(lambda con: self._start_run(con, row))
+            self._batch.start = run_row(state)
+            self._flush_soon()  # the run shows as running at once
         elif isinstance(event, ev.FileFinished):
-            self._submit(self._file_write(state, state.file(event.file)))
+            self._add_file(state, state.file(event.file))
 
     def tick(self, state: RunState) -> None:
-        """Nothing to redraw."""
+        """Hand what finished since the last write to the background writer."""
+        if time.monotonic() - self._last_flush >= self.FLUSH_SECONDS:
+            self._flush_soon()
 
     def close(self, state: RunState) -> None:
-        row = run_row(state)
-        sources: list[dict[str, Any]] = []
+        """Write everything left and the final run row; waits for the store (the last chance)."""
+        self._batch.finish = run_row(state)
         if state.coverage_result is not None:
             from devformance_nb import covdata
 
-            sources = covdata.source_file_rows(state.coverage_result, state.run_id)
+            self._batch.sources = covdata.source_file_rows(state.coverage_result, state.run_id)
+        if self._flusher is not None:
+            self._flusher.join()
+        self._write(self._take(), final=True)
 
-        def finish(con: duckdb.DuckDBPyConnection) -> None:
-            self._finish_run(con, row)
-            con.execute("DELETE FROM coverage_files WHERE run_id = ?", [row["run_id"]])
-            insert_frame(con, "coverage_files", sources)
+    def _add_file(self, state: RunState, fs: FileState) -> None:
+        batch = self._batch
+        if len(self._queries):
+            batch.queries.append(self._queries.take())
+        batch.add("test_files", [file_row(state, fs, self.log_paths.get(fs.key))])
+        batch.add("tests", testcase_rows(state, fs))
+        batch.add("output_lines", self._output.pop(fs.key, []))
+        batch.add("n_plus_one", finding_rows(state.run_id, fs.n_plus_one))
+        for table, rows in file_coverage_rows(state, fs).items():
+            batch.add(table, rows)
 
-        self._submit(finish, final=True)
+    def _take(self) -> Batch:
+        batch, self._batch = self._batch, Batch()
+        if self._failed is not None:  # what could not be written before goes first
+            batch, self._failed = self._failed.merge(batch), None
+        return batch
 
-    def _start_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
-        mark_interrupted(con)
-        for table in ("runs", *RUN_TABLES):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [row["run_id"]])
-        insert_frame(con, "runs", [row])
+    def _flush_soon(self) -> None:
+        if self._flusher is not None and self._flusher.is_alive():
+            return  # the next tick tries again
+        if not self._batch and self._failed is None:
+            return
+        self._last_flush = time.monotonic()
+        batch = self._take()
+        self._flusher = threading.Thread(
+            target=self._write, args=(batch,), name="devformance-store", daemon=True
+        )
+        self._flusher.start()
 
-    def _finish_run(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
-        con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
-        insert_frame(con, "runs", [row])
-
-    def _file_write(self, state: RunState, fs: FileState) -> Write:
-        file_rows = [file_row(state, fs, self.log_paths.get(fs.key))]
-        tests = testcase_rows(state, fs)
-        output = self._output.pop(fs.key, [])
-        findings = finding_rows(state.run_id, fs.n_plus_one)
-        coverage = file_coverage_rows(state, fs)
-        queries = self._query_write()
-
-        def write(con: duckdb.DuckDBPyConnection) -> None:
-            queries(con)
-            insert_frame(con, "test_files", file_rows)
-            insert_frame(con, "tests", tests)
-            insert_frame(con, "output_lines", output)
-            insert_frame(con, "n_plus_one", findings)
-            for table, rows in coverage.items():
-                insert_frame(con, table, rows)
-
-        return write
-
-    def _query_write(self) -> Write:
-        frames = self._queries.take()
-        return lambda con: write_queries(con, *frames)
-
-    def _submit(self, write: Write, final: bool = False) -> None:
-        self._pending.append(write)
+    def _write(self, batch: Batch, final: bool = False) -> None:
+        if not batch:
+            return
         # after one lock failure, only the final attempt waits for the lock again
         timeout = self.store.lock_timeout if final or not self._failed_once else 0.0
         try:
             with Store(self.store.path, lock_timeout=timeout).writing() as con:
                 con.execute("BEGIN TRANSACTION")
-                for pending in self._pending:
-                    pending(con)
+                batch.write(con)
                 con.execute("COMMIT")
-            self._pending.clear()
             self.error = None
         except StoreError as exc:
             self._failed_once = True
+            self._failed = batch
             self.error = exc
