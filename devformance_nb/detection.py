@@ -4,7 +4,10 @@ Runs in the parent at ingest, one test file at a time (``find_slow``, ``find_n_p
 or streaming with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
 
 N+1 (after Prosopite): within one test and phase, the same SELECT fingerprint issued from the
-same project call stack at least ``min_count`` times.
+same project call stack at least ``min_count`` times. Catalog lookups, transaction control and
+page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a loop over pages repeats
+its statement by design, once per page rather than once per row) are never counted. The
+labelled corpus in ``tests/corpus`` holds the cases this rule is checked on.
 """
 
 from __future__ import annotations
@@ -103,10 +106,11 @@ def find_n_plus_one(
     """N+1 findings in ``queries`` (typically one test file's), ordered by
     (file, nodeid, phase, first_qseq).
 
-    Within one (file, nodeid, phase), SELECTs that are not catalog lookups or transaction
-    control are grouped by (fingerprint, stack_hash); a query without a stack hash (no project
-    frame on its stack) is grouped by (fingerprint, caller) instead. A group of at least
-    ``min_count`` queries is a finding, unless an ``allow`` entry matches it:
+    Within one (file, nodeid, phase), SELECTs that are not catalog lookups, transaction
+    control or page reads (``OFFSET``) are grouped by (fingerprint, stack_hash); a query
+    without a stack hash (no project frame on its stack) is grouped by (fingerprint, caller)
+    instead. A group of at least ``min_count`` queries is a finding, unless an ``allow`` entry
+    matches it:
 
     - ``sql:PATTERN``: an fnmatch pattern on the fingerprint, case-insensitive, e.g.
       ``sql:SELECT * FROM "settings"*``;
@@ -216,7 +220,7 @@ class NPlusOneDetector:
             emitted = self.finish_test(query.file, previous)
         self._current[query.file] = query.nodeid
         fp = fingerprint(query.sql)
-        if not _is_candidate(fp):
+        if not is_candidate(fp):
             return emitted
         key = (query.phase, fp, query.stack_hash, "" if query.stack_hash else query.caller)
         groups = self._open.setdefault((query.file, query.nodeid), {})
@@ -334,10 +338,15 @@ def _call_site_forms(caller: str) -> tuple[str, ...]:
     return (caller, f"{path}:{line}", f"{path}:{func}", path)
 
 
+#: a page of a paginated read: "OFFSET ?" (literals and placeholders are "?" in a fingerprint)
+#: or MySQL's "LIMIT ?, ?"
+_PAGE = re.compile(r"\bOFFSET \?|\bLIMIT \?, \?")
+
+
 @lru_cache(maxsize=32_768)
-def _is_candidate(fp: str) -> bool:
-    """A SELECT worth counting: not a catalog lookup or transaction control."""
-    return is_select(fp) and not is_catalog_or_control(fp)
+def is_candidate(fp: str) -> bool:
+    """A SELECT worth counting for N+1: not a catalog lookup, transaction control or a page."""
+    return is_select(fp) and not is_catalog_or_control(fp) and _PAGE.search(fp) is None
 
 
 def _first_table(fp: str) -> str:

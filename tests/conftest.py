@@ -12,6 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"
+#: the N+1 corpus is a project of its own, run by test_corpus.py: never collected here
+collect_ignore = ["corpus"]
 LIBRARY_DJANGO = REPO / "examples" / "library_django"
 
 MakeProject = Callable[[dict[str, str]], Path]

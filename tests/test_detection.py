@@ -97,10 +97,19 @@ def test_repeated_select_from_one_stack_is_a_finding() -> None:
         ("pg catalog", [q("SELECT relname FROM pg_catalog.pg_class WHERE oid = 1")] * 3),
         ("info schema", [q("SELECT * FROM information_schema.tables WHERE a = 1")] * 3),
         ("no stack, different callers", [q(stack_hash="", caller=f"x.py:{i} f") for i in range(3)]),
+        ("pages", [q(f"SELECT title FROM books ORDER BY id LIMIT 3 OFFSET {i}") for i in (0, 3)]),
+        ("bound pages", [q("SELECT id FROM books LIMIT ? OFFSET ?") for _ in range(3)]),
+        ("mysql pages", [q(f"SELECT id FROM books LIMIT {i}, 10") for i in (0, 10, 20)]),
     ],
 )
 def test_no_finding(name: str, queries: list[Query]) -> None:
     assert find_n_plus_one(queries) == []
+
+
+def test_a_limit_without_an_offset_and_a_column_named_offset_still_count() -> None:
+    first_review = [q(f"SELECT * FROM reviews WHERE book_id = {i} LIMIT 1") for i in (1, 2)]
+    by_offset = [q(f'SELECT "offset" FROM t WHERE offset = {i}') for i in (1, 2)]
+    assert [f.count for f in find_n_plus_one(first_review + by_offset)] == [2, 2]
 
 
 def test_count_below_min_count_is_not_a_finding() -> None:

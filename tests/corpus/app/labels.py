@@ -1,0 +1,40 @@
+"""How a scenario says what the N+1 detector must find in it.
+
+``@label(...)`` lists the findings of the test it decorates; ``@label()`` says "none". The
+runner (tests/test_corpus.py) reads the labels from the source with ``ast``, so the arguments
+must be literals. A site names a line of the corpus marked with a ``# site: NAME`` comment;
+the finding's call site is that line (``path:line function``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One expected N+1 finding: issued at ``site``, ``count`` times, on ``table``."""
+
+    site: str
+    count: int
+    table: str
+    phase: str = "call"
+
+
+def n_plus_one(site: str, count: int, table: str, phase: str = "call") -> Finding:
+    """An expected N+1 finding (``phase``: setup, call or teardown)."""
+    return Finding(site, count, table, phase)
+
+
+def label(*findings: Finding) -> Callable[[F], F]:
+    """Label a scenario with its expected findings (none: not an N+1)."""
+
+    def mark(func: F) -> F:
+        func.corpus_findings = findings  # type: ignore[attr-defined]
+        return func
+
+    return mark

@@ -1,0 +1,44 @@
+"""Fixtures of the corpus: one seeded database per child, a session and a raw connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.db import Database
+
+
+@pytest.fixture(scope="session")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """This child's database, created and seeded once."""
+    database = Database(tmp_path_factory.mktemp("corpus"))
+    database.create()
+    yield database
+    database.drop()
+
+
+@pytest.fixture(scope="session")
+def engine(db: Database) -> Iterator[Engine]:
+    """One engine for every ORM scenario of the child."""
+    made = db.engine()
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A fresh session (empty identity map) per scenario."""
+    with Session(engine) as opened:
+        yield opened
+
+
+@pytest.fixture
+def con(db: Database) -> Iterator[Any]:
+    """A raw DB-API connection per scenario."""
+    opened = db.connect()
+    yield opened
+    opened.close()

@@ -1,0 +1,259 @@
+"""The labelled N+1 corpus (tests/corpus), run for real and checked finding by finding.
+
+Every scenario of the corpus is a test function labelled with the N+1 findings it must
+produce, or with none (``@label(...)`` in ``tests/corpus/tests/test_*.py``). The corpus is
+copied into a temporary project and run by ``run_tests`` (real children, the default
+executor), once on SQLite and once on PostgreSQL (psycopg 3, the ``pg_dsn`` server). The
+store's ``n_plus_one`` rows and the run state must equal the labels exactly: the same call
+site (``path:line function``), phase, count and table, nothing missing and nothing else.
+The corpus also proves the default ``n_plus_one_min`` of 2: it holds N+1s of exactly two
+statements and scenarios that run a statement once per phase or per test.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devformance_nb import api
+from devformance_nb import events as ev
+from devformance_nb.config import Config
+from devformance_nb.detection import find_n_plus_one
+from devformance_nb.eventlog import read_events
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+SCENARIO_FILES = sorted((CORPUS / "tests").glob("test_*.py"))
+SITE = re.compile(r"# site: ([a-z_]+)$")
+URL_ENV = "CORPUS_DB_URL"  # app/db.py reads it in the children
+DATABASES = ["sqlite", "postgresql"]
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One N+1 finding as the store keeps it (the fields the labels fix)."""
+
+    nodeid: str
+    phase: str
+    caller: str
+    count: int
+    table: str
+
+
+def qualname_at(tree: ast.Module, line: int) -> str:
+    """The ``co_qualname`` of the innermost function holding ``line`` (``<module>`` if none)."""
+    best: list[str] = []
+
+    def visit(node: ast.AST, names: list[str]) -> None:
+        nonlocal best
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = [*names, child.name]
+                if isinstance(child, ast.ClassDef):
+                    visit(child, inner)
+                    continue
+                end = child.end_lineno or child.lineno
+                if child.lineno <= line <= end and len(inner) > len(best):
+                    best = inner
+                visit(child, [*inner, "<locals>"])
+            else:
+                visit(child, names)
+
+    visit(tree, [])
+    return ".".join(best) if best else "<module>"
+
+
+def call_sites() -> dict[str, str]:
+    """``# site: NAME`` markers of the corpus -> ``path:line function`` (project-relative)."""
+    found: dict[str, str] = {}
+    for path in sorted(CORPUS.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        for number, text in enumerate(source.splitlines(), start=1):
+            match = SITE.search(text)
+            if match:
+                name = match.group(1)
+                assert name not in found, f"site {name} marked twice"
+                rel = path.relative_to(CORPUS).as_posix()
+                found[name] = f"{rel}:{number} {qualname_at(tree, number)}"
+    return found
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One labelled test function: its file key, name and expected findings (as labelled)."""
+
+    file: str
+    name: str
+    findings: tuple[tuple[str, int, str, str], ...]  # (site, count, table, phase)
+
+    def owns(self, nodeid: str) -> bool:
+        """Whether ``nodeid`` is this function (or one of its parametrized tests)."""
+        own = f"{self.file}::{self.name}"
+        return nodeid == own or nodeid.startswith(own + "[")
+
+
+def _label_of(func: ast.FunctionDef) -> tuple[tuple[str, int, str, str], ...] | None:
+    for decorator in func.decorator_list:
+        if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "label":
+            findings = []
+            for arg in decorator.args:
+                assert isinstance(arg, ast.Call) and getattr(arg.func, "id", "") == "n_plus_one"
+                values = [ast.literal_eval(a) for a in arg.args]
+                keywords = {k.arg: ast.literal_eval(k.value) for k in arg.keywords}
+                site, count, table = values[:3]
+                phase = values[3] if len(values) > 3 else keywords.get("phase", "call")
+                findings.append((site, count, table, phase))
+            return tuple(findings)
+    return None
+
+
+def scenarios() -> list[Scenario]:
+    """Every test function of the corpus with its label (a missing label fails here)."""
+    found = []
+    for path in SCENARIO_FILES:
+        key = f"tests/{path.name}"
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                findings = _label_of(node)
+                assert findings is not None, f"{key}::{node.name} has no @label"
+                found.append(Scenario(key, node.name, findings))
+    return found
+
+
+def expected_findings(nodeids: list[str]) -> set[Finding]:
+    """The labels as findings, one set of them per collected test of each scenario."""
+    sites = call_sites()
+    expected = set()
+    for scenario in scenarios():
+        for nodeid in (n for n in nodeids if scenario.owns(n)):
+            for site, count, table, phase in scenario.findings:
+                expected.add(Finding(nodeid, phase, sites[site], count, table))
+    return expected
+
+
+def database_url(name: str, request: pytest.FixtureRequest) -> str:
+    """The corpus's ``CORPUS_DB_URL`` for a database name ('' is SQLite, the corpus default)."""
+    if name == "sqlite":
+        return ""
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+
+
+@dataclass
+class CorpusRun:
+    """A finished corpus run: the run, its store and the collected test ids."""
+
+    run: api.Run
+    database: str
+    nodeids: list[str]
+
+    def stored(self, db: Path | None = None) -> set[Finding]:
+        """The ``n_plus_one`` rows of the store (``db``: another store, e.g. an ingest's)."""
+        rows = api.open_store(db or self.run.db).query(
+            "SELECT nodeid, phase, caller, count, table_name FROM n_plus_one WHERE run_id = ?",
+            [self.run.id],
+        )
+        return {
+            Finding(r["nodeid"], r["phase"], r["caller"], r["count"], r["table_name"]) for r in rows
+        }
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
+    root = tmp_path_factory.mktemp(f"corpus-{request.param}") / "project"
+    shutil.copytree(CORPUS, root, ignore=shutil.ignore_patterns("__pycache__", ".devformance"))
+    url = database_url(request.param, request)
+    saved = os.environ.get(URL_ENV)
+    os.environ[URL_ENV] = url
+    try:
+        run = api.run_tests(root=root, workers=2)
+    finally:
+        if saved is None:
+            del os.environ[URL_ENV]
+        else:
+            os.environ[URL_ENV] = saved
+    nodeids = [r["nodeid"] for r in api.open_store(run.db).query("SELECT nodeid FROM tests")]
+    return CorpusRun(run, request.param, nodeids)
+
+
+def test_every_scenario_is_labelled_and_the_corpus_covers_the_cases() -> None:
+    found = scenarios()
+    assert len(found) >= 25
+    assert {s.file for s in found} == {
+        "tests/test_orm.py",
+        "tests/test_raw.py",
+        "tests/test_phases.py",
+    }
+    findings = [f for s in found for f in s.findings]
+    assert sum(1 for s in found if s.findings) >= 10  # N+1 scenarios
+    assert sum(1 for s in found if not s.findings) >= 10  # scenarios that are not N+1
+    assert {f[3] for f in findings} == {"setup", "call", "teardown"}
+    assert min(f[1] for f in findings) == 2  # the default minimum is exercised at its edge
+    assert set(call_sites()) == {f[0] for f in findings}  # every marked site is used
+
+
+def test_every_scenario_ran_and_passed(corpus: CorpusRun) -> None:
+    assert corpus.run.status == "passed", corpus.run.summary()
+    assert len(corpus.nodeids) == sum(
+        1 for n in corpus.nodeids if any(s.owns(n) for s in scenarios())
+    )
+    assert len(corpus.nodeids) >= len(scenarios())
+
+
+def test_the_stored_findings_are_exactly_the_labelled_ones(corpus: CorpusRun) -> None:
+    expected = expected_findings(corpus.nodeids)
+    stored = corpus.stored()
+    assert sorted(stored - expected) == [], "false positives"
+    assert sorted(expected - stored) == [], "false negatives"
+
+
+def test_the_run_state_has_the_same_findings(corpus: CorpusRun) -> None:
+    in_state = {
+        Finding(f.nodeid, f.phase, f.caller, f.count, f.table)
+        for fs in corpus.run.state.files.values()
+        for f in fs.n_plus_one
+    }
+    assert in_state == expected_findings(corpus.nodeids)
+    counted = {fs.key: len(fs.n_plus_one) for fs in corpus.run.state.files.values()}
+    rows = api.open_store(corpus.run.db).query(
+        "SELECT file, n_plus_one FROM test_files WHERE run_id = ?", [corpus.run.id]
+    )
+    assert {r["file"]: r["n_plus_one"] for r in rows} == counted
+
+
+def test_the_default_minimum_of_two_is_the_one_that_finds_everything(corpus: CorpusRun) -> None:
+    assert Config().n_plus_one_min == 2
+    queries = [
+        event
+        for path in sorted(corpus.run.run_dir.glob("*.events.jsonl"))
+        for event in read_events(path)
+        if isinstance(event, ev.Query)
+    ]
+    expected = expected_findings(corpus.nodeids)
+
+    def found(min_count: int) -> set[Finding]:
+        return {
+            Finding(f.nodeid, f.phase, f.caller, f.count, f.table)
+            for f in find_n_plus_one(queries, min_count=min_count)
+        }
+
+    assert found(2) == expected
+    missed = expected - found(3)
+    assert missed and {f.count for f in missed} == {2}  # a minimum of 3 misses real N+1s
+
+
+def test_ingest_rebuilds_the_same_findings(corpus: CorpusRun, tmp_path: Path) -> None:
+    other = tmp_path / "ingested.duckdb"
+    state = api.ingest(corpus.run.run_dir, other)
+    assert corpus.stored(other) == corpus.stored()
+    counts = "SELECT count(*) AS n FROM queries WHERE run_id = ?"
+    (original,) = api.open_store(corpus.run.db).query(counts, [corpus.run.id])
+    (copy,) = api.open_store(other).query(counts, [corpus.run.id])
+    assert copy == original and original["n"] > 100
+    assert sum(len(fs.n_plus_one) for fs in state.files.values()) == len(corpus.stored())
