@@ -195,6 +195,10 @@ def prepare(
     if overrides.get("db") is not None:  # an argument is relative to where the caller is
         overrides["db"] = os.fspath(Path(overrides["db"]).resolve())
     config = load_config(root_path, **overrides)
+    executor = make_executor(config, root_path)
+    warm = getattr(executor, "warm", None)
+    if warm is not None:
+        warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
     files = discover(root_path, paths or (), config.pytest_args, config.python)
     run_id = new_run_id()
     run_dir = root_path / STATE_DIR / "runs" / run_id
@@ -218,7 +222,7 @@ def prepare(
         writer.log_paths = {f.key: os.fspath(run_dir / f"{f.slug}.log") for f in files}
     all_observers: list[Observer] = [writer] if writer is not None else []
     all_observers.extend(observers)
-    launcher = Launcher(plan, make_executor(config, root_path), all_observers)
+    launcher = Launcher(plan, executor, all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer)
 
 

@@ -240,6 +240,18 @@ class ForkServerExecutor:
     def start(self, job: Job) -> ForkChild:
         return self._ensure().fork(job)
 
+    def warm(self) -> None:
+        """Start (or check) the server in the background, e.g. while discovery runs.
+
+        A failure here is left for ``start`` to raise, with the same message.
+        """
+
+        def ensure() -> None:
+            with contextlib.suppress(Exception):
+                self._ensure()
+
+        threading.Thread(target=ensure, name="devformance-forkserver-warm", daemon=True).start()
+
     def close(self) -> None:
         """Keep the warm server for the next run; ``shutdown`` ends it."""
 

@@ -7,10 +7,12 @@ buffer and to hand to DuckDB in one DataFrame.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from devformance_nb import events as ev
 from devformance_nb.detection import NPlusOneFinding
@@ -66,6 +68,7 @@ class QueryBuffer:
 
     def take(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(queries frame, new fingerprints frame), emptying the buffer."""
+        import pandas as pd  # imported on first use, while the children run
         queries = pd.DataFrame({"run_id": self.run_ids, "file": self.files, **self.columns})
         queries["started"] = pd.to_datetime(queries["started"], unit="s")
         queries["rows"] = queries["rows"].astype("Int64")
@@ -76,6 +79,7 @@ class QueryBuffer:
 
 def fingerprint_frame(fingerprints: dict[str, str]) -> pd.DataFrame:
     """One row per fingerprint: its hash, text, statement type, tables and pretty form."""
+    import pandas as pd
     rows = []
     for digest, fp in fingerprints.items():
         info = describe(fp)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from devformance_nb import events as ev
 from devformance_nb.errors import StoreError
@@ -60,6 +59,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
     """Bulk-insert ``rows`` (dicts with the same keys) into ``table`` through a DataFrame."""
     if not rows:
         return
+    import pandas as pd  # here, not at import: the first write runs while children do
+
     frame = pd.DataFrame.from_records(rows)
     columns = ", ".join(frame.columns)
     con.register("_devformance_rows", frame)
