@@ -176,6 +176,7 @@ def coverage_py_report(project: Path) -> dict[str, Any]:
 
 
 def test_bookshop_total_equals_coverage_py_and_executors_agree(tmp_path: Path) -> None:
+    """The run total equals coverage.py's own; spawn and fork-server children measure alike."""
     project = tmp_path / "bookshop"
     shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
     runs = {
@@ -195,3 +196,9 @@ def test_bookshop_total_equals_coverage_py_and_executors_agree(tmp_path: Path) -
     }
     assert per_file["spawn"] == per_file["forkserver"]
     assert all(value is not None and value > 0 for value in per_file["spawn"].values())
+    # the same statements too: a forked child captures SQL exactly as a fresh one
+    queries = {
+        name: {k: fs.queries for k, fs in run.state.files.items()} for name, run in runs.items()
+    }
+    assert queries["spawn"] == queries["forkserver"]
+    assert sum(queries["spawn"].values()) > 1000
