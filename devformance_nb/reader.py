@@ -7,6 +7,7 @@ own becomes a ``file_crashed`` event.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
@@ -17,6 +18,7 @@ from threading import Event as Flag
 from typing import IO
 
 from devformance_nb import events as ev
+from devformance_nb import runcoverage
 from devformance_nb.eventlog import EventTail
 from devformance_nb.executor import Child, Executor, Job
 from devformance_nb.state import file_status
@@ -199,4 +201,8 @@ class FileReader:
                 continue
             if isinstance(event, ev.FileDone):
                 self.outcome.exitstatus = event.exitstatus
+            elif isinstance(event, ev.CoverageWritten) and event.data_file:
+                contexts = bool(self.job.options.get("coverage_contexts"))
+                with contextlib.suppress(Exception):  # else the loop reads it itself
+                    runcoverage.read_ahead(event.data_file, self.job.root, contexts)
             self.emit(event)
