@@ -18,7 +18,9 @@ microseconds: the hardest case), ``psycopg`` and ``psycopg2`` (raw cursors: N ``
 - children: a fresh child per run, interleaved ``--repeat`` times, in three modes: off (no
   plugin), plugin (``capture_sql`` false), capture (exactly as the launcher runs a child).
 
-Each figure is the best (lowest) of its runs, which other processes disturb least: wall
+Times are the best (lowest) of their runs, which other processes disturb least; the paired
+ratios are the median over rounds of each round's capture / off (two runs back to back, so
+a slow drift of the machine's load cancels), the children's ratios are of best times. Wall
 time, and the client's CPU time (``process_time``; the server's work is not in it, so CPU
 ratios overstate what a user waits). Prints markdown tables for bench/RESULTS.md.
 """
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -287,6 +290,12 @@ def best(runs: list[list[float]]) -> tuple[float, float]:
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
+def round_ratios(runs: dict[str, list[list[float]]], index: int) -> float:
+    """Median over rounds of capture / off, each round's two runs taken back to back."""
+    pairs = zip(runs["capture"], runs["off"], strict=True)
+    return statistics.median(on[index] / off[index] for on, off in pairs)
+
+
 def paired_table(folder: Path, env: dict[str, str]) -> str:
     """One child per workload, capture off and on alternating: the markdown table."""
     lines = [
@@ -297,13 +306,11 @@ def paired_table(folder: Path, env: dict[str, str]) -> str:
     for workload in WORKLOADS:
         result = child(folder, "test_paired.py", workload, "off", env)
         n = result["statements"]
-        (off_wall, off_cpu), (on_wall, on_cpu) = (
-            best(result["runs"]["off"]),
-            best(result["runs"]["capture"]),
-        )
+        off_wall, _ = best(result["runs"]["off"])
+        on_wall, _ = best(result["runs"]["capture"])
         lines.append(
             f"| {workload} | {n} | {off_wall / n * 1e6:.1f} | {on_wall / n * 1e6:.1f} "
-            f"| {on_wall / off_wall:.3f} | {on_cpu / off_cpu:.3f} |"
+            f"| {round_ratios(result['runs'], 0):.3f} | {round_ratios(result['runs'], 1):.3f} |"
         )
     return "\n".join(lines)
 
