@@ -358,7 +358,7 @@ def slowest_tests(df: pd.DataFrame) -> Chart:
     bars = base.mark_bar(color="#748ffc").encode(
         y=y, x=alt.X("median_s:Q", title="seconds"), tooltip=tooltip
     )
-    spread = base.mark_rule(color="#364fc7").encode(y=y, x="min_s:Q", x2="max_s:Q")
+    spread = base.mark_rule(color="#364fc7").encode(y=y, x="min_s:Q", x2="max_s:Q", tooltip=tooltip)
     return alt.layer(bars, spread)
 
 

@@ -21,13 +21,14 @@ tests build their store with the same function.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,20 @@ class History:
     def run_id(self, step: str) -> str:
         """The run id of the step named ``step``."""
         return next(r.run_id for r in self.runs if r.step == step)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The history as JSON-ready data."""
+        return {
+            "db": os.fspath(self.db),
+            "project": os.fspath(self.project),
+            "runs": [asdict(r) for r in self.runs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """The history ``to_dict`` wrote."""
+        runs = [HistoryRun(**r) for r in data["runs"]]
+        return cls(Path(data["db"]), Path(data["project"]), runs)
 
 
 _STOCK_TEST = '''"""POST /orders beyond the stock: the 409 answer (added by the `fix` step)."""
@@ -278,8 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", default=os.environ.get("DEVFORMANCE_DB") or os.fspath(DEMO_DB))
     parser.add_argument("--workdir", help="where the demo's copy goes (default: a temp folder)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--manifest", help="write the runs made as JSON to this file")
     args = parser.parse_args(argv)
     history = build_history(args.db, args.workdir, workers=args.workers)
+    if args.manifest:
+        Path(args.manifest).write_text(json.dumps(history.to_dict(), indent=2), encoding="utf-8")
     for run in history.runs:
         commit = (run.git_commit or "-")[:10]
         print(f"{run.step:<9} {run.run_id}  {run.status:<7} {commit}  {run.git_branch or '-'}")
