@@ -53,6 +53,7 @@ class TimingCursor(ClaimedCursor):
     """Mixed into a psycopg2 cursor class: records each ``execute`` and ``executemany``."""
 
     def execute(self, query: Any, vars: Any = None) -> Any:
+        """psycopg2's ``execute``, timed and recorded as one statement."""
         recorder = _recorder
         if recorder is None:
             return super().execute(query, vars)  # type: ignore[misc]
@@ -66,6 +67,7 @@ class TimingCursor(ClaimedCursor):
         return result
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
+        """psycopg2's ``executemany``, timed and recorded as one statement (``many``)."""
         recorder = _recorder
         if recorder is None:
             return super().executemany(query, vars_list)  # type: ignore[misc]

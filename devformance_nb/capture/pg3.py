@@ -68,6 +68,7 @@ class TimingCursor(ClaimedCursor):
     """Mixed into a psycopg cursor class: records each ``execute`` and ``executemany``."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        """psycopg's ``execute``, timed and recorded as one statement."""
         recorder = _recorder
         if recorder is None:
             return super().execute(query, params, **kwargs)  # type: ignore[misc]
@@ -81,6 +82,7 @@ class TimingCursor(ClaimedCursor):
         return result
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+        """psycopg's ``executemany``, timed and recorded as one statement (``many``)."""
         recorder = _recorder
         if recorder is None:
             return super().executemany(query, params_seq, **kwargs)  # type: ignore[misc]
@@ -124,7 +126,7 @@ def timing_class(theirs: Any) -> Any:
     found = _timed.get(theirs)
     if found is None:
         try:
-            found = type(f"Timing{theirs.__name__}", (TimingCursor, theirs), {})
+            found = type(f"Timed{theirs.__name__}", (TimingCursor, theirs), {})
         except TypeError:  # incompatible layouts: leave theirs untimed
             found = theirs
         _timed[theirs] = found
