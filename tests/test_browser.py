@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,19 +58,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def _wait_ready(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 60,
+    server: str = "jupyter lab",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:]
-            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{tail}")
+            raise AssertionError(f"{server} exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:
+            if server != "jupyter lab":
+                return  # the server answers: up
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
-    raise AssertionError(f"jupyter lab did not answer {url} within {timeout} s")
+    raise AssertionError(f"{server} did not answer {url} within {timeout} s")
 
 
 def _lab_env(tmp_path: Path, project: Path) -> dict[str, str]:
@@ -187,3 +198,56 @@ def _watch(page: Any, deadline: float) -> tuple[bool, list[str]]:
             return seen_running, titles
         page.wait_for_timeout(100)
     return seen_running, []
+
+
+@contextlib.contextmanager
+def serve_voila(tmp_path: Path) -> Iterator[str]:
+    """Voila serving the live notebook as a dashboard page; yields the page's URL."""
+    root = tmp_path / "voila"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    project = tmp_path / "bookshop"
+    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
+    env = _lab_env(tmp_path, project)
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+        "--Voila.ip=127.0.0.1", os.fspath(root / NOTEBOOK.name),
+    ]  # fmt: skip
+    log_path = tmp_path / "voila.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        # any answer will do (a redirect too): the page itself is asked for by the browser
+        _wait_ready(f"http://127.0.0.1:{port}/voila/static/", proc, log_path, server="voila")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_voila_serves_the_live_view_as_a_dashboard(tmp_path: Path) -> None:
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_voila(tmp_path) as page_url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.fspath(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(page_url, timeout=120_000)
+            # Voila runs every cell, then the run goes on live in the page
+            page.locator(".devformance-view").wait_for(timeout=120_000)
+            _, finished = _watch(page, deadline=time.monotonic() + 90)
+            run_again = page.locator(".devformance-view button", has_text="Run")
+            run_again.and_(page.locator("button:not([disabled])")).wait_for(timeout=30_000)
+            page.screenshot(path=os.fspath(ARTIFACTS / "voila_dashboard.png"))
+        finally:
+            browser.close()
+    assert len(finished) == len(list((BOOKSHOP / "tests").rglob("test_*.py")))
+    assert all(t.startswith(FINISHED) for t in finished)
