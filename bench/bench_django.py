@@ -173,7 +173,7 @@ def test_once():
 """
 
 PAIRED_TEST = """
-import json, os
+import json, os, sys
 
 import benchwork
 from devformance_nb.capture import start_capture
@@ -187,6 +187,7 @@ def test_paired():
     n, runs = int(os.environ["BENCH_N"]), {"off": [], "capture": []}
     context = TestContext()
     context.nodeid, context.phase = "test_paired.py::test_paired", "call"
+    context.floor = sys._getframe()  # as the plugin does: walks stop at the test's own frame
     for round in range(int(os.environ["BENCH_ROUNDS"])):
         for mode in ("off", "capture") if round % 2 == 0 else ("capture", "off"):
             capture = writer = None
