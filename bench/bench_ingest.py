@@ -2,16 +2,19 @@
 
 Usage: python bench/bench_ingest.py [--events 1000000] [--files 10]
 
-Writes a synthetic run directory (the format children write), then runs
-``devformance ingest`` on it in a fresh process, twice the size apart, and
-reports wall time and peak memory (max RSS). Memory that stays flat when the
-event count doubles shows the ingest streams.
+Writes a synthetic run directory (the lines children write: 10 files, tests of 500 statements,
+a fifth of them raw SQL with inlined literals, so about 200,000 distinct texts per million, the
+rest ORM-style statements repeated from 7 call stacks, which makes every test hold N+1 groups),
+then runs ``devformance ingest`` on it in a fresh process, at half and at the full size, and
+reports wall and CPU time and peak memory (max RSS). Memory that stays flat when the event
+count doubles shows the ingest streams.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -38,6 +41,12 @@ def raw_sql(rng: random.Random) -> str:
     return f"SELECT * FROM books WHERE price > {price} AND title LIKE '%{word}%'"
 
 
+def _passed(nodeid: str) -> ev.TestPhase:
+    return ev.TestPhase(
+        nodeid=nodeid, phase="call", outcome="passed", duration=0.1, category="passed"
+    )
+
+
 def write_run(folder: Path, total: int, files: int) -> Path:
     run_id = "bench-ingest"
     run_dir = folder / "runs" / run_id
@@ -58,22 +67,22 @@ def write_run(folder: Path, total: int, files: int) -> Path:
             run_dir / f"{TestFile(key, Path(key)).slug}.events.jsonl", run_id, key, batch=10_000
         )
         for i in range(per_file):
-            test = f"{key}::test_{i // 500}"
+            nodeid = f"{key}::test_{i // 500}"
+            if i % 500 == 0 and i:  # the previous test ends
+                writer.write(_passed(f"{key}::test_{i // 500 - 1}"))
+            # the line a child's SQL capture writes (see capture/recorder.py)
+            test = json.dumps(nodeid)
             sql = raw_sql(rng) if i % 5 == 0 else STATEMENTS[i % len(STATEMENTS)]
-            writer.write(
-                ev.Query(
-                    nodeid=test,
-                    phase="call",
-                    qseq=i,
-                    start=now,
-                    duration=0.0002,
-                    sql=sql,
-                    vendor="sqlite",
-                    caller="app.py:10 f",
-                    stack_hash=f"{i % 7:x}",
-                    t=now,
-                )
+            duration = 0.15 if i % 50_000 == 49_999 else 0.0002  # a few slow ones
+            writer.write_fields(
+                "query",
+                f'"t":{now:.6f},"start":{now:.6f},"duration":{duration:.9f},"rows":null,'
+                f'"nodeid":{test},"phase":"call","sql":{json.dumps(sql)},"vendor":"sqlite",'
+                f'"alias":"","caller":"app.py:10 f","stack_hash":"{i % 7:x}","orm":"",'
+                '"many":false',
+                "qseq",
             )
+        writer.write(_passed(f"{key}::test_{(per_file - 1) // 500}"))
         writer.close()
         journal.append(
             ev.FileFinished(
@@ -86,26 +95,33 @@ def write_run(folder: Path, total: int, files: int) -> Path:
 
 
 INGEST = """
-import resource, sys, time
+import json, resource, sys, time
+import duckdb, pandas  # imported before the clock starts, as in a CLI that already runs
 from devformance_nb import api
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started, began = time.perf_counter(), cpu()
 state = api.ingest(sys.argv[1], sys.argv[2])
-elapsed = time.perf_counter() - started
+elapsed, used = time.perf_counter() - started, cpu() - began
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 queries = sum(fs.queries for fs in state.files.values())
-print(f"{queries} {elapsed:.2f} {rss:.0f}")
+findings = sum(len(fs.n_plus_one) for fs in state.files.values())
+result = {"queries": queries, "wall": elapsed, "cpu": used, "rss": rss, "n_plus_one": findings}
+print(json.dumps(result))
 """
 
 
-def ingest(run_dir: Path, db: Path) -> tuple[int, float, float]:
+def ingest(run_dir: Path, db: Path) -> dict[str, float]:
+    """Ingest ``run_dir`` into ``db`` in a fresh process: counts, seconds and peak RSS."""
     out = subprocess.run(
         [sys.executable, "-c", INGEST, str(run_dir), str(db)],
         capture_output=True,
         text=True,
         check=True,
     )
-    queries, seconds, rss = out.stdout.split()
-    return int(queries), float(seconds), float(rss)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -113,14 +129,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=10)
     args = parser.parse_args()
-    print("| query events | ingest wall s | events/s | peak RSS MB |")
-    print("|---|---|---|---|")
+    print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at the start\n")
+    print(
+        "| query events | N+1 findings | ingest wall s | events/s (wall) | CPU s "
+        "| events/CPU s | peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for total in (args.events // 2, args.events):
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = write_run(Path(tmp), total, args.files)
-            count, seconds, rss = ingest(run_dir, Path(tmp) / "bench.duckdb")
-            print(f"| {count:,} | {seconds:.2f} | {count / seconds:,.0f} | {rss:.0f} |")
-    print(json.dumps({"note": "fresh process per size; RSS includes pandas+duckdb import"}))
+            r = ingest(run_dir, Path(tmp) / "bench.duckdb")
+            count = int(r["queries"])
+            print(
+                f"| {count:,} | {int(r['n_plus_one']):,} | {r['wall']:.2f} "
+                f"| {count / r['wall']:,.0f} | {r['cpu']:.2f} | {count / r['cpu']:,.0f} "
+                f"| {r['rss']:.0f} |"
+            )
+    print(
+        "\nfresh process per size, duckdb and pandas imported before the clock; CPU is the "
+        "process's user+system time over all its threads (DuckDB uses every core)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ from typing import Any
 from devformance_nb.config import STATE_DIR, Config, db_path, find_root, load_config
 from devformance_nb.discovery import TestFile, discover
 from devformance_nb.errors import StoreError
+from devformance_nb.events import RunStarted
 from devformance_nb.executor import Executor, SpawnExecutor
 from devformance_nb.forkserver import available as forkserver_available
 from devformance_nb.forkserver import shared_executor
+from devformance_nb.ingest import ingest_run
 from devformance_nb.launcher import Launcher, LaunchPlan, new_run_id
 from devformance_nb.replay import replay
 from devformance_nb.runinfo import run_meta
@@ -307,25 +309,11 @@ def ingest(
     *,
     observers: Sequence[Observer] = (),
 ) -> RunState:
-    """Load a run directory into the store (replacing that run if it is there already)."""
-    events = replay(run_dir)
-    first = next(events)
-    state = RunState(run_id=first.run_id)
-    state.apply(first)
-    store = open_store(db, root=state.root or None)
-    folder = Path(run_dir)
-    writer = StoreWriter(
-        store,
-        {key: os.fspath(folder / f"{TestFile(key, Path(key)).slug}.log") for key in state.files},
-    )
-    for observer in (writer, *observers):
-        observer.on_event(first, state)
-    for event in events:
-        state.apply(event)
-        for observer in (writer, *observers):
-            observer.on_event(event, state)
-    for observer in (writer, *observers):
-        observer.close(state)
-    if writer.error is not None:
-        raise writer.error
-    return state
+    """Load a run directory into the store (replacing that run if it is there already).
+
+    Query events are loaded in bulk (``devformance_nb.ingest``): ``observers`` see every
+    other event, with each file's statements counted in the state when the file finishes.
+    """
+    started = next(replay(run_dir, queries=False))
+    root = started.root if isinstance(started, RunStarted) else ""
+    return ingest_run(run_dir, open_store(db, root=root or None), observers)

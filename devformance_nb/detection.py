@@ -207,7 +207,7 @@ class NPlusOneDetector:
             raise ValueError(f"min_count must be at least 2, got {min_count}")
         self.min_count = min_count
         self.auto_finish = auto_finish
-        self._allow = _AllowList(allow)
+        self._allow = AllowList(allow)
         self._open: dict[_TestKey, dict[_GroupKey, _Group]] = {}
         self._current: dict[str, str] = {}  # file -> nodeid of its open test
         self._emitted: list[NPlusOneFinding] = []
@@ -237,7 +237,7 @@ class NPlusOneDetector:
             del self._current[file]
         groups = self._open.pop((file, nodeid), {})
         found = sorted(
-            (self._finding(g) for g in groups.values() if self._reportable(g)), key=_order
+            (self._finding(g) for g in groups.values() if self._reportable(g)), key=finding_order
         )
         self._emitted.extend(found)
         return found
@@ -248,7 +248,7 @@ class NPlusOneDetector:
         for open_file, nodeid in [key for key in self._open if key[0] == file]:
             found += self.finish_test(open_file, nodeid)
         self._current.pop(file, None)
-        return sorted(found, key=_order)
+        return sorted(found, key=finding_order)
 
     def findings(self) -> list[NPlusOneFinding]:
         """All findings so far, including those of tests still open (which stay open)."""
@@ -258,13 +258,13 @@ class NPlusOneDetector:
             for g in groups.values()
             if self._reportable(g)
         ]
-        return sorted(self._emitted + pending, key=_order)
+        return sorted(self._emitted + pending, key=finding_order)
 
     def drain(self) -> list[NPlusOneFinding]:
         """Close every open test, return all findings, and forget them."""
         for file, nodeid in list(self._open):
             self.finish_test(file, nodeid)
-        found = sorted(self._emitted, key=_order)
+        found = sorted(self._emitted, key=finding_order)
         self._emitted = []
         self._current.clear()
         return found
@@ -280,26 +280,64 @@ class NPlusOneDetector:
     @staticmethod
     def _finding(group: _Group) -> NPlusOneFinding:
         first = group.first
-        table = _first_table(group.fingerprint)
-        return NPlusOneFinding(
+        return make_finding(
             file=first.file,
             nodeid=first.nodeid,
             phase=first.phase,
-            fingerprint=group.fingerprint,
-            fingerprint_hash=fingerprint_hash(group.fingerprint),
-            table=table,
-            count=group.count,
-            total_duration=group.total,
+            qseq=first.qseq,
+            sql=first.sql,
             caller=first.caller,
             stack_hash=first.stack_hash,
-            example_sql=_cap(first.sql),
+            fp=group.fingerprint,
+            count=group.count,
+            total_duration=group.total,
             orm=group.orm,
-            hint=hint_for(group.orm, table, group.fingerprint),
-            first_qseq=first.qseq,
         )
 
 
-class _AllowList:
+def make_finding(
+    *,
+    file: str,
+    nodeid: str,
+    phase: str,
+    qseq: int,
+    sql: str,
+    caller: str,
+    stack_hash: str,
+    fp: str,
+    count: int,
+    total_duration: float,
+    orm: str,
+) -> NPlusOneFinding:
+    """The finding for ``count`` repeats of fingerprint ``fp``; the other fields are those of the
+    earliest statement of the group (its caller, stack hash, text and number)."""
+    digest, table, hint = _finding_texts(fp, orm)
+    return NPlusOneFinding(
+        file=file,
+        nodeid=nodeid,
+        phase=phase,
+        fingerprint=fp,
+        fingerprint_hash=digest,
+        table=table,
+        count=count,
+        total_duration=total_duration,
+        caller=caller,
+        stack_hash=stack_hash,
+        example_sql=_cap(sql),
+        orm=orm,
+        hint=hint,
+        first_qseq=qseq,
+    )
+
+
+@lru_cache(maxsize=4_096)
+def _finding_texts(fp: str, orm: str) -> tuple[str, str, str]:
+    """(fingerprint hash, first table, fix hint) of findings of ``fp`` from ``orm``."""
+    table = _first_table(fp)
+    return fingerprint_hash(fp), table, hint_for(orm, table, fp)
+
+
+class AllowList:
     """Compiled allow entries (see ``find_n_plus_one`` for the syntax)."""
 
     def __init__(self, entries: Sequence[str]) -> None:
@@ -316,15 +354,19 @@ class _AllowList:
                 self.sites.append(entry)
 
     def matches(self, group: _Group) -> bool:
-        first = group.first
-        if first.stack_hash and first.stack_hash in self.stacks:
+        """Whether an entry silences this group."""
+        return self.allows(group.fingerprint, group.first.stack_hash, group.first.caller)
+
+    def allows(self, fp: str, stack_hash: str, caller: str) -> bool:
+        """Whether an entry silences repeats of ``fp`` from this stack and call site."""
+        if stack_hash and stack_hash in self.stacks:
             return True
         if self.sql:
-            fp = group.fingerprint.lower()
-            if any(fnmatchcase(fp, pattern) for pattern in self.sql):
+            lowered = fp.lower()
+            if any(fnmatchcase(lowered, pattern) for pattern in self.sql):
                 return True
-        if self.sites and first.caller:
-            sites = _call_site_forms(first.caller)
+        if self.sites and caller:
+            sites = _call_site_forms(caller)
             return any(fnmatchcase(site, p) for p in self.sites for site in sites)
         return False
 
@@ -354,7 +396,8 @@ def _first_table(fp: str) -> str:
     return tables[0] if tables else ""
 
 
-def _order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, str]:
+def finding_order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, str]:
+    """The sort key findings are listed by: file, test, phase, first statement, fingerprint."""
     phase_rank = _PHASE_ORDER.get(finding.phase, len(_PHASE_ORDER))
     return (
         finding.file,

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
@@ -208,10 +208,21 @@ class EventTail:
         return rest
 
 
-def read_events(path: str | os.PathLike[str]) -> Iterator[Event | EventDecodeError]:
-    """Every event of a file in order; undecodable lines come back as errors, not raised."""
+def read_events(
+    path: str | os.PathLike[str], skip_kinds: Collection[str] = ()
+) -> Iterator[Event | EventDecodeError]:
+    """Every event of a file in order; undecodable lines come back as errors, not raised.
+
+    Lines of the ``skip_kinds`` are passed over without being decoded (a bulk loader reads
+    them another way). A line is recognised by its ``"kind":"NAME"`` text, which can only be
+    the event's own kind: inside a JSON string a quote is always escaped.
+    """
+    markers = [f'"kind":{json.dumps(kind)}'.encode() for kind in skip_kinds]
+    marker = markers.pop() if len(markers) == 1 else None  # the common case, kept cheap
     with open(path, "rb") as fh:
         for raw in fh:
+            if (marker is not None and marker in raw) or any(m in raw for m in markers):
+                continue
             if not raw.strip():
                 continue
             try:

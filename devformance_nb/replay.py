@@ -29,18 +29,26 @@ def _log_lines(path: Path, run_id: str, key: str) -> Iterator[ev.Output]:
         yield ev.Output(run_id=run_id, file=key, line=number, text=text)
 
 
-def _file_events(run_dir: Path, run_id: str, key: str) -> Iterator[ev.Event]:
+def events_path(run_dir: str | os.PathLike[str], key: str) -> Path:
+    """Where the child of test file ``key`` wrote its events in ``run_dir``."""
+    return Path(run_dir) / f"{TestFile(key, Path(key)).slug}.events.jsonl"
+
+
+def _file_events(run_dir: Path, run_id: str, key: str, queries: bool) -> Iterator[ev.Event]:
     slug = TestFile(key, Path(key)).slug
-    events_path = run_dir / f"{slug}.events.jsonl"
-    if events_path.exists():
-        for item in read_events(events_path):
+    path = events_path(run_dir, key)
+    if path.exists():
+        for item in read_events(path, () if queries else ("query",)):
             if isinstance(item, ev.Event):
                 yield item
     yield from _log_lines(run_dir / f"{slug}.log", run_id, key)
 
 
-def replay(run_dir: str | os.PathLike[str]) -> Iterator[ev.Event]:
+def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev.Event]:
     """Events of a run directory in launcher order: run start, each file in turn, run end.
+
+    ``queries=False`` leaves out the ``query`` events (without decoding them), for a caller
+    that loads them in bulk (``devformance_nb.ingest``).
 
     A run whose launcher died has no ``run_done``: one is made up with status
     ``interrupted``, so the replayed run never looks like it is still going.
@@ -64,7 +72,7 @@ def replay(run_dir: str | os.PathLike[str]) -> Iterator[ev.Event]:
         own = by_file.get(key, [])
         yield from (e for e in own if e.kind == "file_started")
         if own:
-            yield from _file_events(folder, started.run_id, key)
+            yield from _file_events(folder, started.run_id, key, queries)
         yield from (e for e in own if e.kind in ("file_crashed", "file_finished"))
     done = [e for e in parent if isinstance(e, ev.RunDone)]
     last_t = max((e.t for e in parent), default=started.t)

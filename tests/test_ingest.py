@@ -1,0 +1,263 @@
+"""Bulk ingest: the store and the state it builds equal those of the event-by-event path."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from devformance_nb import api
+from devformance_nb import events as ev
+from devformance_nb.eventlog import EventWriter
+from devformance_nb.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.ingest import LITERAL_KEY
+from devformance_nb.launcher import PARENT_EVENTS
+from devformance_nb.replay import events_path, replay
+from devformance_nb.state import RunState
+
+RUN = "run-bulk"
+FILES = ["tests/test_a.py", "tests/sub/test_b.py", "tests/test_empty.py"]
+
+#: texts built to break a literal key that merged what the fingerprint keeps apart
+TRICKY = [
+    "SELECT * FROM t WHERE id = 1",
+    "SELECT * FROM t WHERE id = 22",
+    "SELECT * FROM t WHERE id = 3.5",
+    "SELECT * FROM t WHERE id = -7",
+    "SELECT * FROM t WHERE id = 1e5",
+    "SELECT * FROM t WHERE id = 2e5",
+    "SELECT * FROM t WHERE id = .5",
+    "SELECT * FROM t WHERE id = 1.",
+    "SELECT * FROM t WHERE id = 0x1F",
+    "SELECT * FROM t WHERE id = 0x2F",
+    "SELECT * FROM t1 WHERE id = 1",
+    "SELECT * FROM t2 WHERE id = 1",
+    "SELECT * FROM t WHERE id = 123abc",
+    "SELECT * FROM t WHERE id = 124abc",
+    "SELECT * FROM t WHERE name = 'x'",
+    "SELECT * FROM t WHERE name = 'it''s 42'",
+    "SELECT * FROM t WHERE name = ''",
+    "SELECT * FROM t WHERE name = 'unterminated 12",
+    "SELECT * FROM t WHERE name = 'unterminated 13",
+    "SELECT * FROM t WHERE name = E'a\\'b' AND id = 1",
+    "SELECT * FROM t WHERE name = E'a\\'c' AND id = 1",
+    "SELECT * FROM t WHERE name = X'ff'",
+    'SELECT "col 1" FROM t WHERE id = 1',
+    'SELECT "col 2" FROM t WHERE id = 1',
+    "SELECT `col 1` FROM t",
+    "SELECT `col 2` FROM t",
+    "SELECT [col 1] FROM t",
+    "SELECT [col 2] FROM t",
+    "SELECT * FROM t WHERE id = 1 -- note 1",
+    "SELECT * FROM t WHERE id = 1 -- note 2",
+    "SELECT * FROM t WHERE id = 1 /* 7 */",
+    "SELECT $$ 1 $$, id FROM t",
+    "SELECT $$ 2 $$, id FROM t",
+    "SELECT * FROM t WHERE id = $1",
+    "SELECT * FROM t WHERE id = $2",
+    "SELECT * FROM t WHERE id = ?1",
+    "SELECT * FROM t WHERE id = ?2",
+    "SELECT * FROM t WHERE id = :1",
+    "SELECT * FROM t WHERE id = :2",
+    "SELECT * FROM t WHERE id IN (1, 2, 3)",
+    "SELECT * FROM t WHERE id IN (4, 5)",
+    "SELECT * FROM t WHERE a - 1 = b",
+    "SELECT * FROM t WHERE a -1 = b",
+    "SELECT * FROM t WHERE a = -1",
+    "SELECT * FROM t WHERE é1 = 1",
+    "SELECT * FROM t WHERE é2 = 1",
+    "SELECT * FROM t WHERE x = '١'",
+    "SELECT * FROM t WHERE x = 'ü'",
+    "SELECT * FROM t WHERE x = 1.5.6",
+    "SELECT * FROM t WHERE x = 1.6.6",
+    "SELECT * FROM t LIMIT 10 OFFSET 20",
+    "SELECT * FROM t LIMIT 10 OFFSET 30",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    "INSERT INTO t VALUES (3, 'c')",
+    "UPDATE t SET n = n - 1 WHERE id = 9",
+]
+
+
+def literal_keys(texts: list[str]) -> dict[str, str]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE texts (sql VARCHAR)")
+    con.executemany("INSERT INTO texts VALUES (?)", [(t,) for t in texts])
+    rows = con.execute(f"SELECT sql, {LITERAL_KEY} FROM texts").fetchall()
+    return {sql: key for sql, key in rows}
+
+
+def test_texts_with_one_literal_key_have_one_fingerprint() -> None:
+    keys = literal_keys(TRICKY)
+    by_key: dict[str, set[str]] = {}
+    for sql, key in keys.items():
+        by_key.setdefault(key, set()).add(fingerprint(sql))
+    assert {key: fps for key, fps in by_key.items() if len(fps) > 1} == {}
+    # and literal-only variants do share a key, which is what saves the fingerprinting
+    assert keys["SELECT * FROM t WHERE id = 1"] == keys["SELECT * FROM t WHERE id = 22"]
+    assert keys["SELECT * FROM t WHERE name = 'x'"] == keys["SELECT * FROM t WHERE name = ''"]
+    assert keys["SELECT * FROM t WHERE id = 3.5"] == keys["SELECT * FROM t WHERE id = 1"]
+    assert keys["SELECT * FROM t1 WHERE id = 1"] != keys["SELECT * FROM t2 WHERE id = 1"]
+
+
+def query_line(**fields: object) -> str:
+    base: dict[str, object] = {
+        "t": 1.0,
+        "start": 1700000000.25,
+        "duration": 0.001,
+        "rows": None,
+        "nodeid": "",
+        "phase": "call",
+        "vendor": "sqlite",
+        "alias": ":memory:",
+        "caller": "app/views.py:10 view",
+        "stack_hash": "s1",
+        "orm": "",
+        "many": False,
+    }
+    base.update(fields)
+    return ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in base.items())
+
+
+def write_run(root: Path) -> Path:
+    """A run directory with two files of varied statements and one without any."""
+    run_dir = root / ".devformance" / "runs" / RUN
+    run_dir.mkdir(parents=True)
+    journal = EventWriter(run_dir / PARENT_EVENTS, RUN, "", batch=1)
+    config = {"slow_query_ms": 50.0, "allow_n_plus_one": ["app/allowed.py:*"]}
+    journal.append(
+        ev.RunStarted(
+            run_id=RUN, root=str(root), files=FILES, workers=1, executor="spawn", config=config
+        )
+    )
+    for key in FILES:
+        journal.append(ev.FileStarted(run_id=RUN, file=key, path=key, pid=1, command=[]))
+        child = EventWriter(events_path(run_dir, key), RUN, key)
+        if key != "tests/test_empty.py":
+            write_statements(child, key)
+        child.write(ev.FileDone(exitstatus=0, counts={"passed": 2}, duration=1.0))
+        child.close()
+        with open(events_path(run_dir, key), "a", encoding="utf-8") as fh:
+            # from a newer devformance: skipped by both paths
+            fh.write(f'{{"v":99,"kind":"query","file":"{key}",{query_line(sql="SELECT 9")}}}\n')
+            if key == "tests/sub/test_b.py":  # a child killed in the middle of a line
+                fh.write('{"v":1,"kind":"query","sql":"SELECT broken')
+        journal.append(
+            ev.FileFinished(run_id=RUN, file=key, status="passed", returncode=0, duration=1.0)
+        )
+    journal.append(ev.RunDone(run_id=RUN, status="passed", duration=2.0, t=time.time()))
+    journal.close()
+    return run_dir
+
+
+def write_statements(child: EventWriter, key: str) -> None:
+    for test in ("test_one", "test_two"):
+        nodeid = f"{key}::{test}"
+        lines = [
+            query_line(nodeid="", phase="collect", sql="CREATE TABLE books (id)"),
+            query_line(nodeid=nodeid, phase="setup", sql="INSERT INTO books VALUES (1)"),
+            *(
+                query_line(nodeid=nodeid, sql=f"SELECT * FROM books WHERE author_id = {i}")
+                for i in range(4)
+            ),
+            *(
+                query_line(nodeid=nodeid, sql=f"SELECT * FROM books WHERE author_id = '{i}'")
+                for i in range(2)
+            ),
+            *(
+                query_line(
+                    nodeid=nodeid,
+                    sql='SELECT "authors".* FROM "authors" WHERE id = ?',
+                    stack_hash="",
+                    caller=f"app/{name}.py:3 f",
+                    orm="sqlalchemy" if i else "",
+                )
+                for i, name in enumerate(["views", "views", "other", "allowed", "allowed"])
+            ),
+            query_line(nodeid=nodeid, sql="SELECT pg_sleep(1)", duration=0.2),
+            query_line(nodeid=nodeid, sql="COMMIT", duration=0.3),
+            query_line(nodeid=nodeid, sql="SELECT 1 FROM t LIMIT 5 OFFSET 5"),
+            query_line(nodeid=nodeid, sql="SELECT 1 FROM t LIMIT 5 OFFSET 10"),
+            query_line(nodeid=nodeid, phase="teardown", sql="DELETE FROM books"),
+        ]
+        for line in lines:
+            child.write_fields("query", line, "qseq")
+        for phase in ("setup", "call", "teardown"):
+            child.write(
+                ev.TestPhase(
+                    nodeid=nodeid, phase=phase, outcome="passed", duration=0.1, category="passed"
+                )
+            )
+
+
+def event_by_event(run_dir: Path) -> RunState:
+    """The state the live loop builds: every event, queries included, applied in order."""
+    events = replay(run_dir)
+    first = next(events)
+    state = RunState(run_id=first.run_id)
+    state.apply(first)
+    for event in events:
+        state.apply(event)
+    return state
+
+
+def test_bulk_ingest_builds_the_state_the_live_loop_builds(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)
+    expected = event_by_event(run_dir)
+    state = api.ingest(run_dir, tmp_path / "bulk.duckdb")
+    for key in FILES:
+        ours, theirs = state.files[key], expected.files[key]
+        assert ours.queries == theirs.queries and ours.query_time == pytest.approx(
+            theirs.query_time
+        )
+        assert ours.slow == theirs.slow
+        assert sorted(ours.n_plus_one, key=repr) == sorted(theirs.n_plus_one, key=repr)
+        assert {n: t.queries for n, t in ours.tests.items()} == {
+            n: t.queries for n, t in theirs.tests.items()
+        }
+        assert {n: t.query_time for n, t in ours.tests.items()} == pytest.approx(
+            {n: t.query_time for n, t in theirs.tests.items()}
+        )
+    findings = [f for fs in state.files.values() for f in fs.n_plus_one]
+    assert {(f.caller, f.count, f.orm) for f in findings} == {
+        ("app/views.py:10 view", 6, ""),  # numbers and strings inlined: one shape
+        ("app/views.py:3 f", 2, "sqlalchemy"),  # no stack hash: grouped by caller
+    }
+    assert len(findings) == 2 * 2 * 2  # two findings in each of two tests of two files
+    assert {s.sql for fs in state.files.values() for s in fs.slow} == {"SELECT pg_sleep(1)"}
+
+
+def test_bulk_ingest_stores_every_statement_with_its_fingerprint(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)
+    db = tmp_path / "bulk.duckdb"
+    api.ingest(run_dir, db)
+    api.ingest(run_dir, db)  # twice: replaced, never doubled
+    store = api.open_store(db)
+    rows = store.query("SELECT file, qseq, sql, fingerprint_hash, started FROM queries")
+    expected = event_by_event(run_dir)
+    assert len(rows) == sum(fs.queries for fs in expected.files.values()) == 2 * 2 * 18
+    assert all(r["fingerprint_hash"] == fingerprint_hash(fingerprint(r["sql"])) for r in rows)
+    assert {r["started"].timestamp() for r in rows} == {1700000000.25}
+    known = store.query("SELECT fingerprint_hash FROM fingerprints")
+    assert {r["fingerprint_hash"] for r in rows} <= {k["fingerprint_hash"] for k in known}
+    stored = store.query("SELECT file, n_plus_one, queries FROM test_files ORDER BY file")
+    assert [(r["file"], r["n_plus_one"], r["queries"]) for r in stored] == [
+        ("tests/sub/test_b.py", 4, 36),
+        ("tests/test_a.py", 4, 36),
+        ("tests/test_empty.py", 0, 0),
+    ]
+
+
+def test_a_run_without_any_statement(tmp_path: Path) -> None:
+    run_dir = tmp_path / ".devformance" / "runs" / RUN
+    run_dir.mkdir(parents=True)
+    journal = EventWriter(run_dir / PARENT_EVENTS, RUN, "", batch=1)
+    journal.append(
+        ev.RunStarted(run_id=RUN, root=str(tmp_path), files=[], workers=1, executor="spawn")
+    )
+    journal.append(ev.RunDone(run_id=RUN, status="empty", duration=0.0, t=time.time()))
+    journal.close()
+    state = api.ingest(run_dir, tmp_path / "none.duckdb")
+    assert state.status == "empty" and state.files == {}
