@@ -93,6 +93,22 @@ def test_zz_stopping_takes_the_wrapper_out():
     assert not connection_created.has_listeners()
     with connection.cursor() as cur:
         cur.execute("SELECT 6")
+
+
+def test_zz_a_new_capture_wraps_the_connections_already_open():
+    import os
+
+    from devformance_nb.capture import start_capture
+    from devformance_nb.eventlog import EventWriter
+    from devformance_nb.plugin import TestContext
+
+    assert connection.connection is not None  # open since the test before
+    writer = EventWriter(os.environ["SECOND_EVENTS"], "run-2", "test_site.py")
+    capture = start_capture(writer, TestContext(), {"root": os.getcwd()})
+    with connection.cursor() as cur:
+        cur.execute("SELECT 7")
+    capture.stop()
+    writer.close()
 """
 
 
@@ -106,6 +122,7 @@ def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
         "DEVFORMANCE_FILE": "test_site.py",
         "DEVFORMANCE_OPTIONS": json.dumps({"root": str(pytester.path)}),
         "DB_DIR": str(tmp_path),
+        "SECOND_EVENTS": str(tmp_path / "second.jsonl"),
     }
     for name, value in env.items():
         pytester._monkeypatch.setenv(name, value)
@@ -146,6 +163,9 @@ def test_django_statements_once_each_with_alias_vendor_and_orm(
     assert {q.sql.split(" ")[0] for q in queries if q.orm == ""} == {"select", "PRAGMA"}
     # after stop: nothing
     assert "test_zz_stopping_takes_the_wrapper_out" not in by_test
+    # a capture started later wraps the connection that is open already
+    (late,) = [e for e in read_events(tmp_path / "second.jsonl") if isinstance(e, ev.Query)]
+    assert (late.sql, late.orm, late.alias) == ("SELECT 7", "django", "default")
 
 
 def test_capture_imports_neither_django_nor_psycopg(

@@ -90,11 +90,14 @@ class DjangoAdapter(Adapter):
         self._wrapped: weakref.WeakSet[Any] = weakref.WeakSet()
         connection_created.connect(self._created, weak=False, dispatch_uid=DISPATCH_UID)
         self._listening = True
+        from django.conf import settings
         from django.db import connections
 
+        if not settings.configured:  # nothing can be open; never import the settings early
+            return
         try:
             opened = connections.all(initialized_only=True)
-        except Exception:  # settings not configured yet: nothing can be open
+        except Exception:  # broken settings: the project will hear of them itself
             opened = []
         for connection in opened:
             if connection.connection is not None:
