@@ -92,14 +92,34 @@ def _one(con: duckdb.DuckDBPyConnection, selector: str, path: object) -> list[st
 def select_in(con: duckdb.DuckDBPyConnection, runs: Runs, path: object = "the store") -> list[str]:
     """The run ids ``runs`` selects, oldest first (on an open connection)."""
     selectors = [runs] if isinstance(runs, str) else list(runs)
-    chosen: set[str] = set()
+    # run ids (as a report passes its selection on) resolve in one query
+    chosen = set(_ids(con, f"SELECT run_id FROM runs WHERE {IN_RUNS}", [selectors]))
     for selector in selectors:
-        chosen.update(_one(con, selector, path))
+        if selector not in chosen:
+            chosen.update(_one(con, selector, path))
     if not chosen:
         return []
     return _ids(
         con, f"SELECT run_id FROM runs WHERE {IN_RUNS} ORDER BY started, run_id", [sorted(chosen)]
     )
+
+
+def big_table_filter(
+    con: duckdb.DuckDBPyConnection, ids: list[str], column: str = "run_id"
+) -> tuple[str, list[Any]]:
+    """A WHERE condition (and its parameters) picking ``ids`` out of a big table.
+
+    Every run: no condition at all. Otherwise a range on the run id, which
+    DuckDB checks against each row group's min/max (rows are stored run by run,
+    so most groups are skipped), before the exact list.
+    """
+    if not ids:
+        return "FALSE", []
+    row = con.execute("SELECT count(*) FROM runs").fetchone()
+    if row is not None and len(ids) >= int(row[0]):
+        return "TRUE", []
+    exact = f"{column} IN (SELECT unnest(?::VARCHAR[]))"
+    return f"{column} BETWEEN ? AND ? AND {exact}", [min(ids), max(ids), ids]
 
 
 def select_runs(store: StoreLike, runs: Runs = "last:20") -> list[str]:
