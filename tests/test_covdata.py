@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import BOOKSHOP
 from covdriver import child_env, run_children
 from coverage import CoverageData
 
@@ -261,36 +259,3 @@ def test_children_with_branches_match_coverage_and_a_new_test_raises_the_total(
     assert after.percent > before.percent
     alone = covdata.read_test_file(new_data, root)
     assert alone.percent is not None and alone.percent < after.percent
-
-
-def bookshop_test_files() -> list[str]:
-    tests = BOOKSHOP / "tests"
-    found = sorted(tests.rglob("test_*.py")) if tests.is_dir() else []
-    return [p.relative_to(BOOKSHOP).as_posix() for p in found]
-
-
-@pytest.mark.skipif(not bookshop_test_files(), reason="the bookshop demo has no tests yet")
-def test_bookshop_run_total_matches_coverage_run_pytest(tmp_path: Path) -> None:
-    files = bookshop_test_files()
-    whole = tmp_path / "whole.coverage"
-    env = {**child_env({}, tmp_path / "unused.json"), "COVERAGE_FILE": str(whole)}
-    command = [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q"]
-    # the reference run goes on while the per-file children run
-    reference = subprocess.Popen(
-        [*command, "-p", "no:cacheprovider"],
-        cwd=BOOKSHOP,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    runs = run_children(BOOKSHOP, files, tmp_path / "run", workers=2)
-    reference.wait(timeout=300)
-    ours = covdata.read_union(sorted((tmp_path / "run").glob("*.coverage")), BOOKSHOP)
-    assert len(ours.data_files) == len(files), [r.output for r in runs.values()]
-    theirs = coverage_cli(
-        "report", "--format=total", "--precision=4", cwd=BOOKSHOP, data_file=whole
-    )
-    assert ours.percent == pytest.approx(float(theirs), abs=0.1)
-    admin = next(f for f in ours.files if f.source_file == "bookshop/admin.py")
-    assert admin.covered < admin.statements and admin.missing
-    assert all(not os.path.isabs(f.source_file) for f in ours.files)
