@@ -69,6 +69,7 @@ class QueryBuffer:
     def take(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(queries frame, new fingerprints frame), emptying the buffer."""
         import pandas as pd  # imported on first use, while the children run
+
         queries = pd.DataFrame({"run_id": self.run_ids, "file": self.files, **self.columns})
         queries["started"] = pd.to_datetime(queries["started"], unit="s")
         queries["rows"] = queries["rows"].astype("Int64")
@@ -80,6 +81,7 @@ class QueryBuffer:
 def fingerprint_frame(fingerprints: dict[str, str]) -> pd.DataFrame:
     """One row per fingerprint: its hash, text, statement type, tables and pretty form."""
     import pandas as pd
+
     rows = []
     for digest, fp in fingerprints.items():
         info = describe(fp)
