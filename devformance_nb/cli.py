@@ -12,7 +12,7 @@ from typing import Any
 
 from devformance_nb import api
 from devformance_nb.config import EXECUTORS
-from devformance_nb.errors import DevformanceError, PathNotFoundError
+from devformance_nb.errors import DevformanceError, MissingExtraError, PathNotFoundError
 from devformance_nb.findings import n_plus_one_lines, slow_lines
 from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
 from devformance_nb.terminal import TerminalView
@@ -274,8 +274,20 @@ def _print_missing(store: Any, run_id: str, source_file: str) -> int:
     return 0
 
 
+def _report_module() -> Any:
+    """devformance_nb.report, or a clear error naming the extra it needs."""
+    try:
+        from devformance_nb import report
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"this command needs the notebook extra ({exc.name or exc} is missing): "
+            "pip install 'devformance_nb[notebook]'"
+        ) from None
+    return report
+
+
 def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
-    from devformance_nb.report import write_report
+    write_report = _report_module().write_report
 
     path = write_report(args.html, api.open_store(args.db), args.runs)
     print(f"devformance: report written to {path}")
@@ -284,7 +296,8 @@ def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
 
 def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
     from devformance_nb.compare import compare_runs
-    from devformance_nb.report import comparison_text
+
+    comparison_text = _report_module().comparison_text
 
     comparison = compare_runs(api.open_store(args.db), args.a, args.b)
     print(comparison_text(comparison, args.max_coverage_drop))

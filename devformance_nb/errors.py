@@ -28,6 +28,10 @@ class DiscoveryError(DevformanceError):
     """pytest could not even list the project's test files."""
 
 
+class MissingExtraError(DevformanceError):
+    """A feature needs packages of an optional extra that are not installed."""
+
+
 class StoreError(DevformanceError):
     """Something is wrong with the DuckDB store."""
 

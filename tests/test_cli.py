@@ -84,3 +84,18 @@ def test_output_into_a_closed_pipe_ends_quietly(make_project: MakeProject) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_report_without_the_notebook_extra_names_the_fix(tmp_path: Path) -> None:
+    # altair and pandas absent, as after a bare `pip install devformance_nb`
+    code = (
+        "import sys; sys.modules['altair'] = None; sys.modules['pandas'] = None\n"
+        "from devformance_nb.cli import main\n"
+        f"sys.exit(main(['report', '--html', {str(tmp_path / 'r.html')!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert "pip install 'devformance_nb[notebook]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
