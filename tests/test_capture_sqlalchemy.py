@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +243,66 @@ def test_engines_made_before_capture_are_captured(tmp_path: Path) -> None:
     assert not event.contains(Engine, "before_cursor_execute", adapter._before)
     assert not event.contains(Engine, "after_cursor_execute", adapter._after)
     assert not event.contains(Engine, "handle_error", adapter._error)
+
+
+IMPORTED_LATE = """
+import json, sqlite3, sys
+from devformance_nb.capture import start_capture
+from devformance_nb.eventlog import EventWriter, read_events
+from devformance_nb.plugin import TestContext
+
+writer = EventWriter(sys.argv[1], "r", "f")
+context = TestContext()
+context.nodeid, context.phase = "late", "call"
+capture = start_capture(writer, context, {"root": sys.argv[2]})
+from sqlalchemy import create_engine, event, text  # imported after capture started
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+(adapter,) = capture.installed[1:]
+listening = lambda: event.contains(Engine, "before_cursor_execute", adapter._before)
+engine = create_engine("sqlite://")
+with engine.begin() as conn:
+    conn.execute(text("CREATE TABLE t (x)"))
+    conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": 1}, {"x": 2}])
+    conn.execute(text("SELECT x FROM t")).all()
+claimed_only = listening()
+plain = create_engine(
+    "sqlite://",
+    creator=lambda: sqlite3.Connection(":memory:", check_same_thread=False),
+    poolclass=StaticPool,
+)
+with plain.connect() as conn:
+    conn.exec_driver_sql("SELECT 'plain'")
+unclaimed_seen = listening()
+capture.stop()
+writer.close()
+queries = [e for e in read_events(sys.argv[1]) if e.kind == "query"]
+print(json.dumps({
+    "claimed_only": claimed_only,
+    "unclaimed_seen": unclaimed_seen,
+    "listening_after_stop": listening(),
+    "queries": [[q.sql, q.orm, q.many] for q in queries],
+}))
+"""
+
+
+def test_sqlalchemy_imported_after_capture_needs_no_engine_listeners(tmp_path: Path) -> None:
+    """Claimed cursors only: no Engine listener (SQLAlchemy's event path costs every statement
+    some microseconds), yet every statement is tagged; the first unclaimed DB-API connection
+    puts the listeners in place, before its first statement."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTED_LATE, str(tmp_path / "events.jsonl"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert (result["claimed_only"], result["unclaimed_seen"]) == (False, True)
+    assert result["listening_after_stop"] is False
+    assert result["queries"] == [
+        ["PRAGMA read_uncommitted", "", False],  # the dialect's own probe, on the cursor
+        ["CREATE TABLE t (x)", "sqlalchemy", False],
+        ["INSERT INTO t VALUES (?)", "sqlalchemy", True],
+        ["SELECT x FROM t", "sqlalchemy", False],
+        ["SELECT 'plain'", "sqlalchemy", False],
+    ]

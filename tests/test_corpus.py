@@ -3,9 +3,10 @@
 Every scenario of the corpus is a test function labelled with the N+1 findings it must
 produce, or with none (``@label(...)`` in ``tests/corpus/tests/test_*.py``). The corpus is
 copied into a temporary project and run by ``run_tests`` (real children, the default
-executor), once on SQLite and once on PostgreSQL (psycopg 3, the ``pg_dsn`` server). The
-store's ``n_plus_one`` rows and the run state must equal the labels exactly: the same call
-site (``path:line function``), phase, count and table, nothing missing and nothing else.
+executor, and spawned children on SQLite too), on SQLite and on PostgreSQL (psycopg 3, the
+``pg_dsn`` server). The store's ``n_plus_one`` rows and the run state must equal the labels
+exactly: the same call site (``path:line function``), phase, count and table, nothing missing
+and nothing else.
 The corpus also proves the default ``n_plus_one_min`` of 2: it holds N+1s of exactly two
 statements and scenarios that run a statement once per phase or per test.
 """
@@ -31,7 +32,9 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 SCENARIO_FILES = sorted((CORPUS / "tests").glob("test_*.py"))
 SITE = re.compile(r"# site: ([a-z_]+)$")
 URL_ENV = "CORPUS_DB_URL"  # app/db.py reads it in the children
-DATABASES = ["sqlite", "postgresql"]
+#: (database, executor): the fork server preloads the conftest (SQLAlchemy imported before
+#: capture starts), spawned children import it after (SQLAlchemy hooked lazily)
+RUNS = [("sqlite", "forkserver"), ("sqlite", "spawn"), ("postgresql", "forkserver")]
 
 
 @dataclass(frozen=True, order=True)
@@ -164,22 +167,24 @@ class CorpusRun:
         }
 
 
-@pytest.fixture(scope="module", params=DATABASES)
+@pytest.fixture(scope="module", params=RUNS, ids=["-".join(r) for r in RUNS])
 def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
-    root = tmp_path_factory.mktemp(f"corpus-{request.param}") / "project"
-    shutil.copytree(CORPUS, root, ignore=shutil.ignore_patterns("__pycache__", ".devformance"))
-    url = database_url(request.param, request)
+    database, executor = request.param
+    root = tmp_path_factory.mktemp(f"corpus-{database}-{executor}") / "project"
+    ignore = shutil.ignore_patterns("__pycache__", ".devformance", ".ruff_cache")
+    shutil.copytree(CORPUS, root, ignore=ignore)
+    url = database_url(database, request)
     saved = os.environ.get(URL_ENV)
     os.environ[URL_ENV] = url
     try:
-        run = api.run_tests(root=root, workers=2)
+        run = api.run_tests(root=root, workers=2, executor=executor)
     finally:
         if saved is None:
             del os.environ[URL_ENV]
         else:
             os.environ[URL_ENV] = saved
     nodeids = [r["nodeid"] for r in api.open_store(run.db).query("SELECT nodeid FROM tests")]
-    return CorpusRun(run, request.param, nodeids)
+    return CorpusRun(run, database, nodeids)
 
 
 def test_every_scenario_is_labelled_and_the_corpus_covers_the_cases() -> None:

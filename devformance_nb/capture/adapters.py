@@ -15,7 +15,9 @@ independent:
 - an ORM adapter records statements itself only on cursors that are not claimed; on a
   claimed cursor it just sets ``cursor.devformance_orm`` while its execute runs (and may
   name the DB-API connection by setting its ``devformance_alias``, which the DB-API adapters
-  report as the alias).
+  report as the alias); or, where hooking every execute costs too much, it names its package
+  and the functions that send statements to the driver (``FrameIndex.tag_library``), and the
+  recorder tags statements from the stack it walks anyway (SQLAlchemy does).
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ class Adapter(ABC):
     #: the library's import name (a key of ADAPTERS)
     library: ClassVar[str] = ""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, imported_before: bool = False) -> None:
         self.recorder = recorder
+        #: whether the library was imported before capture started (so objects made with it,
+        #: such as open connections, may predate the hooks)
+        self.imported_before = imported_before
 
     @abstractmethod
     def install(self) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
+from collections.abc import Collection
+from dataclasses import dataclass
 from types import CodeType, FrameType
 
 #: path parts that mark installed third-party code, never project code
@@ -24,6 +26,8 @@ INSTALLED_MARKERS = ("site-packages", "dist-packages")
 #: distinct stacks cached before the cache is dropped and rebuilt (bounds memory)
 MAX_STACKS = 50_000
 HASH_BYTES = 6  # 12 hex characters
+#: the site of a statement no project code issued
+NO_SITE = ("", "")
 
 #: this package's own folder: its frames (the capture itself, the plugin) are never callers
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +46,14 @@ def excluded_prefixes() -> tuple[str, ...]:
     return tuple(sorted(_folder_prefix(folder) for folder in folders))
 
 
+@dataclass(frozen=True)
+class Library:
+    """A library whose statements are tagged: its name and its functions that send them."""
+
+    name: str
+    senders: frozenset[str]
+
+
 class FrameIndex:
     """Finds the project frames of a stack; project means under ``root`` and not excluded."""
 
@@ -51,8 +63,11 @@ class FrameIndex:
         self._excluded = excluded_prefixes() if excluded is None else excluded
         #: co_filename -> path relative to the root, or None when not project code
         self._files: dict[str, str | None] = {}
-        #: co_filename -> is it project code (the hot cache: one lookup per frame)
-        self._project: dict[str, bool] = {}
+        #: co_filename -> True (project code), a tagged library, or False: the hot cache, one
+        #: lookup per frame
+        self._project: dict[str, bool | Library] = {}
+        #: (folder prefix, library) of the libraries whose frames tag a statement (ORMs)
+        self._libraries: list[tuple[str, Library]] = []
         #: (id(code), f_lasti, ...) of a stack's project frames -> (caller, stack hash)
         self._stacks: dict[tuple[int, ...], tuple[str, str]] = {}
         #: the code objects whose ids appear in the keys of _stacks
@@ -69,8 +84,18 @@ class FrameIndex:
         walk found below it, so a statement walks only the frames above the floor. The result
         is the same as a walk of the whole stack.
         """
+        return self.walk(frame, floor)[0]
+
+    def walk(
+        self, frame: FrameType | None, floor: FrameType | None = None
+    ) -> tuple[tuple[str, str], str]:
+        """``((caller, stack_hash), orm)``: ``locate``'s answer, and the name of the library
+        that sent the statement: the innermost frame of a library tagged with ``tag_library``
+        is one of its sending functions ('' otherwise)."""
         known = self._project
         key: list[int] = []
+        orm = ""
+        library_seen = False
         current = frame
         while current is not None:
             if current is floor:
@@ -81,20 +106,43 @@ class FrameIndex:
                 break
             code = current.f_code
             try:  # a subscript is cheaper than .get() and a miss happens once per file
-                project = known[code.co_filename]
+                kind = known[code.co_filename]
             except KeyError:
-                project = self.relpath(code.co_filename) is not None
-            if project:
+                kind = self._classify(code.co_filename)
+            if kind is True:
                 key.append(id(code))
                 key.append(current.f_lasti)
+            elif not library_seen and kind:
+                library_seen = True
+                if code.co_name in kind.senders:  # type: ignore[union-attr]
+                    orm = kind.name  # type: ignore[union-attr]
             current = current.f_back
         if not key:
-            return "", ""
+            return NO_SITE, orm
         stack = tuple(key)
         found = self._stacks.get(stack)
         if found is None:
             found = self._remember(stack, frame)
-        return found
+        return found, orm
+
+    def tag_library(self, folder: str, name: str, senders: Collection[str]) -> None:
+        """Statements whose innermost frame of code under ``folder`` (an ORM's package) is a
+        function named in ``senders`` (those that hand statements to the driver) are ``name``'s.
+        """
+        self._libraries.append((_folder_prefix(folder), Library(name, frozenset(senders))))
+        self._project.clear()  # classified again, with the tag, on their next walk
+
+    def _classify(self, filename: str) -> bool | Library:
+        """True for project code, a tagged library, or False."""
+        kind: bool | Library = self.relpath(filename) is not None
+        if not kind and self._libraries:
+            norm = os.path.normcase(os.path.realpath(filename)) if filename else ""
+            for prefix, library in self._libraries:
+                if norm.startswith(prefix):
+                    kind = library
+                    break
+        self._project[filename] = kind
+        return kind
 
     def _walk_below(self, floor: FrameType | None) -> tuple[FrameType | None, tuple[int, ...]]:
         """The project frames' key from ``floor`` down, remembered for the next statements."""
@@ -117,7 +165,6 @@ class FrameIndex:
             return self._files[filename]
         found = self._project_path(filename)
         self._files[filename] = found
-        self._project[filename] = found is not None
         return found
 
     def _project_path(self, filename: str) -> str | None:

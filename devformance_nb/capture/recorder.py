@@ -109,9 +109,10 @@ class Recorder:
         """
         try:
             context = self.context
-            site = self.frames.locate(sys._getframe(1), context.floor)
+            site, library = self.frames.walk(sys._getframe(1), context.floor)
             text = sql if type(sql) is str else str(sql)
-            key = (text, site, vendor, alias, orm, many)
+            # the ORM an adapter tagged the cursor with, else one whose code is on the stack
+            key = (text, site, vendor, alias, orm or library, many)
             static = self._encoded.get(key)
             if static is None:
                 static = self._encode_static(key)

@@ -40,19 +40,19 @@ class Capture:
         """Install adapters of imported libraries; watch for the importable rest."""
         for library, path in self._adapters.items():
             if library in sys.modules or importable(library):
-                self._watcher.watch(library, self._installer(path))
+                self._watcher.watch(library, self._installer(path, library in sys.modules))
 
-    def _installer(self, path: str) -> Any:
+    def _installer(self, path: str, imported_before: bool) -> Any:
         def install(module: ModuleType) -> None:
-            self._install(path)
+            self._install(path, imported_before)
 
         return install
 
-    def _install(self, path: str) -> None:
+    def _install(self, path: str, imported_before: bool = False) -> None:
         if self._stopped:
             return
         try:
-            adapter = load_adapter(path)(self.recorder)
+            adapter = load_adapter(path)(self.recorder, imported_before)
         except Exception as exc:
             self.problems.append(f"load {path}: {type(exc).__name__}: {exc}")
             return

@@ -1,23 +1,34 @@
-"""The SQLAlchemy adapter: engine-wide cursor events, one event per statement.
+"""The SQLAlchemy adapter: engine-wide cursor events where needed, one event per statement.
 
-Listens on the ``Engine`` class (every engine, including those made before install) for
-``before_cursor_execute``, ``after_cursor_execute`` and ``handle_error``. SQLAlchemy is
-imported inside :meth:`SQLAlchemyAdapter.install`, which runs only once the project has
-imported SQLAlchemy itself.
+SQLAlchemy is imported inside :meth:`SQLAlchemyAdapter.install`, which runs only once the
+project has imported SQLAlchemy itself. A statement that SQLAlchemy's execution sends to the
+driver (its innermost SQLAlchemy frame is a dialect's ``do_execute*``, see :data:`SENDERS`) is
+recorded with ``orm="sqlalchemy"``, whoever records it.
 
 Who records: when the DB-API cursor is a claimed one (a timing cursor of a DB-API adapter,
-such as every sqlite3 cursor), the DB-API layer records the statement, timed right around the
-driver call with the driver's own rowcount, and this adapter only tags it ``orm="sqlalchemy"``
-while SQLAlchemy's execute runs; so a statement is never recorded twice. Otherwise (a driver
-without an adapter, or a connection opened before capture started) this adapter times from
-``before`` to ``after`` (or ``handle_error``) and records. The start time lives on the
-execution context, which every execution has to itself, so nested executions cannot mix
-their timings and a failed one leaves nothing behind.
+such as every sqlite3 and psycopg cursor), the DB-API layer records the statement, timed right
+around the driver call with the driver's own rowcount; so a statement is never recorded twice.
+Otherwise (a driver without an adapter, or a connection opened before capture started) this
+adapter listens on the ``Engine`` class (every engine, including those made before install)
+for ``before_cursor_execute``, ``after_cursor_execute`` and ``handle_error``, times from
+``before`` to ``after`` (or ``handle_error``) and records; on claimed cursors those listeners
+only tag the statement. The start time lives on the execution context, which every execution
+has to itself, so nested executions cannot mix their timings and a failed one leaves nothing
+behind.
+
+Any listener on the ``Engine`` class puts every execution of every engine on SQLAlchemy's
+slower event path (about 4 microseconds a statement), so the listeners are added only when
+they can matter: at once if SQLAlchemy was imported before capture started (its engines may
+hold connections no adapter saw: a fork server's warm-up, say), else the first time a pool
+opens a DB-API connection whose cursors are not claimed. Until then the adapter only listens
+to pools opening connections.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +37,10 @@ from devformance_nb.capture.adapters import Adapter
 from devformance_nb.capture.recorder import ClaimedCursor, known_rows
 
 ORM = "sqlalchemy"
+#: the dialect methods that hand SQLAlchemy's statements to the DB-API cursor (where
+#: ``before_cursor_execute`` fires): a statement whose innermost SQLAlchemy frame is one of
+#: them is SQLAlchemy's; a dialect's own probes on first connect are not
+SENDERS = ("do_execute", "do_executemany", "do_execute_no_params")
 #: attribute holding (wall start, perf_counter start) on an execution context
 STARTED = "_devformance_started"
 
@@ -51,24 +66,68 @@ def _pop_start(context: Any) -> tuple[float, float] | None:
     return started
 
 
+def claimed(dbapi_connection: Any) -> bool:
+    """Whether a DB-API connection's cursors are timed by a DB-API adapter."""
+    try:
+        cursor = dbapi_connection.cursor()
+    except Exception:  # a broken connection: let the engine listeners see what it does
+        return False
+    try:
+        return isinstance(cursor, ClaimedCursor)
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+
+
 class SQLAlchemyAdapter(Adapter):
     """Tags or records every statement SQLAlchemy sends to a DB-API cursor."""
 
     library = "sqlalchemy"
 
     def install(self) -> None:
-        """Listen on the Engine class for cursor execution and errors."""
-        from sqlalchemy import event
+        """Tag SQLAlchemy's frames; listen on engines now, or once a connection needs it."""
+        import sqlalchemy
+        from sqlalchemy.pool import Pool
+
+        self._listening: list[tuple[Any, str, Callable[..., Any]]] = []
+        self._lock = threading.Lock()
+        self._engines = False
+        package = os.path.dirname(os.path.abspath(sqlalchemy.__file__))
+        self.recorder.frames.tag_library(package, ORM, SENDERS)
+        if self.imported_before:
+            self.listen_to_engines()
+        else:
+            self._listen(Pool, "connect", self._connected)
+
+    @property
+    def engines_listened(self) -> bool:
+        """Whether the Engine class listeners are in place."""
+        return self._engines
+
+    def listen_to_engines(self) -> None:
+        """Listen on the Engine class for cursor execution and errors (once)."""
         from sqlalchemy.engine import Engine
 
-        self._listening: list[tuple[str, Callable[..., Any]]] = []
-        for name, listener in (
-            ("before_cursor_execute", self._before),
-            ("after_cursor_execute", self._after),
-            ("handle_error", self._error),
-        ):
-            event.listen(Engine, name, listener)
-            self._listening.append((name, listener))
+        with self._lock:
+            if self._engines:
+                return
+            self._engines = True
+            for name, listener in (
+                ("before_cursor_execute", self._before),
+                ("after_cursor_execute", self._after),
+                ("handle_error", self._error),
+            ):
+                self._listen(Engine, name, listener)
+
+    def _listen(self, target: Any, name: str, listener: Callable[..., Any]) -> None:
+        from sqlalchemy import event
+
+        event.listen(target, name, listener)
+        self._listening.append((target, name, listener))
+
+    def _connected(self, dbapi_connection: Any, connection_record: Any) -> None:
+        if not self._engines and not claimed(dbapi_connection):
+            self.listen_to_engines()
 
     def uninstall(self) -> None:
         """Remove every listener added by ``install``."""
@@ -76,11 +135,10 @@ class SQLAlchemyAdapter(Adapter):
         if not listening:
             return
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
 
         while listening:
-            name, listener = listening.pop()
-            event.remove(Engine, name, listener)
+            target, name, listener = listening.pop()
+            event.remove(target, name, listener)
 
     def _before(
         self,
