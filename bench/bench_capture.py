@@ -7,8 +7,14 @@ Each workload is a generated pytest file run in a fresh child process, in four m
 - off: plain pytest, the devformance plugin not loaded;
 - plugin: the plugin loaded with ``capture_sql`` false (test events only);
 - capture: the plugin with SQL capture on, exactly as the launcher runs a child;
-- capture, null writer: capture on with a writer that drops events, to split the cost
-  between the capture itself (timing, frame walk, ``Query``) and the events writer.
+- capture, null writer: capture on (test, phase and stack floor set as the plugin sets them)
+  with a writer that drops events, to split the cost between the capture itself (timing,
+  stack walk, encoding) and the events writer.
+
+A paired run follows: one child alternating capture on and off round by round (a fresh
+process per mode varies by 10-20% from one process to the next on a busy machine; rounds in
+one process vary less). ``--instructions`` adds a count that no machine load disturbs:
+instructions and simulated L1 cache misses per statement under valgrind's callgrind.
 
 Workloads: ``sqlite3`` (N raw ``INSERT``/``SELECT`` statements on an in-memory database)
 and ``orm`` (SQLAlchemy 2: ORM_N single-row inserts, each flushed, then ORM_N ORM selects).
@@ -89,6 +95,9 @@ def test_orm():
 #: in "null writer" mode this conftest starts capture itself, on a writer that drops events
 CONFTEST = """
 import os
+import sys
+
+import pytest
 
 if os.environ.get("BENCH_NULL_WRITER"):
     from devformance_nb.capture import start_capture
@@ -104,8 +113,71 @@ if os.environ.get("BENCH_NULL_WRITER"):
         def flush(self):
             pass
 
-    CAPTURE = start_capture(NullWriter(), TestContext(), {"root": os.path.dirname(__file__)})
+    CONTEXT = TestContext()
+    CAPTURE = start_capture(NullWriter(), CONTEXT, {"root": os.path.dirname(__file__)})
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(item):
+        # as the plugin does: the test and phase, and the hook's frame as the walk's floor
+        CONTEXT.nodeid, CONTEXT.phase, CONTEXT.floor = item.nodeid, "call", sys._getframe(1)
+        try:
+            return (yield)
+        finally:
+            CONTEXT.floor = None
 """
+
+PAIRED_TEST = """
+import json, os, sys
+from devformance_nb.capture import start_capture
+from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin import TestContext
+import test_orm, test_sqlite  # SQLAlchemy is imported before capture: its listeners go on at once
+
+def test_paired():
+    here = os.path.dirname(os.path.abspath(__file__))
+    context = TestContext()
+    context.nodeid, context.phase, context.floor = "paired", "call", sys._getframe(1)
+    workloads = {
+        "sqlite3": lambda: test_sqlite.loop(int(os.environ["BENCH_N"])),
+        "orm": lambda: test_orm.loop(int(os.environ["BENCH_ORM_N"])),
+    }
+    cpu = {name: {"off": [], "on": []} for name in workloads}
+    for round_ in range(int(os.environ["BENCH_ROUNDS"])):
+        for mode in ("on", "off") if round_ % 2 else ("off", "on"):
+            for name, run in workloads.items():
+                if mode == "on":
+                    writer = EventWriter(os.path.join(here, "paired.jsonl"), "bench", "bench")
+                    capture = start_capture(writer, context, {"root": here})
+                cpu[name][mode].append(run()[1])
+                if mode == "on":
+                    capture.stop()
+                    writer.close()
+    with open(os.environ["BENCH_OUT"], "w") as fh:
+        json.dump(cpu, fh)
+"""
+
+#: one workload loop under valgrind, capture on or off (``--instructions``)
+COUNTED = """
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+mode, workload, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "on":
+    from devformance_nb.capture import start_capture
+    from devformance_nb.eventlog import EventWriter
+    from devformance_nb.plugin import TestContext
+    context = TestContext()
+    context.nodeid, context.phase, context.floor = "counted", "call", sys._getframe()
+    here = os.path.dirname(os.path.abspath(__file__))
+    writer = EventWriter(os.path.join(here, "counted.jsonl"), "b", "b", flush_every=None)
+    capture = start_capture(writer, context, {"root": here})
+import test_orm, test_sqlite
+(test_sqlite if workload == "sqlite3" else test_orm).loop(n)
+if mode == "on":
+    capture.stop()
+    writer.close()
+"""
+#: callgrind's events with --cache-sim=yes, in the order of its "Collected" line
+CALLGRIND_EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 
 MODES = ["off", "plugin", "capture", "capture, null writer"]
 
@@ -115,6 +187,8 @@ def make_suite(folder: Path) -> dict[str, Path]:
     files = {"sqlite3": folder / "test_sqlite.py", "orm": folder / "test_orm.py"}
     files["sqlite3"].write_text(textwrap.dedent(SQLITE_TEST), encoding="utf-8")
     files["orm"].write_text(textwrap.dedent(ORM_TEST), encoding="utf-8")
+    (folder / "paired_test.py").write_text(textwrap.dedent(PAIRED_TEST), encoding="utf-8")
+    (folder / "counted.py").write_text(textwrap.dedent(COUNTED), encoding="utf-8")
     (folder / "conftest.py").write_text(textwrap.dedent(CONFTEST), encoding="utf-8")
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     return files
@@ -192,6 +266,74 @@ def measure(files: dict[str, Path], sizes: dict[str, int], repeat: int) -> list[
     return rows
 
 
+def paired(folder: Path, sizes: dict[str, int], rounds: int) -> str:
+    """Capture on and off alternating in one child: the ratios, best and median of rounds."""
+    out = folder / "paired.json"
+    env = child_env("off", folder, sizes, out)
+    env["BENCH_ROUNDS"] = str(rounds)
+    command = [sys.executable, "-m", "pytest", "paired_test.py", "-q", "-p", "no:cacheprovider"]
+    subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
+    cpu: dict[str, dict[str, list[float]]] = json.loads(out.read_text(encoding="utf-8"))
+    statements = {"sqlite3": sizes["n"] // 2 * 2, "orm": 2 * sizes["orm_n"]}
+    lines = [
+        "| workload | off us/stmt (best) | on us/stmt (best) | overhead us/stmt | x off (best) "
+        "| x off (median of rounds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, modes in cpu.items():
+        off, on = min(modes["off"]), min(modes["on"])
+        ratios = sorted(a / b for a, b in zip(modes["on"], modes["off"], strict=True))
+        per = 1e6 / statements[name]
+        lines.append(
+            f"| {name} | {off * per:.2f} | {on * per:.2f} | {(on - off) * per:+.2f} "
+            f"| {on / off:.2f} | {ratios[len(ratios) // 2]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def counted(folder: Path, mode: str, workload: str, n: int) -> dict[str, int]:
+    """Callgrind's event counts (instructions, simulated cache misses) for one run."""
+    out = folder / "callgrind.out"
+    valgrind = ["valgrind", "--tool=callgrind", "--cache-sim=yes", f"--callgrind-out-file={out}"]
+    script = [sys.executable, str(folder / "counted.py"), mode, workload, str(n)]
+    proc = subprocess.run(
+        [*valgrind, *script], cwd=folder, capture_output=True, text=True, check=True
+    )
+    line = next(x for x in proc.stderr.splitlines() if "Collected :" in x)
+    values = [int(v) for v in line.split("Collected :")[1].split()]
+    return dict(zip(CALLGRIND_EVENTS, values, strict=False))
+
+
+def instructions(folder: Path) -> str:
+    """Per-statement instructions and L1 misses, capture on against off, under callgrind.
+
+    Deterministic: each workload runs at two sizes and the difference is divided by the extra
+    statements, so start-up costs cancel out. Machine load does not change these counts.
+    """
+    runs = {"sqlite3": (2_000, 12_000), "orm": (200, 700)}
+    per_loop = {"sqlite3": 1, "orm": 2}  # statements per unit of n
+    lines = [
+        "| workload | instructions/stmt off | on | x off | L1 misses/stmt off (I+D) | on |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload, (small, large) in runs.items():
+        per: dict[str, dict[str, float]] = {}
+        for mode in ("off", "on"):
+            low, high = (
+                counted(folder, mode, workload, small),
+                counted(folder, mode, workload, large),
+            )
+            extra = (large - small) * per_loop[workload]
+            per[mode] = {k: (high[k] - low[k]) / extra for k in high}
+        off, on = per["off"], per["on"]
+        l1 = {m: per[m]["I1mr"] + per[m]["D1mr"] + per[m]["D1mw"] for m in per}
+        lines.append(
+            f"| {workload} | {off['Ir']:,.0f} | {on['Ir']:,.0f} | {on['Ir'] / off['Ir']:.2f} "
+            f"| {l1['off']:,.0f} | {l1['on']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[Row]) -> str:
     """The markdown table of per-statement costs and ratios against "off"."""
     lines = [
@@ -219,16 +361,31 @@ def main() -> None:
     parser.add_argument("--orm-n", type=int, default=5_000, help="ORM inserts, as many selects")
     parser.add_argument("--repeat", type=int, default=5, help="fresh children per mode")
     parser.add_argument("--inner", type=int, default=3, help="workload loops per child")
+    parser.add_argument("--rounds", type=int, default=6, help="on/off rounds, paired child")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions under callgrind"
+    )
     args = parser.parse_args()
     sizes = {"n": args.n, "orm_n": args.orm_n, "inner": args.inner}
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
         files = make_suite(Path(tmp))
         rows = measure(files, sizes, args.repeat)
+        pairs = paired(Path(tmp), sizes, args.rounds)
+        counts = instructions(Path(tmp)) if args.instructions else ""
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, best of {args.repeat} children "
-        f"x {args.inner} loops; events per loop\n"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average "
+        f"{os.getloadavg()[0]:.1f}\n\nfresh children (SQLAlchemy imported after capture starts), "
+        f"best of {args.repeat} children x {args.inner} loops; events per loop\n"
     )
     print(table(rows))
+    print(
+        f"\npaired: capture on and off alternating in one child, {args.rounds} rounds "
+        "(SQLAlchemy imported before capture, as in a fork server child that preloaded it)\n"
+    )
+    print(pairs)
+    if counts:
+        print("\ninstructions and simulated L1 misses per statement (valgrind callgrind)\n")
+        print(counts)
 
 
 if __name__ == "__main__":

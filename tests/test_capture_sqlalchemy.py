@@ -234,10 +234,13 @@ def test_nested_executions_keep_their_own_timings(cap: Capturing) -> None:
 
 def test_engines_made_before_capture_are_captured(tmp_path: Path) -> None:
     engine = plain_engine()
+    with engine.connect() as conn:  # its connection opened before capture: unclaimed
+        conn.exec_driver_sql("SELECT 4")
     capturing = Capturing(tmp_path / "events.jsonl")
     (adapter,) = [a for a in capturing.capture.installed if isinstance(a, SQLAlchemyAdapter)]
-    assert event.contains(Engine, "before_cursor_execute", adapter._before)
-    with engine.connect() as conn:
+    assert not event.contains(Engine, "before_cursor_execute", adapter._before)
+    with engine.connect() as conn:  # checked out again: the engine listeners go on first
+        assert event.contains(Engine, "before_cursor_execute", adapter._before)
         conn.exec_driver_sql("SELECT 5")
     assert [q.sql for q in capturing.queries()] == ["SELECT 5"]  # stops the capture
     assert not event.contains(Engine, "before_cursor_execute", adapter._before)
@@ -286,10 +289,12 @@ print(json.dumps({
 """
 
 
-def test_sqlalchemy_imported_after_capture_needs_no_engine_listeners(tmp_path: Path) -> None:
+def test_claimed_connections_need_no_engine_listeners(tmp_path: Path) -> None:
     """Claimed cursors only: no Engine listener (SQLAlchemy's event path costs every statement
-    some microseconds), yet every statement is tagged; the first unclaimed DB-API connection
-    puts the listeners in place, before its first statement."""
+    some microseconds), yet every statement SQLAlchemy sends is tagged; the first checkout of
+    an unclaimed DB-API connection puts the listeners in place, before its first statement.
+    (In a child of its own: SQLAlchemy imported after capture started, as in a spawned child.)
+    """
     out = subprocess.run(
         [sys.executable, "-c", IMPORTED_LATE, str(tmp_path / "events.jsonl"), str(tmp_path)],
         capture_output=True,

@@ -45,11 +45,8 @@ class Adapter(ABC):
     #: the library's import name (a key of ADAPTERS)
     library: ClassVar[str] = ""
 
-    def __init__(self, recorder: Recorder, imported_before: bool = False) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        #: whether the library was imported before capture started (so objects made with it,
-        #: such as open connections, may predate the hooks)
-        self.imported_before = imported_before
 
     @abstractmethod
     def install(self) -> None:

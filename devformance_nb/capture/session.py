@@ -40,19 +40,19 @@ class Capture:
         """Install adapters of imported libraries; watch for the importable rest."""
         for library, path in self._adapters.items():
             if library in sys.modules or importable(library):
-                self._watcher.watch(library, self._installer(path, library in sys.modules))
+                self._watcher.watch(library, self._installer(path))
 
-    def _installer(self, path: str, imported_before: bool) -> Any:
+    def _installer(self, path: str) -> Any:
         def install(module: ModuleType) -> None:
-            self._install(path, imported_before)
+            self._install(path)
 
         return install
 
-    def _install(self, path: str, imported_before: bool = False) -> None:
+    def _install(self, path: str) -> None:
         if self._stopped:
             return
         try:
-            adapter = load_adapter(path)(self.recorder, imported_before)
+            adapter = load_adapter(path)(self.recorder)
         except Exception as exc:
             self.problems.append(f"load {path}: {type(exc).__name__}: {exc}")
             return

@@ -17,11 +17,12 @@ has to itself, so nested executions cannot mix their timings and a failed one le
 behind.
 
 Any listener on the ``Engine`` class puts every execution of every engine on SQLAlchemy's
-slower event path (about 4 microseconds a statement), so the listeners are added only when
-they can matter: at once if SQLAlchemy was imported before capture started (its engines may
-hold connections no adapter saw: a fork server's warm-up, say), else the first time a pool
-opens a DB-API connection whose cursors are not claimed. Until then the adapter only listens
-to pools opening connections.
+slower event path (several microseconds a statement), so the listeners are added only once
+they can matter: the first time a pool hands out a DB-API connection whose cursors are not
+claimed (a driver without an adapter, or a connection opened before capture started, say in a
+fork server's warm-up). Until then the adapter only listens to pool checkouts, which happen
+once per transaction, not per statement. Not seen: a connection checked out before capture
+started and still held (a module-level ``engine.connect()`` in a fork server's warm-up).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ORM = "sqlalchemy"
 #: ``before_cursor_execute`` fires): a statement whose innermost SQLAlchemy frame is one of
 #: them is SQLAlchemy's; a dialect's own probes on first connect are not
 SENDERS = ("do_execute", "do_executemany", "do_execute_no_params")
+#: key in a pool's connection record info: are the connection's cursors claimed?
+CLAIMED = "devformance_claimed"
 #: attribute holding (wall start, perf_counter start) on an execution context
 STARTED = "_devformance_started"
 
@@ -85,7 +88,7 @@ class SQLAlchemyAdapter(Adapter):
     library = "sqlalchemy"
 
     def install(self) -> None:
-        """Tag SQLAlchemy's frames; listen on engines now, or once a connection needs it."""
+        """Tag SQLAlchemy's frames; listen to pool checkouts for unclaimed connections."""
         import sqlalchemy
         from sqlalchemy.pool import Pool
 
@@ -94,10 +97,7 @@ class SQLAlchemyAdapter(Adapter):
         self._engines = False
         package = os.path.dirname(os.path.abspath(sqlalchemy.__file__))
         self.recorder.frames.tag_library(package, ORM, SENDERS)
-        if self.imported_before:
-            self.listen_to_engines()
-        else:
-            self._listen(Pool, "connect", self._connected)
+        self._listen(Pool, "checkout", self._checked_out)
 
     @property
     def engines_listened(self) -> bool:
@@ -125,8 +125,14 @@ class SQLAlchemyAdapter(Adapter):
         event.listen(target, name, listener)
         self._listening.append((target, name, listener))
 
-    def _connected(self, dbapi_connection: Any, connection_record: Any) -> None:
-        if not self._engines and not claimed(dbapi_connection):
+    def _checked_out(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if self._engines:
+            return
+        info = record.info  # the connection's own: forgotten when it is closed or recycled
+        known = info.get(CLAIMED)
+        if known is None:
+            known = info[CLAIMED] = claimed(dbapi_connection)
+        if not known:
             self.listen_to_engines()
 
     def uninstall(self) -> None:
