@@ -380,7 +380,7 @@ def main() -> None:
     print(table(rows))
     print(
         f"\npaired: capture on and off alternating in one child, {args.rounds} rounds "
-        "(SQLAlchemy imported before capture, as in a fork server child that preloaded it)\n"
+        "(SQLAlchemy imported before capture starts, as in a fork-server child)\n"
     )
     print(pairs)
     if counts:

@@ -112,10 +112,41 @@ print(json.dumps(result))
 """
 
 
-def ingest(run_dir: Path, db: Path) -> dict[str, float]:
+#: the event-by-event path the live loop takes (decode, run state, store writer), for comparison
+LIVE = """
+import json, resource, sys, time
+import duckdb, pandas
+from devformance_nb import api
+from devformance_nb.replay import replay
+from devformance_nb.state import RunState
+from devformance_nb.storewriter import StoreWriter
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started, began = time.perf_counter(), cpu()
+events = replay(sys.argv[1])
+first = next(events)
+state = RunState(run_id=first.run_id)
+state.apply(first)
+writer = StoreWriter(api.open_store(sys.argv[2]))
+writer.on_event(first, state)
+for event in events:
+    state.apply(event)
+    writer.on_event(event, state)
+writer.close(state)
+elapsed, used = time.perf_counter() - started, cpu() - began
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+queries = sum(fs.queries for fs in state.files.values())
+findings = sum(len(fs.n_plus_one) for fs in state.files.values())
+result = {"queries": queries, "wall": elapsed, "cpu": used, "rss": rss, "n_plus_one": findings}
+print(json.dumps(result))
+"""
+
+
+def ingest(run_dir: Path, db: Path, script: str = INGEST) -> dict[str, float]:
     """Ingest ``run_dir`` into ``db`` in a fresh process: counts, seconds and peak RSS."""
     out = subprocess.run(
-        [sys.executable, "-c", INGEST, str(run_dir), str(db)],
+        [sys.executable, "-c", script, str(run_dir), str(db)],
         capture_output=True,
         text=True,
         check=True,
@@ -128,20 +159,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=10)
+    parser.add_argument(
+        "--live", type=int, default=100_000, help="events for the event-by-event comparison"
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at the start\n")
     print(
-        "| query events | N+1 findings | ingest wall s | events/s (wall) | CPU s "
+        "| path | query events | N+1 findings | wall s | events/s (wall) | CPU s "
         "| events/CPU s | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for total in (args.events // 2, args.events):
+    print("|---|---|---|---|---|---|---|---|")
+    runs = [("bulk ingest", INGEST, args.events // 2), ("bulk ingest", INGEST, args.events)]
+    if args.live:
+        runs.insert(0, ("event by event (live loop)", LIVE, args.live))
+    for path, script, total in runs:
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = write_run(Path(tmp), total, args.files)
-            r = ingest(run_dir, Path(tmp) / "bench.duckdb")
+            r = ingest(run_dir, Path(tmp) / "bench.duckdb", script)
             count = int(r["queries"])
             print(
-                f"| {count:,} | {int(r['n_plus_one']):,} | {r['wall']:.2f} "
+                f"| {path} | {count:,} | {int(r['n_plus_one']):,} | {r['wall']:.2f} "
                 f"| {count / r['wall']:,.0f} | {r['cpu']:.2f} | {count / r['cpu']:,.0f} "
                 f"| {r['rss']:.0f} |"
             )
