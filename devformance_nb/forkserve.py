@@ -23,6 +23,9 @@ from typing import Any
 from devformance_nb.forkserver import send_message
 from devformance_nb.plugin import ENV_PARENT
 
+#: modules the plugin imports in each child (coverage's only when coverage is on)
+_RECORDING_MODULES = ("devformance_nb.capture", "devformance_nb.covchild", "coverage")
+
 
 def warm_up(warm: dict[str, Any]) -> None:
     """Import pytest, its plugins, ``preload`` modules and (if asked) the conftest files.
@@ -35,6 +38,10 @@ def warm_up(warm: dict[str, Any]) -> None:
     import devformance_nb.plugin  # noqa: F401 - every child loads it
 
     measured = not warm.get("conftest", True)  # coverage on: no project code in the server
+    # what every child imports when it starts recording: SQL capture, and coverage.py
+    for name in _RECORDING_MODULES[: None if measured else 1]:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     for name in warm.get("preload", []):
         if measured and is_project_module(name, warm.get("root", "")):
             continue  # imported in each child instead, where coverage sees its import-time lines
