@@ -21,6 +21,7 @@ import traceback
 from typing import Any
 
 from devformance_nb.forkserver import send_message
+from devformance_nb.importscan import installed_imports
 from devformance_nb.plugin import ENV_PARENT
 
 #: modules the plugin imports in each child (coverage's only when coverage is on)
@@ -46,6 +47,11 @@ def warm_up(warm: dict[str, Any]) -> None:
         if measured and is_project_module(name, warm.get("root", "")):
             continue  # imported in each child instead, where coverage sees its import-time lines
         importlib.import_module(name)
+    if measured and warm.get("root"):
+        # the conftest files are not loaded here, but the libraries they bring in can be
+        for name in installed_imports(warm["root"]):
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
     args = ["--collect-only", "-q", "-p", "no:cacheprovider", "-p", "devformance_nb.collector"]
     if not warm.get("conftest", True):
         args.append("--noconftest")

@@ -25,6 +25,7 @@ MODULE_LAYER = {
     "scheduling": "pure",
     "fingerprint": "pure",
     "detection": "pure",
+    "importscan": "pure",
     "executor": "runtime",
     "runcoverage": "runtime",
     "forkserver": "runtime",
