@@ -167,6 +167,7 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator("li[data-command='runmenu:run-all']").click()
             seen_running, finished = _watch(page, deadline=time.monotonic() + 75)
+            _scroll_to_top(page)
             # the view re-enables Run once the run closed: the final state is drawn
             run_again = page.locator(".devformance-view button", has_text="Run")
             try:
@@ -189,11 +190,20 @@ def _screenshot(page: Any, name: str) -> None:
     page.screenshot(path=os.fspath(ARTIFACTS / name))
 
 
+def _scroll_to_top(page: Any) -> None:
+    """Bring the notebook's first cells back on screen (JupyterLab may detach hidden cells)."""
+    outer = page.locator(".jp-WindowedPanel-outer")
+    if outer.count():
+        outer.first.evaluate("e => e.scrollTo(0, 0)")
+
+
 def _watch(page: Any, deadline: float) -> tuple[bool, list[str]]:
     """Poll the Accordion titles until every file finished; was one seen running first?"""
     seen_running = False
     while time.monotonic() < deadline:
         titles = _titles(page)
+        if not titles:
+            _scroll_to_top(page)
         if not seen_running and any(t.startswith("▶") for t in titles):
             seen_running = True
             _screenshot(page, "browser_live_run_running.png")
