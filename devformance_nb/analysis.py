@@ -26,6 +26,7 @@ from devformance_nb.analysis_select import (
     as_store,
     big_table_filter,
     frame,
+    runs_frame,
     select_in,
     select_one,
     select_runs,
@@ -195,59 +196,47 @@ def n_plus_one_hotspots(store: StoreLike, runs: Runs = "last:20") -> pd.DataFram
 
 def query_counts_per_test(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
     """Statements and their time per test per run (tidy: one row per run and test)."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.queries, "
-            "t.query_time * 1000 AS query_ms FROM tests t JOIN runs r USING (run_id) "
-            f"WHERE t.{IN_RUNS} ORDER BY r.started, t.run_id, t.file, t.nodeid",
-            [ids],
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.queries, "
+        "t.query_time * 1000 AS query_ms FROM tests t JOIN runs r USING (run_id) "
+        f"WHERE t.{IN_RUNS} ORDER BY r.started, t.run_id, t.file, t.nodeid",
+    )
 
 
 def query_counts_per_file(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
     """Statements, their time, slow statements and N+1 findings per test file per run."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.queries, "
-            "f.query_time * 1000 AS query_ms, f.slow_queries, f.n_plus_one "
-            "FROM test_files f JOIN runs r USING (run_id) "
-            f"WHERE f.{IN_RUNS} ORDER BY r.started, f.run_id, f.file",
-            [ids],
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.queries, "
+        "f.query_time * 1000 AS query_ms, f.slow_queries, f.n_plus_one "
+        "FROM test_files f JOIN runs r USING (run_id) "
+        f"WHERE f.{IN_RUNS} ORDER BY r.started, f.run_id, f.file",
+    )
 
 
 def durations_per_test(store: StoreLike, runs: Runs = "latest") -> pd.DataFrame:
     """Each test's duration (setup + call + teardown) and outcome per run."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.duration AS duration_s "
-            f"FROM tests t JOIN runs r USING (run_id) WHERE t.{IN_RUNS} "
-            "ORDER BY r.started, t.run_id, t.file, t.nodeid",
-            [ids],
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.duration AS duration_s "
+        f"FROM tests t JOIN runs r USING (run_id) WHERE t.{IN_RUNS} "
+        "ORDER BY r.started, t.run_id, t.file, t.nodeid",
+    )
 
 
 def durations_per_file(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
     """Each test file's wall time and status per run."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.duration AS duration_s "
-            f"FROM test_files f JOIN runs r USING (run_id) WHERE f.{IN_RUNS} "
-            "ORDER BY r.started, f.run_id, f.file",
-            [ids],
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.duration AS duration_s "
+        f"FROM test_files f JOIN runs r USING (run_id) WHERE f.{IN_RUNS} "
+        "ORDER BY r.started, f.run_id, f.file",
+    )
 
 
 def _slowest(table: str, key: str, store: StoreLike, runs: Runs, limit: int) -> pd.DataFrame:
@@ -288,31 +277,28 @@ def flaky_tests(store: StoreLike, runs: Runs = "last:50") -> pd.DataFrame:
     Runs without a commit, or on a dirty checkout, are left out: their code
     may differ from the commit's.
     """
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            f"""
-            SELECT t.nodeid, any_value(t.file) AS file, r.git_commit, count(*) AS runs,
-                   count(*) FILTER (WHERE t.outcome = 'passed') AS passed,
-                   count(*) FILTER (WHERE t.outcome IN ('failed', 'error')) AS failed,
-                   list(DISTINCT t.outcome ORDER BY t.outcome) AS outcomes,
-                   list(DISTINCT r.git_branch ORDER BY r.git_branch)
-                       FILTER (WHERE r.git_branch IS NOT NULL) AS branches,
-                   arg_max(t.run_id, r.started) AS latest_run,
-                   arg_max(t.outcome, r.started) AS latest_outcome,
-                   arg_max(t.message, r.started) FILTER (WHERE t.outcome IN ('failed', 'error'))
-                       AS failure
-            FROM tests t JOIN runs r USING (run_id)
-            WHERE t.{IN_RUNS} AND r.git_commit IS NOT NULL AND r.git_dirty IS NOT TRUE
-            GROUP BY t.nodeid, r.git_commit
-            HAVING passed > 0 AND failed > 0
-            ORDER BY failed DESC, t.nodeid, r.git_commit
-            """,
-            [ids],
-            lists=("outcomes", "branches"),
-        )
+    return runs_frame(
+        store,
+        runs,
+        f"""
+        SELECT t.nodeid, any_value(t.file) AS file, r.git_commit, count(*) AS runs,
+               count(*) FILTER (WHERE t.outcome = 'passed') AS passed,
+               count(*) FILTER (WHERE t.outcome IN ('failed', 'error')) AS failed,
+               list(DISTINCT t.outcome ORDER BY t.outcome) AS outcomes,
+               list(DISTINCT r.git_branch ORDER BY r.git_branch)
+                   FILTER (WHERE r.git_branch IS NOT NULL) AS branches,
+               arg_max(t.run_id, r.started) AS latest_run,
+               arg_max(t.outcome, r.started) AS latest_outcome,
+               arg_max(t.message, r.started) FILTER (WHERE t.outcome IN ('failed', 'error'))
+                   AS failure
+        FROM tests t JOIN runs r USING (run_id)
+        WHERE t.{IN_RUNS} AND r.git_commit IS NOT NULL AND r.git_dirty IS NOT TRUE
+        GROUP BY t.nodeid, r.git_commit
+        HAVING passed > 0 AND failed > 0
+        ORDER BY failed DESC, t.nodeid, r.git_commit
+        """,
+        lists=("outcomes", "branches"),
+    )
 
 
 def failures(store: StoreLike, run: str = "latest", tail: int = 30) -> pd.DataFrame:

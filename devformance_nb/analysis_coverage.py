@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from devformance_nb.analysis_select import IN_RUNS, Runs, StoreLike, as_store, frame, select_in
+from devformance_nb.analysis_select import IN_RUNS, Runs, StoreLike, as_store, frame, runs_frame
 from devformance_nb.analysis_select import select_one as _select_one
 
 
@@ -17,35 +17,29 @@ def coverage_over_runs(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame
 
     Runs recorded without coverage are left out.
     """
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT run_id, started, git_branch, git_commit, coverage_percent AS percent, "
-            "coverage_statements AS statements, coverage_covered AS covered, "
-            "coverage_statements - coverage_covered AS missing, "
-            "coverage_branches AS branches, coverage_covered_branches AS covered_branches "
-            f"FROM runs WHERE {IN_RUNS} AND coverage_percent IS NOT NULL "
-            "ORDER BY started, run_id",
-            [ids],
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT run_id, started, git_branch, git_commit, coverage_percent AS percent, "
+        "coverage_statements AS statements, coverage_covered AS covered, "
+        "coverage_statements - coverage_covered AS missing, "
+        "coverage_branches AS branches, coverage_covered_branches AS covered_branches "
+        f"FROM runs WHERE {IN_RUNS} AND coverage_percent IS NOT NULL "
+        "ORDER BY started, run_id",
+    )
 
 
 def coverage_per_file(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
     """Each source file's statements, covered lines, percent and missing lines per run."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            "SELECT c.run_id, r.started, c.source_file, c.statements, c.covered, "
-            "c.statements - c.covered AS missing_count, c.percent, c.missing, c.missing_lines "
-            "FROM coverage_files c JOIN runs r USING (run_id) "
-            f"WHERE c.{IN_RUNS} ORDER BY r.started, c.run_id, c.source_file",
-            [ids],
-            lists=("missing_lines",),
-        )
+    return runs_frame(
+        store,
+        runs,
+        "SELECT c.run_id, r.started, c.source_file, c.statements, c.covered, "
+        "c.statements - c.covered AS missing_count, c.percent, c.missing, c.missing_lines "
+        "FROM coverage_files c JOIN runs r USING (run_id) "
+        f"WHERE c.{IN_RUNS} ORDER BY r.started, c.run_id, c.source_file",
+        lists=("missing_lines",),
+    )
 
 
 def coverage_contribution(store: StoreLike, run: str = "latest") -> pd.DataFrame:

@@ -150,6 +150,13 @@ def frame(
     return df
 
 
+def runs_frame(store: StoreLike, runs: Runs, sql: str, lists: Sequence[str] = ()) -> pd.DataFrame:
+    """``sql`` run with the ids that ``runs`` selects as its one parameter, as a DataFrame."""
+    s = as_store(store)
+    with s.reading() as con:
+        return frame(con, sql, [select_in(con, runs, s.path)], lists=lists)
+
+
 def _as_list(value: Any) -> list[Any]:
     if hasattr(value, "tolist"):
         return list(value.tolist())
