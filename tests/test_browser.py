@@ -113,12 +113,7 @@ def _lab_env(tmp_path: Path, project: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def serve_lab(tmp_path: Path) -> Iterator[str]:
     """JupyterLab serving a temp copy of the notebook; yields the notebook's URL."""
-    root = tmp_path / "lab"
-    root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    project = tmp_path / "bookshop"
-    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
-    env = _lab_env(tmp_path, project)
+    root, env = _prepare(tmp_path, "lab")
     port, token = _free_port(), secrets.token_hex(16)
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
@@ -129,20 +124,39 @@ def serve_lab(tmp_path: Path) -> Iterator[str]:
     ]  # fmt: skip
     if os.geteuid() == 0:  # containers and CI often run as root
         command.append("--allow-root")
-    log_path = tmp_path / "lab.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}/api/status?token={token}", proc, log_path)
+    ready = f"http://127.0.0.1:{port}/api/status?token={token}"
+    with _server(command, env, root, ready, "jupyter lab"):
         yield f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}"
-    finally:
-        proc.terminate()
+
+
+def _prepare(tmp_path: Path, folder: str) -> tuple[Path, dict[str, str]]:
+    """A folder holding a copy of the notebook, and the server's environment (temp bookshop)."""
+    root = tmp_path / folder
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    project = tmp_path / "bookshop"
+    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
+    return root, _lab_env(tmp_path, project)
+
+
+@contextlib.contextmanager
+def _server(
+    command: list[str], env: dict[str, str], cwd: Path, ready: str, name: str
+) -> Iterator[None]:
+    """Run a server until the block ends; its output goes to ``<cwd>.log``."""
+    log_path = cwd.with_suffix(".log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            _wait_ready(ready, proc, log_path, server=name)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _titles(page: Any) -> list[str]:
@@ -216,32 +230,15 @@ def _watch(page: Any, deadline: float) -> tuple[bool, list[str]]:
 @contextlib.contextmanager
 def serve_voila(tmp_path: Path) -> Iterator[str]:
     """Voila serving the live notebook as a dashboard page; yields the page's URL."""
-    root = tmp_path / "voila"
-    root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    project = tmp_path / "bookshop"
-    shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(".devformance", "__pycache__"))
-    env = _lab_env(tmp_path, project)
+    root, env = _prepare(tmp_path, "voila")
     port = _free_port()
     command = [
         sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
         "--Voila.ip=127.0.0.1", os.fspath(root / NOTEBOOK.name),
     ]  # fmt: skip
-    log_path = tmp_path / "voila.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        # any answer will do (a redirect too): the page itself is asked for by the browser
-        _wait_ready(f"http://127.0.0.1:{port}/voila/static/", proc, log_path, server="voila")
+    # any answer will do (a redirect too): the page itself is asked for by the browser
+    with _server(command, env, root, f"http://127.0.0.1:{port}/voila/static/", "voila"):
         yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_voila_serves_the_live_view_as_a_dashboard(tmp_path: Path) -> None:
