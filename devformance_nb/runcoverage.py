@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.discovery import TestFile
+from devformance_nb.executor import Job
 
 if TYPE_CHECKING:
     from devformance_nb.covdata import CoverageResult
@@ -103,7 +104,8 @@ def read_run(state: RunState) -> CoverageResult | None:
 def expected_data_file(state: RunState, key: str) -> str:
     """Where the child of file ``key`` writes its data (the executor's naming)."""
     run_dir = Path(str(state.meta.get("run_dir") or ""))
-    return str(run_dir / f"{TestFile(key, Path(key)).slug}.coverage")
+    job = Job(state.run_id, TestFile(key, Path(key)), Path(state.root), run_dir)
+    return str(job.coverage_path)
 
 
 def _reason(fs: FileState) -> str:
