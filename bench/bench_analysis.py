@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb import analysis
-from devformance_nb.compare import compare_runs
-from devformance_nb.report import build_report, vega_bundle
-from devformance_nb.store import Store
+from devformance_nb.analysis.compare import compare_runs
+from devformance_nb.cli.report import build_report, vega_bundle
+from devformance_nb.store.database import Store
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 FILES, TESTS, FINGERPRINTS, SOURCES = 20, 100, 300, 30

@@ -100,7 +100,7 @@ import sys
 import pytest
 
 if os.environ.get("BENCH_NULL_WRITER"):
-    from devformance_nb.capture import start_capture
+    from devformance_nb.plugin.capture import start_capture
     from devformance_nb.plugin import TestContext
 
     class NullWriter:
@@ -128,8 +128,8 @@ if os.environ.get("BENCH_NULL_WRITER"):
 
 PAIRED_TEST = """
 import json, os, sys
-from devformance_nb.capture import start_capture
-from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin.capture import start_capture
+from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.plugin import TestContext
 import test_orm, test_sqlite  # SQLAlchemy is imported before capture: its listeners go on at once
 
@@ -162,8 +162,8 @@ import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 mode, workload, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "on":
-    from devformance_nb.capture import start_capture
-    from devformance_nb.eventlog import EventWriter
+    from devformance_nb.plugin.capture import start_capture
+    from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.plugin import TestContext
     context = TestContext()
     context.nodeid, context.phase, context.floor = "counted", "call", sys._getframe()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devformance_nb import covdata
+from devformance_nb.run import covdata
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"

@@ -176,8 +176,8 @@ PAIRED_TEST = """
 import json, os, sys
 
 import benchwork
-from devformance_nb.capture import start_capture
-from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin.capture import start_capture
+from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.plugin import TestContext
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import sqlparse
 
-from devformance_nb import fingerprint as fpmod
+from devformance_nb.logic import fingerprint as fpmod
 
 TABLES = ["books", "authors", "reviews", "orders", "order_items", "customers", "tags"]
 COLUMNS = ["id", "title", "name", "author_id", "price", "created_at", "status", "qty"]

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from devformance_nb import events as ev
-from devformance_nb.discovery import TestFile
-from devformance_nb.eventlog import EventWriter
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.logic.discovery import TestFile
 
 STATEMENTS = [
     'SELECT "books"."id", "books"."title" FROM "books" WHERE "books"."author_id" = ?',
@@ -97,7 +97,7 @@ def write_run(folder: Path, total: int, files: int) -> Path:
 INGEST = """
 import json, resource, sys, time
 import duckdb, pandas  # imported before the clock starts, as in a CLI that already runs
-from devformance_nb import api
+from devformance_nb.api import facade as api
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -116,10 +116,10 @@ print(json.dumps(result))
 LIVE = """
 import json, resource, sys, time
 import duckdb, pandas
-from devformance_nb import api
-from devformance_nb.replay import replay
-from devformance_nb.state import RunState
-from devformance_nb.storewriter import StoreWriter
+from devformance_nb.api import facade as api
+from devformance_nb.run.replay import replay
+from devformance_nb.run.state import RunState
+from devformance_nb.store.writer import StoreWriter
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

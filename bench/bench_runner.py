@@ -142,7 +142,7 @@ def per_file_cost(executor: str) -> float:
     interpreter + pytest import; forkserver: one fork), a pytest session, the
     events file and the reader.
     """
-    from devformance_nb import api
+    from devformance_nb.api import facade as api
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = generate_small(Path(tmp), files=20)
@@ -159,7 +159,7 @@ def scheduling_spans(workers: int) -> tuple[float, float]:
     longest first from the first run's stored durations. Fork server, coverage and
     SQL off; start-up (imports, discovery, server) is outside the span.
     """
-    from devformance_nb import api
+    from devformance_nb.api import facade as api
 
     spans = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,8 +26,8 @@ from typing import Any
 import comm
 from comm.base_comm import BaseComm
 
-from devformance_nb import events as ev
-from devformance_nb.state import RunState
+from devformance_nb.core import events as ev
+from devformance_nb.run.state import RunState
 
 TICK = 0.25  # the launcher's TICK_SECONDS
 STEP = 0.01  # events are delivered in 10 ms batches
@@ -75,7 +75,7 @@ class Timer:
 def run(seconds: float, files: int, rate: int) -> dict[str, float]:
     """Drive the view for ``seconds`` of wall time; returns the figures."""
     install_counting_comm()
-    from devformance_nb.liveview import LiveRunView  # widgets only after the comm swap
+    from devformance_nb.ui.liveview import LiveRunView  # widgets only after the comm swap
 
     view = LiveRunView(root=".")
     keys = [f"tests/test_flood_{i:02d}.py" for i in range(files)]

@@ -12,14 +12,14 @@ __version__ = "0.1.0"
 __all__ = ["Run", "load_ipython_extension", "open_store", "run_tests"]
 
 if TYPE_CHECKING:
-    from devformance_nb.api import Run, open_store
-    from devformance_nb.notebook import run_tests
+    from devformance_nb.api.facade import Run, open_store
+    from devformance_nb.ui.notebook import run_tests
 
 _LAZY = {
     # live in a notebook, blocking elsewhere (notebook.run_tests falls back to api.run_tests)
-    "run_tests": "devformance_nb.notebook",
-    "open_store": "devformance_nb.api",
-    "Run": "devformance_nb.api",
+    "run_tests": "devformance_nb.ui.notebook",
+    "open_store": "devformance_nb.api.facade",
+    "Run": "devformance_nb.api.facade",
 }
 
 
@@ -34,6 +34,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext devformance_nb``: registers the ``%devformance`` magic."""
-    from devformance_nb.magic import register
+    from devformance_nb.ui.magic import register
 
     register(ipython)

@@ -1,4 +1,4 @@
-"""A test-only pytest plugin that drives ``devformance_nb.covchild`` the way the real plugin will.
+"""A test-only pytest plugin that drives ``devformance_nb.plugin.coverage`` as the plugin does.
 
 Load it in a child with ``-p covdriver`` (``tests/`` on PYTHONPATH). It reads
 ``DEVFORMANCE_OPTIONS`` like the real plugin, starts coverage from the earliest
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from devformance_nb.covchild import CoverageStart, start_for_pytest
+from devformance_nb.plugin.coverage import CoverageStart, start_for_pytest
 
 _started: list[CoverageStart] = []
 

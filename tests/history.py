@@ -2,7 +2,7 @@
 
 ``binder/postBuild`` runs once per test session (into the session's temp folder,
 not the repository): four real runs of a copy of the demo, with the changes of
-``devformance_nb.demo_history.STEPS`` in between. Every test module that needs
+``devformance_nb.cli.demo_history.STEPS`` in between. Every test module that needs
 the store calls ``shared_history``; the first call builds it, later ones read
 the manifest it left.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from devformance_nb.demo_history import FLAG, History
+from devformance_nb.cli.demo_history import FLAG, History
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"

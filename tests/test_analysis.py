@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from devformance_nb import analysis
-from devformance_nb.errors import RunNotFoundError
+from devformance_nb.core.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     from history import Facts

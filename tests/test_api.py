@@ -15,8 +15,8 @@ from conftest import MakeProject
 from test_faults import pid_alive
 from test_store import hold_lock
 
-from devformance_nb import api
-from devformance_nb.errors import StoreLockedError
+from devformance_nb.api import facade as api
+from devformance_nb.core.errors import StoreLockedError
 
 SUITE = {
     "tests/test_math.py": """

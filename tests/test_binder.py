@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devformance_nb import analysis
-from devformance_nb.demo_history import History
+from devformance_nb.cli.demo_history import History
 
 if sys.version_info >= (3, 11):
     import tomllib

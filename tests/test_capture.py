@@ -11,12 +11,12 @@ from typing import Any, cast
 
 import pytest
 
-from devformance_nb import events as ev
-from devformance_nb.capture import Capture, start_capture
-from devformance_nb.capture import sqlite as sqlite_adapter
-from devformance_nb.capture.recorder import PARAMS_LIMIT, short_params
-from devformance_nb.eventlog import EventWriter, read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture import Capture, start_capture
+from devformance_nb.plugin.capture import sqlite as sqlite_adapter
+from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, short_params
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_capture.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devformance_nb import events as ev
-from devformance_nb.eventlog import read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import read_events
 
 pytest_plugins = ["pytester"]
 
@@ -84,7 +84,7 @@ def test_transactions_savepoints_and_executemany():
 
 
 def test_zz_stopping_takes_the_wrapper_out():
-    from devformance_nb.capture import session
+    from devformance_nb.plugin.capture import session
 
     assert any(type(w).__name__ == "ExecuteWrapper" for w in connection.execute_wrappers)
     session._active.stop()
@@ -98,8 +98,8 @@ def test_zz_stopping_takes_the_wrapper_out():
 def test_zz_a_new_capture_wraps_the_connections_already_open():
     import os
 
-    from devformance_nb.capture import start_capture
-    from devformance_nb.eventlog import EventWriter
+    from devformance_nb.plugin.capture import start_capture
+    from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.plugin import TestContext
 
     assert connection.connection is not None  # open since the test before

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import pytest
 
 import devformance_nb
-from devformance_nb.capture.adapters import ADAPTERS, Adapter, load_adapter
-from devformance_nb.capture.frames import FrameIndex
-from devformance_nb.capture.recorder import Recorder
-from devformance_nb.capture.session import Capture
-from devformance_nb.eventlog import EventWriter
+from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture.adapters import ADAPTERS, Adapter, load_adapter
+from devformance_nb.plugin.capture.frames import FrameIndex
+from devformance_nb.plugin.capture.recorder import Recorder
+from devformance_nb.plugin.capture.session import Capture
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent(APP) + "\n", encoding="utf-8")
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import app;"
-        "from devformance_nb.capture.frames import FrameIndex;"
+        "from devformance_nb.plugin.capture.frames import FrameIndex;"
         "print(FrameIndex(sys.argv[1]).locate(app.view()))"
     )
     outputs = {
@@ -225,13 +225,13 @@ def test_registry_names_real_adapters() -> None:
     for library, path in ADAPTERS.items():
         assert load_adapter(path).library == library
     with pytest.raises(TypeError):
-        load_adapter("devformance_nb.capture.recorder:Recorder")
+        load_adapter("devformance_nb.plugin.capture.recorder:Recorder")
 
 
 LAZY = """
 import sys
-from devformance_nb.capture import start_capture
-from devformance_nb.eventlog import EventWriter
+from devformance_nb.plugin.capture import start_capture
+from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.plugin import TestContext
 
 capture = start_capture(EventWriter(sys.argv[1], "r", "f"), TestContext(), {"root": "."})

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from devformance_nb import events as ev
-from devformance_nb.eventlog import read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import read_events
 
 pytest_plugins = ["pytester"]
 

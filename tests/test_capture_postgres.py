@@ -18,12 +18,12 @@ from psycopg import pq, sql
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
-from devformance_nb import events as ev
-from devformance_nb.capture import Capture, start_capture
-from devformance_nb.capture import pg2 as pg2_adapter
-from devformance_nb.capture import pg3 as pg3_adapter
-from devformance_nb.eventlog import EventWriter, read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture import Capture, start_capture
+from devformance_nb.plugin.capture import pg2 as pg2_adapter
+from devformance_nb.plugin.capture import pg3 as pg3_adapter
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_capture_postgres.py"

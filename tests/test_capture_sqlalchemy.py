@@ -33,11 +33,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
-from devformance_nb import events as ev
-from devformance_nb.capture import Capture, start_capture
-from devformance_nb.capture.sqla import STARTED, SQLAlchemyAdapter
-from devformance_nb.eventlog import EventWriter, read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture import Capture, start_capture
+from devformance_nb.plugin.capture.sqla import STARTED, SQLAlchemyAdapter
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_capture_sqlalchemy.py"
@@ -250,8 +250,8 @@ def test_engines_made_before_capture_are_captured(tmp_path: Path) -> None:
 
 IMPORTED_LATE = """
 import json, sqlite3, sys
-from devformance_nb.capture import start_capture
-from devformance_nb.eventlog import EventWriter, read_events
+from devformance_nb.plugin.capture import start_capture
+from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 
 writer = EventWriter(sys.argv[1], "r", "f")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from devformance_nb import analysis, charts
-from devformance_nb.compare import compare_runs
+from devformance_nb.analysis.compare import compare_runs
 
 if TYPE_CHECKING:
     from history import Facts

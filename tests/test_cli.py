@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import MakeProject
 
-from devformance_nb.schema import SCHEMA_VERSION
+from devformance_nb.store.schema import SCHEMA_VERSION
 
 PASS = "def test_ok():\n    pass\n"
 FAIL = "def test_bad():\n    assert 0\n"
@@ -90,7 +90,7 @@ def test_report_without_the_notebook_extra_names_the_fix(tmp_path: Path) -> None
     # altair and pandas absent, as after a bare `pip install devformance_nb`
     code = (
         "import sys; sys.modules['altair'] = None; sys.modules['pandas'] = None\n"
-        "from devformance_nb.cli import main\n"
+        "from devformance_nb.cli.main import main\n"
         f"sys.exit(main(['report', '--html', {str(tmp_path / 'r.html')!r}]))"
     )
     proc = subprocess.run(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from devformance_nb.compare import REGRESSION_COLUMNS, compare_runs
+from devformance_nb.analysis.compare import REGRESSION_COLUMNS, compare_runs
 
 if TYPE_CHECKING:
     from history import Facts

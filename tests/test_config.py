@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from devformance_nb.config import DEFAULT_DB, Config, db_path, find_root, load_config
-from devformance_nb.errors import ConfigError
+from devformance_nb.core.config import DEFAULT_DB, Config, db_path, find_root, load_config
+from devformance_nb.core.errors import ConfigError
 
 
 def write(root: Path, text: str) -> Path:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from devformance_nb import api
-from devformance_nb import events as ev
-from devformance_nb.config import Config
-from devformance_nb.detection import find_n_plus_one
-from devformance_nb.eventlog import read_events
+from devformance_nb.api import facade as api
+from devformance_nb.core import events as ev
+from devformance_nb.core.config import Config
+from devformance_nb.core.eventlog import read_events
+from devformance_nb.logic.detection import find_n_plus_one
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 SCENARIO_FILES = sorted((CORPUS / "tests").glob("test_*.py"))

@@ -13,8 +13,7 @@ import pytest
 from covdriver import ChildRun, run_child
 from coverage import CoverageData
 
-from devformance_nb import covdata
-from devformance_nb.covchild import (
+from devformance_nb.plugin.coverage import (
     CoverageConfigProblem,
     default_source,
     find_config_file,
@@ -22,6 +21,7 @@ from devformance_nb.covchild import (
     silence_pytest_cov,
     start_child_coverage,
 )
+from devformance_nb.run import covdata
 
 SHOP = {
     "shop/__init__.py": "VERSION = '1'\n",

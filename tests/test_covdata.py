@@ -11,7 +11,7 @@ import pytest
 from covdriver import child_env, run_children
 from coverage import CoverageData
 
-from devformance_nb import covdata
+from devformance_nb.run import covdata
 
 CALC = """\
 def add(a, b):

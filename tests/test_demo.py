@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BOOKSHOP
 
-from devformance_nb import api
+from devformance_nb.api import facade as api
 
 
 def plain_pytest_outcomes() -> Counter[tuple[str, str]]:
@@ -41,7 +41,16 @@ def demo_run(
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     proc = subprocess.run(
-        [sys.executable, "-m", "devformance_nb.cli", "demo", "--workers", "2", "--db", str(db)],
+        [
+            sys.executable,
+            "-m",
+            "devformance_nb.cli",
+            "demo",
+            "--workers",
+            "2",
+            "--db",
+            str(db),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from devformance_nb.demo_history import BOOKSHOP, Edit, History, copy_demo
-from devformance_nb.demo_history import STEPS as DEMO_STEPS
+from devformance_nb.cli.demo_history import BOOKSHOP, Edit, History, copy_demo
+from devformance_nb.cli.demo_history import STEPS as DEMO_STEPS
 
 if TYPE_CHECKING:
     from history import Facts

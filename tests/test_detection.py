@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from devformance_nb.detection import (
+from devformance_nb.core.events import Query
+from devformance_nb.logic.detection import (
     EXAMPLE_MAX_CHARS,
     NPlusOneDetector,
     NPlusOneFinding,
@@ -16,8 +17,7 @@ from devformance_nb.detection import (
     find_slow,
     hint_for,
 )
-from devformance_nb.events import Query
-from devformance_nb.fingerprint import fingerprint_hash
+from devformance_nb.logic.fingerprint import fingerprint_hash
 
 FILE = "tests/test_books.py"
 TEST = "tests/test_books.py::test_list"

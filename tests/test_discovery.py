@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from devformance_nb.discovery import TestFile, discover
-from devformance_nb.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
+from devformance_nb.core.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
+from devformance_nb.logic.discovery import TestFile, discover
 
 PASS = "def test_ok():\n    pass\n"
 

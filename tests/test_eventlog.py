@@ -5,8 +5,8 @@ import threading
 import time
 from pathlib import Path
 
-from devformance_nb import events as ev
-from devformance_nb.eventlog import EventTail, EventWriter, read_events
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventTail, EventWriter, read_events
 
 
 def test_writer_stamps_and_buffers_until_flush(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from devformance_nb import events as ev
+from devformance_nb.core import events as ev
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from devformance_nb import api
-from devformance_nb.errors import NoTestsFoundError, PathNotFoundError
+from devformance_nb.api import facade as api
+from devformance_nb.core.errors import NoTestsFoundError, PathNotFoundError
 
 PASS = "def test_ok():\n    assert True\n"
 

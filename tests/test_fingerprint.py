@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from devformance_nb.fingerprint import (
+from devformance_nb.logic.fingerprint import (
     StatementInfo,
     describe,
     fingerprint,
@@ -400,7 +400,7 @@ def test_describe_survives_input_sqlparse_cannot_take() -> None:
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from devformance_nb import fingerprint as module
+    from devformance_nb.logic import fingerprint as module
 
     module.clear_cache()
     monkeypatch.setattr(module, "CACHE_MAX_ENTRIES", 5)

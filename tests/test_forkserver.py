@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import MakeProject
 
-from devformance_nb import api
-from devformance_nb.forkserver import ForkServerExecutor, project_signature, shared_executor
+from devformance_nb.api import facade as api
+from devformance_nb.run.forkserver import ForkServerExecutor, project_signature, shared_executor
 
 STATE = {
     "app/__init__.py": "",
@@ -117,7 +117,7 @@ def test_preloaded_project_modules_keep_their_import_time_coverage(
 
 
 def test_is_project_module(tmp_path: Path) -> None:
-    from devformance_nb.forkserve import is_project_module
+    from devformance_nb.run.forkserve import is_project_module
 
     assert not is_project_module("json", os.fspath(tmp_path))
     assert not is_project_module("pytest", os.fspath(tmp_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import MakeProject
 
-from devformance_nb.importscan import installed_imports
+from devformance_nb.logic.importscan import installed_imports
 
 
 def test_only_installed_libraries_of_non_test_code(make_project: MakeProject) -> None:

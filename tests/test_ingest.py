@@ -9,14 +9,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from devformance_nb import api
-from devformance_nb import events as ev
-from devformance_nb.eventlog import EventWriter
-from devformance_nb.fingerprint import fingerprint, fingerprint_hash
-from devformance_nb.ingest import LITERAL_KEY
-from devformance_nb.launcher import PARENT_EVENTS
-from devformance_nb.replay import events_path, replay
-from devformance_nb.state import RunState
+from devformance_nb.api import facade as api
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.run.launcher import PARENT_EVENTS
+from devformance_nb.run.replay import events_path, replay
+from devformance_nb.run.state import RunState
+from devformance_nb.store.ingest import LITERAL_KEY
 
 RUN = "run-bulk"
 FILES = ["tests/test_a.py", "tests/sub/test_b.py", "tests/test_empty.py"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import LIBRARY_DJANGO
 
-from devformance_nb import api
+from devformance_nb.api import facade as api
 
 PLANTED = json.loads((LIBRARY_DJANGO / "planted.json").read_text(encoding="utf-8"))
 TEST_FILES = sorted(

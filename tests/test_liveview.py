@@ -13,13 +13,13 @@ from typing import Any, cast
 import pytest
 from conftest import MakeProject
 
-from devformance_nb import events as ev
-from devformance_nb import liveview
-from devformance_nb import widgets_text as text
-from devformance_nb.detection import NPlusOneFinding, SlowQuery
-from devformance_nb.liveview import LiveRunView, split_filter
-from devformance_nb.state import RunState
-from devformance_nb.widgets_pane import TAIL_CHARS, TAIL_LINES, Budget
+from devformance_nb.core import events as ev
+from devformance_nb.logic.detection import NPlusOneFinding, SlowQuery
+from devformance_nb.run.state import RunState
+from devformance_nb.ui import liveview
+from devformance_nb.ui import text as text
+from devformance_nb.ui.liveview import LiveRunView, split_filter
+from devformance_nb.ui.pane import TAIL_CHARS, TAIL_LINES, Budget
 
 UNLIMITED = (1e9, 1e12)
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import MakeProject
 
 from devformance_nb import magic, notebook
-from devformance_nb.liveview import LiveRunView
+from devformance_nb.ui.liveview import LiveRunView
 
 SUITE = {
     "tests/test_one.py": "def test_ok():\n    print('one')\n",

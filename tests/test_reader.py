@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from devformance_nb.reader import LineSplitter
+from devformance_nb.run.reader import LineSplitter
 
 
 def test_lines_split_across_chunks() -> None:

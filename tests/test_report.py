@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devformance_nb import analysis
-from devformance_nb.report import build_report, html_table
+from devformance_nb.cli.report import build_report, html_table
 
 if TYPE_CHECKING:
     from history import Facts
@@ -98,7 +98,7 @@ def test_html_table_escapes_every_cell() -> None:
 
 
 def test_report_of_an_empty_store(tmp_path: Path) -> None:
-    from devformance_nb.store import Store
+    from devformance_nb.store.database import Store
 
     store = Store(tmp_path / "empty.duckdb")
     with store.writing():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import BOOKSHOP, MakeProject
 
-from devformance_nb import api
+from devformance_nb.api import facade as api
 
 CALC = """\
 CONSTANT = 1

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devformance_nb.discovery import TestFile
-from devformance_nb.scheduling import FileOrder, LongestFirst, choose_scheduler
+from devformance_nb.logic.discovery import TestFile
+from devformance_nb.logic.scheduling import FileOrder, LongestFirst, choose_scheduler
 
 FILES = [TestFile(k, Path(k)) for k in ("a.py", "b.py", "c.py", "d.py")]
 

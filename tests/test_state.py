@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from devformance_nb import events as ev
-from devformance_nb.state import RunState, exit_code, file_status, outcome_of
+from devformance_nb.core import events as ev
+from devformance_nb.run.state import RunState, exit_code, file_status, outcome_of
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from devformance_nb.errors import StoreError, StoreLockedError, StoreVersionError
-from devformance_nb.schema import MIGRATIONS, SCHEMA_VERSION
-from devformance_nb.store import Store, connect
+from devformance_nb.core.errors import StoreError, StoreLockedError, StoreVersionError
+from devformance_nb.store.database import Store, connect
+from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def test_migrations_are_recorded_once(tmp_path: Path) -> None:

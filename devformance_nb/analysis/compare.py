@@ -1,0 +1,198 @@
+"""Two runs side by side: what got better, what got worse, and whether that is a regression.
+
+``compare_runs(store, a, b)`` reads both runs (``a`` the base, ``b`` the new
+one) in DuckDB and returns a ``Comparison`` of small DataFrames. Its
+``regressions()`` lists what should fail a CI job: a new N+1 (a call site and
+fingerprint not in ``a``), a new slow query (a fingerprint at or over ``b``'s
+``slow_query_ms`` that was never that slow in ``a``), total coverage down by
+more than ``max_coverage_drop`` percentage points, and tests failing in ``b``
+that did not fail in ``a``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from devformance_nb.analysis.questions import SITE_SQL
+from devformance_nb.analysis.select import StoreLike, as_store, frame, select_one
+
+#: regressions() columns
+REGRESSION_COLUMNS = ["kind", "subject", "detail"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Run ``b`` against run ``a``: each field a DataFrame (empty when nothing changed)."""
+
+    a: str
+    b: str
+    #: both runs' rows of ``runs_overview`` (a first)
+    runs: pd.DataFrame
+    new_n_plus_one: pd.DataFrame
+    fixed_n_plus_one: pd.DataFrame
+    new_slow_queries: pd.DataFrame
+    #: every test of either run: queries, query time and duration in a and b
+    query_changes: pd.DataFrame
+    #: every source file of either run: coverage in a and b
+    coverage_changes: pd.DataFrame
+    newly_failing: pd.DataFrame
+    coverage_a: float | None
+    coverage_b: float | None
+
+    @property
+    def coverage_delta(self) -> float | None:
+        """Total coverage of b minus a, in percentage points (None without coverage)."""
+        if self.coverage_a is None or self.coverage_b is None:
+            return None
+        return self.coverage_b - self.coverage_a
+
+    def regressions(self, max_coverage_drop: float = 0.0) -> pd.DataFrame:
+        """What got worse (kind, subject, detail); empty when b is no worse than a.
+
+        ``max_coverage_drop``: percentage points the total may fall before it counts.
+        """
+        rows: list[dict[str, str]] = []
+        for r in self.new_n_plus_one.itertuples():
+            rows.append(
+                {
+                    "kind": "new N+1",
+                    "subject": str(r.caller),
+                    "detail": f"{r.queries} SELECTs on {r.table_name} in {', '.join(r.tests)}",
+                }
+            )
+        for r in self.new_slow_queries.itertuples():
+            rows.append(
+                {
+                    "kind": "new slow query",
+                    "subject": str(r.call_site),
+                    "detail": f"{r.max_ms:.0f} ms: {_short(str(r.fingerprint))}",
+                }
+            )
+        delta = self.coverage_delta
+        if delta is not None and -delta > max_coverage_drop + 1e-9:
+            rows.append(
+                {
+                    "kind": "coverage down",
+                    "subject": "total",
+                    "detail": f"{self.coverage_a:.2f}% -> {self.coverage_b:.2f}% "
+                    f"({delta:+.2f} points, allowed -{max_coverage_drop:g})",
+                }
+            )
+        for r in self.newly_failing.itertuples():
+            rows.append(
+                {
+                    "kind": "newly failing",
+                    "subject": str(r.nodeid),
+                    "detail": f"{r.outcome_b} (was {r.outcome_a or 'absent'})",
+                }
+            )
+        return pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
+
+
+def _short(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+_N_PLUS_ONE = f"""
+WITH f AS (
+    SELECT run_id, {SITE_SQL} AS site, fingerprint_hash, caller, table_name, count, nodeid,
+           hint, example_sql
+    FROM n_plus_one WHERE run_id IN (?, ?)
+), per AS (
+    SELECT run_id, site, fingerprint_hash, any_value(caller) AS caller,
+           any_value(table_name) AS table_name, sum(count)::BIGINT AS queries,
+           list(DISTINCT nodeid ORDER BY nodeid) AS tests, any_value(hint) AS hint,
+           any_value(example_sql) AS example_sql
+    FROM f GROUP BY run_id, site, fingerprint_hash
+)
+SELECT site, fingerprint_hash, caller, table_name, queries, tests, hint, example_sql
+FROM per x WHERE run_id = ? AND NOT EXISTS (
+    SELECT 1 FROM per y WHERE y.run_id = ? AND y.site = x.site
+    AND y.fingerprint_hash = x.fingerprint_hash)
+ORDER BY queries DESC, site, fingerprint_hash
+"""
+
+_NEW_SLOW = """
+WITH thr AS (SELECT coalesce(slow_query_ms, 100) / 1000 AS t FROM runs WHERE run_id = ?),
+b AS (
+    SELECT fingerprint_hash, count(*) AS count, max(duration) * 1000 AS max_ms,
+           mode(caller) AS call_site, list(DISTINCT nodeid ORDER BY nodeid) AS tests
+    FROM queries, thr WHERE run_id = ? AND duration >= thr.t GROUP BY fingerprint_hash
+), a AS (
+    SELECT fingerprint_hash, max(duration) * 1000 AS max_ms_a
+    FROM queries WHERE run_id = ? AND fingerprint_hash IN (SELECT fingerprint_hash FROM b)
+    GROUP BY fingerprint_hash
+)
+SELECT b.fingerprint_hash, (SELECT any_value(fingerprint) FROM fingerprints f
+                            WHERE f.fingerprint_hash = b.fingerprint_hash) AS fingerprint,
+       b.count, b.max_ms, a.max_ms_a, b.call_site, b.tests
+FROM b LEFT JOIN a USING (fingerprint_hash), thr
+WHERE a.max_ms_a IS NULL OR a.max_ms_a < thr.t * 1000
+ORDER BY b.max_ms DESC, b.fingerprint_hash
+"""
+
+_QUERY_CHANGES = """
+WITH a AS (SELECT * FROM tests WHERE run_id = ?), b AS (SELECT * FROM tests WHERE run_id = ?)
+SELECT coalesce(b.nodeid, a.nodeid) AS nodeid, coalesce(b.file, a.file) AS file,
+       a.queries AS queries_a, b.queries AS queries_b, b.queries - a.queries AS queries_delta,
+       a.query_time * 1000 AS query_ms_a, b.query_time * 1000 AS query_ms_b,
+       (b.query_time - a.query_time) * 1000 AS query_ms_delta,
+       a.duration AS duration_a, b.duration AS duration_b, a.outcome AS outcome_a,
+       b.outcome AS outcome_b
+FROM a FULL OUTER JOIN b ON a.nodeid = b.nodeid
+ORDER BY abs(queries_delta) DESC NULLS LAST, abs(query_ms_delta) DESC NULLS LAST, nodeid
+"""
+
+_COVERAGE_CHANGES = """
+WITH a AS (SELECT * FROM coverage_files WHERE run_id = ?),
+     b AS (SELECT * FROM coverage_files WHERE run_id = ?)
+SELECT coalesce(b.source_file, a.source_file) AS source_file,
+       a.percent AS percent_a, b.percent AS percent_b, b.percent - a.percent AS delta,
+       a.covered AS covered_a, b.covered AS covered_b, a.statements AS statements_a,
+       b.statements AS statements_b, a.missing AS missing_a, b.missing AS missing_b
+FROM a FULL OUTER JOIN b ON a.source_file = b.source_file
+ORDER BY delta NULLS LAST, source_file
+"""
+
+_NEWLY_FAILING = """
+SELECT b.nodeid, b.file, b.outcome AS outcome_b, a.outcome AS outcome_a, b.message
+FROM tests b LEFT JOIN (SELECT * FROM tests WHERE run_id = ?) a ON a.nodeid = b.nodeid
+WHERE b.run_id = ? AND b.outcome IN ('failed', 'error')
+  AND (a.outcome IS NULL OR a.outcome NOT IN ('failed', 'error'))
+ORDER BY b.file, b.nodeid
+"""
+
+_RUNS = """
+SELECT run_id, started, status, git_branch, git_commit, tests, passed, failed, errors,
+       queries, query_time * 1000 AS query_ms, slow_queries, n_plus_one, coverage_percent
+FROM runs WHERE run_id IN (?, ?) ORDER BY run_id = ? DESC
+"""
+
+
+def compare_runs(store: StoreLike, a: str = "previous", b: str = "latest") -> Comparison:
+    """Compare run ``b`` with run ``a`` (selectors: ids, prefixes, latest, previous...)."""
+    s = as_store(store)
+    with s.reading() as con:
+        run_a, run_b = select_one(con, a, s.path), select_one(con, b, s.path)
+        runs = frame(con, _RUNS, [run_a, run_b, run_a])
+        per_run = runs.set_index("run_id")["coverage_percent"]
+        return Comparison(
+            a=run_a,
+            b=run_b,
+            runs=runs,
+            new_n_plus_one=frame(con, _N_PLUS_ONE, [run_a, run_b, run_b, run_a], ["tests"]),
+            fixed_n_plus_one=frame(con, _N_PLUS_ONE, [run_a, run_b, run_a, run_b], ["tests"]),
+            new_slow_queries=frame(con, _NEW_SLOW, [run_b, run_b, run_a], ["tests"]),
+            query_changes=frame(con, _QUERY_CHANGES, [run_a, run_b]),
+            coverage_changes=frame(con, _COVERAGE_CHANGES, [run_a, run_b]),
+            newly_failing=frame(con, _NEWLY_FAILING, [run_a, run_b]),
+            coverage_a=_percent(per_run.get(run_a)),
+            coverage_b=_percent(per_run.get(run_b)),
+        )
+
+
+def _percent(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]

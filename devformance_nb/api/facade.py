@@ -1,0 +1,319 @@
+"""The Python API: ``run_tests``, ``start_run``, ``open_store`` and ``ingest``.
+
+This facade wires discovery, scheduling, an executor, the launcher loop and
+observers (the store writer first). Everything the notebook UI and the CLI
+do goes through here.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devformance_nb.core.config import STATE_DIR, Config, db_path, find_root, load_config
+from devformance_nb.core.errors import StoreError
+from devformance_nb.core.events import RunStarted
+from devformance_nb.logic.discovery import TestFile, discover
+from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
+from devformance_nb.run.executor import Executor, SpawnExecutor
+from devformance_nb.run.forkserver import available as forkserver_available
+from devformance_nb.run.forkserver import shared_executor
+from devformance_nb.run.launcher import Launcher, LaunchPlan, new_run_id
+from devformance_nb.run.replay import replay
+from devformance_nb.run.runinfo import run_meta
+from devformance_nb.run.state import FileState, Observer, RunState, exit_code
+from devformance_nb.store.database import Store
+from devformance_nb.store.ingest import ingest_run
+from devformance_nb.store.writer import StoreWriter
+
+_ICON_TEXT = {
+    "passed": "ok",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "crashed": "CRASH",
+    "timeout": "TIMEOUT",
+    "stopped": "STOP",
+    "empty": "empty",
+    "not_run": "-",
+    "interrupted": "INTR",
+    "running": "...",
+    "pending": "...",
+}
+
+
+@dataclass
+class RunSetup:
+    """A run ready to start: its files, settings and launcher."""
+
+    root: Path
+    config: Config
+    files: list[TestFile]
+    store: Store | None
+    launcher: Launcher
+    writer: StoreWriter | None
+
+
+class Run:
+    """A test run: live while it goes, a summary once it ended.
+
+    ``wait()`` blocks until the end, ``stop()`` ends it early; ``state`` holds
+    per-file details; ``exit_code`` follows pytest's numbering.
+    """
+
+    def __init__(self, setup: RunSetup):
+        self._setup = setup
+        self._thread: threading.Thread | None = None
+
+    @property
+    def id(self) -> str:
+        return self._setup.launcher.plan.run_id
+
+    @property
+    def root(self) -> Path:
+        return self._setup.root
+
+    @property
+    def run_dir(self) -> Path:
+        return self._setup.launcher.plan.run_dir
+
+    @property
+    def db(self) -> Path | None:
+        return self._setup.store.path if self._setup.store else None
+
+    @property
+    def state(self) -> RunState:
+        return self._setup.launcher.state
+
+    @property
+    def files(self) -> list[FileState]:
+        return list(self.state.files.values())
+
+    @property
+    def status(self) -> str:
+        return self.state.status
+
+    @property
+    def done(self) -> bool:
+        return self._setup.launcher.done.is_set()
+
+    @property
+    def exit_code(self) -> int:
+        if self.store_error is not None and self.state.status == "passed":
+            return StoreError.exit_code
+        return exit_code(self.state.status)
+
+    @property
+    def store_error(self) -> StoreError | None:
+        """Why the store could not be written, if it could not (the run dir still has it all)."""
+        return self._setup.writer.error if self._setup.writer else None
+
+    def stop(self) -> None:
+        """Stop the run: no new file starts, running children are killed. Safe from any thread."""
+        self._setup.launcher.stop()
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ended (or ``timeout`` seconds passed); returns the run.
+
+        Interrupting the wait (Ctrl-C, or Jupyter's interrupt button) stops the
+        run: the children are killed, finished files are kept.
+        """
+        try:
+            self._setup.launcher.done.wait(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            self._setup.launcher.done.wait()
+        if self._thread is not None and self.done:
+            self._thread.join()
+        return self
+
+    def _run(self) -> None:
+        self._setup.launcher.run()
+
+    def _start_background(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="devformance-loop", daemon=True)
+        self._thread.start()
+
+    def totals(self) -> dict[str, int]:
+        """Tests finished and pytest's categories summed over files."""
+        return self.state.totals()
+
+    def summary(self) -> str:
+        """A readable multi-line summary of the run."""
+        t = self.totals()
+        duration = self.state.duration or 0.0
+        head = (
+            f"run {self.id}: {self.status} in {duration:.1f} s, {len(self.state.files)} files, "
+            f"{t['tests']} tests: {t.get('passed', 0)} passed, {t.get('failed', 0)} failed, "
+            f"{t.get('error', 0)} errors, {t.get('skipped', 0)} skipped"
+        )
+        lines = [head]
+        for fs in self.files:
+            took = f"{fs.duration:.2f} s" if fs.duration is not None else ""
+            lines.append(f"  {_ICON_TEXT.get(fs.status, fs.status):>7}  {fs.key}  {took}")
+        if self.db:
+            lines.append(f"store: {self.db}")
+        if self.store_error:
+            lines.append(f"store not written: {self.store_error}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.status} files={len(self.state.files)}>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(fs.status)}</td><td><code>{html.escape(fs.key)}</code></td>"
+            f"<td>{fs.done}</td><td>{fs.counts.get('failed', 0) + fs.counts.get('error', 0)}</td>"
+            f"<td>{(fs.duration or 0):.2f} s</td></tr>"
+            for fs in self.files
+        )
+        t = self.totals()
+        return (
+            f"<div><b>run {html.escape(self.id)}</b>: {html.escape(self.status)}, "
+            f"{t['tests']} tests, {t.get('passed', 0)} passed, {t.get('failed', 0)} failed, "
+            f"{t.get('error', 0)} errors"
+            "<table><tr><th>status</th><th>file</th><th>tests</th><th>failed</th>"
+            f"<th>time</th></tr>{rows}</table></div>"
+        )
+
+
+def prepare(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    observers: Sequence[Observer] = (),
+    store: bool = True,
+    **overrides: Any,
+) -> RunSetup:
+    """Discover files and build the launcher of a run, without starting it."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    root_path = Path(root).resolve() if root is not None else find_root()
+    if overrides.get("db") is not None:  # an argument is relative to where the caller is
+        overrides["db"] = os.fspath(Path(overrides["db"]).resolve())
+    config = load_config(root_path, **overrides)
+    executor = make_executor(config, root_path)
+    warm = getattr(executor, "warm", None)
+    if warm is not None:
+        warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
+    files = discover(root_path, paths or (), config.pytest_args, config.python)
+    run_id = new_run_id()
+    run_dir = root_path / STATE_DIR / "runs" / run_id
+    the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
+    writer = StoreWriter(the_store) if the_store is not None else None
+    ordered = choose_order(the_store, files).order(files)
+    plan = LaunchPlan(
+        run_id=run_id,
+        root=root_path,
+        run_dir=run_dir,
+        files=ordered,
+        workers=config.effective_workers(len(files)),
+        timeout=config.timeout,
+        pytest_args=tuple(config.pytest_args),
+        options=child_options(config),
+        config=config.to_dict(),
+        meta=run_meta(root_path),
+        python=config.python or sys.executable,
+    )
+    if writer is not None:
+        writer.log_paths = {f.key: os.fspath(run_dir / f"{f.slug}.log") for f in files}
+    all_observers: list[Observer] = [writer] if writer is not None else []
+    all_observers.extend(observers)
+    launcher = Launcher(plan, executor, all_observers)
+    return RunSetup(root_path, config, files, the_store, launcher, writer)
+
+
+def child_options(config: Config) -> dict[str, Any]:
+    """What the plugin in each child needs to know (SQL capture and coverage settings)."""
+    return {
+        "capture_sql": config.capture_sql,
+        "capture_params": config.capture_params,
+        "coverage": config.coverage,
+        "coverage_source": config.coverage_source,
+        "coverage_contexts": config.coverage_contexts,
+    }
+
+
+def make_executor(config: Config, root: Path) -> Executor:
+    """The executor the settings ask for (a warm fork server is shared across runs)."""
+    python = config.python or sys.executable
+    name = config.executor or ("forkserver" if forkserver_available() else "spawn")
+    if name == "forkserver":
+        return shared_executor(root, python, config.preload, config.coverage)
+    return SpawnExecutor()
+
+
+def choose_order(store: Store | None, files: list[TestFile]) -> Scheduler:
+    """Longest-first from the store's history of these files, else discovery order."""
+    if store is None or not store.path.exists():
+        return FileOrder()
+    try:
+        history = Store(store.path, lock_timeout=0.5).file_durations([f.key for f in files])
+    except StoreError:  # a busy or unreadable store must not stop a run from starting
+        history = {}
+    return choose_scheduler(history)
+
+
+def run_tests(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    observers: Sequence[Observer] = (),
+    store: bool = True,
+    **overrides: Any,
+) -> Run:
+    """Run the project's tests, one pytest process per file, and record them; blocks.
+
+    ``paths``: files or folders (default: the project's testpaths). ``root``:
+    project root (default: found from the working directory). Settings such as
+    ``workers``, ``timeout``, ``db``, ``pytest_args`` override
+    ``[tool.devformance]``. Ctrl-C stops the run cleanly.
+    """
+    run = Run(prepare(paths, root=root, observers=observers, store=store, **overrides))
+    run._run()
+    return run
+
+
+def start_run(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    observers: Sequence[Observer] = (),
+    store: bool = True,
+    **overrides: Any,
+) -> Run:
+    """Like ``run_tests`` but returns at once; the run goes on in a background thread."""
+    run = Run(prepare(paths, root=root, observers=observers, store=store, **overrides))
+    run._start_background()
+    return run
+
+
+def open_store(
+    db: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] | None = None
+) -> Store:
+    """The store at ``db`` (default: ``.devformance/devformance.duckdb`` in the project root)."""
+    if db is not None:
+        return Store(Path(db).resolve())
+    root_path = Path(root).resolve() if root is not None else find_root()
+    return Store(db_path(root_path, load_config(root_path)))
+
+
+def ingest(
+    run_dir: str | os.PathLike[str],
+    db: str | os.PathLike[str] | None = None,
+    *,
+    observers: Sequence[Observer] = (),
+) -> RunState:
+    """Load a run directory into the store (replacing that run if it is there already).
+
+    Query events are loaded in bulk (``devformance_nb.store.ingest``): ``observers`` see every
+    other event, with each file's statements counted in the state when the file finishes.
+    """
+    started = next(replay(run_dir, queries=False))
+    root = started.root if isinstance(started, RunStarted) else ""
+    return ingest_run(run_dir, open_store(db, root=root or None), observers)

@@ -1,0 +1,231 @@
+"""Durable events files: an append-only JSON-lines writer and a tolerant reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Collection, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import IO
+
+from devformance_nb.core.events import EVENT_VERSION, Event, EventDecodeError, decode, encode
+
+#: buffered events reach the file at most this many seconds after they were written
+FLUSH_EVERY = 0.2
+
+
+class EventWriter:
+    """Appends events to one file, numbering them; ``flush`` makes them durable. Thread-safe.
+
+    Buffered on purpose: the SQL capture emits many events and must stay cheap. Buffered events
+    reach the file when ``batch`` of them are waiting, on ``flush`` (the plugin flushes at every
+    test phase end) and, from a background thread, at most ``flush_every`` seconds after they
+    were buffered, so a tailing reader (the live view) sees them promptly.
+
+    ``write`` takes a typed event; ``write_fields`` takes an event's own fields already encoded
+    as JSON, which is how the SQL capture writes a statement without building an event object.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        run_id: str,
+        file: str,
+        batch: int = 128,
+        flush_every: float | None = FLUSH_EVERY,
+    ):
+        self.path = Path(path)
+        self.run_id = run_id
+        self.file = file
+        #: guards the buffer, the numbering and the file (producers may number under it too)
+        self.lock = threading.Lock()
+        self._batch = batch
+        self._flush_every = flush_every if batch > 1 else None
+        self._pending: list[str] = []
+        self._seq = 0
+        self._heads: dict[str, str] = {}
+        self._numbers: dict[str, int] = {}
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        _WRITERS.add(self)
+
+    def write(self, event: Event) -> Event:
+        """Stamp ``event`` with run, file, seq and time; buffer it; return the stamped event."""
+        with self.lock:
+            self._seq += 1
+            stamped = replace(
+                event, run_id=self.run_id, file=self.file, seq=self._seq, t=event.t or time.time()
+            )
+            self._buffer(encode(stamped))
+        return stamped
+
+    def write_fields(self, kind: str, fields: str, number: str = "") -> None:
+        """Buffer one event of ``kind`` from its own fields, already JSON-encoded.
+
+        ``fields`` is the text between the common keys and the closing brace, such as
+        ``"nodeid":"t.py::a","phase":"call"``; the writer adds ``v``, ``kind``, ``run_id``,
+        ``file`` and ``seq``. ``number``, if given, names one more field the writer adds: a
+        count of the ``kind`` events written this way (1, 2, ...), numbered under the same lock
+        as ``seq`` so it follows the file's order (the SQL capture's ``qseq``). The caller must
+        give every other field the event's decoder needs.
+        """
+        with self.lock:
+            head = self._heads.get(kind)
+            if head is None:
+                head = self._heads[kind] = self._head(kind)
+            self._seq += 1
+            if number:
+                count = self._numbers[kind] = self._numbers.get(kind, 0) + 1
+                line = f'{head}{self._seq},"{number}":{count},{fields}}}'
+            else:
+                line = f"{head}{self._seq},{fields}}}"
+            pending = self._pending
+            pending.append(line)
+            if len(pending) >= self._batch:
+                self._write_pending()
+            elif self._flusher is None and self._flush_every is not None:
+                self._start_flusher()
+
+    def append(self, event: Event) -> None:
+        """Buffer an event exactly as given (already stamped by its producer)."""
+        with self.lock:
+            self._buffer(encode(event))
+
+    def flush(self) -> None:
+        """Write buffered events and hand them to the OS (visible to a tailing reader)."""
+        with self.lock:
+            self._write_pending()
+
+    def close(self) -> None:
+        """Flush and close; further writes are dropped silently."""
+        self._closed.set()
+        with self.lock:
+            self._write_pending()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            self._pending.clear()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+
+    def _head(self, kind: str) -> str:
+        return (
+            f'{{"v":{EVENT_VERSION},"kind":{json.dumps(kind)},"run_id":{json.dumps(self.run_id)},'
+            f'"file":{json.dumps(self.file, ensure_ascii=False)},"seq":'
+        )
+
+    def _buffer(self, line: str) -> None:
+        self._pending.append(line)
+        if len(self._pending) >= self._batch:
+            self._write_pending()
+        elif self._flusher is None and self._flush_every is not None:
+            self._start_flusher()
+
+    def _write_pending(self) -> None:
+        if self._fh is None:
+            self._pending.clear()  # closed: dropped
+            return
+        if not self._pending:
+            return
+        self._fh.write("\n".join(self._pending) + "\n")
+        self._fh.flush()
+        self._pending.clear()
+
+    def _start_flusher(self) -> None:
+        if self._closed.is_set():
+            return
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="devformance-events-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _after_fork(self) -> None:
+        """In a child forked by the code under test: fresh lock, no flusher, no inherited buffer.
+
+        The parent writes what was buffered; the child must not write it a second time.
+        """
+        self.lock = threading.Lock()
+        self._flusher = None
+        self._pending.clear()
+
+    def _flush_loop(self) -> None:
+        interval = self._flush_every or FLUSH_EVERY
+        while not self._closed.wait(interval):
+            try:
+                self.flush()
+            except (OSError, ValueError):  # the disk is full or the file went away: stop trying
+                return
+
+
+_WRITERS: weakref.WeakSet[EventWriter] = weakref.WeakSet()
+
+
+def _reset_writers_after_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_writers_after_fork)
+
+
+class EventTail:
+    """Reads complete lines appended to an events file since the last call.
+
+    A partly written last line stays unread until its newline arrives, so a
+    reader racing the writer never sees half an event.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._offset = 0
+        self._rest = b""
+
+    def read_lines(self) -> list[bytes]:
+        """New complete lines (without newlines); empty if nothing new or no file yet."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        data = self._rest + chunk
+        *lines, self._rest = data.split(b"\n")
+        return [line for line in lines if line.strip()]
+
+    def remainder(self) -> bytes:
+        """A final line that never got its newline (a child killed mid-write)."""
+        rest, self._rest = self._rest, b""
+        return rest
+
+
+def read_events(
+    path: str | os.PathLike[str], skip_kinds: Collection[str] = ()
+) -> Iterator[Event | EventDecodeError]:
+    """Every event of a file in order; undecodable lines come back as errors, not raised.
+
+    Lines of the ``skip_kinds`` are passed over without being decoded (a bulk loader reads
+    them another way). A line is recognised by its ``"kind":"NAME"`` text, which can only be
+    the event's own kind: inside a JSON string a quote is always escaped.
+    """
+    markers = [f'"kind":{json.dumps(kind)}'.encode() for kind in skip_kinds]
+    marker = markers.pop() if len(markers) == 1 else None  # the common case, kept cheap
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if (marker is not None and marker in raw) or any(m in raw for m in markers):
+                continue
+            if not raw.strip():
+                continue
+            try:
+                yield decode(raw)
+            except EventDecodeError as exc:
+                yield exc

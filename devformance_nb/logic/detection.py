@@ -1,0 +1,415 @@
+"""Slow queries and N+1 detection over captured ``Query`` events.
+
+Runs in the parent at ingest, one test file at a time (``find_slow``, ``find_n_plus_one``),
+or streaming with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
+
+N+1 (after Prosopite): within one test and phase, the same SELECT fingerprint issued from the
+same project call stack at least ``min_count`` times. Catalog lookups, transaction control and
+page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a loop over pages repeats
+its statement by design, once per page rather than once per row) are never counted. The
+labelled corpus in ``tests/corpus`` holds the cases this rule is checked on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import lru_cache
+
+from devformance_nb.core.events import Query
+from devformance_nb.logic.fingerprint import (
+    describe,
+    fingerprint,
+    fingerprint_hash,
+    is_catalog_or_control,
+    is_select,
+    is_transaction_control,
+)
+
+EXAMPLE_MAX_CHARS = 2_000
+_PHASE_ORDER = {"setup": 0, "call": 1, "teardown": 2}
+_CALLER = re.compile(r"^(?P<path>.*):(?P<line>\d+)(?: (?P<func>.*))?$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class SlowQuery:
+    """One statement at or above the slow threshold; ``duration`` in seconds."""
+
+    file: str
+    nodeid: str
+    phase: str
+    qseq: int
+    sql: str
+    fingerprint: str
+    duration: float
+    caller: str
+    table: str
+
+
+@dataclass(frozen=True)
+class NPlusOneFinding:
+    """A repeated SELECT in one test phase; ``total_duration`` in seconds."""
+
+    file: str
+    nodeid: str
+    phase: str
+    fingerprint: str
+    fingerprint_hash: str
+    table: str
+    count: int
+    total_duration: float
+    caller: str
+    stack_hash: str
+    example_sql: str
+    orm: str
+    hint: str
+    first_qseq: int
+
+
+def find_slow(queries: Iterable[Query], slow_query_ms: float) -> list[SlowQuery]:
+    """Every query whose duration is at least ``slow_query_ms`` milliseconds, in input order.
+
+    Not slow-query findings, however long they took (they stay recorded): transaction control
+    (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE: its time is the work it ends or waits for),
+    and statements no project code issued (no project frame on the stack, so no caller: test
+    tooling, such as pytest-django creating and dropping the test database).
+    ``sql`` is capped at ``EXAMPLE_MAX_CHARS``; the store keeps the full text.
+    """
+    found: list[SlowQuery] = []
+    for query in queries:
+        if query.duration * 1000.0 < slow_query_ms or not query.caller:
+            continue
+        fp = fingerprint(query.sql)
+        if is_transaction_control(fp):
+            continue
+        found.append(
+            SlowQuery(
+                file=query.file,
+                nodeid=query.nodeid,
+                phase=query.phase,
+                qseq=query.qseq,
+                sql=_cap(query.sql),
+                fingerprint=fp,
+                duration=query.duration,
+                caller=query.caller,
+                table=_first_table(fp),
+            )
+        )
+    return found
+
+
+def find_n_plus_one(
+    queries: Iterable[Query], min_count: int = 2, allow: Sequence[str] = ()
+) -> list[NPlusOneFinding]:
+    """N+1 findings in ``queries`` (typically one test file's), ordered by
+    (file, nodeid, phase, first_qseq).
+
+    Within one (file, nodeid, phase), SELECTs that are not catalog lookups, transaction
+    control or page reads (``OFFSET``) are grouped by (fingerprint, stack_hash); a query
+    without a stack hash (no project frame on its stack) is grouped by (fingerprint, caller)
+    instead. A group of at least ``min_count`` queries is a finding, unless an ``allow`` entry
+    matches it:
+
+    - ``sql:PATTERN``: an fnmatch pattern on the fingerprint, case-insensitive, e.g.
+      ``sql:SELECT * FROM "settings"*``;
+    - ``stack:HASH``: exactly this stack hash;
+    - anything else: an fnmatch pattern on the call site, tried against ``path:line function``,
+      ``path:line``, ``path:function`` and ``path``, e.g. ``app/views.py:list_books``,
+      ``app/legacy/*`` or ``*:42 *``.
+    """
+    detector = NPlusOneDetector(min_count=min_count, allow=allow, auto_finish=False)
+    for query in queries:
+        detector.add(query)
+    return detector.findings()
+
+
+#: a lookup by primary key (``WHERE "t"."id" = ?``): a forward foreign key loaded lazily
+_BY_PRIMARY_KEY = re.compile(r'\bWHERE (?:"?\w+"?\.)?"?id"? = \?', re.IGNORECASE)
+
+
+def hint_for(orm: str, table: str, fp: str = "") -> str:
+    """A fix hint for an N+1 on ``table`` for the ORM that issued it.
+
+    ``fp``, the repeated statement's fingerprint, lets the Django hint lead with the likely
+    fix: a lookup by primary key is a forward foreign key (``select_related``), anything else
+    a reverse or many-to-many relation (``prefetch_related``).
+    """
+    what = f'"{table}"' if table else "the related rows"
+    if orm == "sqlalchemy":
+        return (
+            f"Load {what} with the parent query instead of one query per parent: add "
+            "options(selectinload(Parent.relationship)) (collections) or "
+            "options(joinedload(Parent.relationship)) (many-to-one) to the query that loads "
+            "the parents."
+        )
+    if orm == "django":
+        if fp and _BY_PRIMARY_KEY.search(fp):
+            return (
+                f"Load {what} with the parent queryset: add .select_related('field') for this "
+                "forward ForeignKey/OneToOneField (or .prefetch_related('field'))."
+            )
+        if fp:
+            return (
+                f"Load {what} with the parent queryset: add .prefetch_related('name') for this "
+                "reverse foreign key or ManyToManyField (a forward ForeignKey takes "
+                ".select_related('field'))."
+            )
+        return (
+            f"Load {what} with the parent queryset: .select_related('field') for a forward "
+            "ForeignKey/OneToOneField, .prefetch_related('name') for a reverse foreign key or "
+            "a ManyToManyField."
+        )
+    return (
+        f"Fetch {what} for all parents at once: one query with WHERE key IN (...) or a JOIN, "
+        "instead of one query per parent row."
+    )
+
+
+@dataclass
+class _Group:
+    """Running totals of one (phase, fingerprint, stack) within one test."""
+
+    fingerprint: str
+    count: int
+    total: float
+    first: Query
+    orm: str
+
+    def add(self, query: Query) -> None:
+        self.count += 1
+        self.total += query.duration
+        self.orm = self.orm or query.orm
+        # keep the earliest as the example, whatever order the events arrive in
+        if query.qseq < self.first.qseq:
+            self.first = query
+
+
+_TestKey = tuple[str, str]
+_GroupKey = tuple[str, str, str, str]
+
+
+class NPlusOneDetector:
+    """Streaming N+1 detection: memory is bounded by the open tests' distinct statements.
+
+    Feed queries with ``add``. Tests of one file run one after another in one child, so when a
+    file's nodeid changes the previous test of that file is finished (``auto_finish``) and its
+    findings are emitted; ``finish_test`` and ``finish_file`` close tests explicitly. ``add`` and
+    the ``finish_*`` methods return the findings they emitted; ``findings()`` returns all of them
+    (plus those of still-open tests) in order; ``drain()`` closes everything and forgets it.
+    """
+
+    def __init__(
+        self, min_count: int = 2, allow: Sequence[str] = (), *, auto_finish: bool = True
+    ) -> None:
+        if min_count < 2:
+            raise ValueError(f"min_count must be at least 2, got {min_count}")
+        self.min_count = min_count
+        self.auto_finish = auto_finish
+        self._allow = AllowList(allow)
+        self._open: dict[_TestKey, dict[_GroupKey, _Group]] = {}
+        self._current: dict[str, str] = {}  # file -> nodeid of its open test
+        self._emitted: list[NPlusOneFinding] = []
+
+    def add(self, query: Query) -> list[NPlusOneFinding]:
+        """Count one query; returns findings of a test this query showed to be finished."""
+        emitted: list[NPlusOneFinding] = []
+        previous = self._current.get(query.file)
+        if self.auto_finish and previous is not None and previous != query.nodeid:
+            emitted = self.finish_test(query.file, previous)
+        self._current[query.file] = query.nodeid
+        fp = fingerprint(query.sql)
+        if not is_candidate(fp):
+            return emitted
+        key = (query.phase, fp, query.stack_hash, "" if query.stack_hash else query.caller)
+        groups = self._open.setdefault((query.file, query.nodeid), {})
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(fp, 1, query.duration, query, query.orm)
+        else:
+            group.add(query)
+        return emitted
+
+    def finish_test(self, file: str, nodeid: str) -> list[NPlusOneFinding]:
+        """Close one test: emit its findings and drop its groups."""
+        if self._current.get(file) == nodeid:
+            del self._current[file]
+        groups = self._open.pop((file, nodeid), {})
+        found = sorted(
+            (self._finding(g) for g in groups.values() if self._reportable(g)), key=finding_order
+        )
+        self._emitted.extend(found)
+        return found
+
+    def finish_file(self, file: str) -> list[NPlusOneFinding]:
+        """Close every open test of ``file``."""
+        found: list[NPlusOneFinding] = []
+        for open_file, nodeid in [key for key in self._open if key[0] == file]:
+            found += self.finish_test(open_file, nodeid)
+        self._current.pop(file, None)
+        return sorted(found, key=finding_order)
+
+    def findings(self) -> list[NPlusOneFinding]:
+        """All findings so far, including those of tests still open (which stay open)."""
+        pending = [
+            self._finding(g)
+            for groups in self._open.values()
+            for g in groups.values()
+            if self._reportable(g)
+        ]
+        return sorted(self._emitted + pending, key=finding_order)
+
+    def drain(self) -> list[NPlusOneFinding]:
+        """Close every open test, return all findings, and forget them."""
+        for file, nodeid in list(self._open):
+            self.finish_test(file, nodeid)
+        found = sorted(self._emitted, key=finding_order)
+        self._emitted = []
+        self._current.clear()
+        return found
+
+    @property
+    def open_tests(self) -> int:
+        """How many (file, test) pairs still hold groups in memory."""
+        return len(self._open)
+
+    def _reportable(self, group: _Group) -> bool:
+        return group.count >= self.min_count and not self._allow.matches(group)
+
+    @staticmethod
+    def _finding(group: _Group) -> NPlusOneFinding:
+        first = group.first
+        return make_finding(
+            file=first.file,
+            nodeid=first.nodeid,
+            phase=first.phase,
+            qseq=first.qseq,
+            sql=first.sql,
+            caller=first.caller,
+            stack_hash=first.stack_hash,
+            fp=group.fingerprint,
+            count=group.count,
+            total_duration=group.total,
+            orm=group.orm,
+        )
+
+
+def make_finding(
+    *,
+    file: str,
+    nodeid: str,
+    phase: str,
+    qseq: int,
+    sql: str,
+    caller: str,
+    stack_hash: str,
+    fp: str,
+    count: int,
+    total_duration: float,
+    orm: str,
+) -> NPlusOneFinding:
+    """The finding for ``count`` repeats of fingerprint ``fp``; the other fields are those of the
+    earliest statement of the group (its caller, stack hash, text and number)."""
+    digest, table, hint = _finding_texts(fp, orm)
+    return NPlusOneFinding(
+        file=file,
+        nodeid=nodeid,
+        phase=phase,
+        fingerprint=fp,
+        fingerprint_hash=digest,
+        table=table,
+        count=count,
+        total_duration=total_duration,
+        caller=caller,
+        stack_hash=stack_hash,
+        example_sql=_cap(sql),
+        orm=orm,
+        hint=hint,
+        first_qseq=qseq,
+    )
+
+
+@lru_cache(maxsize=4_096)
+def _finding_texts(fp: str, orm: str) -> tuple[str, str, str]:
+    """(fingerprint hash, first table, fix hint) of findings of ``fp`` from ``orm``."""
+    table = _first_table(fp)
+    return fingerprint_hash(fp), table, hint_for(orm, table, fp)
+
+
+class AllowList:
+    """Compiled allow entries (see ``find_n_plus_one`` for the syntax)."""
+
+    def __init__(self, entries: Sequence[str]) -> None:
+        self.sql: list[str] = []
+        self.stacks: set[str] = set()
+        self.sites: list[str] = []
+        for raw in entries:
+            entry = raw.strip()
+            if entry[:4].lower() == "sql:":
+                self.sql.append(entry[4:].strip().lower())
+            elif entry[:6].lower() == "stack:":
+                self.stacks.add(entry[6:].strip())
+            elif entry:
+                self.sites.append(entry)
+
+    def matches(self, group: _Group) -> bool:
+        """Whether an entry silences this group."""
+        return self.allows(group.fingerprint, group.first.stack_hash, group.first.caller)
+
+    def allows(self, fp: str, stack_hash: str, caller: str) -> bool:
+        """Whether an entry silences repeats of ``fp`` from this stack and call site."""
+        if stack_hash and stack_hash in self.stacks:
+            return True
+        if self.sql:
+            lowered = fp.lower()
+            if any(fnmatchcase(lowered, pattern) for pattern in self.sql):
+                return True
+        if self.sites and caller:
+            sites = _call_site_forms(caller)
+            return any(fnmatchcase(site, p) for p in self.sites for site in sites)
+        return False
+
+
+def _call_site_forms(caller: str) -> tuple[str, ...]:
+    """``path:line function`` as itself, ``path:line``, ``path:function`` and ``path``."""
+    match = _CALLER.match(caller)
+    if match is None:
+        return (caller,)
+    path, line, func = match.group("path"), match.group("line"), match.group("func") or ""
+    return (caller, f"{path}:{line}", f"{path}:{func}", path)
+
+
+#: a page of a paginated read: "OFFSET ?" (literals and placeholders are "?" in a fingerprint)
+#: or MySQL's "LIMIT ?, ?"
+_PAGE = re.compile(r"\bOFFSET \?|\bLIMIT \?, \?")
+
+
+@lru_cache(maxsize=32_768)
+def is_candidate(fp: str) -> bool:
+    """A SELECT worth counting for N+1: not a catalog lookup, transaction control or a page."""
+    return is_select(fp) and not is_catalog_or_control(fp) and _PAGE.search(fp) is None
+
+
+def _first_table(fp: str) -> str:
+    tables = describe(fp).tables
+    return tables[0] if tables else ""
+
+
+def finding_order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, str]:
+    """The sort key findings are listed by: file, test, phase, first statement, fingerprint."""
+    phase_rank = _PHASE_ORDER.get(finding.phase, len(_PHASE_ORDER))
+    return (
+        finding.file,
+        finding.nodeid,
+        phase_rank,
+        finding.phase,
+        finding.first_qseq,
+        finding.fingerprint,
+    )
+
+
+def _cap(sql: str) -> str:
+    if len(sql) <= EXAMPLE_MAX_CHARS:
+        return sql
+    return sql[: EXAMPLE_MAX_CHARS - 1] + "…"

@@ -1,0 +1,245 @@
+"""The pytest plugin loaded into each child with ``-p devformance_nb.plugin``.
+
+It does nothing unless the launcher set ``DEVFORMANCE_EVENTS`` in the child's
+environment, so adding it to a normal ``pytest`` run changes nothing. It is
+never registered as an entry point.
+
+PYTEST_DONT_REWRITE: the fork server imports this module before pytest's
+assertion rewriter exists; the marker keeps pytest from warning about that in
+every child's output (the module has no test assertions to rewrite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from devformance_nb.core.contract import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.events import (
+    Collected,
+    CollectError,
+    CoverageWritten,
+    FileDone,
+    TestPhase,
+)
+from devformance_nb.plugin.context import TestContext
+
+PLUGIN_NAME = "devformance-recorder"
+MESSAGE_LIMIT = 2000
+
+
+def short_message(report: Any) -> str:
+    """The crash line of a failed report (e.g. ``AssertionError: ...``), else a capped tail."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        text = str(crash.message)
+    elif isinstance(longrepr, tuple) and len(longrepr) == 3:  # skip: (path, line, reason)
+        text = str(longrepr[2])
+    else:
+        text = str(longrepr).strip()
+        text = "\n".join(text.splitlines()[-8:])
+    return text[:MESSAGE_LIMIT]
+
+
+def _hook_frame() -> FrameType | None:
+    """The first frame below the caller that is not this module's (the hook's caller)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
+        frame = frame.f_back
+    return frame
+
+
+class DevformancePlugin:
+    """Turns pytest's hooks into events in this child's own events file."""
+
+    def __init__(self, writer: EventWriter, options: dict[str, Any]):
+        self.writer = writer
+        self.options = options
+        self.context = TestContext()
+        self.started = time.perf_counter()
+        self.counts: dict[str, int] = {}
+        self.capture: Any = None
+        #: a covchild.CoverageStart once start_coverage ran (None: coverage not asked for)
+        self.coverage_start: Any = None
+
+    def start_coverage(self, config: pytest.Config) -> None:
+        """Start coverage.py if the launcher asked for it (before the project imports)."""
+        if not self.options.get("coverage") or self.coverage_start is not None:
+            return
+        from devformance_nb.plugin.coverage import start_for_pytest
+
+        self.coverage_start = start_for_pytest(config, self.options)
+        if self.coverage_start.message:  # e.g. a broken configuration: the tests run anyway
+            sys.stderr.write(f"devformance: {self.coverage_start.message}\n")
+
+    def finish_coverage(self) -> None:
+        """Stop coverage, save this child's data file and say where it is (once)."""
+        started, self.coverage_start = self.coverage_start, None
+        if started is None:
+            return
+        child = started.coverage
+        data_file = child.stop_and_save() if child is not None else ""
+        message = started.message or (child.message if child is not None else "")
+        notes = [*started.notes, *(child.notes if child is not None else [])]
+        self.writer.write(CoverageWritten(data_file=data_file, message=message, notes=notes))
+        self.writer.flush()
+
+    def start_capture(self) -> None:
+        """Hook the SQL libraries (only those importable), if capture is on."""
+        if self.options.get("capture_sql", True):
+            from devformance_nb.plugin.capture import start_capture
+
+            self.capture = start_capture(self.writer, self.context, self.options)
+
+    def stop_capture(self) -> None:
+        """Undo the SQL hooks."""
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture = None
+
+    def _count(self, category: str) -> None:
+        if category:
+            self.counts[category] = self.counts.get(category, 0) + 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._count("error")
+            self.writer.write(
+                CollectError(nodeid=report.nodeid, message=short_message(report) or "error")
+            )
+            self.writer.flush()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        nodeids = [item.nodeid for item in session.items]
+        self.writer.write(Collected(count=len(nodeids), nodeids=nodeids))
+        self.writer.flush()
+
+    def _phase(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
+        self.context.nodeid = item.nodeid
+        self.context.phase = phase
+        self.context.floor = _hook_frame()
+        coverage = self.coverage_start.coverage if self.coverage_start is not None else None
+        if coverage is not None:
+            coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on
+        try:
+            yield
+        finally:
+            self.context.phase = "between"
+            self.context.floor = None
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "call"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase(item, "teardown"))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        config = self.options["_config"]
+        category, _, _ = config.hook.pytest_report_teststatus(report=report, config=config)
+        self._count(category)
+        message = short_message(report) if report.failed or report.skipped else ""
+        self.writer.write(
+            TestPhase(
+                nodeid=report.nodeid,
+                phase=report.when,
+                outcome=report.outcome,
+                duration=report.duration,
+                category=category,
+                message=message,
+            )
+        )
+        self.writer.flush()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.finish_coverage()
+        self.writer.write(
+            FileDone(
+                exitstatus=int(exitstatus),
+                counts=dict(self.counts),
+                duration=time.perf_counter() - self.started,
+            )
+        )
+        self.writer.flush()
+
+
+_THIS_FILE = _hook_frame.__code__.co_filename
+
+
+def _watch_parent(parent: int) -> None:
+    """End this child's whole process group once the launcher is gone (no orphans)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _setup(config: pytest.Config) -> DevformancePlugin | None:
+    """Create and register the recorder once, if the launcher asked for it.
+
+    Coverage starts before SQL capture and before any conftest file imports the
+    project, so lines run at import time count.
+    """
+    existing = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if isinstance(existing, DevformancePlugin):
+        return existing
+    path = os.environ.get(ENV_EVENTS)
+    if not path:
+        return None
+    options: dict[str, Any] = json.loads(os.environ.get(ENV_OPTIONS) or "{}")
+    options["_config"] = config
+    parent = os.environ.get(ENV_PARENT)
+    if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
+    writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
+    plugin = DevformancePlugin(writer, options)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    plugin.start_coverage(config)
+    plugin.start_capture()
+    return plugin
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+    """Start recording before the project's conftest files (and modules) import.
+
+    A wrapper's first half runs before every plain implementation, pytest-cov's
+    included, which is what lets coverage switch a ``--cov`` in addopts off.
+    """
+    _setup(early_config)
+    return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the recorder when the launcher asked for it (and only then)."""
+    _setup(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop capture, flush and close the events file."""
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if isinstance(plugin, DevformancePlugin):
+        plugin.finish_coverage()  # a session that never finished still saves its data
+        plugin.stop_capture()
+        plugin.writer.close()

@@ -1,0 +1,384 @@
+"""Reading the children's coverage data files through coverage.py's own API (runtime layer).
+
+Every number comes from coverage's JSON report (``Coverage.json_report``), so a
+file's statements, branches and percent are exactly what ``coverage report``
+shows for the same data, and the run total, read from the union of every
+child's data (``CoverageData.update``), is what ``coverage combine`` followed by
+``coverage report`` gives. The SQLite inside a data file is never read directly.
+
+Bad input never raises: a missing or corrupt data file (a crashed child) is
+skipped with a reason, and a source file deleted since it was measured is left
+out with a note.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devformance_nb.plugin.coverage import CoverageConfigProblem, find_config_file
+
+
+@dataclass(frozen=True)
+class SourceFileCoverage:
+    """Coverage of one source file; ``source_file`` is relative to the project root when inside."""
+
+    source_file: str
+    statements: int
+    covered: int
+    missing_lines: tuple[int, ...]
+    missing: str
+    excluded: int
+    percent: float
+    branches: int | None = None
+    covered_branches: int | None = None
+    partial_branches: int | None = None
+    missing_branches: str | None = None
+
+
+@dataclass(frozen=True)
+class CoverageTotal:
+    """Totals over the reported source files, as ``coverage report`` computes them."""
+
+    files: int
+    statements: int
+    covered: int
+    percent: float
+    branches: int | None = None
+    covered_branches: int | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A data file that contributed nothing, and why."""
+
+    data_file: str
+    reason: str
+
+
+@dataclass
+class CoverageResult:
+    """What one data file (a test file's) or a union of them (the run's) covers."""
+
+    files: list[SourceFileCoverage] = field(default_factory=list)
+    total: CoverageTotal | None = None
+    #: (source file, line, context) for every line a named context ran
+    contexts: list[tuple[str, int, str]] = field(default_factory=list)
+    data_files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def percent(self) -> float | None:
+        """The total percent, or None when nothing was measured."""
+        return self.total.percent if self.total else None
+
+
+def config_file_for(root: Path) -> str | bool:
+    """The coverage configuration to read data with: the one the children used, else none."""
+    try:
+        return find_config_file([root.resolve()]) or False
+    except CoverageConfigProblem:
+        return False  # the children ran without coverage; nothing to configure
+
+
+def read_test_file(
+    data_file: str | os.PathLike[str],
+    root: Path,
+    *,
+    config_file: str | bool | None = None,
+    contexts: bool = False,
+) -> CoverageResult:
+    """What one child's data file covers (``contexts``: also which test ran each line)."""
+    return read_union([data_file], root, config_file=config_file, contexts=contexts)
+
+
+def read_union(
+    data_files: Iterable[str | os.PathLike[str]],
+    root: Path,
+    *,
+    config_file: str | bool | None = None,
+    contexts: bool = False,
+    reasons: Mapping[str, str] | None = None,
+) -> CoverageResult:
+    """What the union of ``data_files`` covers: the run total over every child.
+
+    Pass every child's expected data file, crashed ones too: those are listed in
+    ``skipped``, so ``len(data_files)`` says how many files contributed.
+    ``reasons`` (data file -> the child's own message, e.g. a broken coverage
+    config) explains a missing file better than a guess.
+    """
+    result = CoverageResult()
+    if config_file is None:
+        config_file = config_file_for(root)
+    loaded: dict[str, list[Any]] = {}
+    for path in [os.fspath(p) for p in data_files]:
+        parts, reason = load_parts(path)
+        if parts:
+            loaded[path] = parts
+        else:
+            result.skipped.append(Skipped(path, (reasons or {}).get(path) or reason))
+    if loaded:
+        _report(loaded, root, config_file, result)
+    if contexts:
+        for path in result.data_files:
+            result.contexts += [row for data in loaded[path] for row in context_rows_of(data, root)]
+    return result
+
+
+def load_parts(path: str) -> tuple[list[Any], str]:
+    """The data of one child: ``path`` plus any xdist workers' ``path.gw<N>``; else why none.
+
+    A child whose project runs pytest-xdist (``-n`` in addopts) measures in its
+    workers too; covchild gives each worker its own file next to the main one.
+    """
+    parts = []
+    data, reason = load_data(path)
+    if data is not None:
+        parts.append(data)
+    for worker in sorted(glob.glob(glob.escape(path) + ".gw*")):
+        found, _ = load_data(worker)
+        if found is not None:
+            parts.append(found)
+    return parts, reason
+
+
+def load_data(path: str) -> tuple[Any, str]:
+    """A read ``CoverageData`` for ``path``, or (None, why it cannot be used)."""
+    from coverage import CoverageData
+
+    if not os.path.isfile(path):
+        return None, "no coverage data (the child crashed, timed out, or measured nothing)"
+    if os.path.getsize(path) == 0:
+        return None, "the coverage data file is empty (the child died while writing it)"
+    try:
+        data = CoverageData(basename=path)
+        data.read()
+        data.measured_files()  # opens the database: a corrupt file fails here
+    except Exception as exc:  # coverage's DataError or sqlite3's errors: skip the file
+        return None, f"unreadable coverage data: {exc}"
+    return data, ""
+
+
+def context_rows_of(data: Any, root: Path) -> list[tuple[str, int, str]]:
+    """(source file, line, context) for each line each named context ran in ``data``."""
+    rows = []
+    for filename in sorted(data.measured_files()):
+        if not os.path.exists(filename):
+            continue
+        name = relative_name(filename, root)
+        for line, names in sorted(data.contexts_by_lineno(filename).items()):
+            rows += [(name, line, context) for context in sorted(names) if context]
+    return rows
+
+
+def relative_name(filename: str, root: Path) -> str:
+    """``filename`` relative to ``root`` in posix form when inside it, else absolute posix."""
+    path = Path(filename)
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def compact_lines(lines: Iterable[int], statements: Iterable[int]) -> str:
+    """Lines as ranges, e.g. ``3-5, 9``; a range spans lines with no statement between them."""
+    wanted = set(lines)
+    parts: list[str] = []
+    start = end = None
+    for line in sorted(set(statements) | wanted):
+        if line in wanted:
+            start = line if start is None else start
+            end = line
+            continue
+        if start is not None:
+            parts.append(_span(start, end))
+            start = None
+    if start is not None:
+        parts.append(_span(start, end))
+    return ", ".join(parts)
+
+
+def _span(start: int, end: int | None) -> str:
+    return str(start) if end in (None, start) else f"{start}-{end}"
+
+
+def _report(
+    datas: dict[str, list[Any]], root: Path, config_file: str | bool, out: CoverageResult
+) -> None:
+    """Fill ``out`` from coverage's JSON report on the union of ``datas`` (path -> its data)."""
+    import coverage
+
+    cwd = os.getcwd()  # coverage names files inside the working directory relative to it
+    cov = coverage.Coverage(data_file=None, config_file=config_file)
+    union = cov.get_data()
+    for path, parts in datas.items():
+        try:
+            for data in parts:
+                union.update(data)
+        except Exception as exc:  # branch data mixed with statement data
+            out.skipped.append(Skipped(path, f"cannot combine: {exc}"))
+        else:
+            out.data_files.append(path)
+    measured = sorted(union.measured_files())
+    present = [f for f in measured if os.path.isfile(f)]
+    out.notes += [
+        f"{relative_name(f, root)} was measured but no longer exists; left out"
+        for f in measured
+        if not os.path.isfile(f)
+    ]
+    if not present:  # json_report would report every measured file for an empty list
+        return
+    report = _json_report(cov, present, out.notes)
+    for key, entry in sorted(report.get("files", {}).items()):
+        name = relative_name(os.path.join(cwd, key), root)
+        out.files.append(_file_row(name, entry))
+    if out.files:
+        out.total = _total_row(report["totals"], len(out.files))
+
+
+def _json_report(cov: Any, morfs: list[str], notes: list[str]) -> dict[str, Any]:
+    from coverage.exceptions import NoDataError
+
+    with tempfile.TemporaryDirectory(prefix="devformance-cov-") as tmp:
+        outfile = os.path.join(tmp, "coverage.json")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                cov.json_report(morfs=morfs, outfile=outfile, ignore_errors=True)
+            except NoDataError:  # every file omitted by the [report] settings
+                return {}
+        notes += [str(w.message) for w in caught]
+        with open(outfile, encoding="utf-8") as handle:
+            report: dict[str, Any] = json.load(handle)
+    return report
+
+
+def _file_row(name: str, entry: dict[str, Any]) -> SourceFileCoverage:
+    summary = entry["summary"]
+    missing = tuple(entry["missing_lines"])
+    statements = [*entry["executed_lines"], *missing]
+    branched = "num_branches" in summary
+    return SourceFileCoverage(
+        source_file=name,
+        statements=summary["num_statements"],
+        covered=summary["covered_lines"],
+        missing_lines=missing,
+        missing=compact_lines(missing, statements),
+        excluded=summary["excluded_lines"],
+        percent=float(summary["percent_covered"]),
+        branches=summary["num_branches"] if branched else None,
+        covered_branches=summary["covered_branches"] if branched else None,
+        partial_branches=summary["num_partial_branches"] if branched else None,
+        missing_branches=_arcs_text(entry.get("missing_branches", [])) if branched else None,
+    )
+
+
+def _arcs_text(arcs: Iterable[Sequence[int]]) -> str:
+    """Missing branches as coverage prints them: ``12->14, 20->exit``."""
+    return ", ".join(f"{a}->{b if b > 0 else 'exit'}" for a, b in arcs)
+
+
+def _total_row(totals: dict[str, Any], files: int) -> CoverageTotal:
+    branched = "num_branches" in totals
+    return CoverageTotal(
+        files=files,
+        statements=totals["num_statements"],
+        covered=totals["covered_lines"],
+        percent=float(totals["percent_covered"]),
+        branches=totals["num_branches"] if branched else None,
+        covered_branches=totals["covered_branches"] if branched else None,
+    )
+
+
+# -- rows for the store ------------------------------------------------------------------
+
+
+def source_file_rows(result: CoverageResult, run_id: str) -> list[dict[str, Any]]:
+    """``coverage_files`` rows: the run's coverage of each source file."""
+    return [{"run_id": run_id, **_columns(f)} for f in result.files]
+
+
+def by_test_file_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
+    """``coverage_by_test_file`` rows: what ``test_file`` alone covers, per source file.
+
+    Source files the test file never ran are left out (no row means 0 covered);
+    its total percent on the ``test_files`` row still counts them.
+    """
+    return [
+        {"run_id": run_id, "test_file": test_file, **_columns(f)}
+        for f in result.files
+        if f.covered or f.covered_branches
+    ]
+
+
+def context_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
+    """``coverage_contexts`` rows: which test (context) ran which line."""
+    return [
+        {
+            "run_id": run_id,
+            "test_file": test_file,
+            "source_file": source,
+            "line": line,
+            "context": context,
+        }
+        for source, line, context in result.contexts
+    ]
+
+
+def total_columns(result: CoverageResult, expected_files: int | None = None) -> dict[str, Any]:
+    """Coverage columns of a ``runs`` (union) or ``test_files`` (one data file) row."""
+    total = result.total
+    return {
+        "coverage_percent": total.percent if total else None,
+        "coverage_statements": total.statements if total else None,
+        "coverage_covered": total.covered if total else None,
+        "coverage_branches": total.branches if total else None,
+        "coverage_covered_branches": total.covered_branches if total else None,
+        "coverage_test_files": len(result.data_files),
+        "coverage_note": summary_note(result, expected_files) or None,
+    }
+
+
+def summary_note(result: CoverageResult, expected_files: int | None = None) -> str:
+    """One line on what is missing from a total: files that did not contribute, and why."""
+    parts = []
+    expected = expected_files if expected_files is not None else len(result.data_files)
+    expected = max(expected, len(result.data_files) + len(result.skipped))
+    if len(result.data_files) < expected:
+        parts.append(f"{len(result.data_files)} of {expected} test files contributed")
+    by_reason: dict[str, list[str]] = {}
+    for skipped in result.skipped:
+        by_reason.setdefault(skipped.reason, []).append(Path(skipped.data_file).name)
+    for reason, names in by_reason.items():  # one broken config: one line, not one per file
+        parts.append(
+            f"{names[0]}: {reason}" if len(names) == 1 else f"{reason} ({len(names)} files)"
+        )
+    parts += result.notes
+    return "; ".join(parts)
+
+
+def _columns(f: SourceFileCoverage) -> dict[str, Any]:
+    return {
+        "source_file": f.source_file,
+        "statements": f.statements,
+        "covered": f.covered,
+        "missing": f.missing,
+        "missing_lines": list(f.missing_lines),
+        "excluded": f.excluded,
+        "percent": f.percent,
+        "branches": f.branches,
+        "covered_branches": f.covered_branches,
+        "partial_branches": f.partial_branches,
+        "missing_branches": f.missing_branches,
+    }

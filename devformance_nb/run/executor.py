@@ -1,0 +1,171 @@
+"""Executors: how one test file becomes one isolated pytest child process.
+
+An executor only starts children; reading their output and events is the
+reader's job (``devformance_nb.run.reader``), the same for every executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from devformance_nb.core.contract import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
+from devformance_nb.logic.discovery import TestFile
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything needed to run one test file."""
+
+    run_id: str
+    test_file: TestFile
+    root: Path
+    run_dir: Path
+    pytest_args: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    python: str = sys.executable
+
+    @property
+    def events_path(self) -> Path:
+        return self.run_dir / f"{self.test_file.slug}.events.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"{self.test_file.slug}.log"
+
+    @property
+    def coverage_path(self) -> Path:
+        """This file's own coverage data file (written only when coverage is on)."""
+        return self.run_dir / f"{self.test_file.slug}.coverage"
+
+    def child_options(self) -> dict[str, Any]:
+        """The plugin's settings for this file's child (``DEVFORMANCE_OPTIONS``)."""
+        options = {**self.options, "root": os.fspath(self.root)}
+        if options.get("coverage"):
+            options["coverage_data"] = os.fspath(self.coverage_path)
+        return options
+
+    def command(self) -> list[str]:
+        """The child's pytest command line."""
+        return [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "devformance_nb.plugin",
+            "-p",
+            "no:cacheprovider",  # parallel children would race on .pytest_cache
+            "--color=yes",
+            *self.pytest_args,
+            os.fspath(self.test_file.path),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: ours plus the plugin's settings.
+
+        The variables that make coverage.py (``COVERAGE_PROCESS_START``) or
+        pytest-cov (``COV_CORE_*``) measure subprocesses are left out: a measured
+        parent must not make each child start a second tracer beside ours.
+        """
+        inherited = {k: v for k, v in os.environ.items() if not _measures_subprocesses(k)}
+        return {
+            **inherited,
+            "PYTHONUNBUFFERED": "1",
+            ENV_EVENTS: os.fspath(self.events_path),
+            ENV_RUN_ID: self.run_id,
+            ENV_FILE: self.test_file.key,
+            ENV_PARENT: str(os.getpid()),
+            ENV_OPTIONS: json.dumps(self.child_options()),
+        }
+
+
+def _measures_subprocesses(name: str) -> bool:
+    return name == "COVERAGE_PROCESS_START" or name.startswith("COV_CORE_")
+
+
+class Child(Protocol):
+    """A running test file: a process with one output pipe (stdout and stderr merged)."""
+
+    pid: int
+
+    def output_fd(self) -> int:
+        """File descriptor of the output pipe (read until EOF)."""
+
+    def poll(self) -> int | None:
+        """Exit code if ended (negative: killed by that signal), else None."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the end; raises subprocess.TimeoutExpired."""
+
+    def kill_group(self) -> None:
+        """Kill the child and every process in its group (grandchildren too)."""
+
+    def close(self) -> None:
+        """Release the output pipe once everything was read."""
+
+
+class Executor(Protocol):
+    """Starts one child per job."""
+
+    name: str
+
+    def start(self, job: Job) -> Child:
+        """Start ``job`` and return its child; raises OSError if it cannot start."""
+
+    def close(self) -> None:
+        """Release whatever the executor holds (servers, pools)."""
+
+
+class SpawnChild:
+    """A ``subprocess.Popen`` child in its own session and process group."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+        self.pid = proc.pid
+
+    def output_fd(self) -> int:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+    def kill_group(self) -> None:
+        # already gone (and its group with it) is fine
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class SpawnExecutor:
+    """``python -m pytest FILE`` per job: portable and fully isolated, the baseline."""
+
+    name = "spawn"
+
+    def start(self, job: Job) -> SpawnChild:
+        proc = subprocess.Popen(
+            job.command(),
+            cwd=job.root,
+            env=job.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: a kill reaches grandchildren
+        )
+        return SpawnChild(proc)
+
+    def close(self) -> None:
+        """Nothing to release."""

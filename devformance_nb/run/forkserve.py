@@ -1,0 +1,215 @@
+"""The fork server's own process: warm up once, then fork a pytest child per request.
+
+Single-threaded on purpose: forking a process with threads can leave locks
+held in the child. See ``devformance_nb.run.forkserver`` for the launcher's side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import importlib.util
+import io
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from devformance_nb.core.contract import ENV_PARENT
+from devformance_nb.logic.importscan import installed_imports
+from devformance_nb.run.forkwire import send_message
+
+#: modules the plugin imports in each child (coverage's only when coverage is on)
+_RECORDING_MODULES = ("devformance_nb.plugin.capture", "devformance_nb.plugin.coverage", "coverage")
+
+
+def warm_up(warm: dict[str, Any]) -> None:
+    """Import pytest, its plugins, ``preload`` modules and (if asked) the conftest files.
+
+    A collect-only session with the collector plugin loads plugins and conftest
+    files the way pytest will in the children, without importing test modules.
+    """
+    import pytest
+
+    import devformance_nb.plugin  # noqa: F401 - every child loads it
+
+    measured = not warm.get("conftest", True)  # coverage on: no project code in the server
+    # what every child imports when it starts recording: SQL capture, and coverage.py
+    for name in _RECORDING_MODULES[: None if measured else 1]:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    for name in warm.get("preload", []):
+        if measured and is_project_module(name, warm.get("root", "")):
+            continue  # imported in each child instead, where coverage sees its import-time lines
+        importlib.import_module(name)
+    if measured and warm.get("root"):
+        # the conftest files are not loaded here, but the libraries they bring in can be
+        for name in installed_imports(warm["root"]):
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
+    args = [
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "devformance_nb.plugin.collector",
+    ]
+    if not warm.get("conftest", True):
+        args.append("--noconftest")
+    os.environ["DEVFORMANCE_COLLECT_OUT"] = os.devnull
+    try:
+        pytest.main(args)
+    finally:
+        del os.environ["DEVFORMANCE_COLLECT_OUT"]
+
+
+def is_project_module(name: str, root: str) -> bool:
+    """Whether module ``name`` (its top-level package) is the project's own code under ``root``.
+
+    Only the top-level package is located, without importing it: finding a
+    submodule would run its package's ``__init__``.
+    """
+    if not root:
+        return False
+    try:
+        spec = importlib.util.find_spec(name.partition(".")[0])
+    except (ImportError, ValueError):
+        return False
+    origin = (spec.origin or "") if spec is not None else ""
+    if spec is not None and not origin and spec.submodule_search_locations:
+        origin = next(iter(spec.submodule_search_locations), "")  # a namespace package
+    if not origin or "site-packages" in origin or "dist-packages" in origin:
+        return False
+    base = os.path.realpath(root) + os.sep
+    return os.path.realpath(origin).startswith(base)
+
+
+def _text_stream(fd: int) -> io.TextIOWrapper:
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+
+
+def run_child(request: dict[str, Any], out_fd: int) -> int:
+    """In the forked child: become a session leader with the pipe as stdout/stderr; run pytest."""
+    import pytest
+
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    os.close(devnull)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update({**request["env"], ENV_PARENT: str(os.getppid())})
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+    sys.stdout, sys.stderr = _text_stream(1), _text_stream(2)
+    sys.argv = ["pytest", *request["argv"]]
+    return int(pytest.main(list(request["argv"])))
+
+
+class Server:
+    """The request loop: fork on request, reap children, report their exit codes."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.children: set[int] = set()
+        self.parent = os.getppid()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._terminate)
+        self._buffer = b""
+        self._fds: list[int] = []
+
+    def _terminate(self, *_: Any) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        os._exit(0)
+
+    def loop(self) -> None:
+        send_message(self.sock, {"ready": True})
+        while True:
+            waiting: list[Any] = [self.sock, self.wake_r]
+            ready, _, _ = select.select(waiting, [], [], 0.5)
+            if os.getppid() != self.parent:
+                self._terminate()
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 4096)
+            self._reap()
+            if self.sock in ready and not self._receive():
+                self._terminate()
+
+    def _receive(self) -> bool:
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 16)
+        if not data:
+            return False
+        self._fds += fds
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            request = json.loads(line)
+            pid = self._fork(request, self._fds.pop(0))
+            send_message(self.sock, {"req": request["req"], "started": pid})
+        return True
+
+    def _fork(self, request: dict[str, Any], out_fd: int) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                self.sock.close()
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+                code = run_child(request, out_fd)
+            except BaseException:  # the child must never return into the server loop
+                traceback.print_exc()
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        os.close(out_fd)
+        self.children.add(pid)
+        return pid
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
+            send_message(self.sock, {"exited": pid, "code": code})
+
+
+def serve(fd: int, warm: dict[str, Any]) -> None:
+    """Entry point of the server process."""
+    sock = socket.socket(fileno=fd)
+    warm_up(warm)
+    # Everything imported so far is shared with every child: frozen, the garbage
+    # collector never walks it there (pytest collects at exit, ~20 ms a time on a
+    # warm heap) and never writes to those pages (so they stay shared, not copied).
+    gc.freeze()
+    Server(sock).loop()
+
+
+if __name__ == "__main__":  # pragma: no cover - runs as the server process
+    serve(int(sys.argv[1]), json.loads(os.environ.get("DEVFORMANCE_FORKSERVER_WARM", "{}")))

@@ -1,0 +1,269 @@
+"""The fork-server executor: a warm pytest process forks one child per test file.
+
+A single-threaded server process imports pytest, its plugins, this package's
+plugin, the modules listed in ``preload`` and (when coverage is off) the
+project's conftest files, then waits for requests on a Unix socket. Each
+request carries the child's pytest arguments, environment and the write end
+of its output pipe (passed as a file descriptor). The server forks; the child
+starts its own session (process group), points stdout and stderr at the pipe,
+and runs ``pytest.main``. The server reaps children and reports their exit
+status back, so the launcher sees the same ``Child`` as with ``spawn``.
+
+Coverage stays exact because project code never runs in the server while
+coverage is on: conftest files, and ``preload`` modules of the project itself,
+are then imported in each child, as with spawn (third-party ``preload``
+modules, usually the bulk of the import time, stay warm in the server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from devformance_nb.run.executor import Job
+from devformance_nb.run.forkwire import send_message
+
+
+class ForkChild:
+    """A child forked by the server: its pid, output pipe and exit status (via the server)."""
+
+    def __init__(self, pid: int, fd: int, server: ForkServer):
+        self.pid = pid
+        self._fd = fd
+        self._server = server
+
+    def output_fd(self) -> int:
+        return self._fd
+
+    def poll(self) -> int | None:
+        return self._server.exit_code(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._server.wait_exit(self.pid, timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(f"forked child {self.pid}", timeout or 0)
+        return code
+
+    def kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+class ForkServer:
+    """The launcher's side of one server process: requests, replies and exit codes."""
+
+    def __init__(self, root: Path, python: str, warm: dict[str, Any]):
+        self.root = root
+        parent_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = parent_end
+        self.proc = subprocess.Popen(
+            [python, "-m", "devformance_nb.run.forkserve", str(server_end.fileno())],
+            cwd=root,
+            pass_fds=[server_end.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "DEVFORMANCE_FORKSERVER_WARM": json.dumps(warm)},
+            start_new_session=True,
+        )
+        server_end.close()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pids: dict[int, int] = {}
+        self._exits: dict[int, int] = {}
+        self._next = 0
+        self._ready = False
+        self._buffer = b""
+        self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
+        self._dispatcher.start()
+        self._await(lambda: self._ready or self._dead(), timeout=120)
+        if not self._ready:
+            err = self.proc.stderr.read().decode("utf-8", "replace") if self.proc.stderr else ""
+            raise OSError(f"the fork server did not start:\n{err[-3000:]}")
+
+    def _dead(self) -> bool:
+        return self.proc.poll() is not None
+
+    def _await(self, predicate: Any, timeout: float | None) -> bool:
+        with self._cond:
+            return bool(self._cond.wait_for(predicate, timeout))
+
+    def _dispatch(self) -> None:
+        """Reads the server's replies: ready, started (pid per request), exited (code per pid)."""
+        while True:
+            try:
+                chunk = self._sock.recv(65536)
+            except OSError:
+                chunk = b""
+            with self._cond:
+                if not chunk:  # the server is gone: wake everyone waiting on it
+                    self._cond.notify_all()
+                    return
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    self._handle(json.loads(line))
+                self._cond.notify_all()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            self._ready = True
+        elif "started" in message:
+            self._pids[message["req"]] = message["started"]
+        elif "exited" in message:
+            self._exits[message["exited"]] = message["code"]
+
+    def fork(self, job: Job) -> ForkChild:
+        """Ask the server for a child running ``job``; returns once its pid is known."""
+        read_fd, write_fd = os.pipe()
+        try:
+            with self._lock:
+                self._next += 1
+                req = self._next
+                request = {
+                    "req": req,
+                    "argv": job.command()[3:],
+                    "env": job.environment(),
+                    "cwd": os.fspath(job.root),
+                }
+                send_message(self._sock, request, write_fd)
+        finally:
+            os.close(write_fd)
+        if not self._await(lambda: req in self._pids or self._dead(), timeout=60):
+            os.close(read_fd)
+            raise OSError("the fork server did not answer")
+        if req not in self._pids:
+            os.close(read_fd)
+            raise OSError("the fork server ended unexpectedly")
+        return ForkChild(self._pids.pop(req), read_fd, self)
+
+    def exit_code(self, pid: int) -> int | None:
+        with self._cond:
+            return self._exits.get(pid)
+
+    def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        self._await(lambda: pid in self._exits or self._dead(), timeout)
+        with self._cond:
+            if pid in self._exits:
+                return self._exits.pop(pid)
+        return -signal.SIGKILL if self._dead() else None
+
+    def alive(self) -> bool:
+        return not self._dead()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def project_signature(root: Path, preload: list[str]) -> tuple[tuple[str, float], ...]:
+    """Modification times of what the server preloads: a change means a restart."""
+    names = ("conftest.py", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__")) and d not in _SKIP_DIRS]
+        for name in files:
+            if name in names:
+                path = os.path.join(folder, name)
+                found.append((path, os.stat(path).st_mtime))
+    return tuple(sorted(found)) + tuple((name, 0.0) for name in preload)
+
+
+_SKIP_DIRS = frozenset({"node_modules", "site-packages", "build", "dist", "venv", "env"})
+
+
+class ForkServerExecutor:
+    """Starts children by forking a warm server; the server is reused while the project is
+    unchanged (across runs of one notebook session, too)."""
+
+    name = "forkserver"
+
+    def __init__(self, root: Path, python: str, preload: list[str], coverage: bool):
+        self.root = root
+        self.python = python
+        self.preload = list(preload)
+        self.coverage = coverage
+        self._server: ForkServer | None = None
+        self._signature: tuple[tuple[str, float], ...] = ()
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> ForkServer:
+        with self._lock:
+            signature = project_signature(self.root, self.preload)
+            if self._server is not None and (
+                not self._server.alive() or signature != self._signature
+            ):
+                self._server.close()
+                self._server = None
+            if self._server is None:
+                warm = {
+                    "preload": self.preload,
+                    "conftest": not self.coverage,
+                    "root": os.fspath(self.root),
+                }
+                self._server = ForkServer(self.root, self.python, warm)
+                self._signature = signature
+            return self._server
+
+    def start(self, job: Job) -> ForkChild:
+        return self._ensure().fork(job)
+
+    def warm(self) -> None:
+        """Start (or check) the server in the background, e.g. while discovery runs.
+
+        A failure here is left for ``start`` to raise, with the same message.
+        """
+
+        def ensure() -> None:
+            with contextlib.suppress(Exception):
+                self._ensure()
+
+        threading.Thread(target=ensure, name="devformance-forkserver-warm", daemon=True).start()
+
+    def close(self) -> None:
+        """Keep the warm server for the next run; ``shutdown`` ends it."""
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+
+
+_EXECUTORS: dict[tuple[str, str, tuple[str, ...], bool], ForkServerExecutor] = {}
+
+
+def shared_executor(
+    root: Path, python: str, preload: list[str], coverage: bool
+) -> ForkServerExecutor:
+    """The fork-server executor for this project, reused across runs in this process."""
+    key = (os.fspath(root), python, tuple(preload), coverage)
+    executor = _EXECUTORS.get(key)
+    if executor is None:
+        executor = _EXECUTORS[key] = ForkServerExecutor(root, python, preload, coverage)
+    return executor
+
+
+def available() -> bool:
+    """Fork servers need ``os.fork`` and fd passing (POSIX)."""
+    return hasattr(os, "fork") and hasattr(socket, "SCM_RIGHTS")

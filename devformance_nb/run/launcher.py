@@ -1,0 +1,183 @@
+"""The launcher: worker threads run files; one loop owns the run state and calls observers.
+
+Worker threads only enqueue events. The loop (``Launcher.run``) is the single
+place where run state changes and observers are called, so observers never
+need locks.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.executor import Executor, Job
+from devformance_nb.run.reader import FileReader
+from devformance_nb.run.state import Observer, RunState
+
+#: how often observers get ``tick`` (the UI redraws at most this often)
+TICK_SECONDS = 0.25
+PARENT_EVENTS = "run.events.jsonl"
+#: parent events kept on disk; output lines live in each file's log instead
+_DURABLE = frozenset({"run_started", "file_started", "file_crashed", "file_finished", "run_done"})
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus random hex."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class LaunchPlan:
+    """What to run and how."""
+
+    run_id: str
+    root: Path
+    run_dir: Path
+    files: Sequence[TestFile]
+    workers: int
+    timeout: float | None = None
+    pytest_args: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    python: str = sys.executable
+
+
+class _WorkerDone:
+    """Sentinel a worker thread enqueues when it has no more files to run."""
+
+
+class Launcher:
+    """Runs a plan with an executor and reports to observers; ``run`` blocks until done."""
+
+    def __init__(self, plan: LaunchPlan, executor: Executor, observers: Sequence[Observer] = ()):
+        self.plan = plan
+        self.executor = executor
+        self.observers = list(observers)
+        self.state = RunState(run_id=plan.run_id)
+        self.observer_errors: list[str] = []
+        self._queue: queue.SimpleQueue[ev.Event | _WorkerDone] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._todo = list(plan.files)
+        self._todo_lock = threading.Lock()
+        self._seq = 0
+        self.done = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask the run to stop: no new files start, running children are killed. Thread-safe."""
+        self._stop.set()
+
+    def run(self) -> RunState:
+        """Run every file and return the final state (call from the loop's own thread)."""
+        self.plan.run_dir.mkdir(parents=True, exist_ok=True)
+        journal = EventWriter(self.plan.run_dir / PARENT_EVENTS, self.plan.run_id, "", batch=1)
+        try:
+            self._deliver(self._run_started(), journal)
+            threads = [self._start_worker(i) for i in range(self.plan.workers)]
+            self._loop(len(threads), journal)
+            for thread in threads:
+                thread.join()
+            done = ev.RunDone(
+                status=self.state.final_status(self.stopping),
+                duration=time.time() - (self.state.started or time.time()),
+            )
+            self._deliver(done, journal)
+        finally:
+            journal.close()
+            self.executor.close()
+            for observer in self.observers:
+                self._call(observer.close, self.state)
+            self.done.set()
+        return self.state
+
+    def _run_started(self) -> ev.RunStarted:
+        plan = self.plan
+        return ev.RunStarted(
+            root=os.fspath(plan.root),
+            files=[f.key for f in plan.files],
+            workers=plan.workers,
+            executor=self.executor.name,
+            config=plan.config,
+            meta={**plan.meta, "run_dir": os.fspath(plan.run_dir)},
+        )
+
+    def _start_worker(self, index: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._work, name=f"devformance-worker-{index}", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _next_file(self) -> TestFile | None:
+        with self._todo_lock:
+            if self._stop.is_set() or not self._todo:
+                return None
+            return self._todo.pop(0)
+
+    def _work(self) -> None:
+        try:
+            while (test_file := self._next_file()) is not None:
+                job = Job(
+                    run_id=self.plan.run_id,
+                    test_file=test_file,
+                    root=self.plan.root,
+                    run_dir=self.plan.run_dir,
+                    pytest_args=self.plan.pytest_args,
+                    options=self.plan.options,
+                    python=self.plan.python,
+                )
+                FileReader(job, self._queue.put, self._stop, self.plan.timeout).run(self.executor)
+        finally:
+            self._queue.put(_WorkerDone())
+
+    def _loop(self, workers: int, journal: EventWriter) -> None:
+        last_tick = time.monotonic()
+        while workers:
+            try:
+                item = self._queue.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                item = None
+            except KeyboardInterrupt:  # Ctrl-C in the CLI: stop cleanly, keep what finished
+                self.stop()
+                continue
+            if isinstance(item, _WorkerDone):
+                workers -= 1
+            elif item is not None:
+                self._deliver(item, journal)
+            if time.monotonic() - last_tick >= TICK_SECONDS:
+                last_tick = time.monotonic()
+                for observer in self.observers:
+                    self._call(observer.tick, self.state)
+
+    def _deliver(self, event: ev.Event, journal: EventWriter) -> None:
+        if event.kind in _DURABLE:
+            self._seq += 1
+            event = replace(event, run_id=self.plan.run_id, seq=self._seq, t=event.t or time.time())
+            journal.append(event)
+        self.state.apply(event)
+        for observer in self.observers:
+            self._call(observer.on_event, event, self.state)
+
+    def _call(self, method: Any, *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception:  # one broken observer must not end the run for the others
+            text = traceback.format_exc(limit=6)
+            self.observer_errors.append(text)
+            print(f"devformance: an observer failed:\n{text}", file=sys.stderr)

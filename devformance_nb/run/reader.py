@@ -1,0 +1,208 @@
+"""The reader: runs one file's child and turns its output and events into events.
+
+One reader runs per child on a worker thread. It only enqueues (through
+``emit``); it never touches run state, and it never raises: a failure of its
+own becomes a ``file_crashed`` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from threading import Event as Flag
+from typing import IO
+
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import EventTail
+from devformance_nb.run import runcoverage
+from devformance_nb.run.executor import Child, Executor, Job
+from devformance_nb.run.state import file_status
+
+#: longest output line kept in events and the store; the log file keeps all of it
+MAX_LINE = 16_384
+_POLL = 0.05
+#: how long to wait for the pipe's EOF after the child ended (a stray grandchild may hold it)
+_EXIT_GRACE = 2.0
+_READ = 65_536
+
+Emit = Callable[[ev.Event], None]
+
+
+class LineSplitter:
+    """Bytes in, complete decoded lines out; bad UTF-8 replaced, huge lines capped."""
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self._max = max_line
+        self._buf = bytearray()
+        self._overflow = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Lines completed by ``chunk``."""
+        lines: list[str] = []
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                self._append(chunk[start:])
+                return lines
+            self._append(chunk[start:end])
+            lines.append(self._take())
+            start = end + 1
+
+    def finish(self) -> list[str]:
+        """The last line, if the output did not end with a newline."""
+        return [self._take()] if self._buf or self._overflow else []
+
+    def _append(self, data: bytes) -> None:
+        room = self._max - len(self._buf)
+        if len(data) > room:
+            self._overflow = True
+            data = data[: max(room, 0)]
+        self._buf += data
+
+    def _take(self) -> str:
+        text = self._buf.decode("utf-8", "replace").rstrip("\r")
+        if self._overflow:
+            text += " …[line truncated; the full line is in the log file]"
+        self._buf.clear()
+        self._overflow = False
+        return text
+
+
+@dataclass
+class _Outcome:
+    exitstatus: int | None = None
+    returncode: int | None = None
+    stopped: bool = False
+    timed_out: bool = False
+
+
+class FileReader:
+    """Streams one job: start the child, pump output and events, enforce timeout and stop."""
+
+    def __init__(self, job: Job, emit: Emit, stop: Flag, timeout: float | None):
+        self.job = job
+        self.emit = emit
+        self.stop = stop
+        self.timeout = timeout
+        self.key = job.test_file.key
+        self.splitter = LineSplitter()
+        self.tail = EventTail(job.events_path)
+        self.lines = 0
+        self.outcome = _Outcome()
+
+    def run(self, executor: Executor) -> None:
+        """Run the job to the end; always finishes with a ``file_finished`` event."""
+        started = time.time()
+        try:
+            with open(self.job.log_path, "ab") as log:
+                child = executor.start(self.job)
+                self._emit(
+                    ev.FileStarted(
+                        path=os.fspath(self.job.test_file.path),
+                        pid=child.pid,
+                        command=self.job.command(),
+                    )
+                )
+                self._pump(child, log, started)
+            status = file_status(
+                self.outcome.exitstatus,
+                self.outcome.returncode,
+                stopped=self.outcome.stopped,
+                timed_out=self.outcome.timed_out,
+            )
+            if status in ("crashed", "timeout", "stopped"):
+                self._emit(self._crash_event(status))
+        except Exception:  # a reader never raises: its failure is the file's error
+            status = "error"
+            self._emit(
+                ev.FileCrashed(
+                    reason="internal",
+                    returncode=self.outcome.returncode,
+                    message=traceback.format_exc(limit=5),
+                )
+            )
+        self._emit(
+            ev.FileFinished(
+                status=status, returncode=self.outcome.returncode, duration=time.time() - started
+            )
+        )
+
+    def _emit(self, event: ev.Event) -> None:
+        self.emit(replace(event, run_id=self.job.run_id, file=self.key, t=event.t or time.time()))
+
+    def _crash_event(self, status: str) -> ev.FileCrashed:
+        rc = self.outcome.returncode
+        sig = -rc if rc is not None and rc < 0 else None
+        if status == "timeout":
+            message = f"timed out after {self.timeout:g} s; killed with its process group"
+        elif status == "stopped":
+            message = "stopped by the user"
+        elif sig is not None:
+            message = f"killed by signal {sig}"
+        else:
+            message = f"exited with code {rc} before pytest finished"
+        return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
+
+    def _pump(self, child: Child, log: IO[bytes], started: float) -> None:
+        fd = child.output_fd()
+        eof = False
+        exited_at: float | None = None
+        try:
+            while not eof:
+                ready, _, _ = select.select([fd], [], [], _POLL)
+                if ready:
+                    chunk = os.read(fd, _READ)
+                    eof = not chunk
+                    log.write(chunk)
+                    self._lines(self.splitter.feed(chunk))
+                self._events()
+                self._enforce(child, started)
+                if exited_at is None and child.poll() is not None:
+                    exited_at = time.monotonic()
+                if exited_at is not None and time.monotonic() - exited_at > _EXIT_GRACE:
+                    break  # a stray grandchild holds the pipe open: stop waiting for it
+        finally:
+            child.kill_group()  # leave no grandchild behind, whatever happened
+            self.outcome.returncode = child.wait()
+            child.close()
+        self._lines(self.splitter.finish())
+        self._events(final=True)
+
+    def _enforce(self, child: Child, started: float) -> None:
+        if self.outcome.stopped or self.outcome.timed_out:
+            return
+        if self.stop.is_set():
+            self.outcome.stopped = True
+            child.kill_group()
+        elif self.timeout is not None and time.time() - started > self.timeout:
+            self.outcome.timed_out = True
+            child.kill_group()
+
+    def _lines(self, lines: list[str]) -> None:
+        for text in lines:
+            self.lines += 1
+            self._emit(ev.Output(line=self.lines, text=text))
+
+    def _events(self, final: bool = False) -> None:
+        raw_lines = self.tail.read_lines()
+        if final and (rest := self.tail.remainder()):
+            raw_lines.append(rest)
+        for raw in raw_lines:
+            try:
+                event = ev.decode(raw)
+            except ev.EventDecodeError as exc:
+                self._lines([f"[devformance] unreadable event skipped: {exc}"])
+                continue
+            if isinstance(event, ev.FileDone):
+                self.outcome.exitstatus = event.exitstatus
+            elif isinstance(event, ev.CoverageWritten) and event.data_file:
+                contexts = bool(self.job.options.get("coverage_contexts"))
+                with contextlib.suppress(Exception):  # else the loop reads it itself
+                    runcoverage.read_ahead(event.data_file, self.job.root, contexts)
+            self.emit(event)

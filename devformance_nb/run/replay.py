@@ -1,0 +1,85 @@
+"""Replay a run directory as the event stream the launcher saw (for ``devformance ingest``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from devformance_nb.core import events as ev
+from devformance_nb.core.errors import PathNotFoundError
+from devformance_nb.core.eventlog import read_events
+from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.launcher import PARENT_EVENTS
+from devformance_nb.run.reader import LineSplitter
+
+
+def _log_lines(path: Path, run_id: str, key: str) -> Iterator[ev.Output]:
+    splitter = LineSplitter()
+    number = 0
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            for text in splitter.feed(chunk):
+                number += 1
+                yield ev.Output(run_id=run_id, file=key, line=number, text=text)
+    for text in splitter.finish():
+        number += 1
+        yield ev.Output(run_id=run_id, file=key, line=number, text=text)
+
+
+def events_path(run_dir: str | os.PathLike[str], key: str) -> Path:
+    """Where the child of test file ``key`` wrote its events in ``run_dir``."""
+    return Path(run_dir) / f"{TestFile(key, Path(key)).slug}.events.jsonl"
+
+
+def _file_events(run_dir: Path, run_id: str, key: str, queries: bool) -> Iterator[ev.Event]:
+    slug = TestFile(key, Path(key)).slug
+    path = events_path(run_dir, key)
+    if path.exists():
+        for item in read_events(path, () if queries else ("query",)):
+            if isinstance(item, ev.Event):
+                yield item
+    yield from _log_lines(run_dir / f"{slug}.log", run_id, key)
+
+
+def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev.Event]:
+    """Events of a run directory in launcher order: run start, each file in turn, run end.
+
+    ``queries=False`` leaves out the ``query`` events (without decoding them), for a caller
+    that loads them in bulk (``devformance_nb.store.ingest``).
+
+    A run whose launcher died has no ``run_done``: one is made up with status
+    ``interrupted``, so the replayed run never looks like it is still going.
+    """
+    folder = Path(run_dir)
+    journal = folder / PARENT_EVENTS
+    if not journal.exists():
+        raise PathNotFoundError(
+            f"{folder} is not a devformance run directory (no {PARENT_EVENTS}); "
+            "run directories live under .devformance/runs/"
+        )
+    parent = [e for e in read_events(journal) if isinstance(e, ev.Event)]
+    by_file: dict[str, list[ev.Event]] = {}
+    for event in parent:
+        by_file.setdefault(event.file, []).append(event)
+    started = next((e for e in parent if isinstance(e, ev.RunStarted)), None)
+    if started is None:
+        raise PathNotFoundError(f"{journal} has no run_started event; nothing to ingest")
+    yield started
+    for key in started.files:
+        own = by_file.get(key, [])
+        yield from (e for e in own if e.kind == "file_started")
+        if own:
+            yield from _file_events(folder, started.run_id, key, queries)
+        yield from (e for e in own if e.kind in ("file_crashed", "file_finished"))
+    done = [e for e in parent if isinstance(e, ev.RunDone)]
+    last_t = max((e.t for e in parent), default=started.t)
+    yield (
+        done[-1]
+        if done
+        else ev.RunDone(
+            run_id=started.run_id, status="interrupted", duration=last_t - started.t, t=last_t
+        )
+    )

@@ -1,0 +1,315 @@
+"""The DuckDB store: opening (with lock waits), migrations, and small reads.
+
+DuckDB allows one read-write process per file, and a process cannot hold the
+same file open read-only and read-write at once. So connections are short:
+opened for one batch of writes or one query, then closed. A second writer
+waits and retries, then fails with a message that says how to recover.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from devformance_nb.core.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+)
+from devformance_nb.store.schema import MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+_RETRY_SECONDS = 0.2
+
+
+def utc(epoch: float | None) -> datetime | None:
+    """An epoch time as a naive UTC datetime (how the store keeps timestamps)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def _connect_once(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(os.fspath(path), read_only=read_only)
+    except duckdb.Error as exc:
+        if _is_lock_error(exc):
+            raise
+        raise StoreError(
+            f"cannot open the store {path}: {exc}. If the file is not a DuckDB database, "
+            "point --db elsewhere or move it away"
+        ) from None
+
+
+def connect(
+    path: Path, read_only: bool = False, lock_timeout: float = 10.0
+) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting up to ``lock_timeout`` seconds for another process's lock."""
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        try:
+            return _connect_once(path, read_only)
+        except duckdb.Error as exc:
+            if time.monotonic() >= deadline:
+                holder = _LOCK_PID.search(str(exc))
+                who = f"process {holder.group(1)}" if holder else "another process"
+                raise StoreLockedError(
+                    f"the store {path} is locked by {who} (waited {lock_timeout:g} s). "
+                    "Close that process (a notebook holding a connection, another run), "
+                    "or pass another --db; a run's events stay in its run directory, "
+                    "load them later with `devformance ingest RUN_DIR`"
+                ) from None
+            time.sleep(_RETRY_SECONDS)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest migration applied to this database (0 for a new one)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def check_version(version: int, path: Path) -> None:
+    """Refuse a database written by a newer devformance_nb."""
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store {path} has schema version {version}, newer than this devformance_nb "
+            f"understands ({SCHEMA_VERSION}). Upgrade: pip install -U devformance_nb "
+            "(or use another --db)"
+        )
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
+    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+    current = schema_version(con)
+    check_version(current, path)
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(MIGRATIONS_TABLE)
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, utc(time.time())],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_abandoned(status: str, host: str | None, pid: int | None) -> bool:
+    """A run still marked running whose launcher process on this host is gone."""
+    if status != "running" or host != socket.gethostname():
+        return False
+    return pid is None or not _pid_alive(int(pid))
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark runs left ``running`` by a launcher that no longer exists as interrupted."""
+    rows = con.execute("SELECT run_id, host, pid FROM runs WHERE status = 'running'").fetchall()
+    for run_id, host, pid in rows:
+        if is_abandoned("running", host, pid):
+            con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+
+
+class Store:
+    """A store file: short-lived connections for writing and for reading."""
+
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 10.0):
+        self.path = Path(path).resolve()
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Store({os.fspath(self.path)!r})"
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema up to date; closed on exit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect(self.path, read_only=False, lock_timeout=self.lock_timeout)
+        try:
+            migrate(con, self.path)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection (migrating first if the file is older); closed on exit."""
+        if not self.path.exists():
+            raise StoreError(
+                f"no store at {self.path} yet; run `devformance run` (or `devformance demo`) "
+                "first, or pass --db with the right file"
+            )
+        con = connect(self.path, read_only=True, lock_timeout=self.lock_timeout)
+        version = schema_version(con)
+        if version < SCHEMA_VERSION:
+            con.close()
+            with self.writing():
+                pass
+            con = connect(self.path, read_only=True, lock_timeout=self.lock_timeout)
+        else:
+            check_version(version, self.path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query, as dicts."""
+        with self.reading() as con:
+            cursor = con.execute(sql, params or [])
+            names = [d[0] for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def df(self, sql: str, params: list[Any] | None = None) -> Any:
+        """A read-only query as a pandas DataFrame."""
+        with self.reading() as con:
+            return con.execute(sql, params or []).df()
+
+    def schema_version(self) -> int:
+        """The schema version of the file (0 if it does not exist yet)."""
+        if not self.path.exists():
+            return 0
+        with self.reading() as con:
+            return schema_version(con)
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent runs, newest first (a run whose launcher died shows interrupted)."""
+        rows = self.query(
+            "SELECT run_id, started, status, duration, files, tests, passed, failed, errors, "
+            "skipped, workers, executor, git_branch, git_commit, host, pid FROM runs "
+            "ORDER BY started DESC, run_id DESC LIMIT ?",
+            [limit],
+        )
+        for row in rows:
+            if is_abandoned(row["status"], row.pop("host"), row.pop("pid")):
+                row["status"] = "interrupted"
+        return rows
+
+    def latest_run_id(self) -> str | None:
+        """The newest run's id, or None for an empty store."""
+        rows = self.query("SELECT run_id FROM runs ORDER BY started DESC, run_id DESC LIMIT 1")
+        return rows[0]["run_id"] if rows else None
+
+    def resolve_run(self, selector: str | None = None) -> str:
+        """The run id for ``selector``: None or 'latest', a run id, or a unique id prefix."""
+        if selector in (None, "latest"):
+            latest = self.latest_run_id()
+            if latest is None:
+                raise RunNotFoundError(
+                    f"no runs in {self.path} yet; start one with devformance run"
+                )
+            return latest
+        rows = self.query(
+            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [selector]
+        )
+        if len(rows) != 1:
+            found = "no run" if not rows else f"{len(rows)} runs"
+            raise RunNotFoundError(
+                f"{found} matching {selector!r} in {self.path}; list them with devformance runs"
+            )
+        return str(rows[0]["run_id"])
+
+    def slow_queries(self, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The slowest statements of a run (at or over its threshold), slowest first.
+
+        As in detection: transaction control and statements without a project caller (test
+        tooling) are not slow-query findings.
+        """
+        return self.query(
+            "SELECT q.duration * 1000 AS ms, q.file, q.nodeid, q.caller, q.sql "
+            "FROM queries q JOIN runs r USING (run_id) "
+            "LEFT JOIN fingerprints f USING (fingerprint_hash) "
+            "WHERE q.run_id = ? AND q.duration * 1000 >= coalesce(r.slow_query_ms, 100) "
+            "AND q.caller <> '' AND coalesce(f.statement_type, '') "
+            "NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE') "
+            "ORDER BY q.duration DESC LIMIT ?",
+            [run_id, limit],
+        )
+
+    def n_plus_one(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's N+1 findings, most repeated first."""
+        return self.query(
+            "SELECT file, nodeid, phase, caller, count, table_name, total_duration * 1000 AS ms, "
+            "hint, example_sql FROM n_plus_one WHERE run_id = ? "
+            "ORDER BY count DESC, file, nodeid, first_qseq",
+            [run_id],
+        )
+
+    def coverage_total(self, run_id: str) -> dict[str, Any] | None:
+        """The run's coverage columns (percent, statements, files that contributed, note)."""
+        rows = self.query(
+            "SELECT coverage_percent, coverage_statements, coverage_covered, coverage_branches, "
+            "coverage_covered_branches, coverage_test_files, coverage_note, files "
+            "FROM runs WHERE run_id = ?",
+            [run_id],
+        )
+        return rows[0] if rows else None
+
+    def coverage_files(self, run_id: str, limit: int | None = 20) -> list[dict[str, Any]]:
+        """A run's coverage per source file, least covered first."""
+        return self.query(
+            "SELECT source_file, statements, covered, percent, missing, branches, "
+            "covered_branches FROM coverage_files WHERE run_id = ? "
+            "ORDER BY percent, statements DESC, source_file LIMIT ?",
+            [run_id, limit if limit is not None else 2**31 - 1],
+        )
+
+    def coverage_of(self, run_id: str, source_file: str) -> dict[str, Any] | None:
+        """One source file's coverage in a run (matched by its path or the end of it)."""
+        rows = self.query(
+            "SELECT source_file, statements, covered, percent, missing, missing_lines "
+            "FROM coverage_files WHERE run_id = ? AND (source_file = ? OR source_file LIKE ?) "
+            "ORDER BY length(source_file)",
+            [run_id, source_file, f"%/{source_file.lstrip('./')}"],
+        )
+        return rows[0] if rows else None
+
+    def file_durations(self, keys: list[str], runs: int = 5) -> dict[str, float]:
+        """Median duration of each file over its last ``runs`` completed runs (for scheduling)."""
+        if not keys:
+            return {}
+        rows = self.query(
+            "SELECT file, median(duration) AS seconds FROM ("
+            "  SELECT file, duration, row_number() OVER (PARTITION BY file ORDER BY started DESC)"
+            "  AS n FROM test_files WHERE file IN (SELECT unnest(?)) AND duration IS NOT NULL"
+            "  AND status IN ('passed', 'failed', 'empty')"
+            ") WHERE n <= ? GROUP BY file",
+            [keys, runs],
+        )
+        return {row["file"]: float(row["seconds"]) for row in rows}

@@ -1,0 +1,145 @@
+"""Rows for the query tables: statements buffered as columns, fingerprints, N+1 findings.
+
+Columns (not one dict per statement) keep a million statements cheap to
+buffer and to hand to DuckDB in one DataFrame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from devformance_nb.core import events as ev
+from devformance_nb.logic.detection import NPlusOneFinding
+from devformance_nb.logic.fingerprint import describe, fingerprint, fingerprint_hash
+
+_COLUMNS = (
+    "nodeid", "phase", "qseq", "started", "duration", "sql", "fingerprint_hash", "vendor",
+    "alias", "rows", "caller", "stack_hash", "orm", "many", "params",
+)  # fmt: skip
+
+
+class QueryBuffer:
+    """Query events of one run, as columns, until they are written."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}  # fingerprint -> hash, for this run
+        self._reset()
+
+    def _reset(self) -> None:
+        self.run_ids: list[str] = []
+        self.files: list[str] = []
+        self.columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+        self.new_fingerprints: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def add(self, q: ev.Query) -> None:
+        """Buffer one statement and note its fingerprint if it is new to this run."""
+        fp = fingerprint(q.sql)
+        digest = self._known.get(fp)
+        if digest is None:
+            digest = self._known[fp] = fingerprint_hash(fp)
+            self.new_fingerprints[digest] = fp
+        self.run_ids.append(q.run_id)
+        self.files.append(q.file)
+        c = self.columns
+        c["nodeid"].append(q.nodeid)
+        c["phase"].append(q.phase)
+        c["qseq"].append(q.qseq)
+        c["started"].append(q.start)
+        c["duration"].append(q.duration)
+        c["sql"].append(q.sql)
+        c["fingerprint_hash"].append(digest)
+        c["vendor"].append(q.vendor)
+        c["alias"].append(q.alias)
+        c["rows"].append(q.rows)
+        c["caller"].append(q.caller)
+        c["stack_hash"].append(q.stack_hash)
+        c["orm"].append(q.orm)
+        c["many"].append(q.many)
+        c["params"].append(q.params)
+
+    def take(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(queries frame, new fingerprints frame), emptying the buffer."""
+        import pandas as pd  # imported on first use, while the children run
+
+        queries = pd.DataFrame({"run_id": self.run_ids, "file": self.files, **self.columns})
+        queries["started"] = pd.to_datetime(queries["started"], unit="s")
+        queries["rows"] = queries["rows"].astype("Int64")
+        fingerprints = fingerprint_frame(self.new_fingerprints)
+        self._reset()
+        return queries, fingerprints
+
+
+def fingerprint_frame(fingerprints: dict[str, str]) -> pd.DataFrame:
+    """One row per fingerprint: its hash, text, statement type, tables and pretty form."""
+    import pandas as pd
+
+    rows = []
+    for digest, fp in fingerprints.items():
+        info = describe(fp)
+        rows.append(
+            {
+                "fingerprint_hash": digest,
+                "fingerprint": fp,
+                "statement_type": info.statement_type,
+                "tables": list(info.tables),
+                "pretty": info.pretty,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["fingerprint_hash", "fingerprint", "statement_type", "tables", "pretty"]
+    )
+
+
+def write_queries(
+    con: duckdb.DuckDBPyConnection, queries: pd.DataFrame, fingerprints: pd.DataFrame
+) -> None:
+    """Insert statements, and fingerprints the store does not know yet."""
+    if len(fingerprints):
+        con.register("_devformance_fps", fingerprints)
+        try:
+            con.execute(
+                "INSERT INTO fingerprints SELECT * FROM _devformance_fps WHERE fingerprint_hash "
+                "NOT IN (SELECT fingerprint_hash FROM fingerprints)"
+            )
+        finally:
+            con.unregister("_devformance_fps")
+    if len(queries):
+        names = ", ".join(queries.columns)
+        con.register("_devformance_queries", queries)
+        try:
+            con.execute(f"INSERT INTO queries ({names}) SELECT {names} FROM _devformance_queries")
+        finally:
+            con.unregister("_devformance_queries")
+
+
+def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[str, Any]]:
+    """``n_plus_one`` rows for ``findings``."""
+    return [
+        {
+            "run_id": run_id,
+            "file": f.file,
+            "nodeid": f.nodeid,
+            "phase": f.phase,
+            "fingerprint_hash": f.fingerprint_hash,
+            "fingerprint": f.fingerprint,
+            "table_name": f.table,
+            "count": f.count,
+            "total_duration": f.total_duration,
+            "caller": f.caller,
+            "stack_hash": f.stack_hash,
+            "example_sql": f.example_sql,
+            "orm": f.orm,
+            "hint": f.hint,
+            "first_qseq": f.first_qseq,
+        }
+        for f in findings
+    ]

@@ -1,0 +1,1 @@
+"""Notebook surfaces: the live ipywidgets view, its panes and text, the magic."""

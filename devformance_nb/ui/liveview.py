@@ -1,0 +1,342 @@
+"""LiveRunView: the live notebook dashboard, a thin observer of the headless launcher.
+
+Threads (DESIGN.md, "Live UI"): widgets are created and displayed on the main
+thread (``__init__``, ``expect``, ``start``). The launcher's loop thread calls
+``on_event`` (plain Python bookkeeping only, it must stay cheap: a busy run
+sends tens of thousands of output lines a second) and ``tick``/``close``,
+which replace changed widgets' state in full, one comm message per widget,
+within a message budget. While a run goes, main-thread handlers (Stop, Run)
+only set plain flags that the next tick draws, so no widget is written from
+two threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from devformance_nb.api import facade as api
+from devformance_nb.core import events as ev
+from devformance_nb.core.config import available_cpus, find_root, load_config
+from devformance_nb.core.errors import DevformanceError, NoTestsFoundError
+from devformance_nb.logic.discovery import TestFile, discover
+from devformance_nb.run.state import FileState, Observer, RunState
+from devformance_nb.ui import text as text
+from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
+
+#: the shortest interval between two redraws (the launcher ticks every 0.25 s)
+MIN_REDRAW = 0.2
+_GLOB = re.compile(r"[*?\[]")
+
+PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
+
+
+class LiveRunView:
+    """A live dashboard of a test run: header, summary cards, one Accordion item per file.
+
+    ``LiveRunView(paths, root=..., **settings)`` then ``display(view)`` and
+    ``view.start()`` (or the Run button) runs the tests with it. To watch a
+    run you start yourself, call ``view.expect(file_keys)`` on the main
+    thread first and pass the view in ``observers``.
+    """
+
+    def __init__(
+        self,
+        paths: PathsArg = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        workers: int | None = None,
+        filter: str = "",
+        observers: Sequence[Observer] = (),
+        **settings: Any,
+    ):
+        self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths or [])
+        self.root = root
+        self.settings = settings
+        self.observers = list(observers)
+        #: the run this view started last (its ``stop``/``wait`` work from any thread)
+        self.run: api.Run | None = None
+        #: comm update messages sent by redraws (for the message budget and the bench)
+        self.messages = 0
+        self.state: RunState | None = None
+        self._buffers: dict[str, FileBuffer] = {}
+        self._panes: dict[str, FilePane] = {}
+        self._order: list[str] = []
+        self._run_id: str | None = None
+        self._active = False
+        self._stopping = False
+        self._notice = ""
+        self._auto_index: int | None = None
+        self._user_chose = False
+        self._unshown = 0
+        self._last_redraw = 0.0
+        #: comm messages and bytes a second the redraws may use (replace it to tune)
+        self.budget = Budget()
+        self._build(workers or self._configured_workers() or available_cpus(), filter)
+
+    # ----- main thread -------------------------------------------------------
+
+    def _configured_workers(self) -> int | None:
+        # the project's [tool.devformance] workers, for the header's initial value
+        root = Path(self.root).resolve() if self.root is not None else find_root()
+        try:
+            return load_config(root, **self.settings).workers
+        except DevformanceError:
+            return None  # start() reports a bad setting when it matters
+
+    def _build(self, workers: int, filter_text: str) -> None:
+        self.run_button = w.Button(description="Run", button_style="primary")
+        self.stop_button = w.Button(description="Stop", button_style="danger", disabled=True)
+        self.workers = w.BoundedIntText(
+            value=workers, min=1, max=512, description="workers",
+            style={"description_width": "initial"}, layout=w.Layout(width="9em"),
+        )  # fmt: skip
+        self.filter = w.Text(
+            value=filter_text, description="files", placeholder="all, or e.g. tests/api *order*",
+            style={"description_width": "initial"}, layout=w.Layout(width="18em"),
+        )  # fmt: skip
+        self.status = w.HTML(value=text.status_html(None))
+        self.summary = w.HTML(value=text.summary_html(text.Summary()))
+        self.accordion = w.Accordion()
+        self.accordion.observe(self._on_select, names="selected_index")
+        self.run_button.on_click(self._on_run_click)
+        self.stop_button.on_click(lambda _: self.stop())
+        header = w.HBox(
+            [self.run_button, self.stop_button, self.workers, self.filter, self.status],
+            layout=w.Layout(align_items="center", flex_flow="row wrap"),
+        )
+        self.widget = w.VBox([w.HTML(CSS), header, self.summary, self.accordion])
+        self.widget.add_class("devformance-view")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def expect(self, keys: Sequence[str]) -> None:
+        """One pending Accordion item per file key, replacing an earlier run's (main thread)."""
+        old = list(self._panes.values())
+        self._panes, self._order, self._buffers = {}, [], {}
+        self._auto_index, self._user_chose = None, False
+        self.accordion.selected_index = None
+        self._add(keys)
+        for pane in old:  # closed once no longer shown: frees their comms
+            pane.close()
+
+    def _add(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._panes[key] = FilePane(key)
+            self._buffers.setdefault(key, FileBuffer())
+            self._order.append(key)
+        with self.accordion.hold_sync():
+            self.accordion.children = [self._panes[k].box for k in self._order]
+            self.accordion.titles = tuple(text.title(FileState(key=k)) for k in self._order)
+
+    def start(self) -> api.Run:
+        """Discover the files (header filter applied), show them, start the run in the background.
+
+        Refused (RuntimeError) while this view's previous run still goes: two
+        runs never write the same panes.
+        """
+        if self._active:
+            raise RuntimeError("a run is already going in this view: press Stop or wait for it")
+        self.status.value = text.status_html(None, "discovering test files…")
+        try:
+            root, files = self._select_files()
+        except DevformanceError as exc:
+            self.status.value = text.status_html(None, f"error: {exc}")
+            raise
+        self.expect([f.key for f in files])
+        self.state, self._run_id, self._unshown = None, None, 0
+        self._stopping, self._notice, self._last_redraw = False, "", 0.0
+        self.budget = Budget(*self.budget.rates)
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self._active = True
+        try:
+            self.run = api.start_run(
+                [f.path for f in files],
+                root=root,
+                observers=[self, *self.observers],
+                workers=self.workers.value,
+                **self.settings,
+            )
+        except BaseException:
+            self._active = False
+            self.run_button.disabled, self.stop_button.disabled = False, True
+            raise
+        return self.run
+
+    def _select_files(self) -> tuple[Path, list[TestFile]]:
+        root = Path(self.root).resolve() if self.root is not None else find_root()
+        config = load_config(root, **self.settings)
+        paths, patterns = split_filter(self.filter.value, root)
+        files = discover(root, [*self.paths, *paths], config.pytest_args, config.python)
+        if patterns:
+            files = [f for f in files if any(fnmatch.fnmatchcase(f.key, p) for p in patterns)]
+        if not files:
+            raise NoTestsFoundError(f"no test file matches the filter {self.filter.value!r}")
+        return root, files
+
+    def stop(self, notice: str = "") -> None:
+        """Stop the run: no new file starts, running children are killed. Twice is harmless.
+
+        ``notice`` is shown in the header (e.g. why the run was stopped).
+        """
+        if self.run is not None and self._active:
+            self._stopping = True  # drawn by the next tick
+            self._notice = notice or self._notice
+            self.run.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether this view's run is still going."""
+        return self._active
+
+    def _on_run_click(self, _: Any = None) -> None:
+        if self._active:
+            self._notice = "a run is already going: press Stop first"
+            return
+        with contextlib.suppress(DevformanceError):  # start() shows the message in the header
+            self.start()
+
+    def _on_select(self, change: dict[str, Any]) -> None:
+        # the view sets selected_index only to _auto_index: anything else is the user's click
+        if change["new"] != self._auto_index:
+            self._user_chose = True
+
+    # ----- loop thread -------------------------------------------------------
+
+    def _ignored(self, state: RunState) -> bool:
+        return self._run_id is not None and state.run_id != self._run_id
+
+    def on_event(self, event: ev.Event, state: RunState) -> None:
+        """Fold one event into plain per-file bookkeeping (no widget is touched here)."""
+        if self._run_id is not None and state.run_id != self._run_id:
+            return
+        buffer = self._buffers.get(event.file)
+        if buffer is None and event.file:
+            buffer = self._buffers[event.file] = FileBuffer()
+        if isinstance(event, ev.Output) and buffer is not None:  # the hot path: keep it short
+            buffer.tail.append(event.text)
+            buffer.lines = event.line
+            buffer.version += 1
+        elif isinstance(event, ev.RunStarted):
+            self._on_run_started(event, state)
+        elif buffer is not None:
+            buffer.version += 1
+
+    def _on_run_started(self, event: ev.RunStarted, state: RunState) -> None:
+        self._run_id, self.state, self._active = state.run_id, state, True
+        missing = [key for key in event.files if key not in self._panes]
+        if missing and threading.current_thread() is threading.main_thread():
+            self._add(missing)  # replays and tests drive the view from the main thread
+        else:
+            self._unshown = len(missing)  # widgets are never created off the main thread
+        run_dir = state.meta.get("run_dir")
+        for key, pane in self._panes.items():
+            if run_dir:
+                pane.log_path = Path(run_dir) / f"{TestFile(key, Path(key)).slug}.log"
+            self._buffers[key].version += 1
+
+    def tick(self, state: RunState) -> None:
+        """Redraw what changed, at most every MIN_REDRAW seconds and within the budget."""
+        now = time.monotonic()
+        if self._ignored(state) or now - self._last_redraw < MIN_REDRAW:
+            return
+        self._last_redraw = now
+        self._redraw(state, now, final=False)
+
+    def close(self, state: RunState) -> None:
+        """Draw the final state of everything, whatever the budget, and re-enable Run."""
+        if self._ignored(state):
+            return
+        self._redraw(state, time.monotonic(), final=True)
+        # full state again: a frontend (or nbclient) that missed an update catches up
+        self.accordion.send_state(["titles", "selected_index"])
+        self.summary.send_state("value")
+        self.status.send_state("value")
+        self.messages += 3 + assign(self.run_button, disabled=False)
+        self.messages += assign(self.stop_button, disabled=True)
+        self._active = self._stopping = False
+
+    def _redraw(self, state: RunState, now: float, *, final: bool) -> None:
+        self.budget.refill(now)
+        sent, nbytes = self._draw_overview(state)
+        self.budget.charge(sent, nbytes)
+        for key in self._dirty_panes():
+            if not final and not self.budget.allows():
+                break  # the rest stays dirty and goes out on a later tick
+            pane = self._panes[key]
+            messages, size = pane.update(
+                state.files.get(key) or FileState(key=key), self._buffers[key]
+            )
+            pane.sent_at = now
+            self.budget.charge(messages, size)
+            sent += messages
+        self.messages += sent
+
+    def _draw_overview(self, state: RunState) -> tuple[int, int]:
+        titles = tuple(text.title(state.files.get(k) or FileState(key=k)) for k in self._order)
+        values: dict[str, Any] = {"titles": titles}
+        index = self._auto_open(state)
+        if not self._user_chose and index != self.accordion.selected_index:
+            self._auto_index = values["selected_index"] = index
+        summary = text.summarize(state)
+        if self._unshown:
+            summary.notes.append(f"{self._unshown} files have no item: call view.expect() first")
+        head = text.status_html(state, self._notice, self._stopping)
+        body = text.summary_html(summary)
+        sent = assign(self.accordion, **values)
+        sent_h, sent_b = assign(self.status, value=head), assign(self.summary, value=body)
+        size = sent * sum(map(len, titles)) + sent_h * len(head) + sent_b * len(body)
+        return sent + sent_h + sent_b, size
+
+    def _auto_open(self, state: RunState) -> int | None:
+        """The item to open: the first failing file, else a running one; the user's choice wins."""
+        current = self.accordion.selected_index
+        if self._user_chose:
+            return current  # type: ignore[no-any-return]
+        files = [state.files.get(k) or FileState(key=k) for k in self._order]
+        if current is not None and current < len(files) and text.is_failing(files[current]):
+            return current  # type: ignore[no-any-return]
+        failing = next((i for i, fs in enumerate(files) if text.is_failing(fs)), None)
+        if failing is not None:
+            return failing
+        running = next((i for i, fs in enumerate(files) if fs.status == "running"), None)
+        if current is None or (current < len(files) and files[current].is_finished):
+            return running if running is not None else current  # type: ignore[no-any-return]
+        return current  # type: ignore[no-any-return]
+
+    def _dirty_panes(self) -> list[str]:
+        """Changed panes: the open one first, then the longest waiting."""
+        index = self.accordion.selected_index
+        open_key = self._order[index] if index is not None and index < len(self._order) else None
+        dirty = [k for k in self._order if self._buffers[k].version != self._panes[k].sent_version]
+        return sorted(dirty, key=lambda k: (k != open_key, self._panes[k].sent_at))
+
+
+def split_filter(value: str, root: Path) -> tuple[list[str], list[str]]:
+    """Split the header's filter into paths (that exist under ``root``) and key patterns.
+
+    A token with ``*``, ``?`` or ``[`` is a glob on file keys; a token naming a
+    file or folder is a path; any other token matches keys containing it.
+    """
+    paths: list[str] = []
+    patterns: list[str] = []
+    for token in re.split(r"[\s,]+", value.strip()):
+        if not token:
+            continue
+        if _GLOB.search(token):
+            patterns.append(token)
+        elif (root / token).exists():
+            paths.append(token)
+        else:
+            patterns.append(f"*{token}*")
+    return paths, patterns

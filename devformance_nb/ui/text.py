@@ -1,0 +1,366 @@
+"""Text and HTML the live notebook view shows: pure functions of the run state.
+
+No ipywidgets here, so every string the dashboard draws can be tested (and
+reused by other surfaces) without a kernel. Status icons are plain text
+symbols that DejaVu Sans (and most UI fonts) carry, never emoji: a fresh
+Debian machine has no emoji font and would draw empty boxes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from devformance_nb.run.state import FILE_PROBLEMS, FileState, RunState
+
+ICONS = {
+    "pending": "○",
+    "running": "▶",
+    "passed": "✔",
+    "failed": "✘",
+    "error": "⚠",
+    "timeout": "◷",
+    "crashed": "✖",
+    "stopped": "■",
+    "empty": "∅",
+    "not_run": "–",
+    "interrupted": "↯",
+}
+#: text colour of each status in HTML (accessible on white and on JupyterLab's dark theme)
+COLOURS = {
+    "pending": "#6e7781",
+    "running": "#0969da",
+    "passed": "#1a7f37",
+    "failed": "#cf222e",
+    "error": "#cf222e",
+    "crashed": "#cf222e",
+    "timeout": "#bc4c00",
+    "stopped": "#9a6700",
+    "interrupted": "#9a6700",
+    "empty": "#6e7781",
+    "not_run": "#6e7781",
+}
+#: ipywidgets progress bar style per status ('' is the theme's default)
+BAR_STYLES = {
+    "running": "info",
+    "passed": "success",
+    "failed": "danger",
+    "error": "danger",
+    "crashed": "danger",
+    "timeout": "danger",
+    "stopped": "warning",
+    "interrupted": "warning",
+}
+#: statuses of a file whose child was cut short (its bar keeps the tests it finished)
+_CUT_SHORT = frozenset({"crashed", "timeout", "stopped", "interrupted"})
+LABELS = {"not_run": "not run", "timeout": "timed out"}
+#: list items shown per side list; the rest is counted
+SIDE_ITEMS = 8
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: a failure word anywhere in a line wins over a pass word (two plain searches are fast)
+_RED = re.compile(r"\b(?:FAILED|ERROR|Error|Traceback|\d+ failed|\d+ errors?)\b|^E\s")
+_GREEN = re.compile(r"\bPASSED\b|\b\d+ passed\b")
+
+
+def icon(status: str) -> str:
+    """The status symbol of a file (a question mark for a status this version does not know)."""
+    return ICONS.get(status, "?")
+
+
+def label(status: str) -> str:
+    """The status as words."""
+    return LABELS.get(status, status.replace("_", " "))
+
+
+def seconds(value: float | None, *, live: bool = False) -> str:
+    """A duration for a badge: whole seconds while it still grows (fewer redraws), else 2 digits."""
+    if value is None:
+        return ""
+    if live:
+        return f"{int(value)} s"
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def clock(value: float | None) -> str:
+    """Elapsed time as m:ss (whole seconds, so the header changes at most once a second)."""
+    total = int(value or 0)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def is_failing(fs: FileState) -> bool:
+    """A file that ended badly, or that already reported a failed or erroring test."""
+    return fs.status in FILE_PROBLEMS or bool(fs.counts.get("failed") or fs.counts.get("error"))
+
+
+def badges(fs: FileState) -> list[str]:
+    """Short facts for the title: duration, N+1 and slow query counts, coverage."""
+    out = []
+    took = seconds(fs.duration, live=fs.status == "running")
+    if took:
+        out.append(took)
+    if fs.n_plus_one:
+        out.append(f"N+1 ×{len(fs.n_plus_one)}")
+    if fs.slow:
+        out.append(f"slow ×{len(fs.slow)}")
+    if fs.coverage is not None:
+        out.append(f"cov {fs.coverage:.0f}%")
+    return out
+
+
+def title(fs: FileState) -> str:
+    """An Accordion title: icon, status, path and badges (plain text: titles are not HTML)."""
+    parts = [f"{icon(fs.status)} {label(fs.status)}", fs.key, *badges(fs)]
+    return "  ·  ".join(parts)
+
+
+def colourize(line: str) -> str:
+    """Colour a pass or fail line that carries no colour of its own (e.g. ``--color=no``)."""
+    if "\x1b[" in line:
+        return line
+    if _RED.search(line):
+        return f"\x1b[31m{line}\x1b[0m"
+    if _GREEN.search(line):
+        return f"\x1b[32m{line}\x1b[0m"
+    return line
+
+
+def tail_text(
+    lines: Sequence[str], total: int, max_chars: int, cache: dict[str, str] | None = None
+) -> str:
+    """The last lines of a pane, at most ``max_chars`` long, saying how many lines it left out.
+
+    Whole lines are dropped from the front so no colour escape is cut in two;
+    a single line longer than the cap loses its colours and its beginning.
+    ``cache`` maps lines to their colourized form between two redraws of a
+    pane (most lines are the same): it is refilled with the lines kept.
+    """
+    old = dict(cache) if cache is not None else {}
+    if cache is not None:
+        cache.clear()
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) + 1 > max_chars:
+            if not kept:
+                kept.append("…" + _ANSI.sub("", line)[-(max_chars - 1) :])
+            break
+        shown = old.get(line)
+        if shown is None:
+            shown = colourize(line)
+        if cache is not None:
+            cache[line] = shown
+        kept.append(shown)
+        size += len(line) + 1
+    kept.reverse()
+    hidden = total - len(kept)
+    head = f"\x1b[2m… {hidden:,} earlier lines: see the full log\x1b[0m\n" if hidden > 0 else ""
+    return head + "\n".join(kept) + ("\n" if kept else "")
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _chip(text: str, colour: str) -> str:
+    return (
+        f'<span style="display:inline-block;padding:0 6px;margin-right:4px;border-radius:8px;'
+        f'border:1px solid {colour};color:{colour};font-size:90%">{_esc(text)}</span>'
+    )
+
+
+def head_html(fs: FileState) -> str:
+    """The line above a pane: the status in colour, test counts, queries, crash reason."""
+    colour = COLOURS.get(fs.status, "#6e7781")
+    parts = [
+        f'<b style="color:{colour}">{_esc(icon(fs.status))} {_esc(label(fs.status))}</b>',
+        f"<code>{_esc(fs.key)}</code>",
+    ]
+    counts = ", ".join(f"{n} {c}" for c, n in sorted(fs.counts.items()) if n)
+    if counts:
+        parts.append(_esc(counts))
+    if fs.is_finished and fs.duration is not None:
+        parts.append(_chip(seconds(fs.duration), "#6e7781"))
+    if fs.queries:
+        parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", "#6e7781"))
+    text = " ".join(parts)
+    if fs.crash and fs.status != "passed":
+        text += f'<div style="color:{COLOURS["failed"]}">{_esc(fs.crash.strip()[-300:])}</div>'
+    return text
+
+
+def _n_plus_one_item(item: Any) -> str:
+    table = getattr(item, "table", "") or "?"
+    count = getattr(item, "count", "?")
+    caller = getattr(item, "caller", "") or ""
+    hint = getattr(item, "hint", "") or ""
+    sql = getattr(item, "example_sql", "") or ""
+    total = getattr(item, "total_duration", None)
+    took = f", {total * 1000:.0f} ms" if isinstance(total, (int, float)) else ""
+    return (
+        f"<li><b>{_esc(table)}</b> ×{_esc(count)}{took} <code>{_esc(caller)}</code>"
+        + (f'<br><span style="opacity:.8">{_esc(hint)}</span>' if hint else "")
+        + (f"<br><code>{_esc(sql[:200])}</code>" if sql else "")
+        + "</li>"
+    )
+
+
+def _slow_item(item: Any) -> str:
+    duration = getattr(item, "duration", None)
+    took = f"{duration * 1000:.0f} ms" if isinstance(duration, (int, float)) else "?"
+    caller = getattr(item, "caller", "") or ""
+    sql = getattr(item, "sql", "") or ""
+    return (
+        f"<li><b>{_esc(took)}</b> <code>{_esc(caller)}</code>"
+        f"<br><code>{_esc(sql[:200])}</code></li>"
+    )
+
+
+def _side_list(name: str, items: Sequence[Any], render: Any) -> str:
+    if not items:
+        return f"<div><b>{name}</b>: none</div>"
+    shown = "".join(render(item) for item in items[:SIDE_ITEMS])
+    more = f"<li>… {len(items) - SIDE_ITEMS} more</li>" if len(items) > SIDE_ITEMS else ""
+    return (
+        f"<div><b>{name}</b> ({len(items)})"
+        f'<ul style="margin:0;padding-left:1.2em">{shown}{more}</ul></div>'
+    )
+
+
+def side_html(fs: FileState) -> str:
+    """The side lists of a file: its N+1 findings, slow queries, coverage and collection errors."""
+    cov = "not measured" if fs.coverage is None else f"{fs.coverage:.1f}%"
+    parts = [
+        _side_list("N+1", fs.n_plus_one, _n_plus_one_item),
+        _side_list("Slow queries", fs.slow, _slow_item),
+        f"<div><b>Coverage</b>: {_esc(cov)}</div>",
+    ]
+    if fs.errors:
+        errors = "".join(
+            f"<pre style='white-space:pre-wrap;margin:0'>{_esc(e[-600:])}</pre>"
+            for e in fs.errors[:3]
+        )
+        parts.append(
+            f'<div style="color:{COLOURS["error"]}"><b>Collection errors</b>{errors}</div>'
+        )
+    return "".join(parts)
+
+
+@dataclass
+class Summary:
+    """The figures of the summary cards."""
+
+    files: int = 0
+    finished: int = 0
+    tests: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    slow: int = 0
+    n_plus_one: int = 0
+    coverage: str = "–"
+    status: str = "pending"
+    notes: list[str] = field(default_factory=list)
+
+
+def _coverage_text(state: RunState, files: Iterable[FileState]) -> str:
+    # the run total is the union of lines, which per-file percentages cannot give:
+    # show it when the core provides it, otherwise the per-file range
+    total = getattr(state, "coverage", None)
+    if isinstance(total, (int, float)):
+        return f"{total:.1f}%"
+    values = [fs.coverage for fs in files if fs.coverage is not None]
+    if not values:
+        return "–"
+    low, high = min(values), max(values)
+    return f"{low:.0f}%" if round(low) == round(high) else f"{low:.0f}–{high:.0f}% per file"
+
+
+def summarize(state: RunState) -> Summary:
+    """Summary figures of a run, from its state."""
+    files = list(state.files.values())
+    totals = state.totals()
+    summary = Summary(
+        files=len(files),
+        finished=sum(fs.is_finished for fs in files),
+        tests=totals["tests"],
+        passed=totals.get("passed", 0),
+        failed=totals.get("failed", 0),
+        errors=totals.get("error", 0),
+        skipped=totals.get("skipped", 0),
+        slow=sum(len(fs.slow) for fs in files),
+        n_plus_one=sum(len(fs.n_plus_one) for fs in files),
+        coverage=_coverage_text(state, files),
+        status=state.status,
+    )
+    not_collected = sum(bool(fs.errors) and fs.status in ("error", "running") for fs in files)
+    if files and not_collected == len(files):
+        summary.notes.append(f"All {len(files)} files failed to collect: see each file's errors.")
+    elif not_collected:
+        summary.notes.append(f"{not_collected} of {len(files)} files failed to collect.")
+    return summary
+
+
+def _card(name: str, value: Any, colour: str = "inherit") -> str:
+    return (
+        '<div style="border:1px solid #d0d7de;border-radius:6px;padding:4px 12px;min-width:6em">'
+        f'<div style="font-size:85%;opacity:.75">{_esc(name)}</div>'
+        f'<div style="font-size:150%;font-weight:600;color:{colour}">{_esc(value)}</div></div>'
+    )
+
+
+def summary_html(s: Summary) -> str:
+    """The summary cards as one HTML block (one widget: one message per change)."""
+    bad = s.failed + s.errors
+    cards = [
+        _card("files", f"{s.finished}/{s.files}"),
+        _card("tests run", s.tests),
+        _card("passed", s.passed, COLOURS["passed"] if s.passed else "inherit"),
+        _card(
+            "failed",
+            bad if not s.errors else f"{bad} ({s.errors} err)",
+            COLOURS["failed"] if bad else "inherit",
+        ),
+        _card("slow queries", s.slow, COLOURS["timeout"] if s.slow else "inherit"),
+        _card("N+1", s.n_plus_one, COLOURS["timeout"] if s.n_plus_one else "inherit"),
+        _card("coverage", s.coverage),
+    ]
+    notes = "".join(f'<div style="color:{COLOURS["error"]}">{_esc(n)}</div>' for n in s.notes)
+    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cards)}</div>{notes}'
+
+
+def status_html(state: RunState | None, notice: str = "", stopping: bool = False) -> str:
+    """The header's status: the run's id and status, elapsed time and any notice."""
+    parts = []
+    if state is not None and state.run_id:
+        status = "stopping…" if stopping and state.status == "running" else label(state.status)
+        colour = COLOURS.get(state.status, "inherit")
+        parts.append(
+            f'run <code>{_esc(state.run_id)}</code>: <b style="color:{colour}">{_esc(status)}</b>'
+            f" · elapsed {clock(state.duration)}"
+        )
+    if notice:
+        parts.append(f"<i>{_esc(notice)}</i>")
+    return " · ".join(parts) or "<i>no run yet: press Run</i>"
+
+
+def progress_values(fs: FileState) -> dict[str, Any]:
+    """Traits of a file's progress bar: exact counts from ``collected``, style from its status."""
+    total = max(fs.collected or 0, fs.done)
+    done = fs.done
+    # a file that ended normally is complete; one cut short shows how far it got
+    if fs.is_finished and fs.status not in _CUT_SHORT:
+        total = done = max(total, 1)
+    text = f"{fs.done}/{fs.collected} tests" if fs.collected is not None else "collecting…"
+    if fs.status == "pending":
+        text = "waiting"
+    return {
+        "max": max(total, 1),
+        "value": done,
+        "description": text,
+        "bar_style": BAR_STYLES.get(fs.status, ""),
+    }
