@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import MakeProject
 
 from devformance_nb.core.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
+from devformance_nb.core.rundir import slug
 from devformance_nb.logic.discovery import TestFile, discover
 
 PASS = "def test_ok():\n    pass\n"
@@ -58,7 +57,7 @@ def test_same_basename_in_two_folders_are_two_files(make_project: MakeProject) -
     )
     found = discover(root)
     assert keys(found) == ["tests/a/test_same.py", "tests/b/test_same.py"]
-    assert len({f.slug for f in found}) == 2
+    assert len({slug(f.key) for f in found}) == 2
     assert all(f.path.is_absolute() and f.path.exists() for f in found)
 
 
@@ -83,10 +82,3 @@ def test_broken_conftest_is_a_discovery_error(make_project: MakeProject) -> None
     root = make_project({"tests/conftest.py": "import not_a_module_xyz\n", "tests/test_a.py": PASS})
     with pytest.raises(DiscoveryError, match="not_a_module_xyz"):
         discover(root)
-
-
-def test_slug_is_safe_and_unique() -> None:
-    a = TestFile("a__b/c.py", Path("x"))
-    b = TestFile("a/b__c.py", Path("y"))
-    assert a.slug != b.slug
-    assert "/" not in a.slug and " " not in TestFile("we ird/t t.py", Path("z")).slug

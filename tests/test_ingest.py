@@ -12,9 +12,9 @@ import pytest
 from devformance_nb.api import facade as api
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
-from devformance_nb.run.launcher import PARENT_EVENTS
-from devformance_nb.run.replay import events_path, replay
+from devformance_nb.run.replay import replay
 from devformance_nb.run.state import RunState
 from devformance_nb.store.ingest import LITERAL_KEY
 
@@ -125,7 +125,7 @@ def write_run(root: Path) -> Path:
     """A run directory with two files of varied statements and one without any."""
     run_dir = root / ".devformance" / "runs" / RUN
     run_dir.mkdir(parents=True)
-    journal = EventWriter(run_dir / PARENT_EVENTS, RUN, "", batch=1)
+    journal = EventWriter(RunDir(run_dir).journal, RUN, "", batch=1)
     config = {"slow_query_ms": 50.0, "allow_n_plus_one": ["app/allowed.py:*"]}
     journal.append(
         ev.RunStarted(
@@ -134,12 +134,12 @@ def write_run(root: Path) -> Path:
     )
     for key in FILES:
         journal.append(ev.FileStarted(run_id=RUN, file=key, path=key, pid=1, command=[]))
-        child = EventWriter(events_path(run_dir, key), RUN, key)
+        child = EventWriter(RunDir(run_dir).events_path(key), RUN, key)
         if key != "tests/test_empty.py":
             write_statements(child, key)
         child.write(ev.FileDone(exitstatus=0, counts={"passed": 2}, duration=1.0))
         child.close()
-        with open(events_path(run_dir, key), "a", encoding="utf-8") as fh:
+        with open(RunDir(run_dir).events_path(key), "a", encoding="utf-8") as fh:
             # from a newer devformance: skipped by both paths
             fh.write(f'{{"v":99,"kind":"query","file":"{key}",{query_line(sql="SELECT 9")}}}\n')
             if key == "tests/sub/test_b.py":  # a child killed in the middle of a line
@@ -253,7 +253,7 @@ def test_bulk_ingest_stores_every_statement_with_its_fingerprint(tmp_path: Path)
 def test_a_run_without_any_statement(tmp_path: Path) -> None:
     run_dir = tmp_path / ".devformance" / "runs" / RUN
     run_dir.mkdir(parents=True)
-    journal = EventWriter(run_dir / PARENT_EVENTS, RUN, "", batch=1)
+    journal = EventWriter(RunDir(run_dir).journal, RUN, "", batch=1)
     journal.append(
         ev.RunStarted(run_id=RUN, root=str(tmp_path), files=[], workers=1, executor="spawn")
     )

@@ -15,7 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from devformance_nb import api, widgets_text
+from devformance_nb.api import facade as api
+from devformance_nb.ui import text as widgets_text
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHOP = REPO / "examples" / "bookshop"

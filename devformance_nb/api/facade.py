@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.core.config import STATE_DIR, Config, db_path, find_root, load_config
+from devformance_nb.core.config import Config, db_path, find_root, load_config
 from devformance_nb.core.errors import StoreError
 from devformance_nb.core.events import RunStarted
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
 from devformance_nb.run.executor import Executor, SpawnExecutor
@@ -80,7 +81,7 @@ class Run:
 
     @property
     def run_dir(self) -> Path:
-        return self._setup.launcher.plan.run_dir
+        return self._setup.launcher.plan.run_dir.path
 
     @property
     def db(self) -> Path | None:
@@ -203,7 +204,7 @@ def prepare(
         warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
     files = discover(root_path, paths or (), config.pytest_args, config.python)
     run_id = new_run_id()
-    run_dir = root_path / STATE_DIR / "runs" / run_id
+    run_dir = RunDir.for_run(root_path, run_id)
     the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
     writer = StoreWriter(the_store) if the_store is not None else None
     ordered = choose_order(the_store, files).order(files)
@@ -221,7 +222,7 @@ def prepare(
         python=config.python or sys.executable,
     )
     if writer is not None:
-        writer.log_paths = {f.key: os.fspath(run_dir / f"{f.slug}.log") for f in files}
+        writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}
     all_observers: list[Observer] = [writer] if writer is not None else []
     all_observers.extend(observers)
     launcher = Launcher(plan, executor, all_observers)

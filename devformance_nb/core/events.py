@@ -117,6 +117,30 @@ class CoverageWritten(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CoverageRead(Event):
+    """The parent read a child's coverage data file (in that file's reader thread).
+
+    ``result`` is a ``run.covdata.CoverageResult`` (None: nothing could be read). Made and
+    used in the parent only, never written to an events file: the data file stays the record.
+    """
+
+    kind: ClassVar[str] = "coverage_read"
+    data_file: str
+    result: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCoverage(Event):
+    """The run's total coverage, the union of every file's data, read once all files ended.
+
+    ``result`` is a ``run.covdata.CoverageResult``; parent only, like ``CoverageRead``.
+    """
+
+    kind: ClassVar[str] = "run_coverage"
+    result: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileDone(Event):
     """Written by the child's plugin when its pytest session ends."""
 
@@ -162,6 +186,7 @@ class RunDone(Event):
     duration: float
 
 
+#: the kinds an events file holds (CoverageRead and RunCoverage live only in the parent)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -16,7 +14,6 @@ from devformance_nb.core.errors import DiscoveryError, NoTestsFoundError, PathNo
 
 #: pytest exit code for "no tests collected": what a successful listing returns
 _NO_TESTS_COLLECTED = 5
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True, order=True)
@@ -26,13 +23,6 @@ class TestFile:
     __test__ = False
     key: str
     path: Path
-
-    @property
-    def slug(self) -> str:
-        """A unique file-system-safe name, for logs and events files in the run directory."""
-        stem = _SLUG_UNSAFE.sub("_", self.key.replace("/", "__")).removesuffix(".py")
-        digest = hashlib.sha1(self.key.encode("utf-8")).hexdigest()[:8]
-        return f"{stem[-80:]}-{digest}"
 
 
 def file_key(root: Path, path: Path) -> str:

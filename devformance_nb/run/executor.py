@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from devformance_nb.core.contract import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 
 
@@ -27,23 +28,23 @@ class Job:
     run_id: str
     test_file: TestFile
     root: Path
-    run_dir: Path
+    run_dir: RunDir
     pytest_args: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     python: str = sys.executable
 
     @property
     def events_path(self) -> Path:
-        return self.run_dir / f"{self.test_file.slug}.events.jsonl"
+        return self.run_dir.events_path(self.test_file.key)
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / f"{self.test_file.slug}.log"
+        return self.run_dir.log_path(self.test_file.key)
 
     @property
     def coverage_path(self) -> Path:
         """This file's own coverage data file (written only when coverage is on)."""
-        return self.run_dir / f"{self.test_file.slug}.coverage"
+        return self.run_dir.coverage_path(self.test_file.key)
 
     def child_options(self) -> dict[str, Any]:
         """The plugin's settings for this file's child (``DEVFORMANCE_OPTIONS``)."""

@@ -13,7 +13,6 @@ import secrets
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,14 +20,16 @@ from typing import Any
 
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.executor import Executor, Job
 from devformance_nb.run.reader import FileReader
+from devformance_nb.run.runcoverage import read_run
 from devformance_nb.run.state import Observer, RunState
 
 #: how often observers get ``tick`` (the UI redraws at most this often)
 TICK_SECONDS = 0.25
-PARENT_EVENTS = "run.events.jsonl"
 #: parent events kept on disk; output lines live in each file's log instead
 _DURABLE = frozenset({"run_started", "file_started", "file_crashed", "file_finished", "run_done"})
 
@@ -44,7 +45,7 @@ class LaunchPlan:
 
     run_id: str
     root: Path
-    run_dir: Path
+    run_dir: RunDir
     files: Sequence[TestFile]
     workers: int
     timeout: float | None = None
@@ -53,6 +54,19 @@ class LaunchPlan:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     python: str = sys.executable
+
+
+def run_coverage_event(state: RunState) -> ev.RunCoverage | None:
+    """Read the run's total coverage once every file ended (None: coverage was not asked for).
+
+    Reading is I/O: it happens here, between the last file's events and ``run_done``, and
+    its result is folded into the state as an event like any other.
+    """
+    if not state.config.get("coverage") or not state.root:
+        return None
+    run_dir = RunDir.at(str(state.meta.get("run_dir") or ""))
+    result = read_run(Path(state.root), run_dir, state.coverage_outcomes())
+    return ev.RunCoverage(run_id=state.run_id, result=result)
 
 
 class _WorkerDone:
@@ -65,15 +79,28 @@ class Launcher:
     def __init__(self, plan: LaunchPlan, executor: Executor, observers: Sequence[Observer] = ()):
         self.plan = plan
         self.executor = executor
-        self.observers = list(observers)
-        self.state = RunState(run_id=plan.run_id)
-        self.observer_errors: list[str] = []
+        self.dispatcher = Dispatcher(RunState(run_id=plan.run_id), observers)
         self._queue: queue.SimpleQueue[ev.Event | _WorkerDone] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._todo = list(plan.files)
         self._todo_lock = threading.Lock()
         self._seq = 0
         self.done = threading.Event()
+
+    @property
+    def state(self) -> RunState:
+        """The run's state (changed by the loop thread only)."""
+        return self.dispatcher.state
+
+    @property
+    def observers(self) -> list[Observer]:
+        """Who hears about the run, in order (the store writer first)."""
+        return self.dispatcher.observers
+
+    @property
+    def observer_errors(self) -> list[str]:
+        """Tracebacks of observer calls that raised (the run went on without them)."""
+        return self.dispatcher.errors
 
     @property
     def stopping(self) -> bool:
@@ -85,14 +112,16 @@ class Launcher:
 
     def run(self) -> RunState:
         """Run every file and return the final state (call from the loop's own thread)."""
-        self.plan.run_dir.mkdir(parents=True, exist_ok=True)
-        journal = EventWriter(self.plan.run_dir / PARENT_EVENTS, self.plan.run_id, "", batch=1)
+        self.plan.run_dir.create()
+        journal = EventWriter(self.plan.run_dir.journal, self.plan.run_id, "", batch=1)
         try:
             self._deliver(self._run_started(), journal)
             threads = [self._start_worker(i) for i in range(self.plan.workers)]
             self._loop(len(threads), journal)
             for thread in threads:
                 thread.join()
+            if (total := run_coverage_event(self.state)) is not None:
+                self._deliver(total, journal)
             done = ev.RunDone(
                 status=self.state.final_status(self.stopping),
                 duration=time.time() - (self.state.started or time.time()),
@@ -101,8 +130,7 @@ class Launcher:
         finally:
             journal.close()
             self.executor.close()
-            for observer in self.observers:
-                self._call(observer.close, self.state)
+            self.dispatcher.close()
             self.done.set()
         return self.state
 
@@ -162,22 +190,11 @@ class Launcher:
                 self._deliver(item, journal)
             if time.monotonic() - last_tick >= TICK_SECONDS:
                 last_tick = time.monotonic()
-                for observer in self.observers:
-                    self._call(observer.tick, self.state)
+                self.dispatcher.tick()
 
     def _deliver(self, event: ev.Event, journal: EventWriter) -> None:
         if event.kind in _DURABLE:
             self._seq += 1
             event = replace(event, run_id=self.plan.run_id, seq=self._seq, t=event.t or time.time())
             journal.append(event)
-        self.state.apply(event)
-        for observer in self.observers:
-            self._call(observer.on_event, event, self.state)
-
-    def _call(self, method: Any, *args: Any) -> None:
-        try:
-            method(*args)
-        except Exception:  # one broken observer must not end the run for the others
-            text = traceback.format_exc(limit=6)
-            self.observer_errors.append(text)
-            print(f"devformance: an observer failed:\n{text}", file=sys.stderr)
+        self.dispatcher.deliver(event)

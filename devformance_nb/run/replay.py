@@ -9,9 +9,9 @@ from pathlib import Path
 from devformance_nb.core import events as ev
 from devformance_nb.core.errors import PathNotFoundError
 from devformance_nb.core.eventlog import read_events
-from devformance_nb.logic.discovery import TestFile
-from devformance_nb.run.launcher import PARENT_EVENTS
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.run.reader import LineSplitter
+from devformance_nb.run.runcoverage import read_file
 
 
 def _log_lines(path: Path, run_id: str, key: str) -> Iterator[ev.Output]:
@@ -29,19 +29,26 @@ def _log_lines(path: Path, run_id: str, key: str) -> Iterator[ev.Output]:
         yield ev.Output(run_id=run_id, file=key, line=number, text=text)
 
 
-def events_path(run_dir: str | os.PathLike[str], key: str) -> Path:
-    """Where the child of test file ``key`` wrote its events in ``run_dir``."""
-    return Path(run_dir) / f"{TestFile(key, Path(key)).slug}.events.jsonl"
-
-
-def _file_events(run_dir: Path, run_id: str, key: str, queries: bool) -> Iterator[ev.Event]:
-    slug = TestFile(key, Path(key)).slug
-    path = events_path(run_dir, key)
+def _file_events(
+    run_dir: RunDir, started: ev.RunStarted, key: str, queries: bool
+) -> Iterator[ev.Event]:
+    path = run_dir.events_path(key)
     if path.exists():
         for item in read_events(path, () if queries else ("query",)):
             if isinstance(item, ev.Event):
                 yield item
-    yield from _log_lines(run_dir / f"{slug}.log", run_id, key)
+                if isinstance(item, ev.CoverageWritten) and item.data_file:
+                    yield _read_coverage(item, started)
+    yield from _log_lines(run_dir.log_path(key), started.run_id, key)
+
+
+def _read_coverage(written: ev.CoverageWritten, started: ev.RunStarted) -> ev.CoverageRead:
+    """The data file's coverage, as the file's reader thread would have read it live."""
+    contexts = bool(started.config.get("coverage_contexts"))
+    try:
+        return read_file(written, Path(started.root), contexts)
+    except Exception:  # unreadable data: the file has no coverage, the rest still loads
+        return ev.CoverageRead(run_id=written.run_id, file=written.file, data_file="")
 
 
 def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev.Event]:
@@ -53,11 +60,11 @@ def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev
     A run whose launcher died has no ``run_done``: one is made up with status
     ``interrupted``, so the replayed run never looks like it is still going.
     """
-    folder = Path(run_dir)
-    journal = folder / PARENT_EVENTS
+    folder = RunDir.at(run_dir)
+    journal = folder.journal
     if not journal.exists():
         raise PathNotFoundError(
-            f"{folder} is not a devformance run directory (no {PARENT_EVENTS}); "
+            f"{folder.path} is not a devformance run directory (no {journal.name}); "
             "run directories live under .devformance/runs/"
         )
     parent = [e for e in read_events(journal) if isinstance(e, ev.Event)]
@@ -72,7 +79,7 @@ def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev
         own = by_file.get(key, [])
         yield from (e for e in own if e.kind == "file_started")
         if own:
-            yield from _file_events(folder, started.run_id, key, queries)
+            yield from _file_events(folder, started, key, queries)
         yield from (e for e in own if e.kind in ("file_crashed", "file_finished"))
     done = [e for e in parent if isinstance(e, ev.RunDone)]
     last_t = max((e.t for e in parent), default=started.t)

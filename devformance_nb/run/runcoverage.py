@@ -1,26 +1,25 @@
 """Coverage of a run as it goes: each file's own data file, then the union (runtime layer).
 
-The loop folds a child's ``coverage`` event into its file's state by reading that
-child's data file through coverage.py's API (covdata), so the live stream carries
-each file's coverage when it finishes; the run total is read once, at the end,
-from every child's data file together, which is what ``coverage combine`` and
-``coverage report`` give. Crashed children have no data file: the total says how
-many files contributed.
+Reading coverage data goes through coverage.py's API (covdata) and takes tens of
+milliseconds per file, so it is never done while folding events into the run state:
+a file's reader thread reads the child's data file and puts a ``CoverageRead`` event on
+the one queue (``devformance ingest`` does the same while replaying), and the launcher reads
+the run total once every file ended, as a ``RunCoverage`` event: the union of every child's
+data file, which is what ``coverage combine`` and ``coverage report`` give. Crashed children
+have no data file: the total says how many files contributed.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from devformance_nb.logic.discovery import TestFile
-from devformance_nb.run.executor import Job
+from devformance_nb.core import events as ev
+from devformance_nb.core.rundir import RunDir
 
 if TYPE_CHECKING:
     from devformance_nb.run.covdata import CoverageResult
-    from devformance_nb.run.state import FileState, RunState
 
 
 @dataclass
@@ -33,90 +32,58 @@ class FileCoverage:
     result: CoverageResult | None = None
 
 
-#: results read ahead by reader threads, by data file (taken by the loop in read_file)
-_READ_AHEAD: dict[str, CoverageResult] = {}
-_READ_AHEAD_LOCK = threading.Lock()
+#: file statuses whose child never saved coverage data, and how to say so
+_NO_DATA = frozenset({"crashed", "timeout", "interrupted", "stopped"})
 
 
-def read_ahead(data_file: str, root: Path, contexts: bool) -> None:
-    """Read a child's data file in the calling (reader) thread, for the loop to pick up.
+@dataclass(frozen=True)
+class FileOutcome:
+    """What the run total needs to know of one file: how it ended and its data file."""
 
-    Reading takes tens of milliseconds per file through coverage's API; done
-    here, in the file's own worker thread, it never holds up the loop (and with
-    it the live view and the other files' events).
-    """
+    key: str
+    status: str
+    started: bool
+    data_file: str = ""
+    message: str = ""
+
+
+def read_file(written: ev.CoverageWritten, root: Path, contexts: bool) -> ev.CoverageRead:
+    """Read the data file a child reported (call from its reader thread, never the loop)."""
     from devformance_nb.run import covdata
 
     result = covdata.read_test_file(
-        data_file, root, config_file=covdata.config_file_for(root), contexts=contexts
+        written.data_file, root, config_file=covdata.config_file_for(root), contexts=contexts
     )
-    with _READ_AHEAD_LOCK:
-        _READ_AHEAD[data_file] = result
+    return ev.CoverageRead(
+        run_id=written.run_id, file=written.file, data_file=written.data_file, result=result
+    )
 
 
-def measuring(state: RunState) -> bool:
-    """Whether the run asked for coverage."""
-    return bool(state.config.get("coverage"))
+def read_run(root: Path, run_dir: RunDir, files: list[FileOutcome]) -> CoverageResult | None:
+    """The run total: the union of every started file's data file (None: nothing ran).
 
-
-def read_file(state: RunState, fs: FileState) -> None:
-    """Read ``fs``'s data file into ``fs.coverage_info`` and set ``fs.coverage`` (percent)."""
+    A file whose child ended without data is still expected: the total says why it is missing.
+    """
     from devformance_nb.run import covdata
 
-    info = fs.coverage_info
-    if info is None or not info.data_file:
-        return
-    with _READ_AHEAD_LOCK:
-        info.result = _READ_AHEAD.pop(info.data_file, None)
-    if info.result is None:  # a replayed run: nobody read ahead
-        info.result = covdata.read_test_file(
-            info.data_file,
-            Path(state.root),
-            config_file=_config_file(state),
-            contexts=bool(state.config.get("coverage_contexts")),
-        )
-    total = info.result.total
-    fs.coverage = total.percent if total is not None else None
-
-
-def read_run(state: RunState) -> CoverageResult | None:
-    """The run total: the union of every started file's data file (None if not measured)."""
-    from devformance_nb.run import covdata
-
-    if not measuring(state) or not state.root:
-        return None
     expected: list[str] = []
     reasons: dict[str, str] = {}
-    for fs in state.files.values():
-        if fs.started is None and fs.status in ("pending", "not_run"):
+    for outcome in files:
+        if not outcome.started and outcome.status in ("pending", "not_run"):
             continue  # never ran: it was not expected to contribute
-        info = fs.coverage_info or FileCoverage()
-        path = info.data_file or expected_data_file(state, fs.key)
+        path = outcome.data_file or str(run_dir.coverage_path(outcome.key))
         expected.append(path)
-        reasons[path] = info.message or _reason(fs)
+        reasons[path] = outcome.message or _reason(outcome.status)
     if not expected:
         return None
     return covdata.read_union(
-        expected, Path(state.root), config_file=_config_file(state), reasons=reasons
+        expected, root, config_file=covdata.config_file_for(root), reasons=reasons
     )
 
 
-def expected_data_file(state: RunState, key: str) -> str:
-    """Where the child of file ``key`` writes its data (the executor's naming)."""
-    run_dir = Path(str(state.meta.get("run_dir") or ""))
-    job = Job(state.run_id, TestFile(key, Path(key)), Path(state.root), run_dir)
-    return str(job.coverage_path)
-
-
-def _reason(fs: FileState) -> str:
-    if fs.status in ("crashed", "timeout", "interrupted", "stopped"):
-        return f"the child ended without saving coverage ({fs.status})"
+def _reason(status: str) -> str:
+    if status == "running":  # the launcher died mid-file (a replayed run)
+        status = "interrupted"
+    if status in _NO_DATA:
+        return f"the child ended without saving coverage ({status})"
     return ""
-
-
-def _config_file(state: RunState) -> Any:
-    from devformance_nb.run import covdata
-
-    if state.coverage_config is None:  # found once per run: the children all used the same
-        state.coverage_config = covdata.config_file_for(Path(state.root))
-    return state.coverage_config

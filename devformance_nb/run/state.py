@@ -1,8 +1,9 @@
 """Run state: what the single launcher loop knows about a run, built only from events.
 
-Only the loop thread calls ``RunState.apply``; observers read the state it
-passes them. Replaying a run directory through ``apply`` gives the same state,
-which is how ``devformance ingest`` works.
+Only the loop thread calls ``RunState.apply`` (through the dispatcher); observers read the
+state it passes them. ``apply`` is a pure fold: no I/O, no clock, no threads (coverage data is
+read elsewhere and arrives as events). Replaying a run directory through ``apply`` gives the
+same state, which is how ``devformance ingest`` works.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any, Protocol
 
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding, SlowQuery, find_slow
-from devformance_nb.run import runcoverage
-from devformance_nb.run.runcoverage import FileCoverage
+from devformance_nb.run.runcoverage import FileCoverage, FileOutcome
 
 #: statuses a file can end with, in the order the UI sorts problems first
 FILE_FINAL = ("error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed")
@@ -144,8 +144,6 @@ class RunState:
     detector: NPlusOneDetector = field(default_factory=NPlusOneDetector)
     #: the union of every file's coverage, read when the run ends (a covdata.CoverageResult)
     coverage_result: Any = None
-    #: the coverage configuration file the data is read with (found on first use)
-    coverage_config: Any = None
 
     @property
     def coverage(self) -> float | None:
@@ -160,6 +158,19 @@ class RunState:
             return None
         touched: FileState | None = handler(self, event)
         return touched
+
+    def coverage_outcomes(self) -> list[FileOutcome]:
+        """How each file ended and where its coverage data is, for the run total."""
+        return [
+            FileOutcome(
+                key=fs.key,
+                status=fs.status,
+                started=fs.started is not None,
+                data_file=fs.coverage_info.data_file if fs.coverage_info else "",
+                message=fs.coverage_info.message if fs.coverage_info else "",
+            )
+            for fs in self.files.values()
+        ]
 
     def file(self, key: str) -> FileState:
         """The state of file ``key``, created on first mention."""
@@ -298,8 +309,24 @@ def _coverage(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.CoverageWritten)
     fs = state.file(e.file)
     fs.coverage_info = FileCoverage(e.data_file, e.message, list(e.notes))
-    runcoverage.read_file(state, fs)
     return fs
+
+
+def _coverage_read(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.CoverageRead)
+    fs = state.file(e.file)
+    info = fs.coverage_info
+    if info is None or info.data_file != e.data_file or e.result is None:
+        return fs  # a read of data the child never reported: nothing to attach it to
+    info.result = e.result
+    total = e.result.total
+    fs.coverage = total.percent if total is not None else None
+    return fs
+
+
+def _run_coverage(state: RunState, e: ev.Event) -> None:
+    assert isinstance(e, ev.RunCoverage)
+    state.coverage_result = e.result
 
 
 def _file_finished(state: RunState, e: ev.Event) -> FileState:
@@ -320,7 +347,6 @@ def _run_done(state: RunState, e: ev.Event) -> None:
             fs.status = "not_run"
         elif fs.status == "running":  # the parent died mid-file (replayed runs)
             fs.status = "interrupted"
-    state.coverage_result = runcoverage.read_run(state)
 
 
 _HANDLERS: dict[str, Any] = {
@@ -332,6 +358,8 @@ _HANDLERS: dict[str, Any] = {
     "query": _query,
     "file_done": _file_done,
     "coverage": _coverage,
+    "coverage_read": _coverage_read,
+    "run_coverage": _run_coverage,
     "output": _output,
     "file_crashed": _file_crashed,
     "file_finished": _file_finished,

@@ -31,6 +31,8 @@ from typing import Any
 import duckdb
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.errors import DevformanceError
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.detection import (
     AllowList,
     NPlusOneFinding,
@@ -40,9 +42,10 @@ from devformance_nb.logic.detection import (
     is_candidate,
     make_finding,
 )
-from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
-from devformance_nb.run.replay import events_path, replay
+from devformance_nb.run.dispatch import Dispatcher
+from devformance_nb.run.launcher import run_coverage_event
+from devformance_nb.run.replay import replay
 from devformance_nb.run.state import FileState, Observer, RunState, TestRecord
 from devformance_nb.store.database import Store
 from devformance_nb.store.rows import fingerprint_frame
@@ -360,36 +363,37 @@ def ingest_run(
     ``observers`` see every event but the ``query`` ones, which never become objects: the
     state they are given already counts each file's statements when the file finishes.
     """
-    events = replay(run_dir, queries=False)
+    folder = RunDir.at(run_dir)
+    events = replay(folder, queries=False)
     first = next(events)
     state = RunState(run_id=first.run_id)
     state.apply(first)
-    paths = [p for p in (events_path(run_dir, key) for key in state.files) if p.exists()]
+    paths = [p for p in (folder.events_path(key) for key in state.files) if p.exists()]
     facts = read_facts(
         paths,
         state.slow_query_ms,
         state.detector.min_count,
         list(state.config.get("allow_n_plus_one", [])),
     )
-    folder = Path(run_dir)
-    logs = {key: os.fspath(folder / f"{TestFile(key, Path(key)).slug}.log") for key in state.files}
-    writer = StoreWriter(store, logs)
-    everyone: list[Observer] = [writer, *observers]
-    for observer in everyone:
-        observer.on_event(first, state)
+    writer = StoreWriter(store, {key: os.fspath(folder.log_path(key)) for key in state.files})
+    dispatcher = Dispatcher(state, [writer, *observers])
+    dispatcher.notify(first)  # folded above already: its settings chose how to read the facts
     for event in events:
         if isinstance(event, ev.FileFinished):
             facts.apply(state.file(event.file))
         elif isinstance(event, ev.RunDone):  # files that never finished still had statements
             for fs in state.files.values():
                 facts.apply(fs)
-        state.apply(event)
-        for observer in everyone:
-            observer.on_event(event, state)
-    for observer in everyone:
-        observer.close(state)
+            if (total := run_coverage_event(state)) is not None:
+                dispatcher.deliver(total)
+        dispatcher.deliver(event)
+    dispatcher.close()
     if writer.error is not None:
         raise writer.error
+    if dispatcher.errors:  # an observer failed: say so rather than load part of the run
+        raise DevformanceError(
+            f"ingest of {folder.path} stopped: an observer failed:\n{dispatcher.errors[0]}"
+        )
     with store.writing() as con:
         con.execute("BEGIN TRANSACTION")
         load_queries(con, state.run_id, paths, facts)

@@ -28,9 +28,10 @@ from devformance_nb.api import facade as api
 from devformance_nb.core import events as ev
 from devformance_nb.core.config import available_cpus, find_root, load_config
 from devformance_nb.core.errors import DevformanceError, NoTestsFoundError
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.run.state import FileState, Observer, RunState
-from devformance_nb.ui import text as text
+from devformance_nb.ui import text
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
 
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
@@ -242,7 +243,7 @@ class LiveRunView:
         run_dir = state.meta.get("run_dir")
         for key, pane in self._panes.items():
             if run_dir:
-                pane.log_path = Path(run_dir) / f"{TestFile(key, Path(key)).slug}.log"
+                pane.log_path = RunDir.at(str(run_dir)).log_path(key)
             self._buffers[key].version += 1
 
     def tick(self, state: RunState) -> None:
