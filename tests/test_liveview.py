@@ -15,9 +15,9 @@ from conftest import MakeProject
 
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneFinding, SlowQuery
+from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.state import RunState
-from devformance_nb.ui import liveview
-from devformance_nb.ui import text as text
+from devformance_nb.ui import liveview, text
 from devformance_nb.ui.liveview import LiveRunView, split_filter
 from devformance_nb.ui.pane import TAIL_CHARS, TAIL_LINES, Budget
 
@@ -35,12 +35,13 @@ class Driver:
 
     def __init__(self, view: LiveRunView, run_id: str = "run-1"):
         self.view = view
-        self.state = RunState(run_id=run_id)
+        self.dispatcher = Dispatcher(RunState(run_id=run_id), [view])
+        self.state = self.dispatcher.state
         self.lines: dict[str, int] = {}
 
     def send(self, event: ev.Event) -> None:
-        self.state.apply(event)
-        self.view.on_event(event, self.state)
+        self.dispatcher.deliver(event)
+        assert self.dispatcher.errors == []
 
     def start(self, keys: list[str], run_dir: str = "") -> None:
         meta = {"run_dir": run_dir} if run_dir else {}
@@ -75,11 +76,13 @@ class Driver:
         )
 
     def tick(self) -> None:
-        self.view.tick(self.state)
+        self.dispatcher.tick()
+        assert self.dispatcher.errors == []
 
     def close(self, status: str = "passed") -> None:
         self.send(ev.RunDone(status=status, duration=1.0, t=time.time()))
-        self.view.close(self.state)
+        self.dispatcher.close()
+        assert self.dispatcher.errors == []
 
 
 @pytest.fixture
