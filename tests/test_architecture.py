@@ -241,3 +241,22 @@ def test_package_import_stays_light(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import {module} pulled in: {out.stdout.strip()}"
+
+
+PUBLIC = """
+import devformance_nb
+from devformance_nb import Run, load_ipython_extension, open_store, run_tests
+from devformance_nb import analysis, charts
+from devformance_nb.api import start_run
+from devformance_nb.compare import compare_runs
+from devformance_nb.cli import main
+assert callable(run_tests) and callable(open_store) and callable(start_run) and callable(main)
+assert callable(analysis.slowest_queries) and callable(charts.slow_query_ranking)
+assert callable(compare_runs) and callable(load_ipython_extension) and Run.__name__ == "Run"
+import devformance_nb.plugin as plugin
+assert callable(plugin.pytest_configure) and callable(plugin.pytest_load_initial_conftests)
+"""
+
+
+def test_public_paths_keep_working() -> None:
+    subprocess.run([sys.executable, "-c", PUBLIC], check=True, capture_output=True, text=True)
