@@ -148,6 +148,9 @@ def start_child_coverage(
     try:
         config_file = find_config_file(folders)
         data_file = _data_file(str(options["coverage_data"]))
+        # the run directory first, so that a folder we cannot write says so whatever
+        # coverage.py's version does about it (7.18 wraps the OSError in a DataError)
+        os.makedirs(os.path.dirname(os.path.abspath(data_file)), exist_ok=True)
         cov = _make_coverage(coverage, data_file, options, config_file, rootpath)
         child = ChildCoverage(cov, data_file, config_file, False)
         child.contexts = _contexts_wanted(cov, options, child.notes)
