@@ -43,7 +43,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
-        threading.Event().wait(0.01)
+        time.sleep(0.01)  # the poll's pause, not a wait for the condition
 
 
 def run_in_thread(launcher: Launcher) -> threading.Thread:
