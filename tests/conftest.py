@@ -79,3 +79,16 @@ def pg_dsn() -> Iterator[str]:
         yield dsn
     finally:
         pgcluster.stop(folder)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m quick``, do not even import a test module that holds no quick test.
+
+    Importing the heavy modules (Altair, Django, Playwright, notebooks) costs seconds each;
+    deselecting their tests afterwards would still pay it on every inner-loop run.
+    """
+    if config.getoption("markexpr") != "quick":
+        return None
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return "mark.quick" not in collection_path.read_text(encoding="utf-8") or None

@@ -18,6 +18,8 @@ from devformance_nb.plugin.capture import Capture, start_capture
 from devformance_nb.plugin.capture import sqlite as sqlite_adapter
 from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, short_params
 
+pytestmark = pytest.mark.quick
+
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_capture.py"
 NODEID = f"{HERE}::case"

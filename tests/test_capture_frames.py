@@ -24,12 +24,14 @@ from devformance_nb.plugin.capture.session import Capture
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.quick
 def test_project_files_are_relative_to_the_root(tmp_path: Path) -> None:
     index = FrameIndex(str(tmp_path))
     assert index.relpath(str(tmp_path / "app" / "models.py")) == "app/models.py"
     assert index.relpath(str(tmp_path / "tests" / "test_x.py")) == "tests/test_x.py"
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     "filename",
     [
@@ -46,12 +48,14 @@ def test_frames_that_are_not_the_projects(filename: str) -> None:
     assert FrameIndex(str(REPO)).relpath(filename) is None
 
 
+@pytest.mark.quick
 def test_installed_code_inside_the_root_is_not_the_projects(tmp_path: Path) -> None:
     index = FrameIndex(str(tmp_path))
     assert index.relpath(str(tmp_path / ".venv/lib/python3/site-packages/lib/x.py")) is None
     assert index.relpath(str(tmp_path / "dist-packages" / "x.py")) is None
 
 
+@pytest.mark.quick
 def test_a_symlinked_root_still_matches(tmp_path: Path) -> None:
     real = tmp_path / "real"
     (real / "app").mkdir(parents=True)
@@ -83,6 +87,7 @@ def compiled(path: Path, source: str) -> dict[str, Any]:
     return namespace
 
 
+@pytest.mark.quick
 def test_locate_gives_first_project_frame_and_hash_of_all(tmp_path: Path) -> None:
     app = compiled(tmp_path / "app" / "views.py", APP)
     index = FrameIndex(str(tmp_path))
@@ -95,6 +100,7 @@ def test_locate_gives_first_project_frame_and_hash_of_all(tmp_path: Path) -> Non
     assert other_caller == caller and other_hash != stack_hash
 
 
+@pytest.mark.quick
 def test_a_floor_cuts_the_walk_short_with_the_same_answer(tmp_path: Path) -> None:
     # project code (app/) calls a runner outside the root (the floor, like pluggy's hook
     # caller), which calls project code again: the project frames below the floor still count
@@ -138,6 +144,7 @@ def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
     assert len(outputs) == 1 and "app.py:5 load" in outputs.pop()
 
 
+@pytest.mark.quick
 def test_no_project_frame_gives_empty_caller(tmp_path: Path) -> None:
     assert FrameIndex(str(tmp_path / "nowhere")).locate(sys._getframe()) == ("", "")
 
@@ -174,6 +181,7 @@ def fakelib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return "devf_fakelib"
 
 
+@pytest.mark.quick
 def test_adapter_installs_when_its_library_is_imported(tmp_path: Path, fakelib: str) -> None:
     capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
     capture.start()
@@ -187,6 +195,7 @@ def test_adapter_installs_when_its_library_is_imported(tmp_path: Path, fakelib: 
     assert not any(type(f).__name__ == "ImportWatcher" for f in sys.meta_path)
 
 
+@pytest.mark.quick
 def test_an_already_imported_library_is_hooked_at_once(tmp_path: Path, fakelib: str) -> None:
     __import__(fakelib)
     capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
@@ -195,6 +204,7 @@ def test_an_already_imported_library_is_hooked_at_once(tmp_path: Path, fakelib: 
     capture.stop()
 
 
+@pytest.mark.quick
 def test_a_failing_adapter_never_breaks_the_import(tmp_path: Path, fakelib: str) -> None:
     capture = make_capture(tmp_path, {fakelib: f"{__name__}:FailingAdapter"})
     capture.start()
@@ -204,6 +214,7 @@ def test_a_failing_adapter_never_breaks_the_import(tmp_path: Path, fakelib: str)
     capture.stop()
 
 
+@pytest.mark.quick
 def test_stop_before_the_import_leaves_nothing_behind(tmp_path: Path, fakelib: str) -> None:
     before = list(sys.meta_path)
     capture = make_capture(tmp_path, {fakelib: f"{__name__}:FakeAdapter"})
@@ -213,6 +224,7 @@ def test_stop_before_the_import_leaves_nothing_behind(tmp_path: Path, fakelib: s
     assert FakeAdapter.calls == [] and sys.meta_path == before
 
 
+@pytest.mark.quick
 def test_libraries_that_are_not_installed_are_skipped(tmp_path: Path) -> None:
     before = list(sys.meta_path)
     capture = make_capture(tmp_path, {"devf_no_such_lib": f"{__name__}:FakeAdapter"})
@@ -221,6 +233,7 @@ def test_libraries_that_are_not_installed_are_skipped(tmp_path: Path) -> None:
     capture.stop()
 
 
+@pytest.mark.quick
 def test_registry_names_real_adapters() -> None:
     for library, path in ADAPTERS.items():
         assert load_adapter(path).library == library

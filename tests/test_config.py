@@ -7,6 +7,8 @@ import pytest
 from devformance_nb.core.config import DEFAULT_DB, Config, db_path, find_root, load_config
 from devformance_nb.core.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 
 def write(root: Path, text: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)

@@ -222,6 +222,7 @@ def test_xdist_workers_in_a_child_write_their_own_files(
     assert calc.missing == "6-8"  # add() ran in a worker: only sign()'s body is missing
 
 
+@pytest.mark.quick
 def test_nothing_happens_unless_asked(tmp_path: Path) -> None:
     assert start_child_coverage({}, tmp_path).coverage is None
     off = start_child_coverage({"coverage": True}, tmp_path)  # no data file to write
@@ -229,6 +230,7 @@ def test_nothing_happens_unless_asked(tmp_path: Path) -> None:
     assert start_child_coverage({"coverage": False, "coverage_data": "x"}, tmp_path).message == ""
 
 
+@pytest.mark.quick
 def test_an_unwritable_data_file_means_no_coverage_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "run").write_text("a file where the run folder should be")
     options = {"coverage": True, "coverage_data": str(tmp_path / "run" / "x.coverage")}
@@ -250,6 +252,7 @@ def test_a_failed_save_is_reported_not_raised(tmp_path: Path) -> None:
     assert started.coverage.stop_and_save() == ""  # a second call changes nothing
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
@@ -272,6 +275,7 @@ def test_config_file_is_the_one_coverage_would_read(
     assert found == (str(tmp_path / expected) if expected else None)
 
 
+@pytest.mark.quick
 def test_config_file_search_order_and_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,12 +287,14 @@ def test_config_file_search_order_and_environment(
     assert find_config_file([rootdir, project]) == str(tmp_path / "custom.ini")
 
 
+@pytest.mark.quick
 def test_an_unreadable_shared_file_is_a_config_problem(tmp_path: Path) -> None:
     write_project(tmp_path, {"pyproject.toml": "[tool.coverage.run\n"})
     with pytest.raises(CoverageConfigProblem, match=r"pyproject\.toml"):
         find_config_file([tmp_path])
 
 
+@pytest.mark.quick
 def test_default_source_is_the_projects_packages(tmp_path: Path) -> None:
     write_project(
         tmp_path,
@@ -306,11 +312,13 @@ def test_default_source_is_the_projects_packages(tmp_path: Path) -> None:
     assert default_source(tmp_path) == [str(tmp_path / "app"), str(tmp_path / "src" / "lib")]
 
 
+@pytest.mark.quick
 def test_a_flat_project_measures_its_root(tmp_path: Path) -> None:
     write_project(tmp_path, {"app.py": "", "test_app.py": ""})
     assert default_source(tmp_path) == [str(tmp_path.resolve())]
 
 
+@pytest.mark.quick
 def test_source_folders_are_made_absolute_and_package_names_kept(tmp_path: Path) -> None:
     write_project(tmp_path, {"src/lib/__init__.py": ""})
     assert resolve_source(["src/lib", "lib", "json"], tmp_path) == [
@@ -320,6 +328,7 @@ def test_source_folders_are_made_absolute_and_package_names_kept(tmp_path: Path)
     ]
 
 
+@pytest.mark.quick
 def test_pytest_cov_is_silenced_only_when_asked_for() -> None:
     asked = Namespace(cov_source=[True], no_cov=False)
     assert "switched off" in silence_pytest_cov(asked)

@@ -97,6 +97,7 @@ def test_the_run_total_is_the_union_and_matches_coverage_combine(
     assert result.percent == pytest.approx(62.5)
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("missing", "statements", "expected"),
     [
@@ -131,6 +132,7 @@ def test_unusable_data_files_are_skipped_with_a_reason(shop: Path, tmp_path: Pat
     assert covdata.total_columns(result)["coverage_test_files"] == 1
 
 
+@pytest.mark.quick
 def test_nothing_readable_gives_no_total(tmp_path: Path) -> None:
     result = covdata.read_union([tmp_path / "missing.coverage"], tmp_path)
     assert (result.total, result.percent, result.files) == (None, None, [])
@@ -139,6 +141,7 @@ def test_nothing_readable_gives_no_total(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.quick
 def test_the_childs_own_reason_wins_and_one_reason_is_said_once(tmp_path: Path) -> None:
     paths = [tmp_path / "a.coverage", tmp_path / "b.coverage"]
     message = "coverage is off: the coverage configuration in .coveragerc is broken: ..."

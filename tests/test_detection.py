@@ -19,6 +19,8 @@ from devformance_nb.logic.detection import (
 )
 from devformance_nb.logic.fingerprint import fingerprint_hash
 
+pytestmark = pytest.mark.quick
+
 FILE = "tests/test_books.py"
 TEST = "tests/test_books.py::test_list"
 CALLER = "app/views.py:42 list_books"

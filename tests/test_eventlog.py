@@ -5,8 +5,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import EventTail, EventWriter, read_events
+
+pytestmark = pytest.mark.quick
 
 
 def test_writer_stamps_and_buffers_until_flush(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ import pytest
 
 from devformance_nb.core import events as ev
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize(
     "event",

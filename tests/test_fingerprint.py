@@ -171,16 +171,19 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(("sql", "expected"), FINGERPRINTS)
 def test_fingerprint(sql: str, expected: str) -> None:
     assert fingerprint(sql) == expected
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(("sql", "expected"), FINGERPRINTS)
 def test_fingerprint_is_idempotent(sql: str, expected: str) -> None:
     assert fingerprint(expected) == expected
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("first", "second"),
     [
@@ -196,6 +199,7 @@ def test_same_shape_same_fingerprint(first: str, second: str) -> None:
     assert fingerprint_hash(fingerprint(first)) == fingerprint_hash(fingerprint(second))
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("first", "second"),
     [
@@ -209,6 +213,7 @@ def test_different_shape_different_fingerprint(first: str, second: str) -> None:
     assert fingerprint(first) != fingerprint(second)
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("sql", GARBAGE)
 def test_garbage_never_raises(sql: str) -> None:
     result = fingerprint(sql)
@@ -218,6 +223,7 @@ def test_garbage_never_raises(sql: str) -> None:
     assert isinstance(statement_type(result), str)
 
 
+@pytest.mark.quick
 def test_random_bytes_never_raise() -> None:
     rng = random.Random(1234)
     for _ in range(200):
@@ -226,6 +232,7 @@ def test_random_bytes_never_raise() -> None:
     assert isinstance(fingerprint(os.urandom(200_000).decode("latin-1")), str)
 
 
+@pytest.mark.quick
 def test_non_string_input_is_tolerated() -> None:
     assert fingerprint(b"SELECT 1") == "SELECT ?"  # type: ignore[arg-type]
     assert fingerprint(None) == ""  # type: ignore[arg-type]
@@ -267,6 +274,7 @@ def test_five_megabyte_comment_and_identifier() -> None:
     assert fingerprint(f"SELECT {name} FROM t") == f"SELECT {name} FROM t"
 
 
+@pytest.mark.quick
 def test_fingerprint_hash_is_short_stable_hex() -> None:
     digest = fingerprint_hash("SELECT ?")
     assert digest == fingerprint_hash("SELECT ?")
@@ -276,6 +284,7 @@ def test_fingerprint_hash_is_short_stable_hex() -> None:
     assert len(fingerprint_hash("\ud800")) == 16
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("sql", "kind"),
     [
@@ -311,6 +320,7 @@ def test_statement_type(sql: str, kind: str) -> None:
     assert is_select(fp) == (kind == "SELECT")
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
@@ -333,6 +343,7 @@ def test_catalog_or_control(sql: str, expected: bool) -> None:
     assert is_catalog_or_control(fingerprint(sql)) == expected
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
@@ -353,6 +364,7 @@ def test_transaction_control(sql: str, expected: bool) -> None:
     assert is_transaction_control(fingerprint(sql)) == expected
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("sql", "tables"),
     [
@@ -379,6 +391,7 @@ def test_describe_tables(sql: str, tables: tuple[str, ...]) -> None:
     assert describe(sql).tables == tables
 
 
+@pytest.mark.quick
 def test_describe_pretty_is_reindented() -> None:
     info = describe("select a, b from t where x = 1 order by a")
     assert info.pretty.splitlines() == [
@@ -390,6 +403,7 @@ def test_describe_pretty_is_reindented() -> None:
     ]
 
 
+@pytest.mark.quick
 def test_describe_survives_input_sqlparse_cannot_take() -> None:
     # over 10,000 tokens: sqlparse raises, the regex fallback answers
     columns = ", ".join(f"c{i}" for i in range(12_000))
@@ -399,6 +413,7 @@ def test_describe_survives_input_sqlparse_cannot_take() -> None:
     assert len(info.pretty) <= 4_000
 
 
+@pytest.mark.quick
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from devformance_nb.logic import fingerprint as module
 

@@ -89,6 +89,7 @@ def literal_keys(texts: list[str]) -> dict[str, str]:
     return {sql: key for sql, key in rows}
 
 
+@pytest.mark.quick
 def test_texts_with_one_literal_key_have_one_fingerprint() -> None:
     keys = literal_keys(TRICKY)
     by_key: dict[str, set[str]] = {}

@@ -106,6 +106,7 @@ def title_of(view: LiveRunView, key: str) -> str:
     return str(view.accordion.titles[view._order.index(key)])
 
 
+@pytest.mark.quick
 def test_items_titles_progress_and_summary_follow_the_run(view: LiveRunView, drive: Driver) -> None:
     drive.start(["tests/test_a.py", "tests/test_b.py"])
     assert len(view.accordion.children) == 2
@@ -135,6 +136,7 @@ def test_items_titles_progress_and_summary_follow_the_run(view: LiveRunView, dri
     assert "running" in view.status.value and drive.state.run_id in view.status.value
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     "status", ["passed", "failed", "error", "timeout", "crashed", "stopped", "empty"]
 )
@@ -148,6 +150,7 @@ def test_every_final_status_has_its_icon(view: LiveRunView, drive: Driver, statu
     assert all(ord(ch) < 0x2800 for ch in "".join(text.ICONS.values())), "no emoji"
 
 
+@pytest.mark.quick
 def test_sql_findings_and_coverage_slot_in_when_present(view: LiveRunView, drive: Driver) -> None:
     drive.start(["t.py"])
     drive.file_started("t.py", collected=1)
@@ -203,6 +206,7 @@ def test_forty_files_and_100k_lines_keep_every_pane_capped(
     assert len(view.accordion.children) == 40
 
 
+@pytest.mark.quick
 def test_open_item_follows_the_run_until_the_user_chooses(view: LiveRunView, drive: Driver) -> None:
     keys = ["a.py", "b.py", "c.py", "d.py"]
     drive.start(keys)
@@ -231,6 +235,7 @@ def test_open_item_follows_the_run_until_the_user_chooses(view: LiveRunView, dri
     assert view.accordion.selected_index == 3, "the user's open sticks"
 
 
+@pytest.mark.quick
 def test_finished_open_file_hands_over_to_a_running_one(view: LiveRunView, drive: Driver) -> None:
     drive.start(["a.py", "b.py"])
     drive.file_started("a.py", collected=1)
@@ -242,6 +247,7 @@ def test_finished_open_file_hands_over_to_a_running_one(view: LiveRunView, drive
     assert view.accordion.selected_index == 1
 
 
+@pytest.mark.quick
 def test_all_files_failing_to_collect(view: LiveRunView, drive: Driver) -> None:
     keys = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py"]
     drive.start(keys)
@@ -261,6 +267,7 @@ def test_all_files_failing_to_collect(view: LiveRunView, drive: Driver) -> None:
     assert "failed" in view.status.value
 
 
+@pytest.mark.quick
 def test_events_of_another_run_are_ignored(view: LiveRunView, drive: Driver) -> None:
     drive.start(["a.py"])
     other = Driver(view, run_id="run-2")
@@ -272,6 +279,7 @@ def test_events_of_another_run_are_ignored(view: LiveRunView, drive: Driver) -> 
     assert title_of(view, "a.py").startswith("○ pending")
 
 
+@pytest.mark.quick
 def test_budget_spreads_redraws_without_losing_any(view: LiveRunView, drive: Driver) -> None:
     keys = [f"f{i}.py" for i in range(20)]
     drive.start(keys)
@@ -288,6 +296,7 @@ def test_budget_spreads_redraws_without_losing_any(view: LiveRunView, drive: Dri
     assert all(f"{k} says hi" in pane_text(view, k) for k in keys), "close draws them all"
 
 
+@pytest.mark.quick
 def test_files_announced_off_the_main_thread_get_no_widgets(view: LiveRunView) -> None:
     drive = Driver(view)
     thread = threading.Thread(target=drive.start, args=(["a.py", "b.py"],))
@@ -298,6 +307,7 @@ def test_files_announced_off_the_main_thread_get_no_widgets(view: LiveRunView) -
     assert "2 files have no item" in view.summary.value
 
 
+@pytest.mark.quick
 def test_expect_builds_items_before_the_run(view: LiveRunView, drive: Driver) -> None:
     view.expect(["a.py", "b.py"])
     assert view.accordion.titles == ("○ pending  ·  a.py", "○ pending  ·  b.py")
@@ -305,6 +315,7 @@ def test_expect_builds_items_before_the_run(view: LiveRunView, drive: Driver) ->
     assert view._order == ["a.py", "b.py"]
 
 
+@pytest.mark.quick
 def test_full_log_button_shows_the_log_file(
     view: LiveRunView, drive: Driver, tmp_path: Path
 ) -> None:
@@ -323,6 +334,7 @@ def test_full_log_button_shows_the_log_file(
     assert str(pane.log_path) in pane.log_link.value
 
 
+@pytest.mark.quick
 def test_tail_text_caps_and_colours() -> None:
     lines = [f"line {i}" for i in range(1000)]
     shown = text.tail_text(lines, 5000, 100)
@@ -334,6 +346,7 @@ def test_tail_text_caps_and_colours() -> None:
     assert len(huge) <= 102 and "\x1b" not in huge
 
 
+@pytest.mark.quick
 def test_split_filter(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     assert split_filter("tests *order* , books", tmp_path) == (["tests"], ["*order*", "*books*"])

@@ -17,6 +17,7 @@ SUITE = {
 }
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize(
     ("line", "paths", "options"),
     [
@@ -32,6 +33,7 @@ def test_parse_line(line: str, paths: list[str], options: dict[str, Any]) -> Non
     assert magic.parse_line(line) == (paths, options)
 
 
+@pytest.mark.quick
 def test_bad_arguments_raise_a_usage_error_not_system_exit() -> None:
     with pytest.raises(magic.MagicUsageError, match="usage: %devformance"):
         magic.parse_line("--workers many")
@@ -50,6 +52,7 @@ def shell() -> Any:
     ip.user_ns.pop(magic.RUN_NAME, None)
 
 
+@pytest.mark.quick
 def test_load_ext_registers_the_magic(shell: Any) -> None:
     assert "devformance" in shell.magics_manager.magics["line"]
 
@@ -78,6 +81,7 @@ def test_magic_reports_errors_in_one_line(
     assert magic.RUN_NAME not in shell.user_ns
 
 
+@pytest.mark.quick
 def test_in_notebook_is_false_in_a_terminal_shell(shell: Any) -> None:
     assert notebook.in_notebook() is False
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from devformance_nb.run.reader import LineSplitter
+
+pytestmark = pytest.mark.quick
 
 
 def test_lines_split_across_chunks() -> None:

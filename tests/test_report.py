@@ -88,6 +88,7 @@ def test_report_escapes_sql_and_output(report: Path, db: Path) -> None:
     assert sql and not any("<" in t.replace("&lt;", "") for t in sql)
 
 
+@pytest.mark.quick
 def test_html_table_escapes_every_cell() -> None:
     import pandas as pd
 
@@ -97,6 +98,7 @@ def test_html_table_escapes_every_cell() -> None:
     assert html_table(df.iloc[0:0], ["sql"]) == "<p class='meta'>none</p>"
 
 
+@pytest.mark.quick
 def test_report_of_an_empty_store(tmp_path: Path) -> None:
     from devformance_nb.store.database import Store
 

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.scheduling import FileOrder, LongestFirst, choose_scheduler
+
+pytestmark = pytest.mark.quick
 
 FILES = [TestFile(k, Path(k)) for k in ("a.py", "b.py", "c.py", "d.py")]
 

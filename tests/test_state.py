@@ -5,6 +5,8 @@ import pytest
 from devformance_nb.core import events as ev
 from devformance_nb.run.state import RunState, exit_code, file_status, outcome_of
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize(
     ("exitstatus", "returncode", "stopped", "timed_out", "expected"),

@@ -15,6 +15,7 @@ from devformance_nb.store.database import Store, connect
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
+@pytest.mark.quick
 def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
     assert store.schema_version() == 0
@@ -31,6 +32,7 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     assert {"runs", "test_files", "tests", "output_lines", "schema_migrations"} <= tables
 
 
+@pytest.mark.quick
 def test_a_newer_database_is_refused_with_the_fix(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
     with store.writing() as con:
@@ -41,11 +43,13 @@ def test_a_newer_database_is_refused_with_the_fix(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.quick
 def test_reading_a_missing_store_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="devformance run"):
         Store(tmp_path / "none.duckdb").runs()
 
 
+@pytest.mark.quick
 def test_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "junk.duckdb"
     path.write_bytes(b"this is not duckdb" * 100)
@@ -119,6 +123,7 @@ def test_an_abandoned_running_run_reads_as_interrupted(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.quick
 def test_connect_helper_opens_read_only(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     duckdb.connect(str(path)).close()

@@ -1,0 +1,150 @@
+"""StoreWriter through a real launcher into a real DuckDB file; only the children are fake.
+
+test_api.py and test_faults.py check the store after real runs (counts, output, metadata,
+locks, a killed launcher); these check the same rows for outcomes a script picks exactly:
+queries and their N+1 finding, a crash, a stop in the middle, with no process started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from fakes import FakeExecutor, Script, plan, pytest_file, query
+
+from devformance_nb.core import events as ev
+from devformance_nb.run.launcher import Launcher
+from devformance_nb.run.state import RunState
+from devformance_nb.store.database import Store
+from devformance_nb.store.writer import StoreWriter
+
+pytestmark = pytest.mark.quick
+
+LOOKUPS = [query("a.py::test_list", f"SELECT * FROM book WHERE id = {i}") for i in (1, 2, 3)]
+SCRIPTS: dict[str, Script] = {
+    "a.py": pytest_file(
+        "a.py",
+        {"test_list": "passed", "test_empty": "passed"},
+        queries=[*LOOKUPS, query("a.py::test_empty", "SELECT count(*) FROM book")],
+        lines=["a.py ..", "\x1b[32m2 passed\x1b[0m"],
+    ),
+    "b.py": pytest_file("b.py", {"test_bad": "failed"}, lines=["b.py F"]),
+    "c.py": Script(events=pytest_file("c.py", {"test_x": "passed"}).events[:2], returncode=-11),
+}
+
+
+def write_run(tmp_path: Path, scripts: Mapping[str, Script], stop_at: str = "") -> Store:
+    """Run ``scripts`` with a store writer observing; ``stop_at``: stop once that file starts."""
+    store = Store(tmp_path / "store.duckdb")
+    runs = plan(tmp_path, scripts)
+    writer = StoreWriter(store, {key: os.fspath(runs.run_dir.log_path(key)) for key in scripts})
+    launcher = Launcher(runs, FakeExecutor(scripts), [writer])
+    if stop_at:
+        launcher.observers.append(StopAt(launcher, stop_at))
+    launcher.run()
+    assert writer.error is None
+    return store
+
+
+class StopAt:
+    """Stops the run when file ``key`` starts (as a user pressing stop right then)."""
+
+    def __init__(self, launcher: Launcher, key: str):
+        self.launcher, self.key = launcher, key
+
+    def on_event(self, event: ev.Event, state: RunState) -> None:
+        if isinstance(event, ev.FileStarted) and event.file == self.key:
+            self.launcher.stop()
+
+    def tick(self, state: RunState) -> None:
+        """Nothing to draw."""
+
+    def close(self, state: RunState) -> None:
+        """Nothing to release."""
+
+
+def test_a_run_lands_with_its_files_tests_queries_and_output(tmp_path: Path) -> None:
+    store = write_run(tmp_path, SCRIPTS)
+    (run,) = store.query("SELECT * FROM runs")
+    assert (run["run_id"], run["status"], run["exit_code"]) == ("fake-run", "failed", 1)
+    assert (run["files"], run["tests"], run["passed"], run["failed"]) == (
+        3,
+        3,
+        2,
+        1,
+    )  # c.py died inside its test
+    assert (run["queries"], run["n_plus_one"], run["executor"]) == (4, 1, "fake")
+    assert run["finished"] >= run["started"]
+
+    files = store.query(
+        "SELECT file, status, returncode, exitstatus, tests, queries, output_lines, message,"
+        " log_path FROM test_files ORDER BY file"
+    )
+    assert [(f["file"], f["status"], f["returncode"], f["exitstatus"]) for f in files] == [
+        ("a.py", "passed", 0, 0),
+        ("b.py", "failed", 1, 1),
+        ("c.py", "crashed", -11, None),
+    ]
+    a, _, c = files
+    assert (a["tests"], a["queries"], a["output_lines"]) == (2, 4, 2)
+    assert c["message"] == "killed by signal 11"
+    assert a["log_path"] == os.fspath(plan(tmp_path, SCRIPTS).run_dir.log_path("a.py"))
+    assert Path(a["log_path"]).read_bytes() == b"a.py ..\n\x1b[32m2 passed\x1b[0m\n"
+
+    tests = store.query("SELECT nodeid, outcome, queries, message FROM tests ORDER BY nodeid")
+    assert [(t["nodeid"], t["outcome"], t["queries"]) for t in tests] == [
+        ("a.py::test_empty", "passed", 1),
+        ("a.py::test_list", "passed", 3),
+        ("b.py::test_bad", "failed", 0),
+        ("c.py::test_x", "error", 0),  # no call phase: it died in setup
+    ]
+    assert tests[2]["message"] == "failed here"
+
+    sqls = store.query("SELECT file, nodeid, sql FROM queries ORDER BY nodeid, sql")
+    assert [(q["nodeid"], q["sql"]) for q in sqls] == [
+        ("a.py::test_empty", "SELECT count(*) FROM book"),
+        *[("a.py::test_list", f"SELECT * FROM book WHERE id = {i}") for i in (1, 2, 3)],
+    ]
+    (finding,) = store.query("SELECT file, nodeid, count FROM n_plus_one")
+    assert finding == {"file": "a.py", "nodeid": "a.py::test_list", "count": 3}
+
+    lines = store.query("SELECT file, line, text FROM output_lines ORDER BY file, line")
+    assert [(r["file"], r["line"], r["text"]) for r in lines] == [
+        ("a.py", 1, "a.py .."),
+        ("a.py", 2, "2 passed"),  # colour codes stripped for the store
+        ("b.py", 1, "b.py F"),
+    ]
+
+
+def test_a_stopped_run_keeps_the_files_that_ran(tmp_path: Path) -> None:
+    scripts = {**SCRIPTS, "h.py": Script(hang=True), "z.py": pytest_file("z.py", {"t": "passed"})}
+    store = write_run(tmp_path, scripts, stop_at="h.py")
+    (run,) = store.query("SELECT status, exit_code, files FROM runs")
+    assert run == {"status": "stopped", "exit_code": 2, "files": 5}
+    files = store.query("SELECT file, status FROM test_files ORDER BY file")
+    assert [(f["file"], f["status"]) for f in files] == [
+        ("a.py", "passed"),
+        ("b.py", "failed"),
+        ("c.py", "crashed"),
+        ("h.py", "stopped"),
+    ]  # z.py never started: no row, and nothing of it among the tests
+    assert store.query("SELECT count(*) AS n FROM tests WHERE file = 'z.py'") == [{"n": 0}]
+
+
+def test_a_second_run_adds_to_the_store(tmp_path: Path) -> None:
+    first = write_run(tmp_path / "one", {"a.py": SCRIPTS["a.py"]})
+    # the same store file, another run id: both runs are kept side by side
+    scripts = {"b.py": SCRIPTS["b.py"]}
+    runs = plan(tmp_path / "two", scripts, run_id="fake-run-2")
+    Launcher(runs, FakeExecutor(scripts), [StoreWriter(first)]).run()
+    rows = first.query("SELECT run_id, status, tests FROM runs ORDER BY run_id")
+    assert rows == [
+        {"run_id": "fake-run", "status": "passed", "tests": 2},
+        {"run_id": "fake-run-2", "status": "failed", "tests": 1},
+    ]
+    assert first.query("SELECT DISTINCT run_id FROM test_files ORDER BY run_id") == [
+        {"run_id": "fake-run"},
+        {"run_id": "fake-run-2"},
+    ]
