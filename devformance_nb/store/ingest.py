@@ -39,6 +39,7 @@ from devformance_nb.logic.detection import (
     finding_order,
     is_candidate,
     make_finding,
+    over_threshold_sql,
 )
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
@@ -99,12 +100,12 @@ SELECT
     arg_min(coalesce(caller, ''), qseq) AS caller,
     arg_min(orm, qseq) FILTER (WHERE orm <> '') AS orm,
     min(qseq) FILTER (WHERE orm <> '') AS orm_qseq,
-    list({'qseq': qseq, 'duration': duration}) FILTER (WHERE duration * 1000.0 >= $slow_ms)
-        AS slow
+    list({'qseq': qseq, 'duration': duration}) FILTER (WHERE OVER_THRESHOLD) AS slow
 FROM SOURCE
 WHERE kind = 'query' AND coalesce(v, 1) <= VERSION AND sql IS NOT NULL
 GROUP BY ALL
-"""
+""".replace("OVER_THRESHOLD", over_threshold_sql("duration", "$slow_ms"))
+# (only the threshold here: find_slow applies the whole rule to the statements kept)
 
 _N_PLUS_ONE = """
 SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash,
