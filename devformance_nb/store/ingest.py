@@ -46,7 +46,7 @@ from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.run.replay import events_path, replay
 from devformance_nb.run.state import FileState, Observer, RunState, TestRecord
 from devformance_nb.store.database import Store
-from devformance_nb.store.rows import fingerprint_frame
+from devformance_nb.store.rows import fingerprint_frame, write_fingerprints
 from devformance_nb.store.writer import StoreWriter
 
 #: the fields of a query event DuckDB reads, with their types (other keys are ignored)
@@ -315,14 +315,10 @@ def load_queries(
     Runs in the caller's transaction; DuckDB reads the events files itself.
     """
     con.execute("DELETE FROM queries WHERE run_id = ?", [run_id])
+    # only fingerprints the store lacks are described: describing (sqlparse) is the cost
     known = {row[0] for row in con.execute("SELECT fingerprint_hash FROM fingerprints").fetchall()}
     new = {h: fp for h, fp in facts.fingerprints.items() if h not in known}
-    if new:
-        con.register("_devformance_fps", fingerprint_frame(new))
-        try:
-            con.execute("INSERT INTO fingerprints SELECT * FROM _devformance_fps")
-        finally:
-            con.unregister("_devformance_fps")
+    write_fingerprints(con, fingerprint_frame(new))
     if not paths:
         return
     con.register("_devformance_texts", facts.texts)
