@@ -12,6 +12,7 @@ from covdriver import child_env, run_children
 from coverage import CoverageData
 
 from devformance_nb.run import covdata
+from devformance_nb.store import rows as store_rows
 
 CALC = """\
 def add(a, b):
@@ -129,14 +130,14 @@ def test_unusable_data_files_are_skipped_with_a_reason(shop: Path, tmp_path: Pat
     assert result.total is not None and result.total.covered == 2
     note = covdata.summary_note(result)
     assert note.startswith("1 of 4 test files contributed; ")
-    assert covdata.total_columns(result)["coverage_test_files"] == 1
+    assert store_rows.coverage_columns(result)["coverage_test_files"] == 1
 
 
 @pytest.mark.quick
 def test_nothing_readable_gives_no_total(tmp_path: Path) -> None:
     result = covdata.read_union([tmp_path / "missing.coverage"], tmp_path)
     assert (result.total, result.percent, result.files) == (None, None, [])
-    assert covdata.total_columns(result, expected_files=3)["coverage_note"].startswith(
+    assert store_rows.coverage_columns(result, expected_files=3)["coverage_note"].startswith(
         "0 of 3 test files contributed"
     )
 
@@ -186,7 +187,7 @@ def test_contexts_say_which_tests_ran_a_line(shop: Path, tmp_path: Path) -> None
         ("shop/calc.py", 6, "t.py::test_b"),
         ("shop/calc.py", 7, "t.py::test_b"),
     ]
-    rows = covdata.context_rows(result, "r1", "t.py")
+    rows = store_rows.context_rows(result, "r1", "t.py")
     assert rows[0] == {
         "run_id": "r1",
         "test_file": "t.py",
@@ -201,16 +202,16 @@ def test_rows_for_the_store(shop: Path, tmp_path: Path) -> None:
     init.write_text("X = 1\n")
     data = lines_data(tmp_path / "a.coverage", {calc: [1, 2], init: []})
     result = covdata.read_test_file(data, shop)
-    files = covdata.source_file_rows(result, "r1")
+    files = store_rows.source_file_rows(result, "r1")
     assert [(r["run_id"], r["source_file"], r["covered"]) for r in files] == [
         ("r1", "shop/__init__.py", 0),
         ("r1", "shop/calc.py", 2),
     ]
     assert files[1]["missing_lines"] == [5, 6, 7, 8, 9, 10]
-    by_test = covdata.by_test_file_rows(result, "r1", "tests/test_calc.py")
+    by_test = store_rows.by_test_file_rows(result, "r1", "tests/test_calc.py")
     assert [r["source_file"] for r in by_test] == ["shop/calc.py"]  # no row for 0 covered
     assert by_test[0]["test_file"] == "tests/test_calc.py"
-    columns = covdata.total_columns(result)
+    columns = store_rows.coverage_columns(result)
     assert columns["coverage_percent"] == pytest.approx(2 / 9 * 100)
     assert (columns["coverage_statements"], columns["coverage_covered"]) == (9, 2)
     assert columns["coverage_note"] is None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import MakeProject
 
+from devformance_nb.analysis.runfindings import coverage_of
 from devformance_nb.api import facade as api
 from devformance_nb.run.forkserver import ForkServerExecutor, project_signature, shared_executor
 
@@ -110,7 +111,7 @@ def test_preloaded_project_modules_keep_their_import_time_coverage(
     covered = {}
     for name in ("spawn", "forkserver"):
         run = api.run_tests(root=root, workers=1, executor=name)
-        covered[name] = api.open_store(run.db).coverage_of(run.id, "app/mod.py")
+        covered[name] = coverage_of(api.open_store(run.db), run.id, "app/mod.py")
     # VALUE, both def lines and used()'s body: the import-time lines count with both executors
     assert covered["forkserver"] == covered["spawn"]
     assert covered["spawn"] is not None and covered["spawn"]["covered"] == 4

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import LIBRARY_DJANGO
 
+from devformance_nb.analysis.runfindings import n_plus_one, slow_queries
 from devformance_nb.api import facade as api
 
 PLANTED = json.loads((LIBRARY_DJANGO / "planted.json").read_text(encoding="utf-8"))
@@ -124,7 +125,7 @@ def check_findings(run: LibraryRun) -> None:
     assert run.run["status"] == "passed"
     files = run.rows("SELECT file, status FROM test_files WHERE run_id = ? ORDER BY file")
     assert [(f["file"], f["status"]) for f in files] == [(f, "passed") for f in TEST_FILES]
-    found = run.store.n_plus_one(run.run_id)
+    found = n_plus_one(run.store, run.run_id)
     assert sorted(
         (f["nodeid"], f["phase"], f["caller"], f["table_name"], f["count"]) for f in found
     ) == sorted(
@@ -143,7 +144,7 @@ def check_findings(run: LibraryRun) -> None:
         assert hint.split(": add ")[1].startswith(f".{planted['fix']}("), hint
     orms = run.rows("SELECT DISTINCT orm FROM n_plus_one WHERE run_id = ?")
     assert orms == [{"orm": "django"}]
-    slow = run.store.slow_queries(run.run_id)
+    slow = slow_queries(run.store, run.run_id)
     assert [(s["nodeid"], s["caller"]) for s in slow] == [
         (p["nodeid"], f"{p['module']}:{p['line']} {p['function']}") for p in PLANTED["slow_queries"]
     ]

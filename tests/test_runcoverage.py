@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import BOOKSHOP, MakeProject
 
+from devformance_nb.analysis.runfindings import coverage_of
 from devformance_nb.api import facade as api
 
 CALC = """\
@@ -187,7 +188,7 @@ def test_bookshop_total_equals_coverage_py_and_executors_agree(tmp_path: Path) -
     for run in runs.values():
         assert run.state.coverage == pytest.approx(expected["totals"]["percent_covered"], abs=0.1)
     # the planted uncovered module shows every statement missing
-    admin = api.open_store(tmp_path / "s.duckdb").coverage_of(runs["spawn"].id, "bookshop/admin.py")
+    admin = coverage_of(tmp_path / "s.duckdb", runs["spawn"].id, "bookshop/admin.py")
     assert admin is not None and admin["covered"] == 0
     wanted = expected["files"]["bookshop/admin.py"]["missing_lines"]
     assert list(admin["missing_lines"]) == wanted

@@ -3,10 +3,10 @@
 ``compare_runs(store, a, b)`` reads both runs (``a`` the base, ``b`` the new
 one) in DuckDB and returns a ``Comparison`` of small DataFrames. Its
 ``regressions()`` lists what should fail a CI job: a new N+1 (a call site and
-fingerprint not in ``a``), a new slow query (a fingerprint at or over ``b``'s
-``slow_query_ms`` that was never that slow in ``a``), total coverage down by
-more than ``max_coverage_drop`` percentage points, and tests failing in ``b``
-that did not fail in ``a``.
+fingerprint not in ``a``), a new slow query (a fingerprint detection's rule
+reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule never
+reported in ``a``), total coverage down by more than ``max_coverage_drop``
+percentage points, and tests failing in ``b`` that did not fail in ``a``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from devformance_nb.analysis.questions import SITE_SQL
-from devformance_nb.analysis.select import StoreLike, as_store, frame, select_one
+from devformance_nb.analysis.select import STATEMENT_TYPES, StoreLike, as_store, frame, select_one
+from devformance_nb.logic.detection import slow_sql
 
 #: regressions() columns
 REGRESSION_COLUMNS = ["kind", "subject", "detail"]
@@ -115,22 +116,26 @@ FROM per x WHERE run_id = ? AND NOT EXISTS (
 ORDER BY queries DESC, site, fingerprint_hash
 """
 
-_NEW_SLOW = """
-WITH thr AS (SELECT coalesce(slow_query_ms, 100) / 1000 AS t FROM runs WHERE run_id = ?),
+#: detection's slow-query rule at b's threshold, over ``queries q`` joined with types ``t``
+_SLOW = slow_sql("q.duration", "q.caller", "t.statement_type", "thr.ms")
+_NEW_SLOW = f"""
+WITH thr AS (SELECT slow_query_ms AS ms FROM runs WHERE run_id = ?),
 b AS (
-    SELECT fingerprint_hash, count(*) AS count, max(duration) * 1000 AS max_ms,
-           mode(caller) AS call_site, list(DISTINCT nodeid ORDER BY nodeid) AS tests
-    FROM queries, thr WHERE run_id = ? AND duration >= thr.t GROUP BY fingerprint_hash
+    SELECT q.fingerprint_hash, count(*) AS count, max(q.duration) * 1000 AS max_ms,
+           mode(q.caller) AS call_site, list(DISTINCT q.nodeid ORDER BY q.nodeid) AS tests
+    FROM queries q LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash), thr
+    WHERE q.run_id = ? AND {_SLOW} GROUP BY q.fingerprint_hash
 ), a AS (
-    SELECT fingerprint_hash, max(duration) * 1000 AS max_ms_a
-    FROM queries WHERE run_id = ? AND fingerprint_hash IN (SELECT fingerprint_hash FROM b)
-    GROUP BY fingerprint_hash
+    SELECT q.fingerprint_hash, max(q.duration) * 1000 AS max_ms_a, bool_or({_SLOW}) AS slow_a
+    FROM queries q LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash), thr
+    WHERE q.run_id = ? AND q.fingerprint_hash IN (SELECT fingerprint_hash FROM b)
+    GROUP BY q.fingerprint_hash
 )
 SELECT b.fingerprint_hash, (SELECT any_value(fingerprint) FROM fingerprints f
                             WHERE f.fingerprint_hash = b.fingerprint_hash) AS fingerprint,
        b.count, b.max_ms, a.max_ms_a, b.call_site, b.tests
-FROM b LEFT JOIN a USING (fingerprint_hash), thr
-WHERE a.max_ms_a IS NULL OR a.max_ms_a < thr.t * 1000
+FROM b LEFT JOIN a USING (fingerprint_hash)
+WHERE a.slow_a IS NOT TRUE
 ORDER BY b.max_ms DESC, b.fingerprint_hash
 """
 

@@ -21,6 +21,7 @@ from devformance_nb.analysis.coverage import (
 )
 from devformance_nb.analysis.select import (
     IN_RUNS,
+    STATEMENT_TYPES,
     Runs,
     StoreLike,
     as_store,
@@ -31,6 +32,7 @@ from devformance_nb.analysis.select import (
     select_one,
     select_runs,
 )
+from devformance_nb.logic.detection import DEFAULT_SLOW_QUERY_MS, slow_sql
 from devformance_nb.store.database import is_abandoned
 
 __all__ = [
@@ -93,10 +95,11 @@ def slowest_queries(
     """The slowest statements by fingerprint: count, total, p50/p95/max, call sites, tests.
 
     ``by`` ranks them: ``max`` (default), ``p95``, ``p50``, ``total`` or
-    ``count``. ``slow_count`` counts executions at or over their run's
-    ``slow_query_ms``. One pass ranks every fingerprint; percentiles, call
-    sites and tests are then computed for the ``limit`` kept only (ranking by
-    a percentile computes it for all: slower on big histories).
+    ``count``. ``slow_count`` counts the executions detection reports as
+    slow (``logic.detection.is_slow`` at their run's ``slow_query_ms``). One
+    pass ranks every fingerprint; percentiles, call sites and tests are then
+    computed for the ``limit`` kept only (ranking by a percentile computes it
+    for all: slower on big histories).
     """
     order = SLOW_ORDER.get(by)
     if order is None:
@@ -105,20 +108,24 @@ def slowest_queries(
     with s.reading() as con:
         ids = select_in(con, runs, s.path)
         thresholds = con.execute(
-            f"SELECT DISTINCT coalesce(slow_query_ms, 100) / 1000 FROM runs WHERE {IN_RUNS}", [ids]
+            f"SELECT DISTINCT coalesce(slow_query_ms, {DEFAULT_SLOW_QUERY_MS!r}) FROM runs "
+            f"WHERE {IN_RUNS}",
+            [ids],
         ).fetchall()
-        if len(thresholds) == 1:  # the usual case: one threshold, no join needed
-            slow, source = f"duration >= {float(thresholds[0][0])!r}", "queries q"
+        if len(thresholds) == 1:  # the usual case: one threshold, no join with runs needed
+            threshold, source = repr(float(thresholds[0][0])), "queries q"
         else:
-            slow = "duration * 1000 >= coalesce(r.slow_query_ms, 100)"
-            source = "queries q JOIN runs r USING (run_id)"
+            threshold, source = "r.slow_query_ms", "queries q JOIN runs r USING (run_id)"
+        # detection's slow-query rule, so slow_count counts what a run reported as slow
+        slow = slow_sql("q.duration", "q.caller", "t.statement_type", threshold)
+        source += f" LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash)"
         where, params = big_table_filter(con, ids, "q.run_id")
-        ranked = ", quantile_cont(duration, [0.5, 0.95]) AS p" if order.startswith("p[") else ""
+        ranked = ", quantile_cont(q.duration, [0.5, 0.95]) AS p" if order.startswith("p[") else ""
         # pass 1 ranks every fingerprint with cheap aggregates; pass 2 details the kept ones
         top = con.execute(
             f"""
-            SELECT fingerprint_hash, count(*) AS count, sum(duration) * 1000 AS total_ms,
-                   max(duration) * 1000 AS max_ms, count(*) FILTER (WHERE {slow}) AS slow_count
+            SELECT fingerprint_hash, count(*) AS count, sum(q.duration) * 1000 AS total_ms,
+                   max(q.duration) * 1000 AS max_ms, count(*) FILTER (WHERE {slow}) AS slow_count
                    {ranked}
             FROM {source} WHERE {where}
             GROUP BY fingerprint_hash ORDER BY {order} DESC, fingerprint_hash LIMIT ?

@@ -15,6 +15,7 @@ from devformance_nb.cli.findings import n_plus_one_lines, slow_lines
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import EXECUTORS
 from devformance_nb.core.errors import DevformanceError, MissingExtraError, PathNotFoundError
+from devformance_nb.store.database import Store
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "examples" / "bookshop"
@@ -215,9 +216,11 @@ def cmd_schema(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def cmd_queries(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.analysis.runfindings import slow_queries
+
     store = api.open_store(args.db)
     run_id = store.resolve_run(args.run)
-    rows = store.slow_queries(run_id, args.limit)
+    rows = slow_queries(store, run_id, args.limit)
     print(f"run {run_id}: {len(rows)} slow queries" + (" (slowest first)" if rows else ""))
     for line in slow_lines(rows):
         print(line)
@@ -225,9 +228,11 @@ def cmd_queries(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def cmd_nplus1(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.analysis.runfindings import n_plus_one
+
     store = api.open_store(args.db)
     run_id = store.resolve_run(args.run)
-    rows = store.n_plus_one(run_id)
+    rows = n_plus_one(store, run_id)
     print(f"run {run_id}: {len(rows)} N+1 findings")
     for line in n_plus_one_lines(rows):
         print(line)
@@ -235,9 +240,11 @@ def cmd_nplus1(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.analysis.runfindings import coverage_files, coverage_total
+
     store = api.open_store(args.db)
     run_id = store.resolve_run(args.run)
-    total = store.coverage_total(run_id) or {}
+    total = coverage_total(store, run_id) or {}
     if total.get("coverage_percent") is None:
         why = total.get("coverage_note") or "coverage was off (--no-coverage) or nothing ran"
         print(f"run {run_id}: no coverage recorded ({why})")
@@ -250,7 +257,7 @@ def cmd_coverage(args: argparse.Namespace, _: list[str]) -> int:
     if args.file:
         return _print_missing(store, run_id, args.file)
     print_table(
-        store.coverage_files(run_id, args.limit),
+        coverage_files(store, run_id, args.limit),
         ["source_file", "statements", "covered", "percent", "missing"],
     )
     return 0
@@ -260,8 +267,10 @@ def _note(note: str | None) -> str:
     return f" ({note})" if note else ""
 
 
-def _print_missing(store: Any, run_id: str, source_file: str) -> int:
-    row = store.coverage_of(run_id, source_file)
+def _print_missing(store: Store, run_id: str, source_file: str) -> int:
+    from devformance_nb.analysis.runfindings import coverage_of
+
+    row = coverage_of(store, run_id, source_file)
     if row is None:
         raise PathNotFoundError(
             f"{source_file} was not measured in run {run_id}; "

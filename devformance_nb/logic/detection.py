@@ -20,12 +20,13 @@ from functools import lru_cache
 
 from devformance_nb.core.events import Query
 from devformance_nb.logic.fingerprint import (
+    TRANSACTION_TYPES,
     describe,
     fingerprint,
     fingerprint_hash,
     is_catalog_or_control,
     is_select,
-    is_transaction_control,
+    statement_type,
 )
 
 EXAMPLE_MAX_CHARS = 2_000
@@ -68,22 +69,66 @@ class NPlusOneFinding:
     first_qseq: int
 
 
-def find_slow(queries: Iterable[Query], slow_query_ms: float) -> list[SlowQuery]:
-    """Every query whose duration is at least ``slow_query_ms`` milliseconds, in input order.
+#: statement types that are never slow-query findings, however long they took: transaction
+#: control, whose time is the work it ends or waits for (a commit's flush, a lock)
+SLOW_EXEMPT_TYPES = TRANSACTION_TYPES
+#: the slow threshold when a run recorded none (the original devformance default)
+DEFAULT_SLOW_QUERY_MS = 100.0
 
-    Not slow-query findings, however long they took (they stay recorded): transaction control
-    (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE: its time is the work it ends or waits for),
-    and statements no project code issued (no project frame on the stack, so no caller: test
-    tooling, such as pytest-django creating and dropping the test database).
+
+def is_slow(duration: float, caller: str | None, sql: str, slow_query_ms: float) -> bool:
+    """The slow-query rule: ``duration`` (seconds) at or over ``slow_query_ms``, issued by
+    project code (a ``caller``), and not transaction control (``SLOW_EXEMPT_TYPES``).
+
+    Statements no project code issued (no project frame on the stack, so no caller) are test
+    tooling, such as pytest-django creating and dropping the test database. ``sql`` is the raw
+    text or its fingerprint; it is only fingerprinted for statements over the threshold.
+    ``slow_sql`` is the same rule in SQL.
+    """
+    # "not under" rather than "at or over": a NaN duration is slow, as DuckDB orders NaN above
+    # every number, so both forms agree on it
+    return (
+        not duration * 1000.0 < slow_query_ms
+        and bool(caller)
+        and statement_type(fingerprint(sql)) not in SLOW_EXEMPT_TYPES
+    )
+
+
+def over_threshold_sql(duration: str, slow_query_ms: str) -> str:
+    """SQL of the threshold half of the rule alone, for a pre-filter before ``is_slow``."""
+    return f"({duration} * 1000.0 >= {slow_query_ms})"
+
+
+def slow_sql(
+    duration: str = "duration",
+    caller: str = "caller",
+    kind: str = "statement_type",
+    slow_query_ms: str = "slow_query_ms",
+) -> str:
+    """The rule of ``is_slow`` as a DuckDB boolean expression over the given SQL expressions.
+
+    ``kind`` is the statement type (the ``fingerprints.statement_type`` of the statement's
+    fingerprint, which is ``statement_type`` of it); ``slow_query_ms`` may be NULL for a run
+    that recorded none (the default then applies). A NULL caller or type counts as empty.
+    """
+    exempt = ", ".join(f"'{name}'" for name in SLOW_EXEMPT_TYPES)
+    threshold = f"coalesce({slow_query_ms}, {DEFAULT_SLOW_QUERY_MS!r})"
+    return (
+        f"({over_threshold_sql(duration, threshold)} AND coalesce({caller}, '') <> '' "
+        f"AND coalesce({kind}, '') NOT IN ({exempt}))"
+    )
+
+
+def find_slow(queries: Iterable[Query], slow_query_ms: float) -> list[SlowQuery]:
+    """Every query the slow-query rule (``is_slow``) reports, in input order.
+
     ``sql`` is capped at ``EXAMPLE_MAX_CHARS``; the store keeps the full text.
     """
     found: list[SlowQuery] = []
     for query in queries:
-        if query.duration * 1000.0 < slow_query_ms or not query.caller:
+        if not is_slow(query.duration, query.caller, query.sql, slow_query_ms):
             continue
         fp = fingerprint(query.sql)
-        if is_transaction_control(fp):
-            continue
         found.append(
             SlowQuery(
                 file=query.file,

@@ -260,8 +260,9 @@ _TYPES = _words(
     """
 )
 _TYPE_ALIASES = {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}
-_TRANSACTION_TYPES = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
-_CONTROL_TYPES = _TRANSACTION_TYPES | {"PRAGMA"}
+#: statement types of transaction control (``START``, ``END`` and ``ABORT`` map onto them)
+TRANSACTION_TYPES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+_CONTROL_TYPES = frozenset({*TRANSACTION_TYPES, "PRAGMA"})
 _CATALOG = re.compile(
     r"\b(?:sqlite_master|sqlite_schema|sqlite_temp_master|sqlite_temp_schema"
     r"|information_schema|pg_catalog|performance_schema)\b",
@@ -312,7 +313,7 @@ def is_transaction_control(fp: str) -> bool:
     Their time is the work they end or wait for (a commit's flush, a lock), not their own:
     they are recorded, never slow-query or N+1 findings.
     """
-    return statement_type(fp) in _TRANSACTION_TYPES
+    return statement_type(fp) in TRANSACTION_TYPES
 
 
 def is_catalog_or_control(fp: str) -> bool:

@@ -8,7 +8,7 @@ child's data (``CoverageData.update``), is what ``coverage combine`` followed by
 
 Bad input never raises: a missing or corrupt data file (a crashed child) is
 skipped with a reason, and a source file deleted since it was measured is left
-out with a note.
+out with a note. Turning a result into store rows is ``store.rows``'s job.
 """
 
 from __future__ import annotations
@@ -301,53 +301,7 @@ def _total_row(totals: dict[str, Any], files: int) -> CoverageTotal:
     )
 
 
-# -- rows for the store ------------------------------------------------------------------
-
-
-def source_file_rows(result: CoverageResult, run_id: str) -> list[dict[str, Any]]:
-    """``coverage_files`` rows: the run's coverage of each source file."""
-    return [{"run_id": run_id, **_columns(f)} for f in result.files]
-
-
-def by_test_file_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
-    """``coverage_by_test_file`` rows: what ``test_file`` alone covers, per source file.
-
-    Source files the test file never ran are left out (no row means 0 covered);
-    its total percent on the ``test_files`` row still counts them.
-    """
-    return [
-        {"run_id": run_id, "test_file": test_file, **_columns(f)}
-        for f in result.files
-        if f.covered or f.covered_branches
-    ]
-
-
-def context_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
-    """``coverage_contexts`` rows: which test (context) ran which line."""
-    return [
-        {
-            "run_id": run_id,
-            "test_file": test_file,
-            "source_file": source,
-            "line": line,
-            "context": context,
-        }
-        for source, line, context in result.contexts
-    ]
-
-
-def total_columns(result: CoverageResult, expected_files: int | None = None) -> dict[str, Any]:
-    """Coverage columns of a ``runs`` (union) or ``test_files`` (one data file) row."""
-    total = result.total
-    return {
-        "coverage_percent": total.percent if total else None,
-        "coverage_statements": total.statements if total else None,
-        "coverage_covered": total.covered if total else None,
-        "coverage_branches": total.branches if total else None,
-        "coverage_covered_branches": total.covered_branches if total else None,
-        "coverage_test_files": len(result.data_files),
-        "coverage_note": summary_note(result, expected_files) or None,
-    }
+# -- what a total leaves out ----------------------------------------------------------------
 
 
 def summary_note(result: CoverageResult, expected_files: int | None = None) -> str:
@@ -366,19 +320,3 @@ def summary_note(result: CoverageResult, expected_files: int | None = None) -> s
         )
     parts += result.notes
     return "; ".join(parts)
-
-
-def _columns(f: SourceFileCoverage) -> dict[str, Any]:
-    return {
-        "source_file": f.source_file,
-        "statements": f.statements,
-        "covered": f.covered,
-        "missing": f.missing,
-        "missing_lines": list(f.missing_lines),
-        "excluded": f.excluded,
-        "percent": f.percent,
-        "branches": f.branches,
-        "covered_branches": f.covered_branches,
-        "partial_branches": f.partial_branches,
-        "missing_branches": f.missing_branches,
-    }

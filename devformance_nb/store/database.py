@@ -1,4 +1,6 @@
-"""The DuckDB store: opening (with lock waits), migrations, and small reads.
+"""The DuckDB store: opening (with lock waits), migrations, runs, and generic reads.
+
+What a run found (slow queries, N+1, coverage) is read by the analysis layer.
 
 DuckDB allows one read-write process per file, and a process cannot hold the
 same file open read-only and read-write at once. So connections are short:
@@ -244,61 +246,6 @@ class Store:
                 f"{found} matching {selector!r} in {self.path}; list them with devformance runs"
             )
         return str(rows[0]["run_id"])
-
-    def slow_queries(self, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
-        """The slowest statements of a run (at or over its threshold), slowest first.
-
-        As in detection: transaction control and statements without a project caller (test
-        tooling) are not slow-query findings.
-        """
-        return self.query(
-            "SELECT q.duration * 1000 AS ms, q.file, q.nodeid, q.caller, q.sql "
-            "FROM queries q JOIN runs r USING (run_id) "
-            "LEFT JOIN fingerprints f USING (fingerprint_hash) "
-            "WHERE q.run_id = ? AND q.duration * 1000 >= coalesce(r.slow_query_ms, 100) "
-            "AND q.caller <> '' AND coalesce(f.statement_type, '') "
-            "NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE') "
-            "ORDER BY q.duration DESC LIMIT ?",
-            [run_id, limit],
-        )
-
-    def n_plus_one(self, run_id: str) -> list[dict[str, Any]]:
-        """A run's N+1 findings, most repeated first."""
-        return self.query(
-            "SELECT file, nodeid, phase, caller, count, table_name, total_duration * 1000 AS ms, "
-            "hint, example_sql FROM n_plus_one WHERE run_id = ? "
-            "ORDER BY count DESC, file, nodeid, first_qseq",
-            [run_id],
-        )
-
-    def coverage_total(self, run_id: str) -> dict[str, Any] | None:
-        """The run's coverage columns (percent, statements, files that contributed, note)."""
-        rows = self.query(
-            "SELECT coverage_percent, coverage_statements, coverage_covered, coverage_branches, "
-            "coverage_covered_branches, coverage_test_files, coverage_note, files "
-            "FROM runs WHERE run_id = ?",
-            [run_id],
-        )
-        return rows[0] if rows else None
-
-    def coverage_files(self, run_id: str, limit: int | None = 20) -> list[dict[str, Any]]:
-        """A run's coverage per source file, least covered first."""
-        return self.query(
-            "SELECT source_file, statements, covered, percent, missing, branches, "
-            "covered_branches FROM coverage_files WHERE run_id = ? "
-            "ORDER BY percent, statements DESC, source_file LIMIT ?",
-            [run_id, limit if limit is not None else 2**31 - 1],
-        )
-
-    def coverage_of(self, run_id: str, source_file: str) -> dict[str, Any] | None:
-        """One source file's coverage in a run (matched by its path or the end of it)."""
-        rows = self.query(
-            "SELECT source_file, statements, covered, percent, missing, missing_lines "
-            "FROM coverage_files WHERE run_id = ? AND (source_file = ? OR source_file LIKE ?) "
-            "ORDER BY length(source_file)",
-            [run_id, source_file, f"%/{source_file.lstrip('./')}"],
-        )
-        return rows[0] if rows else None
 
     def file_durations(self, keys: list[str], runs: int = 5) -> dict[str, float]:
         """Median duration of each file over its last ``runs`` completed runs (for scheduling)."""

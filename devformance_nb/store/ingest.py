@@ -41,6 +41,7 @@ from devformance_nb.logic.detection import (
     finding_order,
     is_candidate,
     make_finding,
+    over_threshold_sql,
 )
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.run.dispatch import Dispatcher
@@ -48,7 +49,7 @@ from devformance_nb.run.launcher import run_coverage_event
 from devformance_nb.run.replay import replay
 from devformance_nb.run.state import FileState, Observer, RunState, TestRecord
 from devformance_nb.store.database import Store
-from devformance_nb.store.rows import fingerprint_frame
+from devformance_nb.store.rows import fingerprint_frame, write_fingerprints
 from devformance_nb.store.writer import StoreWriter
 
 #: the fields of a query event DuckDB reads, with their types (other keys are ignored)
@@ -102,12 +103,12 @@ SELECT
     arg_min(coalesce(caller, ''), qseq) AS caller,
     arg_min(orm, qseq) FILTER (WHERE orm <> '') AS orm,
     min(qseq) FILTER (WHERE orm <> '') AS orm_qseq,
-    list({'qseq': qseq, 'duration': duration}) FILTER (WHERE duration * 1000.0 >= $slow_ms)
-        AS slow
+    list({'qseq': qseq, 'duration': duration}) FILTER (WHERE OVER_THRESHOLD) AS slow
 FROM SOURCE
 WHERE kind = 'query' AND coalesce(v, 1) <= VERSION AND sql IS NOT NULL
 GROUP BY ALL
-"""
+""".replace("OVER_THRESHOLD", over_threshold_sql("duration", "$slow_ms"))
+# (only the threshold here: find_slow applies the whole rule to the statements kept)
 
 _N_PLUS_ONE = """
 SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash,
@@ -317,14 +318,10 @@ def load_queries(
     Runs in the caller's transaction; DuckDB reads the events files itself.
     """
     con.execute("DELETE FROM queries WHERE run_id = ?", [run_id])
+    # only fingerprints the store lacks are described: describing (sqlparse) is the cost
     known = {row[0] for row in con.execute("SELECT fingerprint_hash FROM fingerprints").fetchall()}
     new = {h: fp for h, fp in facts.fingerprints.items() if h not in known}
-    if new:
-        con.register("_devformance_fps", fingerprint_frame(new))
-        try:
-            con.execute("INSERT INTO fingerprints SELECT * FROM _devformance_fps")
-        finally:
-            con.unregister("_devformance_fps")
+    write_fingerprints(con, fingerprint_frame(new))
     if not paths:
         return
     con.register("_devformance_texts", facts.texts)

@@ -1,7 +1,9 @@
-"""Rows for the query tables: statements buffered as columns, fingerprints, N+1 findings.
+"""Row shapes of the stored findings: statements, fingerprints, N+1 findings and coverage.
 
-Columns (not one dict per statement) keep a million statements cheap to
-buffer and to hand to DuckDB in one DataFrame.
+One module owns them, for the live writer (``store.writer``) and bulk ingest
+(``store.ingest``) alike. Statements are buffered as columns (not one dict per
+statement): that keeps a million statements cheap to buffer and to hand to
+DuckDB in one DataFrame.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneFinding
 from devformance_nb.logic.fingerprint import describe, fingerprint, fingerprint_hash
+from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summary_note
 
 _COLUMNS = (
     "nodeid", "phase", "qseq", "started", "duration", "sql", "fingerprint_hash", "vendor",
@@ -99,19 +102,25 @@ def fingerprint_frame(fingerprints: dict[str, str]) -> pd.DataFrame:
     )
 
 
+def write_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: pd.DataFrame) -> None:
+    """Insert the rows of ``fingerprints`` (a ``fingerprint_frame``) the store does not hold."""
+    if not len(fingerprints):
+        return
+    con.register("_devformance_fps", fingerprints)
+    try:
+        con.execute(
+            "INSERT INTO fingerprints SELECT * FROM _devformance_fps WHERE fingerprint_hash "
+            "NOT IN (SELECT fingerprint_hash FROM fingerprints)"
+        )
+    finally:
+        con.unregister("_devformance_fps")
+
+
 def write_queries(
     con: duckdb.DuckDBPyConnection, queries: pd.DataFrame, fingerprints: pd.DataFrame
 ) -> None:
     """Insert statements, and fingerprints the store does not know yet."""
-    if len(fingerprints):
-        con.register("_devformance_fps", fingerprints)
-        try:
-            con.execute(
-                "INSERT INTO fingerprints SELECT * FROM _devformance_fps WHERE fingerprint_hash "
-                "NOT IN (SELECT fingerprint_hash FROM fingerprints)"
-            )
-        finally:
-            con.unregister("_devformance_fps")
+    write_fingerprints(con, fingerprints)
     if len(queries):
         names = ", ".join(queries.columns)
         con.register("_devformance_queries", queries)
@@ -143,3 +152,94 @@ def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[
         }
         for f in findings
     ]
+
+
+#: the coverage columns of a ``runs`` or ``test_files`` row
+COVERAGE_COLUMNS = (
+    "coverage_percent",
+    "coverage_statements",
+    "coverage_covered",
+    "coverage_branches",
+    "coverage_covered_branches",
+    "coverage_test_files",
+    "coverage_note",
+)
+
+
+def coverage_columns(
+    result: CoverageResult | None, expected_files: int | None = None
+) -> dict[str, Any]:
+    """The ``coverage_*`` columns of a ``runs`` (the union) or ``test_files`` (one data file)
+    row; all None when coverage was not measured."""
+    if result is None:
+        return dict.fromkeys(COVERAGE_COLUMNS)
+    total = result.total
+    return {
+        "coverage_percent": total.percent if total else None,
+        "coverage_statements": total.statements if total else None,
+        "coverage_covered": total.covered if total else None,
+        "coverage_branches": total.branches if total else None,
+        "coverage_covered_branches": total.covered_branches if total else None,
+        "coverage_test_files": len(result.data_files),
+        "coverage_note": summary_note(result, expected_files) or None,
+    }
+
+
+def source_file_rows(result: CoverageResult, run_id: str) -> list[dict[str, Any]]:
+    """``coverage_files`` rows: the run's coverage of each source file."""
+    return [{"run_id": run_id, **_source_columns(f)} for f in result.files]
+
+
+def by_test_file_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
+    """``coverage_by_test_file`` rows: what ``test_file`` alone covers, per source file.
+
+    Source files the test file never ran are left out (no row means 0 covered);
+    its total percent on the ``test_files`` row still counts them.
+    """
+    return [
+        {"run_id": run_id, "test_file": test_file, **_source_columns(f)}
+        for f in result.files
+        if f.covered or f.covered_branches
+    ]
+
+
+def context_rows(result: CoverageResult, run_id: str, test_file: str) -> list[dict[str, Any]]:
+    """``coverage_contexts`` rows: which test (context) ran which line."""
+    return [
+        {
+            "run_id": run_id,
+            "test_file": test_file,
+            "source_file": source,
+            "line": line,
+            "context": context,
+        }
+        for source, line, context in result.contexts
+    ]
+
+
+def test_file_coverage_rows(
+    result: CoverageResult | None, run_id: str, test_file: str
+) -> dict[str, list[dict[str, Any]]]:
+    """``coverage_by_test_file`` and ``coverage_contexts`` rows of one test file, by table."""
+    if result is None:
+        return {}
+    return {
+        "coverage_by_test_file": by_test_file_rows(result, run_id, test_file),
+        "coverage_contexts": context_rows(result, run_id, test_file),
+    }
+
+
+def _source_columns(f: SourceFileCoverage) -> dict[str, Any]:
+    return {
+        "source_file": f.source_file,
+        "statements": f.statements,
+        "covered": f.covered,
+        "missing": f.missing,
+        "missing_lines": list(f.missing_lines),
+        "excluded": f.excluded,
+        "percent": f.percent,
+        "branches": f.branches,
+        "covered_branches": f.covered_branches,
+        "partial_branches": f.partial_branches,
+        "missing_branches": f.missing_branches,
+    }

@@ -22,18 +22,16 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.errors import StoreError
 from devformance_nb.run.state import FileState, RunState, exit_code
 from devformance_nb.store.database import Store, mark_interrupted, utc
-from devformance_nb.store.rows import QueryBuffer, finding_rows, write_queries
+from devformance_nb.store.rows import (
+    QueryBuffer,
+    coverage_columns,
+    finding_rows,
+    source_file_rows,
+    test_file_coverage_rows,
+    write_queries,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-COVERAGE_COLUMNS = (
-    "coverage_percent",
-    "coverage_statements",
-    "coverage_covered",
-    "coverage_branches",
-    "coverage_covered_branches",
-    "coverage_test_files",
-    "coverage_note",
-)
 _CATEGORIES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 #: tables holding rows of a run (deleted first when a run is written again by ingest)
 RUN_TABLES = (
@@ -111,26 +109,10 @@ def run_row(state: RunState) -> dict[str, Any]:
     }
 
 
-def coverage_columns(result: Any, expected_files: int | None = None) -> dict[str, Any]:
-    """The ``coverage_*`` columns of a run or file row (all None when not measured)."""
-    if result is None:
-        return dict.fromkeys(COVERAGE_COLUMNS)
-    from devformance_nb.run import covdata
-
-    return covdata.total_columns(result, expected_files)
-
-
 def file_coverage_rows(state: RunState, fs: FileState) -> dict[str, list[dict[str, Any]]]:
     """``coverage_by_test_file`` and ``coverage_contexts`` rows of one file."""
     result = fs.coverage_info.result if fs.coverage_info is not None else None
-    if result is None:
-        return {}
-    from devformance_nb.run import covdata
-
-    return {
-        "coverage_by_test_file": covdata.by_test_file_rows(result, state.run_id, fs.key),
-        "coverage_contexts": covdata.context_rows(result, state.run_id, fs.key),
-    }
+    return test_file_coverage_rows(result, state.run_id, fs.key)
 
 
 def file_row(state: RunState, fs: FileState, log_path: str | None) -> dict[str, Any]:
@@ -300,9 +282,7 @@ class StoreWriter:
         """Write everything left and the final run row; waits for the store (the last chance)."""
         self._batch.finish = run_row(state)
         if state.coverage_result is not None:
-            from devformance_nb.run import covdata
-
-            self._batch.sources = covdata.source_file_rows(state.coverage_result, state.run_id)
+            self._batch.sources = source_file_rows(state.coverage_result, state.run_id)
         if self._flusher is not None:
             self._flusher.join()
         self._write(self._take(), final=True)

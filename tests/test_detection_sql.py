@@ -1,0 +1,274 @@
+"""Detection rules that exist both in Python (the live loop) and in SQL (ingest, the store's
+reads): the same cases through both forms must give the same answers."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.events import Query
+from devformance_nb.logic.detection import (
+    DEFAULT_SLOW_QUERY_MS,
+    NPlusOneDetector,
+    NPlusOneFinding,
+    find_n_plus_one,
+    find_slow,
+    is_slow,
+    slow_sql,
+)
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.store.ingest import read_facts
+from devformance_nb.store.rows import fingerprint_frame
+
+CALLER = "app/views.py:42 list_books"
+
+#: (duration in seconds, caller, statement, threshold in ms or None for the default, slow?)
+SLOW_CASES: list[tuple[float, str | None, str, float | None, bool]] = [
+    (0.1, CALLER, "SELECT * FROM books WHERE id = 2", 100.0, True),  # inclusive threshold
+    (0.0999, CALLER, "SELECT * FROM books WHERE id = 1", 100.0, False),
+    (0.0999, CALLER, "SELECT * FROM books WHERE id = 1", 99.9, True),
+    (0.1, CALLER, "SELECT 1", None, True),  # a run without a threshold: the default
+    (0.05, CALLER, "SELECT 1", None, False),
+    (0.0, CALLER, "SELECT 1", 0.0, True),
+    (math.nan, CALLER, "SELECT 1", 100.0, True),  # never under the threshold
+    (2.5, "", "SELECT * FROM loans", 100.0, False),  # test tooling: no project caller
+    (2.5, None, 'CREATE DATABASE "test_library_p42"', 100.0, False),
+    (1.0, CALLER, "BEGIN", 100.0, False),
+    (1.0, CALLER, "begin transaction", 100.0, False),
+    (1.0, CALLER, "START TRANSACTION", 100.0, False),
+    (1.0, CALLER, "COMMIT", 100.0, False),
+    (1.0, CALLER, "END", 100.0, False),
+    (1.0, CALLER, "ROLLBACK TO SAVEPOINT s1", 100.0, False),
+    (1.0, CALLER, "ABORT", 100.0, False),
+    (1.0, CALLER, 'SAVEPOINT "s1_x1"', 100.0, False),
+    (1.0, CALLER, "RELEASE s1", 100.0, False),
+    (1.0, CALLER, "  /* ORM */ COMMIT", 100.0, False),
+    (1.0, CALLER, "SELECT * FROM commit_log", 100.0, True),  # a table, not a statement
+    (1.0, CALLER, "PRAGMA x", 100.0, True),
+    (1.0, CALLER, "SELECT relname FROM pg_catalog.pg_class", 100.0, True),
+    (1.0, CALLER, "SET x = 1", 100.0, True),
+    (1.0, CALLER, 'UPDATE "authors" SET n = 3', 100.0, True),
+    (1.0, CALLER, "WITH x AS (SELECT 1) SELECT * FROM x", 100.0, True),
+    (1.0, CALLER, "", 100.0, True),
+]
+
+
+def sql_answers(cases: list[tuple[float, str | None, str, float | None, bool]]) -> list[bool]:
+    """The rule's SQL form on ``cases``, with statement types stored as the store stores them."""
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "CREATE TABLE cases (i INTEGER, duration DOUBLE, caller VARCHAR, "
+            "fingerprint_hash VARCHAR, slow_query_ms DOUBLE)"
+        )
+        fps: dict[str, str] = {}
+        for i, (duration, caller, sql, ms, _) in enumerate(cases):
+            fp = fingerprint(sql)
+            fps[fingerprint_hash(fp)] = fp
+            con.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, ?, ?)",
+                [i, duration, caller, fingerprint_hash(fp), ms],
+            )
+        con.register("fingerprints", fingerprint_frame(fps))
+        rule = slow_sql("c.duration", "c.caller", "f.statement_type", "c.slow_query_ms")
+        rows = con.execute(
+            f"SELECT {rule} FROM cases c LEFT JOIN fingerprints f USING (fingerprint_hash) "
+            "ORDER BY c.i"
+        ).fetchall()
+        return [bool(row[0]) for row in rows]
+    finally:
+        con.close()
+
+
+@pytest.mark.quick
+def test_the_slow_query_rule_gives_the_same_answers_in_python_and_in_sql() -> None:
+    expected = [case[-1] for case in SLOW_CASES]
+    python = [
+        is_slow(duration, caller, sql, DEFAULT_SLOW_QUERY_MS if ms is None else ms)
+        for duration, caller, sql, ms, _ in SLOW_CASES
+    ]
+    assert python == expected
+    assert sql_answers(SLOW_CASES) == expected
+
+
+def test_find_slow_reports_what_the_rule_says() -> None:
+    cases = [case for case in SLOW_CASES if case[3] == 100.0]
+    queries = [
+        query(d, sql, qseq=i, caller=caller or "") for i, (d, caller, sql, _, _) in enumerate(cases)
+    ]
+    expected = [i for i, case in enumerate(cases) if case[-1]]
+    assert [s.qseq for s in find_slow(queries, 100.0)] == expected
+
+
+_qseq = itertools.count(1)
+FILE_A, FILE_B = "tests/test_a.py", "tests/test_b.py"
+BOOKS = 'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = {}'
+
+
+def query(duration: float = 0.25, sql: str = "SELECT 1", **fields: object) -> Query:
+    """A query event; durations are sums of powers of two so totals add up exactly."""
+    base: dict[str, object] = {
+        "file": FILE_A,
+        "nodeid": f"{FILE_A}::test_one",
+        "phase": "call",
+        "qseq": next(_qseq),
+        "start": 1_700_000_000.0,
+        "duration": duration,
+        "sql": sql,
+        "vendor": "sqlite",
+        "caller": CALLER,
+        "stack_hash": "stack-a",
+        "orm": "sqlalchemy",
+    }
+    base.update(fields)
+    return Query(**base)  # type: ignore[arg-type]
+
+
+def books(n: int, **fields: object) -> list[Query]:
+    """``n`` lookups of books by author (ids 1..n): the classic N+1 when n >= min count."""
+    return [query(sql=BOOKS.format(i + 1), **fields) for i in range(n)]
+
+
+def first_test_of(file: str) -> dict[str, object]:
+    """Fields placing a query in the first test of ``file``."""
+    return {"file": file, "nodeid": f"{file}::test_one"}
+
+
+#: name -> (query events in the order a child writes them, min count, allow list)
+N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
+    "below the min count": (books(2), 3, []),
+    "at the min count": (books(3), 3, []),
+    "different stacks": ([*books(2), *books(2, stack_hash="stack-b"), *books(1)], 2, []),
+    "different phases": (
+        [*books(2, phase="setup"), *books(3), *books(1, phase="teardown")],
+        2,
+        [],
+    ),
+    "different tests and files": (
+        [
+            *books(2),
+            *books(2, nodeid=f"{FILE_A}::test_two"),
+            *books(3, **first_test_of(FILE_B)),
+        ],
+        2,
+        [],
+    ),
+    "allow-listed by call site, stack and fingerprint": (
+        [
+            *books(2, caller="app/legacy/old.py:3 f"),
+            *books(2, stack_hash="stack-ok"),
+            *[query(sql="SELECT * FROM settings WHERE k = 'x'") for _ in range(2)],
+            *books(2, stack_hash="stack-c"),
+        ],
+        2,
+        ["app/legacy/*", "stack:stack-ok", "sql:select * from settings*"],
+    ),
+    "no stack hash: grouped by caller": (
+        [
+            *books(2, stack_hash="", caller="app/a.py:1 f"),
+            *books(1, stack_hash="", caller="app/b.py:2 g"),
+            *books(2, stack_hash="", caller="app/b.py:2 g", orm=""),
+        ],
+        2,
+        [],
+    ),
+    "orm of the first statement that has one": (
+        [*books(1, orm=""), *books(2, orm="django")],
+        2,
+        [],
+    ),
+    "non-SELECT statements": (
+        [
+            *[query(sql=f"INSERT INTO books VALUES ({i})") for i in range(3)],
+            *[query(sql=f"UPDATE books SET n = {i}") for i in range(3)],
+            *[query(sql="DELETE FROM books") for _ in range(3)],
+        ],
+        2,
+        [],
+    ),
+    "catalog lookups, transaction control and pages": (
+        [
+            *[query(sql="SELECT name FROM sqlite_master WHERE type = 'table'") for _ in range(3)],
+            *[query(sql="SELECT relname FROM pg_catalog.pg_class") for _ in range(3)],
+            *[query(sql="BEGIN") for _ in range(3)],
+            *[query(sql="PRAGMA foreign_keys") for _ in range(3)],
+            *[query(sql=f"SELECT * FROM books LIMIT 5 OFFSET {i}") for i in range(3)],
+        ],
+        2,
+        [],
+    ),
+    "collection, without a test": (books(2, nodeid="", phase="collect"), 2, []),
+}
+
+
+def live(queries: list[Query], min_count: int, allow: list[str]) -> list[NPlusOneFinding]:
+    """Findings of the streaming detector the live loop runs."""
+    detector = NPlusOneDetector(min_count=min_count, allow=allow)
+    for event in queries:
+        detector.add(event)
+    return detector.drain()
+
+
+def bulk(
+    tmp_path: Path, queries: list[Query], min_count: int, allow: list[str]
+) -> list[NPlusOneFinding]:
+    """Findings of ingest's SQL grouping, over the same events written as events files."""
+    paths = []
+    for file in dict.fromkeys(event.file for event in queries):
+        path = tmp_path / f"{len(paths)}.events.jsonl"
+        writer = EventWriter(path, "run-1", file, flush_every=None)
+        for event in queries:
+            if event.file == file:
+                writer.write(event)
+        writer.close()
+        paths.append(path)
+    facts = read_facts(paths, slow_query_ms=100.0, min_count=min_count, allow=allow)
+    return [finding for file in sorted(facts.files) for finding in facts.files[file].n_plus_one]
+
+
+@pytest.mark.parametrize("name", list(N_PLUS_ONE_CASES))
+def test_n_plus_one_grouping_gives_the_same_findings_live_and_at_ingest(
+    tmp_path: Path, name: str
+) -> None:
+    queries, min_count, allow = N_PLUS_ONE_CASES[name]
+    expected = find_n_plus_one(queries, min_count, allow)
+    assert live(queries, min_count, allow) == expected
+    assert bulk(tmp_path, queries, min_count, allow) == expected
+
+
+def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
+    counts = {
+        name: [(f.nodeid, f.phase, f.stack_hash, f.caller, f.count) for f in find_n_plus_one(*case)]
+        for name, case in N_PLUS_ONE_CASES.items()
+    }
+    test = f"{FILE_A}::test_one"
+    assert counts["below the min count"] == []
+    assert counts["at the min count"] == [(test, "call", "stack-a", CALLER, 3)]
+    assert counts["different stacks"] == [
+        (test, "call", "stack-a", CALLER, 3),
+        (test, "call", "stack-b", CALLER, 2),
+    ]
+    assert [c[1] for c in counts["different phases"]] == ["setup", "call"]
+    assert [c[0] for c in counts["different tests and files"]] == [
+        test,
+        f"{FILE_A}::test_two",
+        f"{FILE_B}::test_one",
+    ]
+    assert counts["allow-listed by call site, stack and fingerprint"] == [
+        (test, "call", "stack-c", CALLER, 2)
+    ]
+    assert counts["no stack hash: grouped by caller"] == [
+        (test, "call", "", "app/a.py:1 f", 2),
+        (test, "call", "", "app/b.py:2 g", 3),
+    ]
+    assert [
+        f.orm for f in find_n_plus_one(*N_PLUS_ONE_CASES["orm of the first statement that has one"])
+    ] == ["django"]
+    assert counts["non-SELECT statements"] == []
+    assert counts["catalog lookups, transaction control and pages"] == []
+    assert counts["collection, without a test"] == [("", "collect", "stack-a", CALLER, 2)]
