@@ -295,9 +295,9 @@ def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
+    # the bare package suffices: neither the report nor the charts (Altair) are imported here
     from devformance_nb.analysis.compare import compare_runs
-
-    comparison_text = _report_module().comparison_text
+    from devformance_nb.cli.comparison import comparison_text
 
     comparison = compare_runs(api.open_store(args.db), args.a, args.b)
     print(comparison_text(comparison, args.max_coverage_drop))
