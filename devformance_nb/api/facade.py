@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.core.config import STATE_DIR, Config, db_path, find_root, load_config
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.errors import StoreError
 from devformance_nb.core.events import RunStarted
 from devformance_nb.logic.discovery import TestFile, discover
@@ -228,15 +229,16 @@ def prepare(
     return RunSetup(root_path, config, files, the_store, launcher, writer)
 
 
-def child_options(config: Config) -> dict[str, Any]:
+def child_options(config: Config) -> ChildOptions:
     """What the plugin in each child needs to know (SQL capture and coverage settings)."""
-    return {
-        "capture_sql": config.capture_sql,
-        "capture_params": config.capture_params,
-        "coverage": config.coverage,
-        "coverage_source": config.coverage_source,
-        "coverage_contexts": config.coverage_contexts,
-    }
+    source = config.coverage_source
+    return ChildOptions(
+        capture_sql=config.capture_sql,
+        capture_params=config.capture_params,
+        coverage=config.coverage,
+        coverage_source=tuple(source) if source is not None else None,
+        coverage_contexts=config.coverage_contexts,
+    )
 
 
 def make_executor(config: Config, root: Path) -> Executor:

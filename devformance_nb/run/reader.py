@@ -202,7 +202,7 @@ class FileReader:
             if isinstance(event, ev.FileDone):
                 self.outcome.exitstatus = event.exitstatus
             elif isinstance(event, ev.CoverageWritten) and event.data_file:
-                contexts = bool(self.job.options.get("coverage_contexts"))
+                contexts = self.job.options.coverage_contexts
                 with contextlib.suppress(Exception):  # else the loop reads it itself
                     runcoverage.read_ahead(event.data_file, self.job.root, contexts)
             self.emit(event)
