@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import MakeProject
 
-from devformance_nb import magic, notebook
+from devformance_nb.ui import magic, notebook
 from devformance_nb.ui.liveview import LiveRunView
 
 SUITE = {

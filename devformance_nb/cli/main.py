@@ -13,7 +13,7 @@ from typing import Any
 from devformance_nb.api import facade as api
 from devformance_nb.cli.findings import n_plus_one_lines, slow_lines
 from devformance_nb.cli.terminal import TerminalView
-from devformance_nb.core.config import EXECUTORS
+from devformance_nb.core.config import EXECUTORS, Overrides
 from devformance_nb.core.errors import DevformanceError, MissingExtraError, PathNotFoundError
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -111,7 +111,7 @@ def _split_pytest_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> Overrides:
     return {
         "workers": args.workers,
         "db": args.db,
