@@ -101,6 +101,7 @@ import pytest
 
 if os.environ.get("BENCH_NULL_WRITER"):
     from devformance_nb.plugin.capture import start_capture
+    from devformance_nb.core.contract import ChildOptions
     from devformance_nb.plugin import TestContext
 
     class NullWriter:
@@ -114,7 +115,7 @@ if os.environ.get("BENCH_NULL_WRITER"):
             pass
 
     CONTEXT = TestContext()
-    CAPTURE = start_capture(NullWriter(), CONTEXT, {"root": os.path.dirname(__file__)})
+    CAPTURE = start_capture(NullWriter(), CONTEXT, ChildOptions(root=os.path.dirname(__file__)))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(item):
@@ -130,6 +131,7 @@ PAIRED_TEST = """
 import json, os, sys
 from devformance_nb.plugin.capture import start_capture
 from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.plugin import TestContext
 import test_orm, test_sqlite  # SQLAlchemy is imported before capture: its listeners go on at once
 
@@ -147,7 +149,7 @@ def test_paired():
             for name, run in workloads.items():
                 if mode == "on":
                     writer = EventWriter(os.path.join(here, "paired.jsonl"), "bench", "bench")
-                    capture = start_capture(writer, context, {"root": here})
+                    capture = start_capture(writer, context, ChildOptions(root=here))
                 cpu[name][mode].append(run()[1])
                 if mode == "on":
                     capture.stop()
@@ -164,12 +166,13 @@ mode, workload, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "on":
     from devformance_nb.plugin.capture import start_capture
     from devformance_nb.core.eventlog import EventWriter
+    from devformance_nb.core.contract import ChildOptions
     from devformance_nb.plugin import TestContext
     context = TestContext()
     context.nodeid, context.phase, context.floor = "counted", "call", sys._getframe()
     here = os.path.dirname(os.path.abspath(__file__))
     writer = EventWriter(os.path.join(here, "counted.jsonl"), "b", "b", flush_every=None)
-    capture = start_capture(writer, context, {"root": here})
+    capture = start_capture(writer, context, ChildOptions(root=here))
 import test_orm, test_sqlite
 (test_sqlite if workload == "sqlite3" else test_orm).loop(n)
 if mode == "on":

@@ -178,6 +178,7 @@ import json, os, sys
 import benchwork
 from devformance_nb.plugin.capture import start_capture
 from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.plugin import TestContext
 
 
@@ -193,7 +194,7 @@ def test_paired():
             capture = writer = None
             if mode == "capture":
                 writer = EventWriter(os.environ["BENCH_EVENTS"], "bench", "bench")
-                capture = start_capture(writer, context, {"root": os.getcwd()})
+                capture = start_capture(writer, context, ChildOptions(root=os.getcwd()))
             wall, cpu, statements = work.run(n)
             if capture is not None:
                 capture.stop()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from devformance_nb.core.contract import ENV_OPTIONS, ChildOptions
 from devformance_nb.plugin.coverage import CoverageStart, start_for_pytest
 
 _started: list[CoverageStart] = []
@@ -31,8 +32,7 @@ _started: list[CoverageStart] = []
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, None, None]:
-    options = json.loads(os.environ.get("DEVFORMANCE_OPTIONS") or "{}")
-    started = start_for_pytest(early_config, options)
+    started = start_for_pytest(early_config, ChildOptions.from_env(os.environ.get(ENV_OPTIONS)))
     _started.append(started)
     if started.message:
         sys.stderr.write(f"devformance: {started.message}\n")

@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
@@ -35,7 +36,7 @@ class Recording:
         self.context.nodeid = NODEID
         self.context.phase = "call"
         self.capture: Capture = start_capture(
-            self.writer, self.context, {"root": str(REPO), **options}
+            self.writer, self.context, ChildOptions(root=str(REPO), **options)
         )
 
     def queries(self) -> list[ev.Query]:
@@ -272,7 +273,9 @@ class BrokenWriter:
 
 
 def test_a_broken_writer_never_breaks_the_code_under_test() -> None:
-    capture = start_capture(cast(EventWriter, BrokenWriter()), TestContext(), {"root": str(REPO)})
+    capture = start_capture(
+        cast(EventWriter, BrokenWriter()), TestContext(), ChildOptions(root=str(REPO))
+    )
     try:
         assert sqlite3.connect(":memory:").execute("SELECT 41 + 1").fetchone() == (42,)
         assert capture.recorder.dropped == 1

@@ -6,12 +6,12 @@ run in their own process and never configure Django in this one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import read_events
 
 pytest_plugins = ["pytester"]
@@ -99,12 +99,13 @@ def test_zz_a_new_capture_wraps_the_connections_already_open():
     import os
 
     from devformance_nb.plugin.capture import start_capture
+    from devformance_nb.core.contract import ChildOptions
     from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.plugin import TestContext
 
     assert connection.connection is not None  # open since the test before
     writer = EventWriter(os.environ["SECOND_EVENTS"], "run-2", "test_site.py")
-    capture = start_capture(writer, TestContext(), {"root": os.getcwd()})
+    capture = start_capture(writer, TestContext(), ChildOptions(root=os.getcwd()))
     with connection.cursor() as cur:
         cur.execute("SELECT 7")
     capture.stop()
@@ -120,7 +121,7 @@ def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
         "DEVFORMANCE_EVENTS": str(events_path),
         "DEVFORMANCE_RUN_ID": "run-1",
         "DEVFORMANCE_FILE": "test_site.py",
-        "DEVFORMANCE_OPTIONS": json.dumps({"root": str(pytester.path)}),
+        "DEVFORMANCE_OPTIONS": ChildOptions(root=str(pytester.path)).to_env(),
         "DB_DIR": str(tmp_path),
         "SECOND_EVENTS": str(tmp_path / "second.jsonl"),
     }
@@ -181,7 +182,9 @@ def test_capture_imports_neither_django_nor_psycopg(
     )
     events_path = tmp_path / "events.jsonl"
     pytester._monkeypatch.setenv("DEVFORMANCE_EVENTS", str(events_path))
-    pytester._monkeypatch.setenv("DEVFORMANCE_OPTIONS", json.dumps({"root": str(pytester.path)}))
+    pytester._monkeypatch.setenv(
+        "DEVFORMANCE_OPTIONS", ChildOptions(root=str(pytester.path)).to_env()
+    )
     result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin")
     assert result.ret == 0, result.stdout.str()
     assert any(isinstance(e, ev.FileDone) for e in read_events(events_path))

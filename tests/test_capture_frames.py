@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 import devformance_nb
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture.adapters import ADAPTERS, Adapter, load_adapter
@@ -167,7 +168,7 @@ class FailingAdapter(FakeAdapter):
 
 def make_capture(tmp_path: Path, adapters: dict[str, str]) -> Capture:
     writer = EventWriter(tmp_path / "events.jsonl", "r", "f")
-    return Capture(Recorder(writer, TestContext(), {"root": str(tmp_path)}), adapters)
+    return Capture(Recorder(writer, TestContext(), ChildOptions(root=str(tmp_path))), adapters)
 
 
 @pytest.fixture
@@ -245,9 +246,10 @@ LAZY = """
 import sys
 from devformance_nb.plugin.capture import start_capture
 from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.plugin import TestContext
 
-capture = start_capture(EventWriter(sys.argv[1], "r", "f"), TestContext(), {"root": "."})
+capture = start_capture(EventWriter(sys.argv[1], "r", "f"), TestContext(), ChildOptions(root="."))
 print("before", "sqlalchemy" in sys.modules, capture.libraries)
 import sqlalchemy
 print("after", capture.libraries)

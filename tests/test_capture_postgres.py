@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
@@ -39,7 +40,9 @@ class Recording:
         self.writer = EventWriter(path, "run-1", HERE)
         self.context = TestContext()
         self.context.nodeid, self.context.phase = f"{HERE}::case", "call"
-        self.capture: Capture = start_capture(self.writer, self.context, {"root": str(REPO)})
+        self.capture: Capture = start_capture(
+            self.writer, self.context, ChildOptions(root=str(REPO))
+        )
 
     def queries(self) -> list[ev.Query]:
         """Stop capturing and return the Query events written."""

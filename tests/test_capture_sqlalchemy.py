@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.pool import StaticPool
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
@@ -68,7 +69,9 @@ class Capturing:
         self.writer = EventWriter(path, "run-1", HERE)
         self.context = TestContext()
         self.context.nodeid, self.context.phase = f"{HERE}::case", "call"
-        self.capture: Capture = start_capture(self.writer, self.context, {"root": str(REPO)})
+        self.capture: Capture = start_capture(
+            self.writer, self.context, ChildOptions(root=str(REPO))
+        )
 
     def queries(self) -> list[ev.Query]:
         self.capture.stop()
@@ -252,12 +255,13 @@ IMPORTED_LATE = """
 import json, sqlite3, sys
 from devformance_nb.plugin.capture import start_capture
 from devformance_nb.core.eventlog import EventWriter, read_events
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.plugin import TestContext
 
 writer = EventWriter(sys.argv[1], "r", "f")
 context = TestContext()
 context.nodeid, context.phase = "late", "call"
-capture = start_capture(writer, context, {"root": sys.argv[2]})
+capture = start_capture(writer, context, ChildOptions(root=sys.argv[2]))
 from sqlalchemy import create_engine, event, text  # imported after capture started
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool

@@ -134,3 +134,55 @@ def test_cli_compare_unknown_run_is_a_usage_error(db: Path) -> None:
     proc = _cli("no-such-run", "latest", "--db", str(db))
     assert proc.returncode not in (0, 1)
     assert "no run matching 'no-such-run'" in proc.stderr
+
+
+#: run first in the subprocess: the notebook extra's packages cannot be imported, as after a
+#: bare ``pip install devformance_nb`` (a finder that says "not installed" for each of them)
+_WITHOUT_NOTEBOOK_EXTRA = """
+import importlib.abc, sys
+ABSENT = {"altair", "ipywidgets", "IPython", "vl_convert"}
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ABSENT:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Absent())
+for name in list(sys.modules):
+    if name.partition(".")[0] in ABSENT:
+        del sys.modules[name]
+"""
+
+
+def test_compare_needs_only_the_bare_package(db: Path, facts: Facts) -> None:
+    code = _WITHOUT_NOTEBOOK_EXTRA + (
+        "import devformance_nb.compare\n"
+        "from devformance_nb.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "unwanted = ('devformance_nb.charts', 'devformance_nb.cli.report', *ABSENT)\n"
+        "print('loaded:', sorted(m for m in sys.modules if m.startswith(unwanted)))\n"
+        "sys.exit(code)\n"
+    )
+    args = ["compare", facts.run("fix"), facts.run("regress"), "--db", str(db)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"run {facts.run('regress')} against run {facts.run('fix')}" in proc.stdout
+    assert f"new N+1: {facts.new_n_plus_one_caller}" in proc.stdout
+    assert "regressions: 2" in proc.stdout
+    assert "loaded: []" in proc.stdout, "nothing of the notebook extra, the charts or the report"
+    assert "Traceback" not in proc.stderr
+
+
+def test_report_without_the_notebook_extra_still_names_the_fix(db: Path, tmp_path: Path) -> None:
+    code = _WITHOUT_NOTEBOOK_EXTRA + (
+        "from devformance_nb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["report", "--html", str(tmp_path / "r.html"), "--db", str(db)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "needs the notebook extra (altair is missing)" in proc.stderr
+    assert "pip install 'devformance_nb[notebook]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r.html").exists()

@@ -1,11 +1,29 @@
 from __future__ import annotations
 
+import inspect
+import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import MakeProject
 
-from devformance_nb.core.config import DEFAULT_DB, Config, db_path, find_root, load_config
+from devformance_nb.api import facade
+from devformance_nb.core.config import (
+    _EXPECTED,
+    DEFAULT_DB,
+    OVERRIDABLE,
+    SETTINGS_DOC,
+    Config,
+    Overrides,
+    db_path,
+    find_root,
+    load_config,
+)
 from devformance_nb.core.errors import ConfigError
+from devformance_nb.ui import notebook
+from devformance_nb.ui.liveview import LiveRunView
 
 pytestmark = pytest.mark.quick
 
@@ -56,3 +74,65 @@ def test_find_root_walks_up_to_a_marker(tmp_path: Path) -> None:
     deep = tmp_path / "proj" / "a" / "b"
     deep.mkdir(parents=True)
     assert find_root(deep) == (tmp_path / "proj").resolve()
+
+
+#: the typed surfaces that take every overridable setting as a keyword
+SURFACES = {
+    "api.run_tests": facade.run_tests,
+    "api.start_run": facade.start_run,
+    "api.prepare": facade.prepare,
+    "notebook.run_tests": notebook.run_tests,
+    "LiveRunView": LiveRunView.__init__,
+}
+
+
+def test_every_setting_is_overridable_and_checked() -> None:
+    names = [f.name for f in fields(Config)]
+    assert sorted(OVERRIDABLE) == sorted(names)
+    assert sorted(_EXPECTED) == sorted(names), "each setting has its runtime type check"
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_every_surface_takes_each_setting_as_a_typed_keyword(surface: str) -> None:
+    func = SURFACES[surface]
+    params = inspect.signature(func).parameters
+    declared = {name: t.__forward_arg__ for name, t in Overrides.__annotations__.items()}
+    for name in OVERRIDABLE:
+        assert name in params, f"{surface} lacks the setting {name!r}"
+        param = params[name]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY, (surface, name)
+        assert param.default is None, f"{surface}: {name} must default to None (not given)"
+        assert param.annotation == declared[name], (surface, name, param.annotation)
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    doc = inspect.getdoc(func) or ""
+    assert SETTINGS_DOC in doc
+    assert all(f"``{name}``" in doc for name in OVERRIDABLE), surface
+
+
+def test_given_settings_reach_the_config(make_project: MakeProject, in_dir: Any) -> None:
+    root = make_project({"tests/test_a.py": "def test_a():\n    pass\n"})
+    in_dir(root.parent)
+    given: dict[str, Any] = {
+        "workers": 3,
+        "db": "elsewhere.duckdb",
+        "timeout": 7.5,
+        "executor": "spawn",
+        "preload": ("json",),
+        "pytest_args": ["-q"],
+        "python": sys.executable,
+        "slow_query_ms": 5,
+        "n_plus_one_min": 4,
+        "allow_n_plus_one": ["app.py:1"],
+        "capture_sql": False,
+        "capture_params": True,
+        "coverage": False,
+        "coverage_source": ["app"],
+        "coverage_contexts": True,
+        "lock_timeout": 2,
+    }
+    assert sorted(given) == sorted(OVERRIDABLE)
+    config = facade.prepare(root=root, store=False, **given).config
+    expected = {**given, "preload": ["json"], "db": str(root.parent / "elsewhere.duckdb")}
+    assert config.to_dict() == expected
+    untouched = facade.prepare(root=root, store=False, executor="spawn", workers=None).config
+    assert untouched == Config(executor="spawn"), "None means: not given"

@@ -13,6 +13,7 @@ import pytest
 from covdriver import ChildRun, run_child
 from coverage import CoverageData
 
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.plugin.coverage import (
     CoverageConfigProblem,
     default_source,
@@ -224,16 +225,17 @@ def test_xdist_workers_in_a_child_write_their_own_files(
 
 @pytest.mark.quick
 def test_nothing_happens_unless_asked(tmp_path: Path) -> None:
-    assert start_child_coverage({}, tmp_path).coverage is None
-    off = start_child_coverage({"coverage": True}, tmp_path)  # no data file to write
+    assert start_child_coverage(ChildOptions(), tmp_path).coverage is None
+    off = start_child_coverage(ChildOptions(coverage=True), tmp_path)  # no data file to write
     assert (off.coverage, off.message) == (None, "")
-    assert start_child_coverage({"coverage": False, "coverage_data": "x"}, tmp_path).message == ""
+    off = start_child_coverage(ChildOptions(coverage=False, coverage_data="x"), tmp_path)
+    assert off.message == ""
 
 
 @pytest.mark.quick
 def test_an_unwritable_data_file_means_no_coverage_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "run").write_text("a file where the run folder should be")
-    options = {"coverage": True, "coverage_data": str(tmp_path / "run" / "x.coverage")}
+    options = ChildOptions(coverage=True, coverage_data=str(tmp_path / "run" / "x.coverage"))
     started = start_child_coverage(options, tmp_path)
     assert started.coverage is None
     assert started.message.startswith("coverage is off: cannot write its data file: ")
@@ -242,7 +244,7 @@ def test_an_unwritable_data_file_means_no_coverage_and_says_why(tmp_path: Path) 
 def test_a_failed_save_is_reported_not_raised(tmp_path: Path) -> None:
     project = write_project(tmp_path / "project", {"app.py": "X = 1\n"})
     run_dir = tmp_path / "run"
-    options = {"coverage": True, "coverage_data": str(run_dir / "x.coverage")}
+    options = ChildOptions(coverage=True, coverage_data=str(run_dir / "x.coverage"))
     started = start_child_coverage(options, project)
     assert started.coverage is not None, started.message
     shutil.rmtree(run_dir)

@@ -38,13 +38,18 @@ def test_xfail():
 """
 
 
-def run_child(pytester: pytest.Pytester, source: str, tmp_path: Path) -> tuple[list, int]:
+def run_child(
+    pytester: pytest.Pytester,
+    source: str,
+    tmp_path: Path,
+    options: str = json.dumps({"capture_sql": False}),
+) -> tuple[list, int]:
     pytester.makepyfile(test_suite=source)
     events_path = tmp_path / "events.jsonl"
     pytester._monkeypatch.setenv("DEVFORMANCE_EVENTS", str(events_path))
     pytester._monkeypatch.setenv("DEVFORMANCE_RUN_ID", "run-1")
     pytester._monkeypatch.setenv("DEVFORMANCE_FILE", "test_suite.py")
-    pytester._monkeypatch.setenv("DEVFORMANCE_OPTIONS", json.dumps({"capture_sql": False}))
+    pytester._monkeypatch.setenv("DEVFORMANCE_OPTIONS", options)
     result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin")
     return list(read_events(events_path)), result.ret
 
@@ -69,6 +74,18 @@ def test_events_for_every_phase_and_the_end(pytester: pytest.Pytester, tmp_path:
     assert isinstance(done, ev.FileDone)
     assert done.exitstatus == 1
     assert done.counts == {"passed": 1, "failed": 1, "error": 1, "skipped": 1, "xfailed": 1}
+
+
+def test_options_from_another_version_do_not_break_the_child(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # a newer launcher sends a setting this plugin does not know: it is ignored, the rest used
+    options = json.dumps({"capture_sql": False, "coverage": False, "sent_by_v9": {"x": 1}})
+    events, ret = run_child(pytester, "def test_ok():\n    pass\n", tmp_path, options)
+    assert ret == 0
+    done = events[-1]
+    assert isinstance(done, ev.FileDone) and done.counts == {"passed": 1}
+    assert not any(isinstance(e, ev.Query) for e in events)
 
 
 def test_collection_error_becomes_an_event(pytester: pytest.Pytester, tmp_path: Path) -> None:

@@ -14,9 +14,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from devformance_nb.core.config import Config, db_path, find_root, load_config
+from devformance_nb.core.config import (
+    Config,
+    db_path,
+    find_root,
+    load_config,
+    overrides_from,
+    with_settings_doc,
+)
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.errors import StoreError
 from devformance_nb.core.events import RunStarted
 from devformance_nb.core.rundir import RunDir
@@ -32,6 +39,9 @@ from devformance_nb.run.state import FileState, Observer, RunState, exit_code
 from devformance_nb.store.database import Store
 from devformance_nb.store.ingest import ingest_run
 from devformance_nb.store.writer import StoreWriter
+
+#: test files or folders to run (None: the project's testpaths)
+PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 
 _ICON_TEXT = {
     "passed": "ok",
@@ -183,23 +193,44 @@ class Run:
         )
 
 
+@with_settings_doc
 def prepare(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    paths: PathsArg = None,
     *,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
-    **overrides: Any,
+    workers: int | None = None,
+    db: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    executor: str | None = None,
+    preload: list[str] | tuple[str, ...] | None = None,
+    pytest_args: list[str] | tuple[str, ...] | None = None,
+    python: str | None = None,
+    slow_query_ms: float | None = None,
+    n_plus_one_min: int | None = None,
+    allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+    capture_sql: bool | None = None,
+    capture_params: bool | None = None,
+    coverage: bool | None = None,
+    coverage_source: list[str] | tuple[str, ...] | None = None,
+    coverage_contexts: bool | None = None,
+    lock_timeout: float | None = None,
 ) -> RunSetup:
-    """Discover files and build the launcher of a run, without starting it."""
+    """Discover files and build the launcher of a run, without starting it.
+
+    Arguments as for ``run_tests``.
+    """
+    settings = overrides_from(locals())  # first: locals() holds only the parameters here
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     root_path = Path(root).resolve() if root is not None else find_root()
-    if overrides.get("db") is not None:  # an argument is relative to where the caller is
-        overrides["db"] = os.fspath(Path(overrides["db"]).resolve())
-    config = load_config(root_path, **overrides)
-    executor = make_executor(config, root_path)
-    warm = getattr(executor, "warm", None)
+    given_db = settings.get("db")
+    if given_db is not None:  # an argument is relative to where the caller is
+        settings["db"] = os.fspath(Path(given_db).resolve())
+    config = load_config(root_path, **settings)
+    the_executor = make_executor(config, root_path)
+    warm = getattr(the_executor, "warm", None)
     if warm is not None:
         warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
     files = discover(root_path, paths or (), config.pytest_args, config.python)
@@ -225,19 +256,20 @@ def prepare(
         writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}
     all_observers: list[Observer] = [writer] if writer is not None else []
     all_observers.extend(observers)
-    launcher = Launcher(plan, executor, all_observers)
+    launcher = Launcher(plan, the_executor, all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer)
 
 
-def child_options(config: Config) -> dict[str, Any]:
+def child_options(config: Config) -> ChildOptions:
     """What the plugin in each child needs to know (SQL capture and coverage settings)."""
-    return {
-        "capture_sql": config.capture_sql,
-        "capture_params": config.capture_params,
-        "coverage": config.coverage,
-        "coverage_source": config.coverage_source,
-        "coverage_contexts": config.coverage_contexts,
-    }
+    source = config.coverage_source
+    return ChildOptions(
+        capture_sql=config.capture_sql,
+        capture_params=config.capture_params,
+        coverage=config.coverage,
+        coverage_source=tuple(source) if source is not None else None,
+        coverage_contexts=config.coverage_contexts,
+    )
 
 
 def make_executor(config: Config, root: Path) -> Executor:
@@ -260,36 +292,74 @@ def choose_order(store: Store | None, files: list[TestFile]) -> Scheduler:
     return choose_scheduler(history)
 
 
+@with_settings_doc
 def run_tests(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    paths: PathsArg = None,
     *,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
-    **overrides: Any,
+    workers: int | None = None,
+    db: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    executor: str | None = None,
+    preload: list[str] | tuple[str, ...] | None = None,
+    pytest_args: list[str] | tuple[str, ...] | None = None,
+    python: str | None = None,
+    slow_query_ms: float | None = None,
+    n_plus_one_min: int | None = None,
+    allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+    capture_sql: bool | None = None,
+    capture_params: bool | None = None,
+    coverage: bool | None = None,
+    coverage_source: list[str] | tuple[str, ...] | None = None,
+    coverage_contexts: bool | None = None,
+    lock_timeout: float | None = None,
 ) -> Run:
     """Run the project's tests, one pytest process per file, and record them; blocks.
 
     ``paths``: files or folders (default: the project's testpaths). ``root``:
-    project root (default: found from the working directory). Settings such as
-    ``workers``, ``timeout``, ``db``, ``pytest_args`` override
+    project root (default: found from the working directory). ``observers``:
+    objects with ``on_event``, ``tick`` and ``close`` that follow the run.
+    ``store=False`` records nothing in the store. The settings below override
     ``[tool.devformance]``. Ctrl-C stops the run cleanly.
     """
-    run = Run(prepare(paths, root=root, observers=observers, store=store, **overrides))
+    settings = overrides_from(locals())
+    run = Run(prepare(paths, root=root, observers=observers, store=store, **settings))
     run._run()
     return run
 
 
+@with_settings_doc
 def start_run(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    paths: PathsArg = None,
     *,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
-    **overrides: Any,
+    workers: int | None = None,
+    db: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    executor: str | None = None,
+    preload: list[str] | tuple[str, ...] | None = None,
+    pytest_args: list[str] | tuple[str, ...] | None = None,
+    python: str | None = None,
+    slow_query_ms: float | None = None,
+    n_plus_one_min: int | None = None,
+    allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+    capture_sql: bool | None = None,
+    capture_params: bool | None = None,
+    coverage: bool | None = None,
+    coverage_source: list[str] | tuple[str, ...] | None = None,
+    coverage_contexts: bool | None = None,
+    lock_timeout: float | None = None,
 ) -> Run:
-    """Like ``run_tests`` but returns at once; the run goes on in a background thread."""
-    run = Run(prepare(paths, root=root, observers=observers, store=store, **overrides))
+    """Like ``run_tests`` but returns at once; the run goes on in a background thread.
+
+    ``run.wait()`` blocks until the end, ``run.stop()`` ends it early.
+    """
+    settings = overrides_from(locals())
+    run = Run(prepare(paths, root=root, observers=observers, store=store, **settings))
     run._start_background()
     return run
 

@@ -13,7 +13,7 @@ from typing import Any
 from devformance_nb.api import facade as api
 from devformance_nb.cli.findings import n_plus_one_lines, slow_lines
 from devformance_nb.cli.terminal import TerminalView
-from devformance_nb.core.config import EXECUTORS
+from devformance_nb.core.config import EXECUTORS, Overrides
 from devformance_nb.core.errors import DevformanceError, MissingExtraError, PathNotFoundError
 from devformance_nb.store.database import Store
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -112,7 +112,7 @@ def _split_pytest_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> Overrides:
     return {
         "workers": args.workers,
         "db": args.db,
@@ -304,9 +304,9 @@ def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
+    # the bare package suffices: neither the report nor the charts (Altair) are imported here
     from devformance_nb.analysis.compare import compare_runs
-
-    comparison_text = _report_module().comparison_text
+    from devformance_nb.cli.comparison import comparison_text
 
     comparison = compare_runs(api.open_store(args.db), args.a, args.b)
     print(comparison_text(comparison, args.max_coverage_drop))

@@ -23,6 +23,9 @@ from devformance_nb import analysis, charts
 from devformance_nb.analysis.compare import Comparison, compare_runs
 from devformance_nb.analysis.select import Runs, StoreLike, as_store
 
+# re-exported: notebooks written before the text moved import it from here
+from devformance_nb.cli.comparison import comparison_text as comparison_text
+
 _CSS = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:2em auto;max-width:1250px;
 color:#212529;padding:0 1em}h1{margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid
@@ -221,30 +224,3 @@ def write_report(out: str | os.PathLike[str], store: StoreLike, runs: Runs = "la
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(store, runs), encoding="utf-8")
     return path
-
-
-def comparison_text(cmp: Comparison, max_coverage_drop: float = 0.0) -> str:
-    """``devformance compare``'s text: findings, changes, then the regressions."""
-    lines = [f"run {cmp.b} against run {cmp.a}"]
-
-    def block(title: str, df: pd.DataFrame, fmt: Any) -> None:
-        lines.append(f"{title}: {len(df)}")
-        lines.extend(f"  {fmt(r)}" for r in df.itertuples())
-
-    block("new N+1", cmp.new_n_plus_one, lambda r: f"{r.caller}  {r.table_name} x{r.queries}")
-    block("fixed N+1", cmp.fixed_n_plus_one, lambda r: f"{r.caller}  {r.table_name} x{r.queries}")
-    block("new slow queries", cmp.new_slow_queries, lambda r: f"{r.max_ms:.0f} ms {r.call_site}")
-    block("newly failing", cmp.newly_failing, lambda r: f"{r.nodeid} ({r.outcome_b})")
-    changed = cmp.query_changes[cmp.query_changes["queries_delta"].fillna(0) != 0]
-    block("query count changes", changed, lambda r: f"{r.queries_delta:+d}  {r.nodeid}")
-    if cmp.coverage_delta is not None:
-        lines.append(
-            f"coverage: {cmp.coverage_a:.2f}% -> {cmp.coverage_b:.2f}% "
-            f"({cmp.coverage_delta:+.2f} points)"
-        )
-        moved = cmp.coverage_changes[cmp.coverage_changes["delta"].fillna(0) != 0]
-        lines.extend(f"  {r.delta:+.2f}  {r.source_file}" for r in moved.itertuples())
-    regressions = cmp.regressions(max_coverage_drop)
-    lines.append(f"regressions: {len(regressions)}")
-    lines.extend(f"  {r.kind}: {r.subject}  {r.detail}" for r in regressions.itertuples())
-    return "\n".join(lines)

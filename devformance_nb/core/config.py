@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 from devformance_nb.core.errors import ConfigError
 
@@ -14,6 +16,11 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+if TYPE_CHECKING:  # only for annotations, which stay strings at runtime
+    from typing_extensions import Unpack
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: files whose presence marks a project root (searched upward from the working directory)
 ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", ".git")
@@ -52,6 +59,71 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Settings as a JSON-ready dict (stored with each run)."""
         return asdict(self)
+
+
+class Overrides(TypedDict, total=False):
+    """Settings given as arguments, each on top of ``[tool.devformance]`` (None: not given).
+
+    The one list of what a caller may override: ``run_tests``, ``start_run``, ``prepare``,
+    the notebook's ``run_tests`` and ``LiveRunView`` take exactly these keywords (a test
+    checks it) and hand them on as one ``Overrides``.
+    """
+
+    workers: int | None
+    db: str | os.PathLike[str] | None
+    timeout: float | None
+    executor: str | None
+    preload: list[str] | tuple[str, ...] | None
+    pytest_args: list[str] | tuple[str, ...] | None
+    python: str | None
+    slow_query_ms: float | None
+    n_plus_one_min: int | None
+    allow_n_plus_one: list[str] | tuple[str, ...] | None
+    capture_sql: bool | None
+    capture_params: bool | None
+    coverage: bool | None
+    coverage_source: list[str] | tuple[str, ...] | None
+    coverage_contexts: bool | None
+    lock_timeout: float | None
+
+
+#: the keywords of ``Overrides``, in the order the docstrings list them
+OVERRIDABLE: tuple[str, ...] = tuple(Overrides.__annotations__)
+
+SETTINGS_DOC = """Settings (each None by default: from ``[tool.devformance]`` in pyproject.toml,
+else the default shown; README "Configuration"):
+
+- ``workers``: test files run at once (default: the CPUs available).
+- ``db``: the DuckDB store (default ``.devformance/devformance.duckdb`` in the root;
+  an argument is relative to the working directory).
+- ``timeout``: seconds a test file may take before it is killed (default: none).
+- ``executor``: ``"forkserver"`` or ``"spawn"`` (default: the fork server where the OS has fork).
+- ``preload``: modules the fork server imports once for every child.
+- ``pytest_args``: arguments added to every pytest child, e.g. ``["-x"]``.
+- ``python``: interpreter of the children (default: this one).
+- ``slow_query_ms``: a statement at least this slow is a slow query (default 100).
+- ``n_plus_one_min``: repeats of one SELECT from one call stack that make an N+1 (default 2).
+- ``allow_n_plus_one``: accepted N+1 findings, by call site, ``sql:`` pattern or stack hash.
+- ``capture_sql``: record every SQL statement (default True).
+- ``capture_params``: record parameter values too; they may hold personal data (default False).
+- ``coverage``: measure line coverage, one data file per test file (default True).
+- ``coverage_source``: what coverage measures (default: your coverage config, else your packages).
+- ``coverage_contexts``: record which test ran each line (default False).
+- ``lock_timeout``: seconds to wait for a store another process holds (default 10)."""
+
+
+def overrides_from(values: Mapping[str, Any]) -> Overrides:
+    """The settings among ``values`` that were given (not None), e.g. a function's ``locals()``.
+
+    Lets a function with the typed keywords of ``Overrides`` hand them on in one line.
+    """
+    return cast(Overrides, {key: values[key] for key in OVERRIDABLE if values.get(key) is not None})
+
+
+def with_settings_doc(func: _F) -> _F:
+    """Append ``SETTINGS_DOC`` to ``func``'s docstring (what ``?`` shows in Jupyter)."""
+    func.__doc__ = f"{inspect.cleandoc(func.__doc__ or '')}\n\n{SETTINGS_DOC}"
+    return func
 
 
 def available_cpus() -> int:
@@ -123,8 +195,12 @@ def read_pyproject(root: Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in table.items()}
 
 
-def load_config(root: Path, **overrides: Any) -> Config:
-    """Config from ``root``'s pyproject.toml, with non-None ``overrides`` on top."""
+def load_config(root: Path, **overrides: Unpack[Overrides]) -> Config:
+    """Config from ``root``'s pyproject.toml, with non-None ``overrides`` on top.
+
+    The overrides are checked at runtime too: callers without a type checker (a
+    notebook cell) get a ConfigError naming the setting, not a TypeError later.
+    """
     from_file = read_pyproject(root)
     _check_types(from_file, f"[tool.devformance] of {root / 'pyproject.toml'}")
     given = {k: v for k, v in overrides.items() if v is not None}

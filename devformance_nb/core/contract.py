@@ -6,13 +6,60 @@ plugin does nothing in a pytest process that lacks ``ENV_EVENTS``.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, fields
+
 #: path of the child's own events file (JSON lines)
 ENV_EVENTS = "DEVFORMANCE_EVENTS"
 #: the run's id, stamped on every event
 ENV_RUN_ID = "DEVFORMANCE_RUN_ID"
 #: the test file's key (its path relative to the project root)
 ENV_FILE = "DEVFORMANCE_FILE"
-#: the plugin's settings, as JSON (SQL capture and coverage)
+#: the plugin's settings: a ChildOptions as JSON (SQL capture and coverage)
 ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
 #: the launcher's pid: a child whose launcher is gone ends itself
 ENV_PARENT = "DEVFORMANCE_PARENT_PID"
+
+
+@dataclass(frozen=True)
+class ChildOptions:
+    """The plugin's settings for one child, sent as JSON in ``ENV_OPTIONS``.
+
+    The launcher builds one per run from the Config and completes it per file
+    (``root``, ``coverage_data``); the plugin decodes it once with ``from_env``. The
+    defaults are what a child does when told nothing: capture SQL, measure no coverage.
+    """
+
+    capture_sql: bool = True
+    #: record parameter values with each statement (they may hold personal data)
+    capture_params: bool = False
+    coverage: bool = False
+    #: what coverage measures (None: the project's coverage config, else its packages)
+    coverage_source: tuple[str, ...] | None = None
+    #: record which test ran each line (coverage.py's dynamic contexts)
+    coverage_contexts: bool = False
+    #: the project root: call sites are reported relative to it
+    root: str = ""
+    #: this child's own coverage data file ("" while coverage is off)
+    coverage_data: str = ""
+
+    def to_env(self) -> str:
+        """The value of ``ENV_OPTIONS``: these options as a JSON object."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, text: str | None) -> ChildOptions:
+        """Options decoded from ``ENV_OPTIONS`` (empty or absent: the defaults).
+
+        Keys this version does not know are ignored: a launcher of an older or
+        newer version must not crash the child. Raises ValueError if ``text`` is
+        not a JSON object.
+        """
+        data = json.loads(text) if text else {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{ENV_OPTIONS} must be a JSON object, got {text!r}")
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if values.get("coverage_source") is not None:  # JSON has lists, the options a tuple
+            values["coverage_source"] = tuple(str(s) for s in values["coverage_source"])
+        return cls(**values)

@@ -11,7 +11,6 @@ every child's output (the module has no test assertions to rewrite).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -23,7 +22,14 @@ from typing import Any
 
 import pytest
 
-from devformance_nb.core.contract import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
+from devformance_nb.core.contract import (
+    ENV_EVENTS,
+    ENV_FILE,
+    ENV_OPTIONS,
+    ENV_PARENT,
+    ENV_RUN_ID,
+    ChildOptions,
+)
 from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.core.events import (
     Collected,
@@ -65,9 +71,11 @@ def _hook_frame() -> FrameType | None:
 class DevformancePlugin:
     """Turns pytest's hooks into events in this child's own events file."""
 
-    def __init__(self, writer: EventWriter, options: dict[str, Any]):
+    def __init__(self, writer: EventWriter, options: ChildOptions, config: pytest.Config):
         self.writer = writer
         self.options = options
+        #: the session's pytest config (asked how to categorize each report)
+        self.config = config
         self.context = TestContext()
         self.started = time.perf_counter()
         self.counts: dict[str, int] = {}
@@ -77,7 +85,7 @@ class DevformancePlugin:
 
     def start_coverage(self, config: pytest.Config) -> None:
         """Start coverage.py if the launcher asked for it (before the project imports)."""
-        if not self.options.get("coverage") or self.coverage_start is not None:
+        if not self.options.coverage or self.coverage_start is not None:
             return
         from devformance_nb.plugin.coverage import start_for_pytest
 
@@ -99,7 +107,7 @@ class DevformancePlugin:
 
     def start_capture(self) -> None:
         """Hook the SQL libraries (only those importable), if capture is on."""
-        if self.options.get("capture_sql", True):
+        if self.options.capture_sql:
             from devformance_nb.plugin.capture import start_capture
 
             self.capture = start_capture(self.writer, self.context, self.options)
@@ -156,7 +164,7 @@ class DevformancePlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        config = self.options["_config"]
+        config = self.config
         category, _, _ = config.hook.pytest_report_teststatus(report=report, config=config)
         self._count(category)
         message = short_message(report) if report.failed or report.skipped else ""
@@ -207,13 +215,12 @@ def _setup(config: pytest.Config) -> DevformancePlugin | None:
     path = os.environ.get(ENV_EVENTS)
     if not path:
         return None
-    options: dict[str, Any] = json.loads(os.environ.get(ENV_OPTIONS) or "{}")
-    options["_config"] = config
+    options = ChildOptions.from_env(os.environ.get(ENV_OPTIONS))
     parent = os.environ.get(ENV_PARENT)
     if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
-    plugin = DevformancePlugin(writer, options)
+    plugin = DevformancePlugin(writer, options, config)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     plugin.start_coverage(config)
     plugin.start_capture()

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devformance_nb.core.contract import ChildOptions
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -128,14 +130,14 @@ class ChildCoverage:
 
 
 def start_child_coverage(
-    options: dict[str, Any], rootpath: Path, inipath: Path | None = None
+    options: ChildOptions, rootpath: Path, inipath: Path | None = None
 ) -> CoverageStart:
     """Start coverage for this child if ``options`` ask for it (``coverage`` and ``coverage_data``).
 
     Never raises: a missing coverage package or a broken configuration gives a
     result without coverage and a ``message`` saying why; the tests run anyway.
     """
-    if not options.get("coverage") or not options.get("coverage_data"):
+    if not options.coverage or not options.coverage_data:
         return CoverageStart(None)
     try:
         import coverage
@@ -143,11 +145,11 @@ def start_child_coverage(
         return CoverageStart(
             None, f"coverage is off: coverage.py is not installed for {sys.executable}"
         )
-    folders = _config_folders(rootpath, inipath, options.get("root"))
+    folders = _config_folders(rootpath, inipath, options.root)
     config_file: str | None = None
     try:
         config_file = find_config_file(folders)
-        data_file = _data_file(str(options["coverage_data"]))
+        data_file = _data_file(options.coverage_data)
         # the run directory first, so that a folder we cannot write says so whatever
         # coverage.py's version does about it (7.18 wraps the OSError in a DataError)
         os.makedirs(os.path.dirname(os.path.abspath(data_file)), exist_ok=True)
@@ -183,7 +185,7 @@ def silence_pytest_cov(namespace: Any) -> str:
     )
 
 
-def start_for_pytest(early_config: Any, options: dict[str, Any]) -> CoverageStart:
+def start_for_pytest(early_config: Any, options: ChildOptions) -> CoverageStart:
     """Both steps for the plugin's ``pytest_load_initial_conftests`` wrapper.
 
     ``early_config`` is pytest's early ``Config``: its ``rootpath``, ``inipath`` and
@@ -273,7 +275,7 @@ def _packages_in(folder: Path) -> Iterator[Path]:
             yield child.resolve()
 
 
-def _config_folders(rootpath: Path, inipath: Path | None, root: Any) -> list[Path]:
+def _config_folders(rootpath: Path, inipath: Path | None, root: str) -> list[Path]:
     folders: list[Path] = []
     for folder in (rootpath, inipath.parent if inipath else None, Path(root) if root else None):
         if folder is not None and folder.resolve() not in folders:
@@ -306,7 +308,7 @@ def _data_file(asked: str) -> str:
 
 
 def _make_coverage(
-    coverage: Any, data_file: str, options: dict[str, Any], config_file: str | None, rootpath: Path
+    coverage: Any, data_file: str, options: ChildOptions, config_file: str | None, rootpath: Path
 ) -> Any:
     cov = coverage.Coverage(
         data_file=data_file,
@@ -315,7 +317,7 @@ def _make_coverage(
         check_preimported=True,  # warn (as a note) when project modules imported too early
     )
     base = Path(config_file).parent if config_file else rootpath
-    given = options.get("coverage_source")
+    given = options.coverage_source
     if given:
         cov.set_option("run:source", resolve_source([str(s) for s in given], rootpath))
     elif cov.get_option("run:source"):
@@ -339,8 +341,8 @@ def _configured_elsewhere(cov: Any) -> bool:
     return False
 
 
-def _contexts_wanted(cov: Any, options: dict[str, Any], notes: list[str]) -> bool:
-    if not options.get("coverage_contexts"):
+def _contexts_wanted(cov: Any, options: ChildOptions, notes: list[str]) -> bool:
+    if not options.coverage_contexts:
         return False
     if cov.get_option("run:dynamic_context"):
         notes.append("per-test contexts come from the project's own dynamic_context setting")

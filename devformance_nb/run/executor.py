@@ -7,16 +7,22 @@ reader's job (``devformance_nb.run.reader``), the same for every executor.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from devformance_nb.core.contract import ENV_EVENTS, ENV_FILE, ENV_OPTIONS, ENV_PARENT, ENV_RUN_ID
+from devformance_nb.core.contract import (
+    ENV_EVENTS,
+    ENV_FILE,
+    ENV_OPTIONS,
+    ENV_PARENT,
+    ENV_RUN_ID,
+    ChildOptions,
+)
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 
@@ -30,7 +36,8 @@ class Job:
     root: Path
     run_dir: RunDir
     pytest_args: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
+    #: the run's options for every child (``child_options`` completes them for this file)
+    options: ChildOptions = field(default_factory=ChildOptions)
     python: str = sys.executable
 
     @property
@@ -46,12 +53,10 @@ class Job:
         """This file's own coverage data file (written only when coverage is on)."""
         return self.run_dir.coverage_path(self.test_file.key)
 
-    def child_options(self) -> dict[str, Any]:
+    def child_options(self) -> ChildOptions:
         """The plugin's settings for this file's child (``DEVFORMANCE_OPTIONS``)."""
-        options = {**self.options, "root": os.fspath(self.root)}
-        if options.get("coverage"):
-            options["coverage_data"] = os.fspath(self.coverage_path)
-        return options
+        data = os.fspath(self.coverage_path) if self.options.coverage else ""
+        return replace(self.options, root=os.fspath(self.root), coverage_data=data)
 
     def command(self) -> list[str]:
         """The child's pytest command line."""
@@ -83,7 +88,7 @@ class Job:
             ENV_RUN_ID: self.run_id,
             ENV_FILE: self.test_file.key,
             ENV_PARENT: str(os.getpid()),
-            ENV_OPTIONS: json.dumps(self.child_options()),
+            ENV_OPTIONS: self.child_options().to_env(),
         }
 
 

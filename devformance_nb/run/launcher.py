@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
@@ -50,7 +51,7 @@ class LaunchPlan:
     workers: int
     timeout: float | None = None
     pytest_args: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ChildOptions = field(default_factory=ChildOptions)
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     python: str = sys.executable

@@ -210,7 +210,7 @@ class FileReader:
         Reading takes tens of milliseconds through coverage's API; here it holds up no other
         file's events and no redraw of the live view.
         """
-        contexts = bool(self.job.options.get("coverage_contexts"))
+        contexts = self.job.options.coverage_contexts
         try:
             self.emit(runcoverage.read_file(written, self.job.root, contexts))
         except Exception as exc:  # unreadable data: the file has no coverage, the run goes on

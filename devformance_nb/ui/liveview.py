@@ -25,8 +25,16 @@ from typing import Any
 import ipywidgets as w
 
 from devformance_nb.api import facade as api
+from devformance_nb.api.facade import PathsArg
 from devformance_nb.core import events as ev
-from devformance_nb.core.config import available_cpus, find_root, load_config
+from devformance_nb.core.config import (
+    Overrides,
+    available_cpus,
+    find_root,
+    load_config,
+    overrides_from,
+    with_settings_doc,
+)
 from devformance_nb.core.errors import DevformanceError, NoTestsFoundError
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
@@ -38,31 +46,52 @@ from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
 MIN_REDRAW = 0.2
 _GLOB = re.compile(r"[*?\[]")
 
-PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
-
 
 class LiveRunView:
     """A live dashboard of a test run: header, summary cards, one Accordion item per file.
 
-    ``LiveRunView(paths, root=..., **settings)`` then ``display(view)`` and
+    ``LiveRunView(paths, root=..., workers=..., ...)`` then ``display(view)`` and
     ``view.start()`` (or the Run button) runs the tests with it. To watch a
     run you start yourself, call ``view.expect(file_keys)`` on the main
     thread first and pass the view in ``observers``.
     """
 
+    @with_settings_doc
     def __init__(
         self,
         paths: PathsArg = None,
         *,
         root: str | os.PathLike[str] | None = None,
-        workers: int | None = None,
         filter: str = "",
         observers: Sequence[Observer] = (),
-        **settings: Any,
+        workers: int | None = None,
+        db: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        executor: str | None = None,
+        preload: list[str] | tuple[str, ...] | None = None,
+        pytest_args: list[str] | tuple[str, ...] | None = None,
+        python: str | None = None,
+        slow_query_ms: float | None = None,
+        n_plus_one_min: int | None = None,
+        allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+        capture_sql: bool | None = None,
+        capture_params: bool | None = None,
+        coverage: bool | None = None,
+        coverage_source: list[str] | tuple[str, ...] | None = None,
+        coverage_contexts: bool | None = None,
+        lock_timeout: float | None = None,
     ):
+        """A view of the tests in ``paths`` (default: the project's testpaths), not started.
+
+        ``filter`` is the header's file filter (paths or globs); ``workers`` its
+        initial worker count, which a run started from the view uses.
+        """
+        settings = overrides_from(locals())  # first: locals() holds only the parameters here
+        # the header's worker count is what a run uses: not a setting kept beside it
+        workers = settings.pop("workers", None)
         self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths or [])
         self.root = root
-        self.settings = settings
+        self.settings: Overrides = settings
         self.observers = list(observers)
         #: the run this view started last (its ``stop``/``wait`` work from any thread)
         self.run: api.Run | None = None
@@ -160,13 +189,11 @@ class LiveRunView:
         self.budget = Budget(*self.budget.rates)
         self.run_button.disabled, self.stop_button.disabled = True, False
         self._active = True
+        settings = self.settings.copy()
+        settings["workers"] = self.workers.value
         try:
             self.run = api.start_run(
-                [f.path for f in files],
-                root=root,
-                observers=[self, *self.observers],
-                workers=self.workers.value,
-                **self.settings,
+                [f.path for f in files], root=root, observers=[self, *self.observers], **settings
             )
         except BaseException:
             self._active = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict, cast
 
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.errors import DevformanceError
@@ -16,6 +16,17 @@ RUN_NAME = "devformance_run"
 USAGE = (
     "%devformance [PATHS...] [--workers N] [--db FILE] [--timeout S] [--root DIR] [-- PYTEST ARGS]"
 )
+
+
+class MagicOptions(TypedDict, total=False):
+    """The keywords the magic's line gives ``notebook.run_tests`` (only those given)."""
+
+    workers: int
+    db: str
+    timeout: float
+    root: str
+    live: bool
+    pytest_args: list[str]
 
 
 class MagicUsageError(ValueError):
@@ -39,7 +50,7 @@ def _parser() -> _Parser:
     return parser
 
 
-def parse_line(line: str) -> tuple[list[str], dict[str, Any]]:
+def parse_line(line: str) -> tuple[list[str], MagicOptions]:
     """The magic's line as (paths, keyword arguments of ``notebook.run_tests``).
 
     Everything after ``--`` goes to every pytest child, like the CLI.
@@ -58,7 +69,8 @@ def parse_line(line: str) -> tuple[list[str], dict[str, Any]]:
         "live": args.live,
         "pytest_args": pytest_args or None,
     }
-    return args.paths, {k: v for k, v in options.items() if v is not None}
+    # argparse's values are untyped: the parser's own types make them what MagicOptions says
+    return args.paths, cast(MagicOptions, {k: v for k, v in options.items() if v is not None})
 
 
 def devformance(line: str, shell: Any = None) -> Any:

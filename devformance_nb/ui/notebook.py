@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from devformance_nb.api import facade as api
+from devformance_nb.api.facade import PathsArg
+from devformance_nb.core.config import Overrides, overrides_from, with_settings_doc
 from devformance_nb.run.state import Observer
 
 if TYPE_CHECKING:
-    from devformance_nb.ui.liveview import LiveRunView
+    from typing_extensions import Unpack
 
-PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
+    from devformance_nb.ui.liveview import LiveRunView
 
 #: the view of the last live run started from a cell (a re-run cell stops its run)
 _last_view: LiveRunView | None = None
@@ -32,24 +34,46 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def live_view(paths: PathsArg = None, **kwargs: Any) -> LiveRunView:
+def live_view(
+    paths: PathsArg = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    observers: Sequence[Observer] = (),
+    **settings: Unpack[Overrides],
+) -> LiveRunView:
     """A LiveRunView, displayed in the current cell's output (main thread)."""
     from IPython.display import display
 
     from devformance_nb.ui.liveview import LiveRunView
 
-    view = LiveRunView(paths, **kwargs)
+    view = LiveRunView(paths, root=root, observers=observers, **settings)
     display(view)  # type: ignore[no-untyped-call]
     return view
 
 
+@with_settings_doc
 def run_tests(
     paths: PathsArg = None,
     *,
     live: bool | None = None,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
-    **settings: Any,
+    workers: int | None = None,
+    db: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    executor: str | None = None,
+    preload: list[str] | tuple[str, ...] | None = None,
+    pytest_args: list[str] | tuple[str, ...] | None = None,
+    python: str | None = None,
+    slow_query_ms: float | None = None,
+    n_plus_one_min: int | None = None,
+    allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+    capture_sql: bool | None = None,
+    capture_params: bool | None = None,
+    coverage: bool | None = None,
+    coverage_source: list[str] | tuple[str, ...] | None = None,
+    coverage_contexts: bool | None = None,
+    lock_timeout: float | None = None,
 ) -> api.Run:
     """Run the project's tests, live in a notebook.
 
@@ -59,9 +83,11 @@ def run_tests(
     ends it early. Starting a live run while the previous one still goes (a
     re-executed cell) stops the previous one first, with a notice in its view.
     Elsewhere (or with ``live=False``) it is ``api.run_tests``:
-    it blocks and returns the finished Run. ``settings`` are the run's
-    settings (``workers``, ``db``, ``timeout``, ``pytest_args``, ...).
+    it blocks and returns the finished Run. ``paths``, ``root`` and
+    ``observers`` are those of ``api.run_tests``; the settings below override
+    ``[tool.devformance]``.
     """
+    settings = overrides_from(locals())  # first: locals() holds only the parameters here
     if live is None:
         live = in_notebook()
     if not live:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from devformance_nb.plugin.capture.frames import FrameIndex
 
 if TYPE_CHECKING:
+    from devformance_nb.core.contract import ChildOptions
     from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.plugin.context import TestContext
 
@@ -78,11 +79,11 @@ class Recorder:
     so a statement costs a frame walk, two cache lookups and one string format.
     """
 
-    def __init__(self, writer: EventWriter, context: TestContext, options: dict[str, Any]):
+    def __init__(self, writer: EventWriter, context: TestContext, options: ChildOptions):
         self.writer = writer
         self.context = context
-        self.capture_params = bool(options.get("capture_params", False))
-        self.frames = FrameIndex(str(options.get("root") or os.getcwd()))
+        self.capture_params = options.capture_params
+        self.frames = FrameIndex(options.root or os.getcwd())
         #: statements that could not be recorded (the error is swallowed, the count kept)
         self.dropped = 0
         #: (sql, (caller, stack_hash), vendor, alias, orm, many) -> their encoded fields

@@ -12,6 +12,7 @@ from devformance_nb.plugin.capture.imports import ImportWatcher, importable
 from devformance_nb.plugin.capture.recorder import Recorder
 
 if TYPE_CHECKING:
+    from devformance_nb.core.contract import ChildOptions
     from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.plugin.context import TestContext
 
@@ -91,7 +92,7 @@ class Capture:
             _active = None
 
 
-def start_capture(writer: EventWriter, context: TestContext, options: dict[str, Any]) -> Capture:
+def start_capture(writer: EventWriter, context: TestContext, options: ChildOptions) -> Capture:
     """Capture every SQL statement of this process as ``Query`` events on ``writer``.
 
     ``context`` is read per statement (test nodeid and phase). Options: ``capture_params``
