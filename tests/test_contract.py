@@ -10,6 +10,7 @@ import pytest
 from devformance_nb.api.facade import child_options
 from devformance_nb.core.config import load_config
 from devformance_nb.core.contract import ENV_OPTIONS, ChildOptions
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.run.executor import Job
 
@@ -54,10 +55,10 @@ def test_the_parent_builds_them_from_the_config_and_completes_them_per_file(
         capture_sql=True, capture_params=True, coverage=True, coverage_source=("app",)
     )
     test_file = TestFile("tests/test_a.py", tmp_path / "tests" / "test_a.py")
-    job = Job("run-1", test_file, tmp_path, tmp_path / "run", options=options)
+    job = Job("run-1", test_file, tmp_path, RunDir(tmp_path / "run"), options=options)
     sent = ChildOptions.from_env(job.environment()[ENV_OPTIONS])
     assert sent == job.child_options()
     assert sent.root == str(tmp_path) and sent.coverage_data == str(job.coverage_path)
     assert sent.coverage_source == ("app",) and sent.capture_params
-    without = Job("run-1", test_file, tmp_path, tmp_path / "run", options=ChildOptions())
+    without = Job("run-1", test_file, tmp_path, RunDir(tmp_path / "run"), options=ChildOptions())
     assert without.child_options().coverage_data == "", "no data file while coverage is off"
