@@ -9,15 +9,13 @@ import pytest
 
 from devformance_nb.core.events import Query
 from devformance_nb.logic.detection import (
-    EXAMPLE_MAX_CHARS,
     NPlusOneDetector,
     NPlusOneFinding,
-    SlowQuery,
     find_n_plus_one,
-    find_slow,
     hint_for,
 )
 from devformance_nb.logic.fingerprint import fingerprint_hash
+from devformance_nb.logic.slow import EXAMPLE_MAX_CHARS, SlowQuery, find_slow
 
 pytestmark = pytest.mark.quick
 

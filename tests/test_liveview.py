@@ -14,7 +14,8 @@ import pytest
 from conftest import MakeProject
 
 from devformance_nb.core import events as ev
-from devformance_nb.logic.detection import NPlusOneFinding, SlowQuery
+from devformance_nb.logic.detection import NPlusOneFinding
+from devformance_nb.logic.slow import SlowQuery
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.state import RunState
 from devformance_nb.ui import liveview, text

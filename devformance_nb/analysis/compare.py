@@ -3,7 +3,7 @@
 ``compare_runs(store, a, b)`` reads both runs (``a`` the base, ``b`` the new
 one) in DuckDB and returns a ``Comparison`` of small DataFrames. Its
 ``regressions()`` lists what should fail a CI job: a new N+1 (a call site and
-fingerprint not in ``a``), a new slow query (a fingerprint detection's rule
+fingerprint not in ``a``), a new slow query (a fingerprint the slow-query rule
 reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule never
 reported in ``a``), total coverage down by more than ``max_coverage_drop``
 percentage points, and tests failing in ``b`` that did not fail in ``a``.
@@ -17,7 +17,7 @@ import pandas as pd
 
 from devformance_nb.analysis.questions import SITE_SQL
 from devformance_nb.analysis.select import STATEMENT_TYPES, StoreLike, as_store, frame, select_one
-from devformance_nb.logic.detection import slow_sql
+from devformance_nb.logic.slow import slow_sql
 
 #: regressions() columns
 REGRESSION_COLUMNS = ["kind", "subject", "detail"]
@@ -116,7 +116,7 @@ FROM per x WHERE run_id = ? AND NOT EXISTS (
 ORDER BY queries DESC, site, fingerprint_hash
 """
 
-#: detection's slow-query rule at b's threshold, over ``queries q`` joined with types ``t``
+#: the slow-query rule (logic.slow) at b's threshold, over ``queries q`` joined with types ``t``
 _SLOW = slow_sql("q.duration", "q.caller", "t.statement_type", "thr.ms")
 _NEW_SLOW = f"""
 WITH thr AS (SELECT slow_query_ms AS ms FROM runs WHERE run_id = ?),

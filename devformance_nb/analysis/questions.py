@@ -32,7 +32,7 @@ from devformance_nb.analysis.select import (
     select_one,
     select_runs,
 )
-from devformance_nb.logic.detection import DEFAULT_SLOW_QUERY_MS, slow_sql
+from devformance_nb.logic.slow import DEFAULT_SLOW_QUERY_MS, slow_sql
 from devformance_nb.store.database import is_abandoned
 
 __all__ = [
@@ -95,8 +95,8 @@ def slowest_queries(
     """The slowest statements by fingerprint: count, total, p50/p95/max, call sites, tests.
 
     ``by`` ranks them: ``max`` (default), ``p95``, ``p50``, ``total`` or
-    ``count``. ``slow_count`` counts the executions detection reports as
-    slow (``logic.detection.is_slow`` at their run's ``slow_query_ms``). One
+    ``count``. ``slow_count`` counts the executions the slow-query rule reports as
+    slow (``logic.slow.is_slow`` at their run's ``slow_query_ms``). One
     pass ranks every fingerprint; percentiles, call sites and tests are then
     computed for the ``limit`` kept only (ranking by a percentile computes it
     for all: slower on big histories).
@@ -116,7 +116,7 @@ def slowest_queries(
             threshold, source = repr(float(thresholds[0][0])), "queries q"
         else:
             threshold, source = "r.slow_query_ms", "queries q JOIN runs r USING (run_id)"
-        # detection's slow-query rule, so slow_count counts what a run reported as slow
+        # the slow-query rule (logic.slow), so slow_count counts what a run reported as slow
         slow = slow_sql("q.duration", "q.caller", "t.statement_type", threshold)
         source += f" LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash)"
         where, params = big_table_filter(con, ids, "q.run_id")

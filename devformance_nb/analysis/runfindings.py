@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from devformance_nb.analysis.select import STATEMENT_TYPES, StoreLike, as_store
-from devformance_nb.logic.detection import slow_sql
+from devformance_nb.logic.slow import slow_sql
 
 #: a 32-bit LIMIT for "no limit"
 _NO_LIMIT = 2**31 - 1
@@ -19,7 +19,7 @@ _NO_LIMIT = 2**31 - 1
 def slow_queries(store: StoreLike, run_id: str, limit: int = 10) -> list[dict[str, Any]]:
     """The slowest statements of a run that the slow-query rule reports, slowest first.
 
-    The rule is detection's (``logic.detection.slow_sql``) at the run's own threshold:
+    The rule is ``logic.slow.slow_sql`` at the run's own threshold:
     transaction control and statements without a project caller (test tooling) are left out.
     """
     rule = slow_sql("q.duration", "q.caller", "f.statement_type", "r.slow_query_ms")

@@ -35,7 +35,7 @@ _BACK = re.compile(r"^latest~(\d+)$")
 #: the SQL filter of the selected runs; the run ids are its one parameter
 IN_RUNS = "run_id IN (SELECT unnest(?::VARCHAR[]))"
 #: one statement type per fingerprint hash, to join statements on for the slow-query rule
-#: (``logic.detection.slow_sql``); grouped so a hash stored twice cannot count a statement twice
+#: (``logic.slow.slow_sql``); grouped so a hash stored twice cannot count a statement twice
 STATEMENT_TYPES = (
     "(SELECT fingerprint_hash, any_value(statement_type) AS statement_type "
     "FROM fingerprints GROUP BY fingerprint_hash)"

@@ -1,7 +1,7 @@
-"""Slow queries and N+1 detection over captured ``Query`` events.
+"""N+1 detection over captured ``Query`` events (the slow-query rule is ``logic.slow``).
 
-Runs in the parent at ingest, one test file at a time (``find_slow``, ``find_n_plus_one``),
-or streaming with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
+Runs in the parent at ingest, one test file at a time (``find_n_plus_one``), or streaming
+with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
 
 N+1 (after Prosopite): within one test and phase, the same SELECT fingerprint issued from the
 same project call stack at least ``min_count`` times. Catalog lookups, transaction control and
@@ -20,33 +20,15 @@ from functools import lru_cache
 
 from devformance_nb.core.events import Query
 from devformance_nb.logic.fingerprint import (
-    TRANSACTION_TYPES,
-    describe,
     fingerprint,
     fingerprint_hash,
     is_catalog_or_control,
     is_select,
-    statement_type,
 )
+from devformance_nb.logic.slow import cap_example, first_table
 
-EXAMPLE_MAX_CHARS = 2_000
 _PHASE_ORDER = {"setup": 0, "call": 1, "teardown": 2}
 _CALLER = re.compile(r"^(?P<path>.*):(?P<line>\d+)(?: (?P<func>.*))?$", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class SlowQuery:
-    """One statement at or above the slow threshold; ``duration`` in seconds."""
-
-    file: str
-    nodeid: str
-    phase: str
-    qseq: int
-    sql: str
-    fingerprint: str
-    duration: float
-    caller: str
-    table: str
 
 
 @dataclass(frozen=True)
@@ -67,82 +49,6 @@ class NPlusOneFinding:
     orm: str
     hint: str
     first_qseq: int
-
-
-#: statement types that are never slow-query findings, however long they took: transaction
-#: control, whose time is the work it ends or waits for (a commit's flush, a lock)
-SLOW_EXEMPT_TYPES = TRANSACTION_TYPES
-#: the slow threshold when a run recorded none (the original devformance default)
-DEFAULT_SLOW_QUERY_MS = 100.0
-
-
-def is_slow(duration: float, caller: str | None, sql: str, slow_query_ms: float) -> bool:
-    """The slow-query rule: ``duration`` (seconds) at or over ``slow_query_ms``, issued by
-    project code (a ``caller``), and not transaction control (``SLOW_EXEMPT_TYPES``).
-
-    Statements no project code issued (no project frame on the stack, so no caller) are test
-    tooling, such as pytest-django creating and dropping the test database. ``sql`` is the raw
-    text or its fingerprint; it is only fingerprinted for statements over the threshold.
-    ``slow_sql`` is the same rule in SQL.
-    """
-    # "not under" rather than "at or over": a NaN duration is slow, as DuckDB orders NaN above
-    # every number, so both forms agree on it
-    return (
-        not duration * 1000.0 < slow_query_ms
-        and bool(caller)
-        and statement_type(fingerprint(sql)) not in SLOW_EXEMPT_TYPES
-    )
-
-
-def over_threshold_sql(duration: str, slow_query_ms: str) -> str:
-    """SQL of the threshold half of the rule alone, for a pre-filter before ``is_slow``."""
-    return f"({duration} * 1000.0 >= {slow_query_ms})"
-
-
-def slow_sql(
-    duration: str = "duration",
-    caller: str = "caller",
-    kind: str = "statement_type",
-    slow_query_ms: str = "slow_query_ms",
-) -> str:
-    """The rule of ``is_slow`` as a DuckDB boolean expression over the given SQL expressions.
-
-    ``kind`` is the statement type (the ``fingerprints.statement_type`` of the statement's
-    fingerprint, which is ``statement_type`` of it); ``slow_query_ms`` may be NULL for a run
-    that recorded none (the default then applies). A NULL caller or type counts as empty.
-    """
-    exempt = ", ".join(f"'{name}'" for name in SLOW_EXEMPT_TYPES)
-    threshold = f"coalesce({slow_query_ms}, {DEFAULT_SLOW_QUERY_MS!r})"
-    return (
-        f"({over_threshold_sql(duration, threshold)} AND coalesce({caller}, '') <> '' "
-        f"AND coalesce({kind}, '') NOT IN ({exempt}))"
-    )
-
-
-def find_slow(queries: Iterable[Query], slow_query_ms: float) -> list[SlowQuery]:
-    """Every query the slow-query rule (``is_slow``) reports, in input order.
-
-    ``sql`` is capped at ``EXAMPLE_MAX_CHARS``; the store keeps the full text.
-    """
-    found: list[SlowQuery] = []
-    for query in queries:
-        if not is_slow(query.duration, query.caller, query.sql, slow_query_ms):
-            continue
-        fp = fingerprint(query.sql)
-        found.append(
-            SlowQuery(
-                file=query.file,
-                nodeid=query.nodeid,
-                phase=query.phase,
-                qseq=query.qseq,
-                sql=_cap(query.sql),
-                fingerprint=fp,
-                duration=query.duration,
-                caller=query.caller,
-                table=_first_table(fp),
-            )
-        )
-    return found
 
 
 def find_n_plus_one(
@@ -368,7 +274,7 @@ def make_finding(
         total_duration=total_duration,
         caller=caller,
         stack_hash=stack_hash,
-        example_sql=_cap(sql),
+        example_sql=cap_example(sql),
         orm=orm,
         hint=hint,
         first_qseq=qseq,
@@ -378,7 +284,7 @@ def make_finding(
 @lru_cache(maxsize=4_096)
 def _finding_texts(fp: str, orm: str) -> tuple[str, str, str]:
     """(fingerprint hash, first table, fix hint) of findings of ``fp`` from ``orm``."""
-    table = _first_table(fp)
+    table = first_table(fp)
     return fingerprint_hash(fp), table, hint_for(orm, table, fp)
 
 
@@ -436,11 +342,6 @@ def is_candidate(fp: str) -> bool:
     return is_select(fp) and not is_catalog_or_control(fp) and _PAGE.search(fp) is None
 
 
-def _first_table(fp: str) -> str:
-    tables = describe(fp).tables
-    return tables[0] if tables else ""
-
-
 def finding_order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, str]:
     """The sort key findings are listed by: file, test, phase, first statement, fingerprint."""
     phase_rank = _PHASE_ORDER.get(finding.phase, len(_PHASE_ORDER))
@@ -452,9 +353,3 @@ def finding_order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, st
         finding.first_qseq,
         finding.fingerprint,
     )
-
-
-def _cap(sql: str) -> str:
-    if len(sql) <= EXAMPLE_MAX_CHARS:
-        return sql
-    return sql[: EXAMPLE_MAX_CHARS - 1] + "…"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from devformance_nb.core import events as ev
-from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding, SlowQuery, find_slow
+from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding
+from devformance_nb.logic.slow import SlowQuery, find_slow
 from devformance_nb.run.runcoverage import FileCoverage, FileOutcome
 
 #: statuses a file can end with, in the order the UI sorts problems first

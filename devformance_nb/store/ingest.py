@@ -36,14 +36,12 @@ from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.detection import (
     AllowList,
     NPlusOneFinding,
-    SlowQuery,
-    find_slow,
     finding_order,
     is_candidate,
     make_finding,
-    over_threshold_sql,
 )
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.logic.slow import SlowQuery, find_slow, over_threshold_sql
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.launcher import run_coverage_event
 from devformance_nb.run.replay import replay
