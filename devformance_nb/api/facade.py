@@ -124,6 +124,11 @@ class Run:
         """Why the store could not be written, if it could not (the run dir still has it all)."""
         return self._setup.writer.error if self._setup.writer else None
 
+    @property
+    def store_waits(self) -> list[str]:
+        """What writing the store had to wait for (another run or process holding it)."""
+        return list(self._setup.writer.waits) if self._setup.writer else []
+
     def stop(self) -> None:
         """Stop the run: no new file starts, running children are killed. Safe from any thread."""
         self._setup.launcher.stop()
@@ -388,3 +393,15 @@ def ingest(
     started = next(replay(run_dir, queries=False))
     root = started.root if isinstance(started, RunStarted) else ""
     return ingest_run(run_dir, open_store(db, root=root or None), observers)
+
+
+def stored_counts(state: RunState, db: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """How many files, tests and queries of ``state``'s run the store holds."""
+    store = open_store(db, root=state.root or None)
+    (row,) = store.query(
+        "SELECT (SELECT count(*) FROM test_files WHERE run_id = ?) AS files, "
+        "(SELECT count(*) FROM tests WHERE run_id = ?) AS tests, "
+        "(SELECT count(*) FROM queries WHERE run_id = ?) AS queries",
+        [state.run_id] * 3,
+    )
+    return {name: int(value) for name, value in row.items()}
