@@ -33,6 +33,8 @@ from devformance_nb.store.schema import MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VER
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 _RETRY_SECONDS = 0.2
+#: how long a migration that conflicts with one of this process is tried again
+_MIGRATE_SECONDS = 30.0
 
 
 def utc(epoch: float | None) -> datetime | None:
@@ -132,10 +134,27 @@ def check_version(version: int, path: Path) -> None:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
-    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+    """Apply pending migrations, each in its own transaction; returns the versions applied.
+
+    Two connections of one process share one database: when both find the file new (a run's
+    writer and a notebook's reader), one migration conflicts with the other. The loser rolls
+    back and looks again; by then the other has applied it.
+    """
+    applied: list[int] = []
+    deadline = time.monotonic() + _MIGRATE_SECONDS
+    while True:
+        try:
+            _migrate_pending(con, path, applied)
+            return applied
+        except duckdb.TransactionException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_RETRY_SECONDS)
+
+
+def _migrate_pending(con: duckdb.DuckDBPyConnection, path: Path, applied: list[int]) -> None:
     current = schema_version(con)
     check_version(current, path)
-    applied = []
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
@@ -152,7 +171,6 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
             con.execute("ROLLBACK")
             raise
         applied.append(migration.version)
-    return applied
 
 
 def _pid_alive(pid: int) -> bool:
