@@ -160,7 +160,7 @@ def started_pid(journal: Path, key: str) -> int | None:
     return None
 
 
-def test_passed(run_dir: Path, nodeid: str) -> bool:
+def has_passed(run_dir: Path, nodeid: str) -> bool:
     """Whether a child's events file of ``run_dir`` has the end of test ``nodeid``."""
     for path in run_dir.glob("*.events.jsonl"):
         for line in path.read_text().splitlines():
@@ -205,11 +205,9 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
         time.sleep(0.1)
     assert journal is not None
     # kill the launcher once test_2's first test has passed, while its second one sleeps
-    while (
-        not test_passed(journal.parent, "tests/test_2.py::test_a") and time.monotonic() < deadline
-    ):
+    while not has_passed(journal.parent, "tests/test_2.py::test_a") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert test_passed(journal.parent, "tests/test_2.py::test_a")
+    assert has_passed(journal.parent, "tests/test_2.py::test_a")
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait()
     orphan = started_pid(journal, "tests/test_2.py")

@@ -393,15 +393,3 @@ def ingest(
     started = next(replay(run_dir, queries=False))
     root = started.root if isinstance(started, RunStarted) else ""
     return ingest_run(run_dir, open_store(db, root=root or None), observers)
-
-
-def stored_counts(state: RunState, db: str | os.PathLike[str] | None = None) -> dict[str, int]:
-    """How many files, tests and queries of ``state``'s run the store holds."""
-    store = open_store(db, root=state.root or None)
-    (row,) = store.query(
-        "SELECT (SELECT count(*) FROM test_files WHERE run_id = ?) AS files, "
-        "(SELECT count(*) FROM tests WHERE run_id = ?) AS tests, "
-        "(SELECT count(*) FROM queries WHERE run_id = ?) AS queries",
-        [state.run_id] * 3,
-    )
-    return {name: int(value) for name, value in row.items()}

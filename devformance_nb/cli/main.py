@@ -194,7 +194,8 @@ def cmd_runs(args: argparse.Namespace, _: list[str]) -> int:
 
 def cmd_ingest(args: argparse.Namespace, _: list[str]) -> int:
     state = api.ingest(args.run_dir, args.db)
-    stored = api.stored_counts(state, args.db)  # what is in the store, not what was replayed
+    store = api.open_store(args.db, root=state.root or None)
+    stored = store.run_counts(state.run_id)  # what is in the store, not what was replayed
     print(
         f"devformance: ingested run {state.run_id} ({state.status}): {stored['files']} files, "
         f"{stored['tests']} tests, {stored['queries']} queries"

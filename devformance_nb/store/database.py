@@ -280,6 +280,16 @@ class Store:
                 row["status"] = "interrupted"
         return rows
 
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        """How many files, tests and queries of run ``run_id`` the store holds."""
+        (row,) = self.query(
+            "SELECT (SELECT count(*) FROM test_files WHERE run_id = ?) AS files, "
+            "(SELECT count(*) FROM tests WHERE run_id = ?) AS tests, "
+            "(SELECT count(*) FROM queries WHERE run_id = ?) AS queries",
+            [run_id] * 3,
+        )
+        return {name: int(value) for name, value in row.items()}
+
     def latest_run_id(self) -> str | None:
         """The newest run's id, or None for an empty store."""
         rows = self.query("SELECT run_id FROM runs ORDER BY started DESC, run_id DESC LIMIT 1")
