@@ -249,6 +249,8 @@ class StoreWriter:
     per-statement costs do not grow with the number of files, and the loop never
     waits for the disk. A run killed half way loses at most the last second of
     files from the store; its run directory still has them for ``ingest``.
+    (Statements go out with the batch after they arrive, so a launcher killed mid-file
+    can leave that file's statements without its ``test_files`` row until ``ingest``.)
 
     ``defer=True`` writes nothing before ``close``, then the whole run in one
     transaction (``ingest``: a run is in the store whole or not at all).
