@@ -160,13 +160,25 @@ def started_pid(journal: Path, key: str) -> int | None:
     return None
 
 
+def has_passed(run_dir: Path, nodeid: str) -> bool:
+    """Whether a child's events file of ``run_dir`` has the end of test ``nodeid``."""
+    for path in run_dir.glob("*.events.jsonl"):
+        for line in path.read_text().splitlines():
+            event = json.loads(line) if line.endswith("}") else {}
+            if event.get("nodeid") == nodeid and event.get("phase") == "teardown":
+                return True
+    return False
+
+
 def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     make_project: MakeProject, executor: str
 ) -> None:
     root = make_project(
         {
             "tests/test_1.py": "def test_a():\n    pass\n",
-            "tests/test_2.py": "import time\ndef test_b():\n    time.sleep(600)\n",
+            "tests/test_2.py": (
+                "import time\ndef test_a():\n    pass\ndef test_b():\n    time.sleep(600)\n"
+            ),
         }
     )
     cli = subprocess.Popen(
@@ -192,7 +204,10 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
                 journal = path
         time.sleep(0.1)
     assert journal is not None
-    time.sleep(1.0)
+    # kill the launcher once test_2's first test has passed, while its second one sleeps
+    while not has_passed(journal.parent, "tests/test_2.py::test_a") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert has_passed(journal.parent, "tests/test_2.py::test_a")
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait()
     orphan = started_pid(journal, "tests/test_2.py")
@@ -212,6 +227,15 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
         "tests/test_1.py": "passed",
         "tests/test_2.py": "interrupted",
     }
+    # the file that was running is stored too, with the test it passed and its output
+    files = store.query("SELECT file, status, passed, output_lines FROM test_files ORDER BY file")
+    assert [(f["file"], f["status"], f["passed"]) for f in files] == [
+        ("tests/test_1.py", "passed", 1),
+        ("tests/test_2.py", "interrupted", 1),
+    ]
+    assert files[1]["output_lines"] == state.files["tests/test_2.py"].output_lines
+    tests = store.query("SELECT nodeid, outcome FROM tests WHERE file = 'tests/test_2.py'")
+    assert {"nodeid": "tests/test_2.py::test_a", "outcome": "passed"} in tests
 
 
 def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -262,3 +264,81 @@ def test_a_run_without_any_statement(tmp_path: Path) -> None:
     journal.close()
     state = api.ingest(run_dir, tmp_path / "none.duckdb")
     assert state.status == "empty" and state.files == {}
+
+
+def write_killed_run(root: Path) -> Path:
+    """A run directory whose launcher died: test_a finished, test_b was mid-way (one test
+    passed, some output and statements written), test_c never started; no run_done."""
+    keys = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py"]
+    run_dir = root / ".devformance" / "runs" / "run-killed"
+    run_dir.mkdir(parents=True)
+    folder = RunDir(run_dir)
+    journal = EventWriter(folder.journal, "run-killed", "", batch=1)
+    journal.append(
+        ev.RunStarted(run_id="run-killed", root=str(root), files=keys, workers=1, executor="spawn")
+    )
+    for key in keys[:2]:
+        journal.append(ev.FileStarted(run_id="run-killed", file=key, path=key, pid=1, command=[]))
+        child = EventWriter(folder.events_path(key), "run-killed", key)
+        child.write_fields("query", query_line(nodeid=f"{key}::test_one", sql="SELECT 1"), "qseq")
+        for phase in ("setup", "call", "teardown"):
+            child.write(
+                ev.TestPhase(
+                    nodeid=f"{key}::test_one",
+                    phase=phase,
+                    outcome="passed",
+                    duration=0.1,
+                    category="passed" if phase == "call" else "",
+                )
+            )
+        child.write_fields("query", query_line(nodeid=f"{key}::test_two", sql="SELECT 2"), "qseq")
+        child.close()
+        folder.log_path(key).write_text(f"{key} .\nrunning test_two\n")
+        if key == "tests/test_a.py":
+            journal.append(
+                ev.FileFinished(
+                    run_id="run-killed", file=key, status="passed", returncode=0, duration=1.0
+                )
+            )
+    journal.close()
+    return run_dir
+
+
+def test_a_killed_run_is_ingested_whole_and_once(tmp_path: Path) -> None:
+    run_dir = write_killed_run(tmp_path)
+    db = tmp_path / "store.duckdb"
+    for _ in range(2):  # ingesting again replaces the run, never doubles it
+        result = subprocess.run(
+            [sys.executable, "-m", "devformance_nb.cli", "ingest", str(run_dir), "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        # the counts printed are the rows stored: two files (test_c never started), each
+        # with a passed test and one that ran statements but has no outcome yet
+        assert "(interrupted): 2 files, 4 tests, 4 queries" in result.stdout
+    store = api.open_store(db)
+    files = store.query("SELECT file, status, passed, output_lines FROM test_files ORDER BY file")
+    assert files == [
+        {"file": "tests/test_a.py", "status": "passed", "passed": 1, "output_lines": 2},
+        {"file": "tests/test_b.py", "status": "interrupted", "passed": 1, "output_lines": 2},
+    ]
+    tests = store.query(
+        "SELECT nodeid, outcome FROM tests WHERE file = 'tests/test_b.py' ORDER BY nodeid"
+    )
+    assert tests == [
+        {"nodeid": "tests/test_b.py::test_one", "outcome": "passed"},
+        {"nodeid": "tests/test_b.py::test_two", "outcome": "error"},  # cut off: no outcome
+    ]
+    lines = store.query(
+        "SELECT text FROM output_lines WHERE file = 'tests/test_b.py' ORDER BY line"
+    )
+    assert [r["text"] for r in lines] == ["tests/test_b.py .", "running test_two"]
+    orphans = store.query(
+        "SELECT count(*) AS n FROM queries q ANTI JOIN test_files f USING (run_id, file)"
+    )
+    assert orphans == [{"n": 0}]
+    assert store.query("SELECT count(*) AS n FROM queries") == [{"n": 4}]
+    (run,) = store.query("SELECT status, files FROM runs")
+    assert run == {"status": "interrupted", "files": 3}

@@ -10,7 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from devformance_nb.core.errors import StoreError, StoreLockedError, StoreVersionError
+from devformance_nb.core.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+)
 from devformance_nb.store.database import Store, connect
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -57,6 +62,39 @@ def test_not_a_database(tmp_path: Path) -> None:
         Store(path).query("SELECT 1")
 
 
+@pytest.mark.quick
+def test_a_damaged_store_is_not_called_locked(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.duckdb"
+    path.write_bytes(b"a block of garbage, not a lock " * 100)  # "block" contains "lock"
+    waits: list[str] = []
+    with pytest.raises(StoreCorruptError, match="not a lock") as raised:
+        Store(path, lock_timeout=60.0, on_wait=waits.append).query("SELECT 1")
+    assert "move it aside" in str(raised.value) and ".devformance/runs" in str(raised.value)
+    assert waits == []  # failed at once: waiting cannot mend a file
+
+
+@pytest.mark.quick
+def test_one_process_reads_while_it_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    with store.writing() as con:
+        con.execute("CREATE TABLE mine AS SELECT 42 AS answer")
+        # a read-only connection would clash with this one: the reader shares its instance
+        assert store.query("SELECT answer FROM mine") == [{"answer": 42}]
+    assert store.query("SELECT answer FROM mine") == [{"answer": 42}]
+
+
+@pytest.mark.quick
+def test_a_writer_waits_for_a_reader_of_its_own_process(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path).writing():
+        pass
+    waits: list[str] = []
+    with Store(path).reading(), pytest.raises(StoreLockedError, match="read-only in this"):
+        connect(path, lock_timeout=0.5, on_wait=waits.append)
+    assert waits == [f"the store {path} is open read-only in this process; waiting up to 0.5 s"]
+    connect(path).close()  # the reader closed: the writer gets in
+
+
 HOLD = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])
@@ -78,8 +116,10 @@ def test_a_locked_store_waits_then_fails_clearly(tmp_path: Path) -> None:
     holder = hold_lock(path, 30)
     try:
         started = time.monotonic()
+        waits: list[str] = []
         with pytest.raises(StoreLockedError, match=f"locked by process {holder.pid}"):
-            connect(path, lock_timeout=1.0)
+            connect(path, lock_timeout=1.0, on_wait=waits.append)
+        assert waits == [f"the store {path} is locked by process {holder.pid}; waiting up to 1 s"]
         assert time.monotonic() - started >= 1.0
     finally:
         holder.kill()

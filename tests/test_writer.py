@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 from fakes import FakeExecutor, Script, plan, pytest_file, query
 
 from devformance_nb.core import events as ev
+from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.launcher import Launcher
 from devformance_nb.run.state import RunState
 from devformance_nb.store.database import Store
-from devformance_nb.store.writer import StoreWriter
+from devformance_nb.store.writer import Batch, StoreWriter
 
 pytestmark = pytest.mark.quick
 
@@ -148,3 +151,65 @@ def test_a_second_run_adds_to_the_store(tmp_path: Path) -> None:
         {"run_id": "fake-run"},
         {"run_id": "fake-run-2"},
     ]
+
+
+def test_a_failed_write_is_kept_and_written_at_the_next_chance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Batch.write
+    failures: list[str] = []
+
+    def fails_once(self: Batch, con: duckdb.DuckDBPyConnection) -> None:
+        if not failures:  # the first batch (the run's start) fails, as a full disk would
+            failures.append("failed")
+            raise duckdb.TransactionException("TransactionContext Error: injected conflict")
+        original(self, con)
+
+    monkeypatch.setattr(Batch, "write", fails_once)
+    store = write_run(tmp_path, SCRIPTS)  # asserts the writer ends without an error
+    assert failures == ["failed"]
+    assert store.query("SELECT status FROM runs") == [{"status": "failed"}]
+    files = store.query("SELECT file FROM test_files ORDER BY file")
+    assert [f["file"] for f in files] == ["a.py", "b.py", "c.py"]
+    assert store.query("SELECT count(*) AS n FROM queries") == [{"n": 4}]
+
+
+def test_a_file_that_never_finished_is_written_at_the_end(tmp_path: Path) -> None:
+    # as a replayed run whose launcher died: x.py started, ran a test, never finished
+    store = Store(tmp_path / "store.duckdb")
+    state = RunState(run_id="cut")
+    writer = StoreWriter(store)
+    events: list[ev.Event] = [
+        ev.RunStarted(
+            run_id="cut", root=str(tmp_path), files=["x.py", "y.py"], workers=1, executor="fake"
+        ),
+        ev.FileStarted(run_id="cut", file="x.py", path="x.py", pid=1, command=[]),
+        replace(query("x.py::test_one", "SELECT 1"), run_id="cut", file="x.py"),
+        *(
+            ev.TestPhase(
+                run_id="cut",
+                file="x.py",
+                nodeid="x.py::test_one",
+                phase=phase,
+                outcome="passed",
+                duration=0.1,
+                category="passed" if phase == "call" else "",
+            )
+            for phase in ("setup", "call", "teardown")
+        ),
+        ev.Output(run_id="cut", file="x.py", line=1, text="x.py ."),
+        ev.RunDone(run_id="cut", status="interrupted", duration=1.0),
+    ]
+    dispatcher = Dispatcher(state, [writer])
+    for event in events:
+        dispatcher.deliver(event)
+    dispatcher.close()
+    assert writer.error is None and not dispatcher.errors
+    files = store.query("SELECT file, status, passed, output_lines, queries FROM test_files")
+    assert files == [
+        {"file": "x.py", "status": "interrupted", "passed": 1, "output_lines": 1, "queries": 1}
+    ]  # y.py never started: no row
+    assert store.query("SELECT nodeid, outcome FROM tests") == [
+        {"nodeid": "x.py::test_one", "outcome": "passed"}
+    ]
+    assert store.query("SELECT file FROM queries") == [{"file": "x.py"}]

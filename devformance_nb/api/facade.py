@@ -124,6 +124,11 @@ class Run:
         """Why the store could not be written, if it could not (the run dir still has it all)."""
         return self._setup.writer.error if self._setup.writer else None
 
+    @property
+    def store_waits(self) -> list[str]:
+        """What writing the store had to wait for (another run or process holding it)."""
+        return list(self._setup.writer.waits) if self._setup.writer else []
+
     def stop(self) -> None:
         """Stop the run: no new file starts, running children are killed. Safe from any thread."""
         self._setup.launcher.stop()

@@ -132,6 +132,8 @@ def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     )
     if run.db is not None and run.store_error is None:
         print(f"devformance: stored as run {run.id} in {run.db}")
+    for wait in run.store_waits:  # a second run, or a notebook, had the store
+        print(f"devformance: {wait}", file=sys.stderr)
     if run.store_error is not None:
         print(f"devformance: error: {run.store_error}", file=sys.stderr)
     return run.exit_code
@@ -192,10 +194,11 @@ def cmd_runs(args: argparse.Namespace, _: list[str]) -> int:
 
 def cmd_ingest(args: argparse.Namespace, _: list[str]) -> int:
     state = api.ingest(args.run_dir, args.db)
-    totals = state.totals()
+    store = api.open_store(args.db, root=state.root or None)
+    stored = store.run_counts(state.run_id)  # what is in the store, not what was replayed
     print(
-        f"devformance: ingested run {state.run_id} ({state.status}): {len(state.files)} files, "
-        f"{totals['tests']} tests"
+        f"devformance: ingested run {state.run_id} ({state.status}): {stored['files']} files, "
+        f"{stored['tests']} tests, {stored['queries']} queries"
     )
     return 0
 

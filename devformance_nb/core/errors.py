@@ -42,6 +42,10 @@ class StoreLockedError(StoreError):
     """Another process holds the write lock on the database file."""
 
 
+class StoreCorruptError(StoreError):
+    """The database file is damaged or is not a DuckDB database."""
+
+
 class StoreVersionError(StoreError):
     """The database was written by a newer devformance_nb."""
 

@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ import duckdb
 
 from devformance_nb.core.errors import (
     RunNotFoundError,
+    StoreCorruptError,
     StoreError,
     StoreLockedError,
     StoreVersionError,
@@ -32,6 +33,8 @@ from devformance_nb.store.schema import MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VER
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 _RETRY_SECONDS = 0.2
+#: how long a migration that conflicts with one of this process is tried again
+_MIGRATE_SECONDS = 30.0
 
 
 def utc(epoch: float | None) -> datetime | None:
@@ -41,40 +44,71 @@ def utc(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    return "lock" in str(exc).lower()
+def is_lock_error(exc: BaseException) -> bool:
+    """DuckDB could not lock the file: another process has it open."""
+    return isinstance(exc, duckdb.IOException) and "Could not set lock on file" in str(exc)
 
 
-def _connect_once(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(os.fspath(path), read_only=read_only)
-    except duckdb.Error as exc:
-        if _is_lock_error(exc):
-            raise
-        raise StoreError(
-            f"cannot open the store {path}: {exc}. If the file is not a DuckDB database, "
-            "point --db elsewhere or move it away"
-        ) from None
+def is_config_conflict(exc: BaseException) -> bool:
+    """This process has the file open already with another configuration (read-only or not)."""
+    return isinstance(exc, duckdb.ConnectionException) and "different configuration" in str(exc)
+
+
+def _locked_by(exc: BaseException) -> str:
+    holder = _LOCK_PID.search(str(exc))
+    return f"process {holder.group(1)}" if holder else "another process"
+
+
+def _not_a_store(path: Path, exc: BaseException) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"cannot open the store {path}: {exc}. It is damaged or not a DuckDB database (this is "
+        f"not a lock): move it aside (mv {path} {path}.broken), then load the runs again "
+        "from their run directories: `devformance ingest .devformance/runs/RUN_ID` for each "
+        "one; or point --db elsewhere"
+    )
 
 
 def connect(
-    path: Path, read_only: bool = False, lock_timeout: float = 10.0
+    path: Path,
+    read_only: bool = False,
+    lock_timeout: float = 10.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, waiting up to ``lock_timeout`` seconds for another process's lock."""
+    """Open ``path``, waiting up to ``lock_timeout`` seconds for another process's lock.
+
+    In one process DuckDB refuses a read-only and a read-write connection to one file at
+    once; a reader then shares the read-write configuration (a run of this process is
+    writing), and a writer waits for this process's readers to close. ``on_wait`` is told
+    once, with the reason, when the connection has to wait. Any other failure (a damaged
+    file) fails at once: waiting would not help.
+    """
     deadline = time.monotonic() + lock_timeout
+    told = False
     while True:
         try:
-            return _connect_once(path, read_only)
+            return duckdb.connect(os.fspath(path), read_only=read_only)
         except duckdb.Error as exc:
+            if is_config_conflict(exc) and read_only:
+                try:  # a writer of this process has it open: read through the same instance
+                    return duckdb.connect(os.fspath(path), read_only=False)
+                except duckdb.Error as again:
+                    exc = again  # it closed meanwhile, or another process took the lock
+            if is_lock_error(exc):
+                reason = f"the store {path} is locked by {_locked_by(exc)}"
+            elif is_config_conflict(exc):
+                reason = f"the store {path} is open read-only in this process"
+            else:
+                raise _not_a_store(path, exc) from None
             if time.monotonic() >= deadline:
-                holder = _LOCK_PID.search(str(exc))
-                who = f"process {holder.group(1)}" if holder else "another process"
                 raise StoreLockedError(
-                    f"the store {path} is locked by {who} (waited {lock_timeout:g} s). "
-                    "Close that process (a notebook holding a connection, another run), "
-                    "or pass another --db; a run's events stay in its run directory, "
-                    "load them later with `devformance ingest RUN_DIR`"
+                    f"{reason} (waited {lock_timeout:g} s). Close that process or connection "
+                    "(a notebook holding a connection, another run), or pass another --db; "
+                    "a run's events stay in its run directory, load them later with "
+                    "`devformance ingest RUN_DIR`"
                 ) from None
+            if on_wait is not None and not told:
+                told = True
+                on_wait(f"{reason}; waiting up to {lock_timeout:g} s")
             time.sleep(_RETRY_SECONDS)
 
 
@@ -100,10 +134,27 @@ def check_version(version: int, path: Path) -> None:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
-    """Apply pending migrations, each in its own transaction; returns the versions applied."""
+    """Apply pending migrations, each in its own transaction; returns the versions applied.
+
+    Two connections of one process share one database: when both find the file new (a run's
+    writer and a notebook's reader), one migration conflicts with the other. The loser rolls
+    back and looks again; by then the other has applied it.
+    """
+    applied: list[int] = []
+    deadline = time.monotonic() + _MIGRATE_SECONDS
+    while True:
+        try:
+            _migrate_pending(con, path, applied)
+            return applied
+        except duckdb.TransactionException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_RETRY_SECONDS)
+
+
+def _migrate_pending(con: duckdb.DuckDBPyConnection, path: Path, applied: list[int]) -> None:
     current = schema_version(con)
     check_version(current, path)
-    applied = []
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
@@ -120,7 +171,6 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
             con.execute("ROLLBACK")
             raise
         applied.append(migration.version)
-    return applied
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,9 +201,16 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
 class Store:
     """A store file: short-lived connections for writing and for reading."""
 
-    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 10.0):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        lock_timeout: float = 10.0,
+        on_wait: Callable[[str], None] | None = None,
+    ):
         self.path = Path(path).resolve()
         self.lock_timeout = lock_timeout
+        #: told why, when a connection has to wait for a lock
+        self.on_wait = on_wait
 
     def __repr__(self) -> str:
         return f"Store({os.fspath(self.path)!r})"
@@ -162,7 +219,7 @@ class Store:
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection with the schema up to date; closed on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = connect(self.path, read_only=False, lock_timeout=self.lock_timeout)
+        con = connect(self.path, False, self.lock_timeout, self.on_wait)
         try:
             migrate(con, self.path)
             yield con
@@ -177,13 +234,13 @@ class Store:
                 f"no store at {self.path} yet; run `devformance run` (or `devformance demo`) "
                 "first, or pass --db with the right file"
             )
-        con = connect(self.path, read_only=True, lock_timeout=self.lock_timeout)
+        con = connect(self.path, True, self.lock_timeout, self.on_wait)
         version = schema_version(con)
         if version < SCHEMA_VERSION:
             con.close()
             with self.writing():
                 pass
-            con = connect(self.path, read_only=True, lock_timeout=self.lock_timeout)
+            con = connect(self.path, True, self.lock_timeout, self.on_wait)
         else:
             check_version(version, self.path)
         try:
@@ -222,6 +279,16 @@ class Store:
             if is_abandoned(row["status"], row.pop("host"), row.pop("pid")):
                 row["status"] = "interrupted"
         return rows
+
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        """How many files, tests and queries of run ``run_id`` the store holds."""
+        (row,) = self.query(
+            "SELECT (SELECT count(*) FROM test_files WHERE run_id = ?) AS files, "
+            "(SELECT count(*) FROM tests WHERE run_id = ?) AS tests, "
+            "(SELECT count(*) FROM queries WHERE run_id = ?) AS queries",
+            [run_id] * 3,
+        )
+        return {name: int(value) for name, value in row.items()}
 
     def latest_run_id(self) -> str | None:
         """The newest run's id, or None for an empty store."""

@@ -370,7 +370,11 @@ def ingest_run(
         state.detector.min_count,
         list(state.config.get("allow_n_plus_one", [])),
     )
-    writer = StoreWriter(store, {key: os.fspath(folder.log_path(key)) for key in state.files})
+    logs = {key: os.fspath(folder.log_path(key)) for key in state.files}
+    # one transaction for the whole run: a failed ingest leaves the store as it was, and
+    # ingesting again replaces the run (its rows are deleted first), never doubles it
+    writer = StoreWriter(store, logs, defer=True)
+    writer.also_write(lambda con: load_queries(con, state.run_id, paths, facts))
     dispatcher = Dispatcher(state, [writer, *observers])
     dispatcher.notify(first)  # folded above already: its settings chose how to read the facts
     for event in events:
@@ -382,15 +386,13 @@ def ingest_run(
             if (total := run_coverage_event(state)) is not None:
                 dispatcher.deliver(total)
         dispatcher.deliver(event)
-    dispatcher.close()
-    if writer.error is not None:
-        raise writer.error
-    if dispatcher.errors:  # an observer failed: say so rather than load part of the run
+    if dispatcher.errors:  # an observer failed: load nothing rather than part of the run
+        dispatcher.observers.remove(writer)
+    dispatcher.close()  # the writer writes the whole run here, in one transaction
+    if dispatcher.errors:
         raise DevformanceError(
             f"ingest of {folder.path} stopped: an observer failed:\n{dispatcher.errors[0]}"
         )
-    with store.writing() as con:
-        con.execute("BEGIN TRANSACTION")
-        load_queries(con, state.run_id, paths, facts)
-        con.execute("COMMIT")
+    if writer.error is not None:
+        raise writer.error
     return state

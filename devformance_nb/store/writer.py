@@ -2,9 +2,12 @@
 
 The run row is written when the run starts (status ``running``), each file's
 rows when that file finishes, and the final status at the end, so a run
-killed half way keeps every finished file. If the store is locked, the run
-goes on; pending files are written at the next chance, and the run directory
-keeps everything for ``devformance ingest``.
+killed half way keeps every finished file. A file that never finished (the
+run was stopped or its launcher died) is written at the run's end with what
+it got to do. If the store cannot be written (locked, an I/O error, a
+conflict), the run goes on; the batch is kept and written at the next chance,
+the error is reported on the run, and the run directory keeps everything for
+``devformance ingest``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,9 +189,11 @@ class Batch:
     queries: list[tuple[Any, Any]] = field(default_factory=list)
     finish: dict[str, Any] | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: more writes for the same transaction, after the rows (ingest's bulk query load)
+    extra: list[Callable[[duckdb.DuckDBPyConnection], None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.start or self.rows or self.queries or self.finish)
+        return bool(self.start or self.rows or self.queries or self.finish or self.extra)
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Queue ``rows`` for ``table`` (one insert per table and batch)."""
@@ -201,6 +207,7 @@ class Batch:
         self.queries += later.queries
         self.start = self.start or later.start
         self.finish, self.sources = later.finish or self.finish, later.sources or self.sources
+        self.extra += later.extra
         return self
 
     def write(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -213,6 +220,8 @@ class Batch:
             insert_frame(con, table, self.rows.get(table, []))
         if self.finish is not None:
             _finish_run(con, self.finish, self.sources)
+        for write in self.extra:
+            write(con)
 
 
 def _start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
@@ -240,16 +249,27 @@ class StoreWriter:
     per-statement costs do not grow with the number of files, and the loop never
     waits for the disk. A run killed half way loses at most the last second of
     files from the store; its run directory still has them for ``ingest``.
+    (Statements go out with the batch after they arrive, so a launcher killed mid-file
+    can leave that file's statements without its ``test_files`` row until ``ingest``.)
+
+    ``defer=True`` writes nothing before ``close``, then the whole run in one
+    transaction (``ingest``: a run is in the store whole or not at all).
+    ``waits`` lists what the writer had to wait for (another process's lock).
     """
 
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, store: Store, log_paths: dict[str, str] | None = None):
+    def __init__(
+        self, store: Store, log_paths: dict[str, str] | None = None, *, defer: bool = False
+    ):
         self.store = store
         self.log_paths = log_paths or {}
         self.error: StoreError | None = None
+        self.waits: list[str] = []
+        self.defer = defer
         self._output: dict[str, list[dict[str, Any]]] = {}
         self._batch = Batch()
+        self._written: set[str] = set()
         self._failed: Batch | None = None
         self._failed_once = False
         self._queries = QueryBuffer()
@@ -278,8 +298,21 @@ class StoreWriter:
         if time.monotonic() - self._last_flush >= self.FLUSH_SECONDS:
             self._flush_soon()
 
+    def also_write(self, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run ``write`` in the transaction that writes the rest of the run (at close)."""
+        self._batch.extra.append(write)
+
     def close(self, state: RunState) -> None:
-        """Write everything left and the final run row; waits for the store (the last chance)."""
+        """Write everything left and the final run row; waits for the store (the last chance).
+
+        A file that started and never finished (stopped, or replayed from a launcher that
+        died) is written too, with the tests, output and statements it got to.
+        """
+        for fs in state.files.values():
+            if fs.key not in self._written and fs.started is not None:
+                self._add_file(state, fs)
+        if len(self._queries):  # statements of no file the state knows: keep them anyway
+            self._batch.queries.append(self._queries.take())
         self._batch.finish = run_row(state)
         if state.coverage_result is not None:
             self._batch.sources = source_file_rows(state.coverage_result, state.run_id)
@@ -288,6 +321,7 @@ class StoreWriter:
         self._write(self._take(), final=True)
 
     def _add_file(self, state: RunState, fs: FileState) -> None:
+        self._written.add(fs.key)
         batch = self._batch
         if len(self._queries):
             batch.queries.append(self._queries.take())
@@ -305,6 +339,8 @@ class StoreWriter:
         return batch
 
     def _flush_soon(self) -> None:
+        if self.defer:
+            return
         if self._flusher is not None and self._flusher.is_alive():
             return  # the next tick tries again
         if not self._batch and self._failed is None:
@@ -321,13 +357,26 @@ class StoreWriter:
             return
         # after one lock failure, only the final attempt waits for the lock again
         timeout = self.store.lock_timeout if final or not self._failed_once else 0.0
+        store = Store(self.store.path, lock_timeout=timeout, on_wait=self._waiting)
         try:
-            with Store(self.store.path, lock_timeout=timeout).writing() as con:
+            with store.writing() as con:
                 con.execute("BEGIN TRANSACTION")
                 batch.write(con)
                 con.execute("COMMIT")
             self.error = None
-        except StoreError as exc:
+        except Exception as exc:  # any failure keeps the batch: never drop rows silently
             self._failed_once = True
             self._failed = batch
-            self.error = exc
+            self.error = exc if isinstance(exc, StoreError) else write_failed(self.store, exc)
+
+    def _waiting(self, message: str) -> None:
+        if message not in self.waits:
+            self.waits.append(message)
+
+
+def write_failed(store: Store, exc: Exception) -> StoreError:
+    """A StoreError for an unexpected failure while writing (I/O, a conflict, pandas)."""
+    return StoreError(
+        f"could not write the store {store.path}: {type(exc).__name__}: {exc}. Nothing is "
+        "lost: the run directory keeps everything, load it with `devformance ingest RUN_DIR`"
+    )
