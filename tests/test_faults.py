@@ -210,3 +210,35 @@ def test_what_a_child_recorded_before_it_died_is_stored(
             [run.id, key],
         )
         assert [t["nodeid"] for t in tests] == [f"{key}::test_first"], key
+
+
+UNENCODABLE = """
+import os, sqlite3
+
+def test_odd_text():
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("SELECT '\\ud800'")  # sqlite3 cannot encode it either
+    except UnicodeEncodeError:
+        pass
+    db.execute("SELECT 'after'")
+    os.write(1, b"bad bytes \\xff\\xfe here\\n")
+"""
+
+
+def test_text_utf8_cannot_encode_is_stored_replaced(
+    make_project: MakeProject, executor: str
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-s"\n',  # output as is
+            "tests/test_odd.py": UNENCODABLE,
+        }
+    )
+    run = api.run_tests(root=root, workers=1, executor=executor, capture_sql=True)
+    assert statuses(run) == {"tests/test_odd.py": "passed"}
+    store = api.open_store(run.db)
+    queries = store.query("SELECT sql FROM queries WHERE run_id = ? ORDER BY qseq", [run.id])
+    assert [q["sql"] for q in queries] == ["SELECT '?'", "SELECT 'after'"]
+    lines = store.query("SELECT text FROM output_lines WHERE run_id = ?", [run.id])
+    assert any("bad bytes \ufffd\ufffd here" in line["text"] for line in lines)
