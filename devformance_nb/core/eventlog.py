@@ -95,8 +95,13 @@ class EventWriter:
                 line = f'{head}{self._seq},"{number}":{count},{fields}}}\n'
             else:
                 line = f"{head}{self._seq},{fields}}}\n"
-            if self._batch == 1:  # the hot path of the SQL capture: straight to the OS
-                self._write_out(line)
+            if self._batch == 1:  # the hot path of the SQL capture: straight to the OS, inline
+                fd = self._fd
+                if fd >= 0:
+                    data = line.encode("utf-8", ENCODE_ERRORS)
+                    written = os.write(fd, data)
+                    if written < len(data):  # rare: a short write; finish it
+                        self._write_rest(data, written)
                 return
             pending = self._pending
             pending.append(line)
@@ -150,7 +155,12 @@ class EventWriter:
             return
         data = text.encode("utf-8", ENCODE_ERRORS)
         written = os.write(self._fd, data)
-        while written < len(data):  # a short write (a signal, a huge line): write the rest
+        if written < len(data):
+            self._write_rest(data, written)
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        """Finish a short write (a signal arrived, a huge line, a nearly full disk)."""
+        while written < len(data):
             written += os.write(self._fd, data[written:])
 
     def _write_pending(self) -> None:
