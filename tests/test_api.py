@@ -238,6 +238,50 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     assert {"nodeid": "tests/test_2.py::test_a", "outcome": "passed"} in tests
 
 
+def test_a_killed_launcher_leaves_the_running_files_output_in_its_log(
+    make_project: MakeProject, executor: str
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-s"\n',  # print at once
+            "tests/test_talks.py": (
+                "import time\n"
+                "def test_talks():\n"
+                "    print('first line')\n"
+                "    print('second line', flush=True)\n"
+                "    time.sleep(600)\n"
+            ),
+        }
+    )
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "devformance_nb.cli", "run", "--executor", executor],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        log: Path | None = None
+        deadline = time.monotonic() + 60
+        while log is None and time.monotonic() < deadline:  # the launcher writes as it reads
+            for path in (root / ".devformance" / "runs").glob("*/*.log"):
+                if b"second line" in path.read_bytes():
+                    log = path
+            time.sleep(0.1)
+        assert log is not None, "the child's output never reached its log while running"
+        journal = log.parent / "run.events.jsonl"
+        orphan = started_pid(journal, "tests/test_talks.py")
+    finally:
+        os.kill(cli.pid, signal.SIGKILL)
+        cli.wait()
+    assert orphan is not None
+    deadline = time.monotonic() + 10  # the child notices its launcher is gone and ends itself
+    while pid_alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(orphan)
+    text = log.read_text()  # pytest -s puts its progress before the first line
+    assert "first line\nsecond line\n" in text
+
+
 def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> None:
     root = make_project(
         {

@@ -36,6 +36,31 @@ def test_writer_flushes_by_batch(tmp_path: Path) -> None:
     assert len(path.read_text().splitlines()) == 2
 
 
+def test_an_unbatched_writer_hands_each_event_to_the_os_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = EventWriter(path, "r", "f")  # the default, as in children and the journal
+    writer.write(ev.Output(line=1, text="a"))
+    writer.write_fields("output", '"line":2,"text":"b"')
+    # no flush, no close: already in the file, as a process dying now would leave it
+    assert [e.line for e in read_events(path)] == [1, 2]  # type: ignore[union-attr]
+    writer.close()
+
+
+def test_text_utf8_cannot_encode_is_written_replaced_never_raised(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    writer = EventWriter(path, "r", "tests/\udcff.py")
+    writer.write(ev.Output(line=1, text="SELECT '\ud800'"))
+    writer.write_fields("output", '"line":2,"text":"\udc80 ok"')
+    writer.close()
+    data = path.read_bytes()
+    data.decode("utf-8")  # valid UTF-8 throughout
+    items = list(read_events(path))
+    assert [(e.file, e.text) for e in items] == [  # type: ignore[union-attr]
+        ("tests/?.py", "SELECT '?'"),
+        ("tests/?.py", "? ok"),
+    ]
+
+
 def test_tail_never_returns_half_a_line(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     tail = EventTail(path)

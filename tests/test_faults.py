@@ -162,3 +162,83 @@ def test_missing_path_and_empty_folder(make_project: MakeProject) -> None:
     with pytest.raises(NoTestsFoundError):
         api.run_tests(["docs"], root=root)
     assert not (root / ".devformance" / "devformance.duckdb").exists()
+
+
+DIES_AFTER_SQL = """
+import ctypes, os, signal, sqlite3
+
+def test_first():
+    assert True
+
+def test_dies():
+    db = sqlite3.connect(":memory:")
+    for n in range({n}):
+        db.execute("SELECT ?", (n,))
+    print("about to die", flush=True)
+    {death}
+"""
+
+DEATHS = {
+    "tests/test_exit.py": "os._exit(3)",
+    "tests/test_sigkill.py": "os.kill(os.getpid(), signal.SIGKILL)",
+    "tests/test_segfault.py": "ctypes.string_at(0)",
+}
+
+
+def test_what_a_child_recorded_before_it_died_is_stored(
+    make_project: MakeProject, executor: str
+) -> None:
+    n = 50
+    root = make_project(
+        {key: DIES_AFTER_SQL.format(n=n, death=death) for key, death in DEATHS.items()}
+    )
+    run = api.run_tests(root=root, workers=2, executor=executor, capture_sql=True)
+    assert statuses(run) == dict.fromkeys(DEATHS, "crashed")
+    store = api.open_store(run.db)
+    for key in DEATHS:
+        queries = store.query(
+            "SELECT nodeid, phase, sql, qseq FROM queries WHERE run_id = ? AND file = ? "
+            "ORDER BY qseq",
+            [run.id, key],
+        )
+        assert [(q["nodeid"], q["phase"], q["sql"]) for q in queries] == [
+            (f"{key}::test_dies", "call", "SELECT ?")
+        ] * n, key
+        assert [q["qseq"] for q in queries] == list(range(1, n + 1))
+        tests = store.query(
+            "SELECT nodeid FROM tests WHERE run_id = ? AND file = ? AND outcome = 'passed'",
+            [run.id, key],
+        )
+        assert [t["nodeid"] for t in tests] == [f"{key}::test_first"], key
+
+
+UNENCODABLE = """
+import os, sqlite3
+
+def test_odd_text():
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("SELECT '\\ud800'")  # sqlite3 cannot encode it either
+    except UnicodeEncodeError:
+        pass
+    db.execute("SELECT 'after'")
+    os.write(1, b"bad bytes \\xff\\xfe here\\n")
+"""
+
+
+def test_text_utf8_cannot_encode_is_stored_replaced(
+    make_project: MakeProject, executor: str
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-s"\n',  # output as is
+            "tests/test_odd.py": UNENCODABLE,
+        }
+    )
+    run = api.run_tests(root=root, workers=1, executor=executor, capture_sql=True)
+    assert statuses(run) == {"tests/test_odd.py": "passed"}
+    store = api.open_store(run.db)
+    queries = store.query("SELECT sql FROM queries WHERE run_id = ? ORDER BY qseq", [run.id])
+    assert [q["sql"] for q in queries] == ["SELECT '?'", "SELECT 'after'"]
+    lines = store.query("SELECT text FROM output_lines WHERE run_id = ?", [run.id])
+    assert any("bad bytes \ufffd\ufffd here" in line["text"] for line in lines)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+import pytest
 from conftest import MakeProject
 
 from devformance_nb.analysis.runfindings import coverage_of
 from devformance_nb.api import facade as api
-from devformance_nb.run.forkserver import ForkServerExecutor, project_signature, shared_executor
+from devformance_nb.core import events as ev
+from devformance_nb.core.eventlog import read_events
+from devformance_nb.core.rundir import RunDir
+from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.executor import Job
+from devformance_nb.run.forkserver import (
+    ForkServer,
+    ForkServerExecutor,
+    project_signature,
+    shared_executor,
+)
 
 STATE = {
     "app/__init__.py": "",
@@ -124,3 +136,37 @@ def test_is_project_module(tmp_path: Path) -> None:
     assert not is_project_module("pytest", os.fspath(tmp_path))
     assert not is_project_module("no_such_module_anywhere", os.fspath(tmp_path))
     assert is_project_module("devformance_nb.plugin", os.fspath(Path(api.__file__).parent.parent))
+
+
+def test_a_request_of_several_megabytes_forks_its_child(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 4 << 20
+    root = make_project(
+        {
+            "tests/test_big.py": f"""
+                import os
+                def test_big_environment():
+                    assert os.environ["DEVFORMANCE_TEST_BIG"] == "z" * {size}
+            """,
+        }
+    )
+    server = ForkServer(root, sys.executable, {"preload": [], "conftest": True, "root": str(root)})
+    try:
+        # only the request carries it: an exec'd process could not take a 4 MB variable
+        monkeypatch.setenv("DEVFORMANCE_TEST_BIG", "z" * size)
+        run_dir = RunDir(tmp_path / "run")
+        run_dir.create()
+        key = "tests/test_big.py"
+        job = Job("run-big", TestFile(key, root / key), root, run_dir)
+        child = server.fork(job)
+        output = b""
+        while chunk := os.read(child.output_fd(), 65536):
+            output += chunk
+        assert child.wait(60) == 0, output.decode("utf-8", "replace")
+        child.close()
+        done = [e for e in read_events(job.events_path) if isinstance(e, ev.FileDone)]
+        assert [d.exitstatus for d in done] == [0]
+        assert b"1 passed" in output
+    finally:
+        server.close()

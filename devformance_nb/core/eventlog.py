@@ -10,21 +10,30 @@ import weakref
 from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
 
 from devformance_nb.core.events import EVENT_VERSION, Event, EventDecodeError, decode, encode
 
 #: buffered events reach the file at most this many seconds after they were written
 FLUSH_EVERY = 0.2
+#: how text that UTF-8 cannot encode (a lone surrogate) is written: replaced, never raised
+ENCODE_ERRORS = "replace"
 
 
 class EventWriter:
-    """Appends events to one file, numbering them; ``flush`` makes them durable. Thread-safe.
+    """Appends events to one file, numbering them. Thread-safe.
 
-    Buffered on purpose: the SQL capture emits many events and must stay cheap. Buffered events
-    reach the file when ``batch`` of them are waiting, on ``flush`` (the plugin flushes at every
-    test phase end) and, from a background thread, at most ``flush_every`` seconds after they
-    were buffered, so a tailing reader (the live view) sees them promptly.
+    By default (``batch=1``) every event goes to the OS as it is written, one ``os.write`` of
+    its whole line to a file opened with ``O_APPEND``: once ``write`` returns, the line is in
+    the kernel's page cache and survives the process, however it dies (``os._exit``, SIGKILL, a
+    segfault). That costs one system call per event and is what children and the launcher use.
+
+    ``batch > 1`` buffers that many lines in memory (a loader writing synthetic files, a
+    bench): lines then reach the file when ``batch`` of them are waiting, on ``flush`` and,
+    from a background thread, at most ``flush_every`` seconds after they were buffered. A
+    process that dies loses what was buffered, so children never batch.
+
+    Text is written as UTF-8 with what cannot be encoded (a lone surrogate in SQL text or a
+    file name) replaced, so a line is always valid UTF-8 and writing never raises for it.
 
     ``write`` takes a typed event; ``write_fields`` takes an event's own fields already encoded
     as JSON, which is how the SQL capture writes a statement without building an event object.
@@ -35,7 +44,7 @@ class EventWriter:
         path: str | os.PathLike[str],
         run_id: str,
         file: str,
-        batch: int = 128,
+        batch: int = 1,
         flush_every: float | None = FLUSH_EVERY,
     ):
         self.path = Path(path)
@@ -43,19 +52,21 @@ class EventWriter:
         self.file = file
         #: guards the buffer, the numbering and the file (producers may number under it too)
         self.lock = threading.Lock()
-        self._batch = batch
-        self._flush_every = flush_every if batch > 1 else None
+        self._batch = max(batch, 1)
+        self._flush_every = flush_every if self._batch > 1 else None
         self._pending: list[str] = []
         self._seq = 0
         self._heads: dict[str, str] = {}
         self._numbers: dict[str, int] = {}
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        # O_APPEND: every write lands at the end, as one piece, even if a process forked by the
+        # code under test writes to the same file
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         _WRITERS.add(self)
 
     def write(self, event: Event) -> Event:
-        """Stamp ``event`` with run, file, seq and time; buffer it; return the stamped event."""
+        """Stamp ``event`` with run, file, seq and time; write it; return the stamped event."""
         with self.lock:
             self._seq += 1
             stamped = replace(
@@ -65,7 +76,7 @@ class EventWriter:
         return stamped
 
     def write_fields(self, kind: str, fields: str, number: str = "") -> None:
-        """Buffer one event of ``kind`` from its own fields, already JSON-encoded.
+        """Write one event of ``kind`` from its own fields, already JSON-encoded.
 
         ``fields`` is the text between the common keys and the closing brace, such as
         ``"nodeid":"t.py::a","phase":"call"``; the writer adds ``v``, ``kind``, ``run_id``,
@@ -81,9 +92,17 @@ class EventWriter:
             self._seq += 1
             if number:
                 count = self._numbers[kind] = self._numbers.get(kind, 0) + 1
-                line = f'{head}{self._seq},"{number}":{count},{fields}}}'
+                line = f'{head}{self._seq},"{number}":{count},{fields}}}\n'
             else:
-                line = f"{head}{self._seq},{fields}}}"
+                line = f"{head}{self._seq},{fields}}}\n"
+            if self._batch == 1:  # the hot path of the SQL capture: straight to the OS, inline
+                fd = self._fd
+                if fd >= 0:
+                    data = line.encode("utf-8", ENCODE_ERRORS)
+                    written = os.write(fd, data)
+                    if written < len(data):  # rare: a short write; finish it
+                        self._write_rest(data, written)
+                return
             pending = self._pending
             pending.append(line)
             if len(pending) >= self._batch:
@@ -92,12 +111,12 @@ class EventWriter:
                 self._start_flusher()
 
     def append(self, event: Event) -> None:
-        """Buffer an event exactly as given (already stamped by its producer)."""
+        """Write an event exactly as given (already stamped by its producer)."""
         with self.lock:
             self._buffer(encode(event))
 
     def flush(self) -> None:
-        """Write buffered events and hand them to the OS (visible to a tailing reader)."""
+        """Hand buffered events to the OS (visible to a tailing reader); a no-op unbatched."""
         with self.lock:
             self._write_pending()
 
@@ -106,9 +125,9 @@ class EventWriter:
         self._closed.set()
         with self.lock:
             self._write_pending()
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
             self._pending.clear()
         flusher = self._flusher
         if flusher is not None and flusher is not threading.current_thread():
@@ -121,21 +140,38 @@ class EventWriter:
         )
 
     def _buffer(self, line: str) -> None:
-        self._pending.append(line)
+        if self._batch == 1:
+            self._write_out(line + "\n")
+            return
+        self._pending.append(line + "\n")
         if len(self._pending) >= self._batch:
             self._write_pending()
         elif self._flusher is None and self._flush_every is not None:
             self._start_flusher()
 
+    def _write_out(self, text: str) -> None:
+        """Write ``text`` (whole lines) to the file now; dropped once the writer is closed."""
+        if self._fd < 0:
+            return
+        data = text.encode("utf-8", ENCODE_ERRORS)
+        written = os.write(self._fd, data)
+        if written < len(data):
+            self._write_rest(data, written)
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        """Finish a short write (a signal arrived, a huge line, a nearly full disk)."""
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
+
     def _write_pending(self) -> None:
-        if self._fh is None:
+        if self._fd < 0:
             self._pending.clear()  # closed: dropped
             return
         if not self._pending:
             return
-        self._fh.write("\n".join(self._pending) + "\n")
-        self._fh.flush()
+        text = "".join(self._pending)
         self._pending.clear()
+        self._write_out(text)
 
     def _start_flusher(self) -> None:
         if self._closed.is_set():

@@ -22,7 +22,7 @@ from typing import Any
 
 from devformance_nb.core.contract import ENV_PARENT
 from devformance_nb.logic.importscan import installed_imports
-from devformance_nb.run.forkwire import send_message
+from devformance_nb.run.forkwire import LineBuffer, send_message
 
 #: modules the plugin imports in each child (coverage's only when coverage is on)
 _RECORDING_MODULES = ("devformance_nb.plugin.capture", "devformance_nb.plugin.coverage", "coverage")
@@ -128,7 +128,7 @@ class Server:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._terminate)
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._fds: list[int] = []
 
     def _terminate(self, *_: Any) -> None:
@@ -155,10 +155,10 @@ class Server:
         data, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 16)
         if not data:
             return False
+        # a request's descriptor arrives with its first byte, its line maybe many reads later:
+        # descriptors and completed lines pair up in order
         self._fds += fds
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
+        for line in self._lines.feed(data):
             request = json.loads(line)
             pid = self._fork(request, self._fds.pop(0))
             send_message(self.sock, {"req": request["req"], "started": pid})

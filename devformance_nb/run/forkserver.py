@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.run.executor import Job
-from devformance_nb.run.forkwire import send_message
+from devformance_nb.run.forkwire import LineBuffer, send_message
 
 
 class ForkChild:
@@ -84,7 +84,7 @@ class ForkServer:
         self._exits: dict[int, int] = {}
         self._next = 0
         self._ready = False
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
         self._dispatcher.start()
         self._await(lambda: self._ready or self._dead(), timeout=120)
@@ -110,9 +110,7 @@ class ForkServer:
                 if not chunk:  # the server is gone: wake everyone waiting on it
                     self._cond.notify_all()
                     return
-                self._buffer += chunk
-                *lines, self._buffer = self._buffer.split(b"\n")
-                for line in lines:
+                for line in self._lines.feed(chunk):
                     self._handle(json.loads(line))
                 self._cond.notify_all()
 

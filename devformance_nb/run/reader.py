@@ -7,6 +7,7 @@ own becomes a ``file_crashed`` event.
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import time
@@ -14,7 +15,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from threading import Event as Flag
-from typing import IO
 
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import EventTail
@@ -73,6 +73,14 @@ class LineSplitter:
         return text
 
 
+def _write_all(log: io.FileIO, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        written = log.write(view)
+        view = view[written:]
+
+
 @dataclass
 class _Outcome:
     exitstatus: int | None = None
@@ -99,7 +107,9 @@ class FileReader:
         """Run the job to the end; always finishes with a ``file_finished`` event."""
         started = time.time()
         try:
-            with open(self.job.log_path, "ab") as log:
+            # unbuffered: each chunk reaches the OS as it is read, so a launcher killed mid-file
+            # leaves the output so far in the log
+            with open(self.job.log_path, "ab", buffering=0) as log:
                 child = executor.start(self.job)
                 self._emit(
                     ev.FileStarted(
@@ -148,7 +158,7 @@ class FileReader:
             message = f"exited with code {rc} before pytest finished"
         return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
 
-    def _pump(self, child: Child, log: IO[bytes], started: float) -> None:
+    def _pump(self, child: Child, log: io.FileIO, started: float) -> None:
         fd = child.output_fd()
         eof = False
         exited_at: float | None = None
@@ -158,7 +168,7 @@ class FileReader:
                 if ready:
                     chunk = os.read(fd, _READ)
                     eof = not chunk
-                    log.write(chunk)
+                    _write_all(log, chunk)
                     self._lines(self.splitter.feed(chunk))
                 self._events()
                 self._enforce(child, started)
