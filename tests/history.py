@@ -6,6 +6,10 @@ not the repository): four real runs of a copy of the demo, with the changes of
 the store calls ``shared_history``; the first call builds it, later ones read
 the manifest it left.
 
+The children of those runs load ``tests/plugins/devformance_slowfloor.py`` and the runs use
+its threshold: the planted slow statements then take seconds and every other statement stays
+far under the threshold on any machine, idle or loaded (see that module).
+
 ``Facts`` holds what the tests expect, taken from ``planted.json``, the demo's
 README and the steps' own edits, never from the store.
 """
@@ -22,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugins import devformance_slowfloor as slowfloor  # its threshold; loads nothing here
 
 from devformance_nb.cli.demo_history import FLAG, History
 
 REPO = Path(__file__).resolve().parent.parent
+#: plugins loaded into the children of the history's runs
+PLUGINS = Path(__file__).resolve().parent / "plugins"
 BOOKSHOP = REPO / "examples" / "bookshop"
 PLANTED: dict[str, Any] = json.loads((BOOKSHOP / "planted.json").read_text(encoding="utf-8"))
 STEPS = ("baseline", "fix", "regress", "flaky")
@@ -44,6 +51,18 @@ def postbuild_env(base: Path) -> dict[str, str]:
     }
 
 
+def slow_floor_env() -> dict[str, str]:
+    """The history runs' extra environment: the slow-floor plugin in every child, its threshold."""
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    return {
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (os.fspath(PLUGINS), os.environ.get("PYTHONPATH", "")) if p
+        ),
+        "PYTEST_ADDOPTS": f"{addopts} -p devformance_slowfloor".strip(),
+        "DEVFORMANCE_DEMO_SLOW_QUERY_MS": f"{slowfloor.THRESHOLD_MS:g}",
+    }
+
+
 def shared_history(factory: pytest.TempPathFactory) -> History:
     """The session's history (built by ``binder/postBuild`` on first use)."""
     base = factory.getbasetemp() / "demo-history"
@@ -54,7 +73,7 @@ def shared_history(factory: pytest.TempPathFactory) -> History:
         base.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
             ["bash", os.fspath(REPO / "binder" / "postBuild")],
-            env=postbuild_env(base),
+            env={**postbuild_env(base), **slow_floor_env()},
             capture_output=True,
             text=True,
             timeout=900,

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from conftest import MakeProject
 
 from devformance_nb.analysis.compare import REGRESSION_COLUMNS, compare_runs
+from devformance_nb.api import facade as api
 
 if TYPE_CHECKING:
     from history import Facts
@@ -186,3 +188,107 @@ def test_report_without_the_notebook_extra_still_names_the_fix(db: Path, tmp_pat
     assert "needs the notebook extra (altair is missing)" in proc.stderr
     assert "pip install 'devformance_nb[notebook]'" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+# File-level regressions, on small generated projects run twice into one store: a file that
+# cannot be collected has no test rows, so only its file row tells that it broke.
+
+OK_FILE = "def test_one():\n    pass\n\ndef test_two():\n    pass\n"
+
+
+def _two_runs(
+    make_project: MakeProject, tmp_path: Path, before: dict[str, str], after: dict[str, str]
+) -> tuple[Path, str, str]:
+    """Run ``before``, then the project with ``after``'s files (None: deleted), into one store.
+
+    Returns the store and both run ids. An empty ``after`` value deletes the file.
+    """
+    db = tmp_path / "two.duckdb"
+    root = make_project(before)
+    first = api.run_tests(root=root, db=db, workers=2, coverage=False)
+    for rel, source in after.items():
+        if source:
+            (root / rel).write_text(source, encoding="utf-8")
+        else:
+            (root / rel).unlink()
+    second = api.run_tests(root=root, db=db, workers=2, coverage=False)
+    assert first.store_error is None and second.store_error is None
+    return db, first.id, second.id
+
+
+def test_a_file_that_stops_importing_is_a_regression(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    db, a, b = _two_runs(
+        make_project,
+        tmp_path,
+        {"tests/test_ok.py": OK_FILE, "tests/test_lib.py": OK_FILE, "tests/test_exit.py": OK_FILE},
+        {
+            "tests/test_lib.py": "import not_a_module_xyz\n" + OK_FILE,
+            # the crash ends the file in its first test: the second one never runs
+            "tests/test_exit.py": "import os\n\ndef test_one():\n    os._exit(3)\n"
+            + "\ndef test_two():\n    pass\n",
+        },
+    )
+    cmp = compare_runs(db, a, b)
+    # the crashing test has a row (error); the file that cannot be imported has none at all
+    assert list(cmp.newly_failing["nodeid"]) == ["tests/test_exit.py::test_one"]
+    broken = cmp.broken_files[["file", "status_a", "status_b", "missing_tests"]]
+    assert broken.to_dict("records") == [
+        {"file": "tests/test_exit.py", "status_a": "passed", "status_b": "crashed",
+         "missing_tests": 1},
+        {"file": "tests/test_lib.py", "status_a": "passed", "status_b": "error",
+         "missing_tests": 2},
+    ]  # fmt: skip
+    assert cmp.missing_tests.empty  # a broken file's lost tests are counted in its own row
+    regressions = cmp.regressions()
+    broken_rows = regressions[regressions["kind"] == "broken file"]
+    assert list(regressions["kind"]) == ["newly failing", "broken file", "broken file"]
+    assert list(broken_rows["subject"]) == ["tests/test_exit.py", "tests/test_lib.py"]
+    exit_detail, lib_detail = broken_rows["detail"]
+    assert exit_detail.startswith("crashed (was passed)") and "1 tests of a not run" in exit_detail
+    assert lib_detail.startswith("error (was passed)") and "not_a_module_xyz" in lib_detail
+    assert "2 tests of a not run" in lib_detail
+
+    proc = _cli(a, b, "--db", str(db))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "broken files: 2" in proc.stdout and "missing tests: 0" in proc.stdout
+    assert "  broken file: tests/test_lib.py  error (was passed)" in proc.stdout
+    assert "regressions: 3" in proc.stdout
+    back = _cli(b, a, "--db", str(db))  # fixed again: nothing is broken
+    assert back.returncode == 0 and back.stdout.rstrip().endswith("regressions: 0"), back.stdout
+
+
+def test_missing_tests_count_but_a_deleted_file_does_not(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    db, a, b = _two_runs(
+        make_project,
+        tmp_path,
+        {
+            "tests/test_kept.py": OK_FILE,
+            "tests/test_gone.py": OK_FILE,
+            "tests/test_was_broken.py": "import not_a_module_xyz\n",
+        },
+        {
+            "tests/test_kept.py": "def test_one():\n    pass\n",  # test_two is gone
+            "tests/test_gone.py": "",  # the whole file deleted
+            "tests/test_new.py": "def test_new(:\n",  # a new file that cannot be collected
+            "tests/test_was_broken.py": "import not_a_module_either\n",
+        },
+    )
+    cmp = compare_runs(db, a, b)
+    missing = cmp.missing_tests[["nodeid", "outcome_a", "file_status_b"]]
+    assert missing.to_dict("records") == [
+        {"nodeid": "tests/test_kept.py::test_two", "outcome_a": "passed", "file_status_b": "passed"}
+    ]
+    # broken before and after is no regression; a new broken file is (there was nothing before)
+    assert list(cmp.broken_files["file"]) == ["tests/test_new.py"]
+    assert cmp.regressions().to_dict("records") == [
+        {"kind": "broken file", "subject": "tests/test_new.py",
+         "detail": cmp.regressions()["detail"][0]},
+        {"kind": "missing test", "subject": "tests/test_kept.py::test_two",
+         "detail": "passed in a, absent from b (tests/test_kept.py passed)"},
+    ]  # fmt: skip
+    assert cmp.regressions()["detail"][0].startswith("error (was absent): ")
+    assert "SyntaxError" in cmp.regressions()["detail"][0]

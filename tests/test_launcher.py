@@ -25,6 +25,8 @@ from devformance_nb.run.state import RunState
 pytestmark = pytest.mark.quick
 
 PASS = {"test_ok": "passed"}
+#: the hanging fake's timeout: the passing fakes end in milliseconds, far below it
+FAKE_TIMEOUT = 3.0
 HANG = Script(
     lines=["collecting ..."], events=[ev.Collected(count=1, nodeids=["h.py::t"])], hang=True
 )
@@ -77,8 +79,9 @@ def test_every_file_runs_exactly_once_across_workers(tmp_path: Path) -> None:
 
 def test_observers_hear_everything_on_the_loop_thread_only(tmp_path: Path) -> None:
     scripts = {**passing("a.py", "b.py", "c.py"), "h.py": HANG}
-    # the hang ends by timeout, so the run lasts long enough for the loop to tick
-    launcher, executor, recorder = launch(tmp_path, scripts, workers=2, timeout=0.6)
+    # the hang ends by timeout, so the run lasts long enough for the loop to tick; the timeout
+    # is generous so that the passing fakes never reach it, however loaded the machine
+    launcher, executor, recorder = launch(tmp_path, scripts, workers=2, timeout=FAKE_TIMEOUT)
     loop = run_in_thread(launcher)
     loop.join(60)
     assert not loop.is_alive()
@@ -136,12 +139,12 @@ def test_stop_kills_the_running_file_and_starts_no_other(tmp_path: Path) -> None
 
 def test_a_timeout_kills_the_file_and_marks_it(tmp_path: Path) -> None:
     scripts = {"h.py": HANG, **passing("a.py")}
-    launcher, executor, _ = launch(tmp_path, scripts, workers=2, timeout=0.2)
+    launcher, executor, _ = launch(tmp_path, scripts, workers=2, timeout=FAKE_TIMEOUT)
     state = launcher.run()
     assert statuses(state) == {"h.py": "timeout", "a.py": "passed"}
     assert executor.children["h.py"].killed
     hung = state.files["h.py"]
-    assert hung.crash.startswith("timed out after 0.2 s") and hung.returncode == -9
+    assert hung.crash.startswith(f"timed out after {FAKE_TIMEOUT:g} s") and hung.returncode == -9
     assert hung.collected == 1  # what it wrote before the kill is kept
     assert state.status == "failed"
 

@@ -356,12 +356,13 @@ def test_split_filter(tmp_path: Path) -> None:
 
 SUITE = {
     "tests/test_fast.py": "def test_ok():\n    assert True\n",
-    "tests/test_slow.py": "import time\ndef test_slow():\n    time.sleep(30)\n",
+    # waits forever: only a stop ends it
+    "tests/test_slow.py": "import threading\ndef test_slow():\n    threading.Event().wait()\n",
     "tests/test_other.py": "def test_ok():\n    assert True\n",
 }
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> None:
+def wait_for(condition: Callable[[], Any], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -384,14 +385,14 @@ def test_view_runs_filters_refuses_a_second_run_and_stops_twice(
     assert view._notice and view.run is run, "the Run button refuses too"
     view.stop()
     view.stop()
-    run.wait(30)
+    run.wait(120)
     assert run.status == "stopped"
     assert title_of(view, "tests/test_slow.py").startswith("■ stopped")
     assert not view.run_button.disabled and view.stop_button.disabled
     view.stop()  # after the end: still harmless
     view.filter.value = "other"
     second = view.start()
-    second.wait(30)
+    second.wait(120)
     assert view._order == ["tests/test_other.py"] and len(view.accordion.children) == 1
     assert second.id != run.id and title_of(view, "tests/test_other.py").startswith("✔ passed")
 

@@ -6,7 +6,17 @@ one) in DuckDB and returns a ``Comparison`` of small DataFrames. Its
 fingerprint not in ``a``), a new slow query (a fingerprint the slow-query rule
 reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule never
 reported in ``a``), total coverage down by more than ``max_coverage_drop``
-percentage points, and tests failing in ``b`` that did not fail in ``a``.
+percentage points, tests failing in ``b`` that did not fail in ``a``, and what went
+missing with no test failing at all:
+
+- a broken file: a test file that errored (collection or import error), crashed or
+  timed out in ``b`` and did not in ``a`` (or was not in ``a``); such a file has no
+  test rows in ``b``, so comparing tests alone would miss it;
+- a missing test: a test of ``a`` whose file ran in ``b`` (and is not reported as
+  broken, whose detail counts the tests it lost) but which has no row in ``b``. A
+  file of ``a`` with no row at all in ``b`` is not a regression: it was deleted,
+  renamed or not selected by ``b``'s paths, and the run records cannot tell which,
+  so removing a whole test file is taken as deliberate.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from devformance_nb.logic.slow import slow_sql
 
 #: regressions() columns
 REGRESSION_COLUMNS = ["kind", "subject", "detail"]
+#: file statuses of a file whose tests did not all run to an outcome (see run/state.py)
+BROKEN_FILE_STATUSES = ("error", "crashed", "timeout")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,10 @@ class Comparison:
     #: every source file of either run: coverage in a and b
     coverage_changes: pd.DataFrame
     newly_failing: pd.DataFrame
+    #: test files that errored, crashed or timed out in b and did not in a
+    broken_files: pd.DataFrame
+    #: tests of a, with no row in b, of files that ran in b and are not broken there
+    missing_tests: pd.DataFrame
     coverage_a: float | None
     coverage_b: float | None
 
@@ -89,7 +105,36 @@ class Comparison:
                     "detail": f"{r.outcome_b} (was {r.outcome_a or 'absent'})",
                 }
             )
+        for r in self.broken_files.itertuples():
+            lost = f"; {r.missing_tests} tests of a not run" if r.missing_tests else ""
+            message = f": {_short(_last_line(r.message), 70)}" if _text(r.message) else ""
+            rows.append(
+                {
+                    "kind": "broken file",
+                    "subject": str(r.file),
+                    "detail": f"{r.status_b} (was {_text(r.status_a) or 'absent'}){message}{lost}",
+                }
+            )
+        for r in self.missing_tests.itertuples():
+            rows.append(
+                {
+                    "kind": "missing test",
+                    "subject": str(r.nodeid),
+                    "detail": f"{r.outcome_a} in a, absent from b ({r.file} {r.file_status_b})",
+                }
+            )
         return pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
+
+
+def _text(value: object) -> str | None:
+    """A text cell of a frame, None for SQL NULL (which pandas may hand over as NaN)."""
+    return value if isinstance(value, str) else None
+
+
+def _last_line(text: str) -> str:
+    """The last non-blank line of a collection error: the exception, after its traceback."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1].removeprefix("E").strip() if lines else ""
 
 
 def _short(text: str, width: int = 90) -> str:
@@ -170,6 +215,32 @@ WHERE b.run_id = ? AND b.outcome IN ('failed', 'error')
 ORDER BY b.file, b.nodeid
 """
 
+_BROKEN = ", ".join(f"'{status}'" for status in BROKEN_FILE_STATUSES)
+_BROKEN_FILES = f"""
+WITH a AS (SELECT * FROM test_files WHERE run_id = ?),
+     b AS (SELECT * FROM test_files WHERE run_id = ?),
+     lost AS (  -- tests of a with no row in b, per file
+         SELECT ta.file, count(*) AS n FROM tests ta
+         WHERE ta.run_id = ? AND NOT EXISTS (
+             SELECT 1 FROM tests tb WHERE tb.run_id = ? AND tb.nodeid = ta.nodeid)
+         GROUP BY ta.file)
+SELECT b.file, b.status AS status_b, a.status AS status_a, b.message,
+       coalesce(lost.n, 0)::BIGINT AS missing_tests
+FROM b LEFT JOIN a USING (file) LEFT JOIN lost USING (file)
+WHERE b.status IN ({_BROKEN}) AND (a.status IS NULL OR a.status NOT IN ({_BROKEN}))
+ORDER BY b.file
+"""
+
+#: a file broken in b is one regression (see _BROKEN_FILES), not one per test it lost; a file
+#: with no row in b at all was deleted or not selected, which is no regression either
+_MISSING_TESTS = f"""
+SELECT ta.nodeid, ta.file, ta.outcome AS outcome_a, fb.status AS file_status_b
+FROM tests ta JOIN test_files fb ON fb.run_id = ? AND fb.file = ta.file
+WHERE ta.run_id = ? AND fb.status NOT IN ({_BROKEN})
+  AND NOT EXISTS (SELECT 1 FROM tests tb WHERE tb.run_id = ? AND tb.nodeid = ta.nodeid)
+ORDER BY ta.file, ta.nodeid
+"""
+
 _RUNS = """
 SELECT run_id, started, status, git_branch, git_commit, tests, passed, failed, errors,
        queries, query_time * 1000 AS query_ms, slow_queries, n_plus_one, coverage_percent
@@ -194,6 +265,8 @@ def compare_runs(store: StoreLike, a: str = "previous", b: str = "latest") -> Co
             query_changes=frame(con, _QUERY_CHANGES, [run_a, run_b]),
             coverage_changes=frame(con, _COVERAGE_CHANGES, [run_a, run_b]),
             newly_failing=frame(con, _NEWLY_FAILING, [run_a, run_b]),
+            broken_files=frame(con, _BROKEN_FILES, [run_a, run_b, run_a, run_b]),
+            missing_tests=frame(con, _MISSING_TESTS, [run_b, run_a, run_b]),
             coverage_a=_percent(per_run.get(run_a)),
             coverage_b=_percent(per_run.get(run_b)),
         )

@@ -25,6 +25,8 @@ def comparison_text(cmp: Comparison, max_coverage_drop: float = 0.0) -> str:
     block("fixed N+1", cmp.fixed_n_plus_one, lambda r: f"{r.caller}  {r.table_name} x{r.queries}")
     block("new slow queries", cmp.new_slow_queries, lambda r: f"{r.max_ms:.0f} ms {r.call_site}")
     block("newly failing", cmp.newly_failing, lambda r: f"{r.nodeid} ({r.outcome_b})")
+    block("broken files", cmp.broken_files, lambda r: f"{r.file} ({r.status_b})")
+    block("missing tests", cmp.missing_tests, lambda r: f"{r.nodeid} (was {r.outcome_a})")
     changed = cmp.query_changes[cmp.query_changes["queries_delta"].fillna(0) != 0]
     block("query count changes", changed, lambda r: f"{r.queries_delta:+d}  {r.nodeid}")
     if cmp.coverage_delta is not None:

@@ -285,7 +285,8 @@ def build_history(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m devformance_nb.cli.demo_history [--db FILE] [--workdir DIR] [--workers N]``."""
+    """``python -m devformance_nb.cli.demo_history [--db FILE] [--workdir DIR] [--workers N]
+    [--manifest FILE] [--slow-query-ms MS]``."""
     parser = argparse.ArgumentParser(
         prog="python -m devformance_nb.cli.demo_history",
         description="Record several runs of the bookshop demo, with code changes in between.",
@@ -294,8 +295,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where the demo's copy goes (default: a temp folder)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--manifest", help="write the runs made as JSON to this file")
+    parser.add_argument(
+        "--slow-query-ms",
+        type=float,
+        help="the runs' slow-query threshold (default: the demo's own, 100 ms)",
+    )
     args = parser.parse_args(argv)
-    history = build_history(args.db, args.workdir, workers=args.workers)
+    settings: dict[str, Any] = {}
+    if args.slow_query_ms is not None:
+        settings["slow_query_ms"] = args.slow_query_ms
+    history = build_history(args.db, args.workdir, workers=args.workers, **settings)
     if args.manifest:
         Path(args.manifest).write_text(json.dumps(history.to_dict(), indent=2), encoding="utf-8")
     for run in history.runs:
