@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -178,8 +179,7 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
                 timeout=120_000
             )
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator("li[data-command='runmenu:run-all']").click()
+            _run_all(page)
             # deadlines are caps for a machine busy with other work; each wait ends on its condition
             seen_running, finished = _watch(page, deadline=time.monotonic() + 300)
             _scroll_to_top(page)
@@ -194,6 +194,29 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
     assert seen_running, "no Accordion item was shown running before the run finished"
     assert finished, f"the run did not finish in the page: {finished!r}"
     assert all(t.startswith(FINISHED) for t in finished)
+
+
+def _run_all(page: Any) -> None:
+    """Run > Run All Cells, until the first code cell has started.
+
+    JupyterLab can show the kernel idle while the notebook's session is still connecting; a
+    click on Run All then does nothing. So the click is repeated until a cell has run or
+    is queued (its prompt shows ``*`` or a number), within a deadline.
+    """
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        item = page.locator("li[data-command='runmenu:run-all']:not(.lm-mod-disabled)")
+        item.wait_for(timeout=30_000)
+        item.click()
+        started = time.monotonic() + 10
+        while time.monotonic() < started:
+            prompts = page.locator(".jp-InputPrompt").all_inner_texts()
+            if any(re.search(r"\[(\*|\d+)\]", p) for p in prompts):
+                return
+            page.wait_for_timeout(200)
+        page.keyboard.press("Escape")  # a menu left open must not swallow the next click
+    raise AssertionError("Run All never started a cell")
 
 
 def _screenshot(page: Any, name: str) -> None:
