@@ -7,10 +7,12 @@ selectors are described in ``devformance_nb.analysis.select``; two runs side by 
 
 from __future__ import annotations
 
-from devformance_nb.analysis.questions import (
+from devformance_nb.analysis.coverage import (
     coverage_contribution,
     coverage_over_runs,
     coverage_per_file,
+)
+from devformance_nb.analysis.questions import (
     durations_per_file,
     durations_per_test,
     failures,
@@ -19,11 +21,11 @@ from devformance_nb.analysis.questions import (
     query_counts_per_file,
     query_counts_per_test,
     runs_overview,
-    select_runs,
     slowest_files,
     slowest_queries,
     slowest_tests,
 )
+from devformance_nb.analysis.select import select_runs
 
 __all__ = [
     "coverage_contribution",

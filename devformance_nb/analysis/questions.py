@@ -14,11 +14,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from devformance_nb.analysis.coverage import (
-    coverage_contribution,
-    coverage_over_runs,
-    coverage_per_file,
-)
 from devformance_nb.analysis.select import (
     IN_RUNS,
     STATEMENT_TYPES,
@@ -30,28 +25,9 @@ from devformance_nb.analysis.select import (
     runs_frame,
     select_in,
     select_one,
-    select_runs,
 )
 from devformance_nb.logic.slow import DEFAULT_SLOW_QUERY_MS, slow_sql
 from devformance_nb.store.database import is_abandoned
-
-__all__ = [
-    "coverage_contribution",
-    "coverage_over_runs",
-    "coverage_per_file",
-    "durations_per_file",
-    "durations_per_test",
-    "failures",
-    "flaky_tests",
-    "n_plus_one_hotspots",
-    "query_counts_per_file",
-    "query_counts_per_test",
-    "runs_overview",
-    "select_runs",
-    "slowest_files",
-    "slowest_queries",
-    "slowest_tests",
-]
 
 #: SQL turning ``caller`` ("path:line function") into its site ("path function")
 SITE_SQL = "regexp_replace(coalesce(caller, '?'), ':[0-9]+ ', ' ')"
