@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def test_a_request_of_several_megabytes_forks_its_child(
             """,
         }
     )
-    server = ForkServer(root, sys.executable, {"preload": [], "conftest": True, "root": str(root)})
+    server = ForkServer(root, sys.executable, {"preload": [], "coverage": False, "root": str(root)})
     try:
         # only the request carries it: an exec'd process could not take a 4 MB variable
         monkeypatch.setenv("DEVFORMANCE_TEST_BIG", "z" * size)
@@ -170,3 +171,83 @@ def test_a_request_of_several_megabytes_forks_its_child(
         assert b"1 passed" in output
     finally:
         server.close()
+
+
+FAITHFUL = {
+    # an installed library whose pytest plugin binds to its configuration module at import, the
+    # way SQLAlchemy's does: to the copy a conftest's bootstrap installed, if it ran first
+    "site-packages/fakeorm/__init__.py": "",
+    "site-packages/fakeorm/testing/__init__.py": "",
+    "site-packages/fakeorm/testing/plugin/__init__.py": "",
+    "site-packages/fakeorm/testing/plugin/plugin_base.py": "configured = []\n",
+    "site-packages/fakeorm/testing/plugin/pytestplugin.py": """
+        try:
+            import fakeorm_plugin_base as plugin_base
+        except ImportError:
+            from fakeorm.testing.plugin import plugin_base
+
+        def pytest_configure(config):
+            plugin_base.configured.append(config.rootpath.name)
+    """,
+    "app/__init__.py": "",
+    "app/backends.py": "CONFIGURED = []\n",
+    "tests/conftest.py": """
+        import importlib.util
+        import os
+        import sys
+
+        import app.backends
+
+        # the bootstrap: load the plugin's configuration module under its own name first
+        folder = importlib.util.find_spec("fakeorm").submodule_search_locations[0]
+        path = os.path.join(folder, "testing", "plugin", "plugin_base.py")
+        spec = importlib.util.spec_from_file_location("fakeorm_plugin_base", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["fakeorm_plugin_base"] = module
+        spec.loader.exec_module(module)
+
+        from fakeorm.testing.plugin.pytestplugin import *  # noqa: F403
+
+        def pytest_sessionstart(session):
+            app.backends.CONFIGURED.append("sqlite")
+
+        def pytest_generate_tests(metafunc):
+            # tests generated from state a plugin set up at configure time
+            if "backend" in metafunc.fixturenames:
+                metafunc.parametrize("backend", list(app.backends.CONFIGURED))
+    """,
+    "tests/test_backends.py": """
+        import sys
+        import app.backends
+
+        def test_configured_once(backend):
+            assert app.backends.CONFIGURED == [backend] == ["sqlite"]
+
+        def test_plugin_bound_to_the_bootstrapped_module():
+            assert sys.modules["fakeorm_plugin_base"].configured == ["project"]
+    """,
+}
+
+
+def test_children_start_as_a_fresh_pytest_would(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        {**FAITHFUL, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['.']\n"}
+    )
+    monkeypatch.setenv("PYTHONPATH", os.fspath(root / "site-packages"))
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0 and "2 passed" in plain.stdout, plain.stdout
+    for executor, coverage in (("forkserver", False), ("forkserver", True), ("spawn", False)):
+        run = api.run_tests(root=root, workers=1, executor=executor, coverage=coverage)
+        assert [(f.status, f.counts) for f in run.files] == [("passed", {"passed": 2})], (
+            executor,
+            coverage,
+            run.summary(),
+            [f.key for f in run.files],
+        )

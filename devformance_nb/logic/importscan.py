@@ -1,9 +1,17 @@
 """Which installed libraries a project imports, read from its source without running it.
 
-The fork server uses this when coverage is on: it must not run project code (its
-import-time lines would be missed by the children's coverage), but it can import
-the third-party libraries the project uses (SQLAlchemy, Django, ...), which is
-most of a child's start-up time.
+The fork server imports these before it forks (most of a child's start-up time is
+importing SQLAlchemy, Django and the like) without running project code: its import-time
+lines would be missed by the children's coverage.
+
+Test infrastructure stays out (:func:`server_imports`): a module that imports pytest or
+defines pytest hooks, or that the project asks pytest to rewrite
+(``pytest.register_assert_rewrite``), and every module of the package it sits in. A fresh
+``pytest`` process imports those while it loads plugins and conftest files, in an order
+(and through an assertion-rewriting importer) a server that ran no session cannot
+reproduce: SQLAlchemy's pytest plugin, imported before the bootstrap of a suite's
+conftest, binds to a second copy of its own configuration module, and every test class
+then misses its class set-up.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +31,15 @@ SKIPPED_DIRS = frozenset(
 TEST_PREFIX, TEST_SUFFIX = "test_", "_test.py"
 #: a bound on the scan for very large trees (the first files found are enough)
 MAX_FILES = 3000
+#: pytest itself: every child imports it first, it is never a project's test infrastructure
+PYTEST_MODULES = frozenset({"pytest", "_pytest", "pluggy"})
+#: a module's own source marks it as test infrastructure: it imports pytest or defines hooks
+_INFRASTRUCTURE = re.compile(
+    rb"^[ \t]*(?:import[ \t]+_?pytest\b|from[ \t]+_?pytest\b|def[ \t]+pytest_\w+[ \t]*\()",
+    re.MULTILINE,
+)
+#: the biggest module source read for that test (larger files are assumed not to be plugins)
+MAX_SOURCE = 2_000_000
 
 
 def installed_imports(root: str | os.PathLike[str]) -> list[str]:
@@ -30,10 +48,74 @@ def installed_imports(root: str | os.PathLike[str]) -> list[str]:
     Absolute imports only, as written (``sqlalchemy.orm`` for ``from sqlalchemy.orm import
     Session``), sorted; modules that are not installed, or live in the project, are left out.
     """
+    return _project_scan(root)[0]
+
+
+def _project_scan(root: str | os.PathLike[str]) -> tuple[list[str], set[str]]:
+    """(installed modules imported, sorted; modules named in ``register_assert_rewrite``)."""
     names: set[str] = set()
+    rewritten: set[str] = set()
     for path in _sources(Path(root)):
-        names |= _imported_names(path)
-    return sorted(name for name in names if _installed(name.partition(".")[0]))
+        found, marked = _scan(path)
+        names |= found
+        rewritten |= marked
+    return sorted(name for name in names if _installed(name.partition(".")[0])), rewritten
+
+
+def server_imports(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """``(imported, left out)``: the installed modules a fork server may import for the
+    project, and those it must leave to each child because they are test infrastructure
+    (see the module's docstring), sorted."""
+    candidates, rewritten = _project_scan(root)
+    fences = {_package_of(name) for name in rewritten}
+    fences |= {
+        _package_of(name)
+        for name in candidates
+        if name.partition(".")[0] not in PYTEST_MODULES and _is_infrastructure(name)
+    }
+    imported: list[str] = []
+    left_out: list[str] = []
+    for name in candidates:
+        fenced = any(name == fence or name.startswith(fence + ".") for fence in fences)
+        (left_out if fenced else imported).append(name)
+    return imported, left_out
+
+
+def _package_of(name: str) -> str:
+    """The package a module sits in (a top-level module is its own)."""
+    return name.rpartition(".")[0] or name
+
+
+def _is_infrastructure(name: str) -> bool:
+    """Whether an installed module's own source imports pytest or defines pytest hooks."""
+    path = module_file(name)
+    if path is None:
+        return False
+    try:
+        if path.stat().st_size > MAX_SOURCE:
+            return False
+        return _INFRASTRUCTURE.search(path.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of module ``name``, found without importing it or its packages."""
+    top, _, rest = name.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level lookup runs no module code
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    for folder in spec.submodule_search_locations or ():
+        base = Path(folder, *rest.split("."))
+        for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def _sources(root: Path) -> Iterator[Path]:
@@ -59,18 +141,32 @@ def _sources(root: Path) -> Iterator[Path]:
             yield Path(folder, name)
 
 
-def _imported_names(path: Path) -> set[str]:
+def _scan(path: Path) -> tuple[set[str], set[str]]:
+    """(modules imported, modules named in ``register_assert_rewrite`` calls) of one file."""
     try:
         tree = ast.parse(path.read_bytes(), filename=os.fspath(path))
     except (SyntaxError, ValueError, OSError):
-        return set()  # pytest reports a broken file; the scan just skips it
+        return set(), set()  # pytest reports a broken file; the scan just skips it
     names: set[str] = set()
+    rewritten: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-    return names
+        elif isinstance(node, ast.Call) and _called_name(node.func) == "register_assert_rewrite":
+            rewritten.update(
+                arg.value
+                for arg in node.args
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            )
+    return names, rewritten
+
+
+def _called_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
 
 
 def _installed(top: str) -> bool:

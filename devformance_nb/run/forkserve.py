@@ -21,7 +21,7 @@ import traceback
 from typing import Any
 
 from devformance_nb.core.contract import ENV_PARENT
-from devformance_nb.logic.importscan import installed_imports
+from devformance_nb.logic.importscan import server_imports
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
 #: modules the plugin imports in each child (coverage's only when coverage is on)
@@ -29,16 +29,25 @@ _RECORDING_MODULES = ("devformance_nb.plugin.capture", "devformance_nb.plugin.co
 
 
 def warm_up(warm: dict[str, Any]) -> None:
-    """Import pytest, its plugins, ``preload`` modules and (if asked) the conftest files.
+    """Import pytest, this package's plugin, ``preload`` modules and the libraries the project
+    imports; run no pytest session and no project code.
 
-    A collect-only session with the collector plugin loads plugins and conftest
-    files the way pytest will in the children, without importing test modules.
+    A child must start exactly as a fresh ``pytest FILE`` would: a session run here (even
+    collect-only) leaves plugin state behind (options parsed twice, follower settings, classes
+    generated at collection) and imports conftest files and plugins out of their order. So
+    the server only imports modules: pytest's own, and installed libraries the project uses
+    that are not test infrastructure (``importscan.server_imports``). Plugins and conftest
+    files load in each child, through pytest's assertion-rewriting importer, as usual.
     """
-    import pytest
+    import pytest  # noqa: F401 - every child imports it first
+    from _pytest.config import default_plugins
 
     import devformance_nb.plugin  # noqa: F401 - every child loads it
 
-    measured = not warm.get("conftest", True)  # coverage on: no project code in the server
+    for name in default_plugins:  # pytest's built-in plugins: its own modules, no hook runs
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"_pytest.{name}")
+    measured = bool(warm.get("coverage"))  # coverage on: no project code in the server
     # what every child imports when it starts recording: SQL capture, and coverage.py
     for name in _RECORDING_MODULES[: None if measured else 1]:
         with contextlib.suppress(ImportError):
@@ -47,26 +56,10 @@ def warm_up(warm: dict[str, Any]) -> None:
         if measured and is_project_module(name, warm.get("root", "")):
             continue  # imported in each child instead, where coverage sees its import-time lines
         importlib.import_module(name)
-    if measured and warm.get("root"):
-        # the conftest files are not loaded here, but the libraries they bring in can be
-        for name in installed_imports(warm["root"]):
+    if warm.get("root"):
+        for name in server_imports(warm["root"])[0]:
             with contextlib.suppress(Exception, SystemExit):
                 importlib.import_module(name)
-    args = [
-        "--collect-only",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "devformance_nb.plugin.collector",
-    ]
-    if not warm.get("conftest", True):
-        args.append("--noconftest")
-    os.environ["DEVFORMANCE_COLLECT_OUT"] = os.devnull
-    try:
-        pytest.main(args)
-    finally:
-        del os.environ["DEVFORMANCE_COLLECT_OUT"]
 
 
 def is_project_module(name: str, root: str) -> bool:

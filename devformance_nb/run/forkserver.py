@@ -1,8 +1,9 @@
 """The fork-server executor: a warm pytest process forks one child per test file.
 
-A single-threaded server process imports pytest, its plugins, this package's
-plugin, the modules listed in ``preload`` and (when coverage is off) the
-project's conftest files, then waits for requests on a Unix socket. Each
+A single-threaded server process imports pytest, this package's plugin, the
+modules listed in ``preload`` and the installed libraries the project imports
+(never a pytest plugin, a conftest file or other test infrastructure: see
+``forkserve.warm_up``), then waits for requests on a Unix socket. Each
 request carries the child's pytest arguments, environment and the write end
 of its output pipe (passed as a file descriptor). The server forks; the child
 starts its own session (process group), points stdout and stderr at the pipe,
@@ -10,9 +11,9 @@ and runs ``pytest.main``. The server reaps children and reports their exit
 status back, so the launcher sees the same ``Child`` as with ``spawn``.
 
 Coverage stays exact because project code never runs in the server while
-coverage is on: conftest files, and ``preload`` modules of the project itself,
-are then imported in each child, as with spawn (third-party ``preload``
-modules, usually the bulk of the import time, stay warm in the server).
+coverage is on: ``preload`` modules of the project itself are then imported in
+each child, as with spawn (third-party modules, usually the bulk of the import
+time, stay warm in the server).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class ForkServerExecutor:
             if self._server is None:
                 warm = {
                     "preload": self.preload,
-                    "conftest": not self.coverage,
+                    "coverage": self.coverage,
                     "root": os.fspath(self.root),
                 }
                 self._server = ForkServer(self.root, self.python, warm)
