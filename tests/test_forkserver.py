@@ -251,3 +251,47 @@ def test_children_start_as_a_fresh_pytest_would(
             run.summary(),
             [f.key for f in run.files],
         )
+
+
+def test_a_config_file_written_by_a_test_does_not_kill_running_files(
+    make_project: MakeProject,
+) -> None:
+    # a and b start together; b writes a pyproject.toml (as tests of config loaders do) and
+    # ends; c starts while a still runs and lets a finish. Checking the server against the
+    # project at c's start used to restart it, killing a with SIGKILL.
+    wait_for = """
+        import pathlib, time
+        def wait_for(path):
+            deadline = time.monotonic() + 120
+            while not pathlib.Path(path).exists():
+                assert time.monotonic() < deadline, f"{path} never appeared"
+                time.sleep(0.05)
+    """
+    root = make_project(
+        {
+            "tests/waiting.py": wait_for,
+            "tests/test_a.py": """
+                from waiting import wait_for
+                def test_a():
+                    wait_for("c_started")
+            """,
+            "tests/test_b.py": """
+                import pathlib
+                def test_b():
+                    pathlib.Path("scratch").mkdir(exist_ok=True)
+                    pathlib.Path("scratch/pyproject.toml").write_text("[tool.x]\\n")
+            """,
+            "tests/test_c.py": """
+                import pathlib
+                def test_c():
+                    pathlib.Path("c_started").write_text("")
+            """,
+            "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['tests']\n",
+        }
+    )
+    run = api.run_tests(root=root, workers=2, executor="forkserver", coverage=False)
+    assert {f.key: f.status for f in run.files} == {
+        "tests/test_a.py": "passed",
+        "tests/test_b.py": "passed",
+        "tests/test_c.py": "passed",
+    }, run.summary()

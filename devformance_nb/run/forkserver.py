@@ -204,24 +204,32 @@ class ForkServerExecutor:
         self.coverage = coverage
         self._server: ForkServer | None = None
         self._signature: tuple[tuple[str, float], ...] = ()
+        #: whether this run already checked the server against the project
+        self._checked = False
         self._lock = threading.Lock()
 
     def _ensure(self) -> ForkServer:
         with self._lock:
-            signature = project_signature(self.root, self.preload)
-            if self._server is not None and (
-                not self._server.alive() or signature != self._signature
-            ):
-                self._server.close()
-                self._server = None
+            if self._server is not None and not self._checked:
+                # once per run, at its first child: a restart later would kill running
+                # children, and tests write config files of their own (a pyproject.toml in a
+                # scratch folder) while the run goes on
+                if not self._server.alive() or self._signature != project_signature(
+                    self.root, self.preload
+                ):
+                    self._server.close()
+                    self._server = None
+            elif self._server is not None and not self._server.alive():
+                self._server = None  # died mid-run: a new one serves the files left
             if self._server is None:
                 warm = {
                     "preload": self.preload,
                     "coverage": self.coverage,
                     "root": os.fspath(self.root),
                 }
+                self._signature = project_signature(self.root, self.preload)
                 self._server = ForkServer(self.root, self.python, warm)
-                self._signature = signature
+            self._checked = True
             return self._server
 
     def start(self, job: Job) -> ForkChild:
@@ -240,7 +248,9 @@ class ForkServerExecutor:
         threading.Thread(target=ensure, name="devformance-forkserver-warm", daemon=True).start()
 
     def close(self) -> None:
-        """Keep the warm server for the next run; ``shutdown`` ends it."""
+        """Keep the warm server for the next run (which checks it first); ``shutdown`` ends it."""
+        with self._lock:
+            self._checked = False
 
     def shutdown(self) -> None:
         with self._lock:
