@@ -33,6 +33,7 @@ from devformance_nb.run.executor import Executor, SpawnExecutor
 from devformance_nb.run.forkserver import available as forkserver_available
 from devformance_nb.run.forkserver import shared_executor
 from devformance_nb.run.launcher import Launcher, LaunchPlan, new_run_id
+from devformance_nb.run.nodes import xdist_installed
 from devformance_nb.run.replay import replay
 from devformance_nb.run.runinfo import run_meta
 from devformance_nb.run.state import FileState, Observer, RunState, exit_code
@@ -256,6 +257,7 @@ def prepare(
         config=config.to_dict(),
         meta=run_meta(root_path),
         python=config.python or sys.executable,
+        xdist_nodes=xdist_installed(config.python or sys.executable),
     )
     if writer is not None:
         writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}

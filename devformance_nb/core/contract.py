@@ -19,6 +19,22 @@ ENV_FILE = "DEVFORMANCE_FILE"
 ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
 #: the launcher's pid: a child whose launcher is gone ends itself
 ENV_PARENT = "DEVFORMANCE_PARENT_PID"
+#: this child's pytest-xdist ``workerinput`` as JSON (set only when pytest-xdist is installed)
+ENV_WORKER_INPUT = "DEVFORMANCE_WORKER_INPUT"
+
+#: what pytest-xdist sets in each of its workers, and devformance in each child: the worker
+#: slot running the file (``gw0``, ``gw1``, ...), how many slots there are, and the run's id
+XDIST_WORKER = "PYTEST_XDIST_WORKER"
+XDIST_WORKER_COUNT = "PYTEST_XDIST_WORKER_COUNT"
+XDIST_TESTRUNUID = "PYTEST_XDIST_TESTRUNUID"
+#: the node controller's settings: where to write the workers' inputs, and how many workers
+ENV_NODES_OUT = "DEVFORMANCE_NODES_OUT"
+ENV_NODES = "DEVFORMANCE_NODES"
+
+
+def worker_name(slot: int) -> str:
+    """pytest-xdist's name of worker ``slot``: ``gw0``, ``gw1``, ..."""
+    return f"gw{slot}"
 
 
 @dataclass(frozen=True)

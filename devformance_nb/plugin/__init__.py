@@ -11,6 +11,7 @@ every child's output (the module has no test assertions to rewrite).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from devformance_nb.core.contract import (
     ENV_OPTIONS,
     ENV_PARENT,
     ENV_RUN_ID,
+    ENV_WORKER_INPUT,
     ChildOptions,
 )
 from devformance_nb.core.eventlog import EventWriter
@@ -235,7 +237,29 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     included, which is what lets coverage switch a ``--cov`` in addopts off.
     """
     _setup(early_config)
+    _take_worker_input(early_config)
     return (yield)
+
+
+def _take_worker_input(config: pytest.Config) -> None:
+    """Be the xdist worker of this child's slot: ``config.workerinput`` as xdist sets it.
+
+    Set before any conftest loads, so their ``pytest_configure`` sees it as in a real
+    worker. Not when this child runs xdist itself (``-n`` in its arguments): it is then
+    xdist's controller, which must not look like a worker.
+    """
+    text = os.environ.get(ENV_WORKER_INPUT)
+    if not text or hasattr(config, "workerinput"):
+        return
+    if getattr(config.known_args_namespace, "numprocesses", None):
+        return
+    try:
+        workerinput = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(workerinput, dict):
+        config.workerinput = workerinput  # type: ignore[attr-defined]
+        config.workeroutput = {}  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:

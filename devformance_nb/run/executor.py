@@ -7,13 +7,14 @@ reader's job (``devformance_nb.run.reader``), the same for every executor.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from devformance_nb.core.contract import (
     ENV_EVENTS,
@@ -21,7 +22,12 @@ from devformance_nb.core.contract import (
     ENV_OPTIONS,
     ENV_PARENT,
     ENV_RUN_ID,
+    ENV_WORKER_INPUT,
+    XDIST_TESTRUNUID,
+    XDIST_WORKER,
+    XDIST_WORKER_COUNT,
     ChildOptions,
+    worker_name,
 )
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
@@ -39,6 +45,11 @@ class Job:
     #: the run's options for every child (``child_options`` completes them for this file)
     options: ChildOptions = field(default_factory=ChildOptions)
     python: str = sys.executable
+    #: the worker slot running this file (``gw<worker>``) and how many slots the run has
+    worker: int = 0
+    workers: int = 1
+    #: this slot's pytest-xdist ``workerinput`` (None: xdist is not installed)
+    worker_input: dict[str, Any] | None = None
 
     @property
     def events_path(self) -> Path:
@@ -89,7 +100,19 @@ class Job:
             ENV_FILE: self.test_file.key,
             ENV_PARENT: str(os.getpid()),
             ENV_OPTIONS: self.child_options().to_env(),
+            **self._worker_environment(),
         }
+
+    def _worker_environment(self) -> dict[str, str]:
+        """What pytest-xdist sets in a worker, for this file's slot."""
+        found = {
+            XDIST_WORKER: worker_name(self.worker),
+            XDIST_WORKER_COUNT: str(self.workers),
+            XDIST_TESTRUNUID: self.run_id,
+        }
+        if self.worker_input is not None:
+            found[ENV_WORKER_INPUT] = json.dumps(self.worker_input)
+        return found
 
 
 def _measures_subprocesses(name: str) -> bool:

@@ -25,6 +25,7 @@ from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.executor import Executor, Job
+from devformance_nb.run.nodes import NodeController, NodeInputs
 from devformance_nb.run.reader import FileReader
 from devformance_nb.run.runcoverage import read_run
 from devformance_nb.run.state import Observer, RunState
@@ -55,6 +56,9 @@ class LaunchPlan:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     python: str = sys.executable
+    #: start a stand-in xdist controller so each slot's children get a ``workerinput``
+    #: (``run.nodes``); off for scripted executors that run no pytest
+    xdist_nodes: bool = False
 
 
 def run_coverage_event(state: RunState) -> ev.RunCoverage | None:
@@ -86,6 +90,7 @@ class Launcher:
         self._todo = list(plan.files)
         self._todo_lock = threading.Lock()
         self._seq = 0
+        self._nodes = NodeInputs()
         self.done = threading.Event()
 
     @property
@@ -116,11 +121,14 @@ class Launcher:
         self.plan.run_dir.create()
         journal = EventWriter(self.plan.run_dir.journal, self.plan.run_id, "", batch=1)
         try:
+            controller = self._start_nodes()
             self._deliver(self._run_started(), journal)
             threads = [self._start_worker(i) for i in range(self.plan.workers)]
             self._loop(len(threads), journal)
             for thread in threads:
                 thread.join()
+            if controller is not None:
+                controller.close()
             if (total := run_coverage_event(self.state)) is not None:
                 self._deliver(total, journal)
             done = ev.RunDone(
@@ -143,12 +151,24 @@ class Launcher:
             workers=plan.workers,
             executor=self.executor.name,
             config=plan.config,
-            meta={**plan.meta, "run_dir": os.fspath(plan.run_dir)},
+            meta={**plan.meta, "run_dir": os.fspath(plan.run_dir), **self._nodes.meta()},
         )
+
+    def _start_nodes(self) -> NodeController | None:
+        """Start the stand-in xdist controller and wait for the slots' inputs (or give up)."""
+        plan = self.plan
+        if not plan.xdist_nodes:
+            return None
+        folders = [f.path.parent for f in plan.files]
+        controller = NodeController(
+            plan.root, plan.python, plan.workers, plan.run_id, plan.pytest_args, folders
+        )
+        self._nodes = controller.inputs()
+        return controller
 
     def _start_worker(self, index: int) -> threading.Thread:
         thread = threading.Thread(
-            target=self._work, name=f"devformance-worker-{index}", daemon=True
+            target=self._work, args=(index,), name=f"devformance-worker-{index}", daemon=True
         )
         thread.start()
         return thread
@@ -159,7 +179,7 @@ class Launcher:
                 return None
             return self._todo.pop(0)
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
         try:
             while (test_file := self._next_file()) is not None:
                 job = Job(
@@ -170,6 +190,9 @@ class Launcher:
                     pytest_args=self.plan.pytest_args,
                     options=self.plan.options,
                     python=self.plan.python,
+                    worker=slot,
+                    workers=self.plan.workers,
+                    worker_input=self._nodes.for_slot(slot),
                 )
                 FileReader(job, self._queue.put, self._stop, self.plan.timeout).run(self.executor)
         finally:

@@ -1,0 +1,151 @@
+"""Worker identities: each slot's children look like pytest-xdist's worker of that slot."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MakeProject
+
+from devformance_nb.api import facade as api
+from devformance_nb.core.contract import ENV_WORKER_INPUT
+from devformance_nb.core.rundir import RunDir
+from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.executor import Job
+from devformance_nb.run.nodes import NodeController, NodeInputs, xdist_installed
+
+
+@pytest.mark.quick
+def test_a_job_carries_its_slot_like_an_xdist_worker(tmp_path: Path) -> None:
+    job = Job(
+        "run-1",
+        TestFile("tests/test_a.py", tmp_path / "tests" / "test_a.py"),
+        tmp_path,
+        RunDir(tmp_path / "run"),
+        worker=1,
+        workers=3,
+        worker_input={"workerid": "gw1", "follower_ident": "test_x"},
+    )
+    env = job.environment()
+    assert env["PYTEST_XDIST_WORKER"] == "gw1"
+    assert env["PYTEST_XDIST_WORKER_COUNT"] == "3"
+    assert env["PYTEST_XDIST_TESTRUNUID"] == "run-1"
+    assert json.loads(env[ENV_WORKER_INPUT]) == {"workerid": "gw1", "follower_ident": "test_x"}
+    bare = Job("run-1", job.test_file, tmp_path, RunDir(tmp_path / "run"))
+    assert ENV_WORKER_INPUT not in bare.environment()  # no xdist: the variables only
+
+
+@pytest.mark.quick
+def test_inputs_per_slot() -> None:
+    inputs = NodeInputs([{"workerid": "gw0"}, {"workerid": "gw1"}])
+    assert inputs.for_slot(1) == {"workerid": "gw1"}
+    assert inputs.for_slot(2) is None and NodeInputs().for_slot(0) is None
+    assert NodeInputs(None, ["boom"]).meta() == {"xdist_nodes": ["boom"]}
+    assert xdist_installed(sys.executable)  # a test dependency
+
+
+# two files run at once, each holding a scratch folder named after its worker for as long as
+# the other runs; the controller-side hook names a follower database, as SQLAlchemy's does
+SHARED = {
+    "tests/conftest.py": """
+        import os
+        import pathlib
+        import time
+
+        import pytest
+
+        FOLLOWER = None
+
+        def pytest_configure_node(node):
+            node.workerinput["follower_ident"] = "follower_" + node.gateway.id
+
+        def pytest_testnodedown(node, error):
+            pathlib.Path("down_" + node.workerinput["follower_ident"]).write_text("")
+
+        def pytest_configure(config):
+            global FOLLOWER
+            if hasattr(config, "workerinput"):
+                FOLLOWER = config.workerinput["follower_ident"]
+
+        @pytest.fixture
+        def follower():
+            return FOLLOWER
+
+        @pytest.fixture
+        def scratch(worker_id, request):
+            folder = pathlib.Path(f"scratch_{worker_id}")
+            folder.mkdir()  # fails if another file holds the same folder now
+            pathlib.Path(f"started_{request.node.name}").write_text("")
+            yield folder
+            folder.rmdir()
+
+        def wait_for(path):
+            deadline = time.monotonic() + 120
+            while not pathlib.Path(path).exists():
+                assert time.monotonic() < deadline, f"{path} never appeared"
+                time.sleep(0.05)
+    """,
+    "tests/test_one.py": """
+        import os
+        from conftest import wait_for
+
+        def test_one(scratch, worker_id, follower):
+            wait_for("started_test_two")
+            assert os.environ["PYTEST_XDIST_WORKER"] == worker_id
+            assert os.environ["PYTEST_XDIST_WORKER_COUNT"] == "2"
+            assert follower == "follower_" + worker_id
+    """,
+    "tests/test_two.py": """
+        from conftest import wait_for
+
+        def test_two(scratch, worker_id, follower):
+            wait_for("started_test_one")
+            assert follower == "follower_" + worker_id
+    """,
+}
+
+
+@pytest.mark.parametrize("executor", ["forkserver", "spawn"])
+def test_two_files_at_once_keep_apart_by_worker_identity(
+    make_project: MakeProject, executor: str
+) -> None:
+    root = make_project(
+        {**SHARED, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['tests']\n"}
+    )
+    run = api.run_tests(root=root, workers=2, executor=executor, coverage=False)
+    assert {f.key: f.status for f in run.files} == {
+        "tests/test_one.py": "passed",
+        "tests/test_two.py": "passed",
+    }, run.summary()
+    # the controller took both nodes down when the run ended
+    assert sorted(p.name for p in root.glob("down_*")) == ["down_follower_gw0", "down_follower_gw1"]
+
+
+def test_a_broken_controller_leaves_the_variables_and_says_why(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "tests/conftest.py": """
+                def pytest_configure_node(node):
+                    node.workerinput["engine"] = object()  # nothing JSON can carry
+            """,
+            "tests/test_env.py": """
+                import os
+                def test_env():
+                    assert os.environ["PYTEST_XDIST_WORKER"] == "gw0"
+            """,
+        }
+    )
+    controller = NodeController(root, sys.executable, 1, "run-x", (), [root / "tests"])
+    try:
+        inputs = controller.inputs()
+    finally:
+        controller.close()
+    assert inputs.inputs is None
+    assert any("workerinput" in problem for problem in inputs.problems), inputs.problems
+    assert controller.proc.returncode is not None
+    assert not os.path.exists(controller._tmp.name)
