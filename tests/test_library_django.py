@@ -202,21 +202,24 @@ def test_postgres_statements_match_an_independent_execute_wrapper_probe(
     ]
 
 
-def test_each_test_file_has_its_own_test_database(on_postgres: LibraryRun) -> None:
+def test_files_running_at_once_never_share_a_test_database(on_postgres: LibraryRun) -> None:
     created = on_postgres.rows(
         "SELECT file, sql, alias, orm, caller, started FROM queries "
         "WHERE run_id = ? AND sql LIKE 'CREATE DATABASE%' ORDER BY file"
     )
     assert [c["file"] for c in created] == TEST_FILES
-    names = [re.fullmatch(r'CREATE DATABASE "(test_library_p\d+)" *', c["sql"]) for c in created]
-    assert all(names) and len({m.group(1) for m in names if m}) == len(TEST_FILES)
+    # named by the worker slot, as pytest-django names them under pytest-xdist
+    matches = [re.fullmatch(r'CREATE DATABASE "test_library_(gw[01])" *', c["sql"]) for c in created]
+    assert all(matches), [c["sql"] for c in created]
+    database = {c["file"]: m.group(1) for c, m in zip(created, matches, strict=True) if m}
     assert {(c["alias"], c["orm"], c["caller"]) for c in created} == {("__no_db__", "django", "")}
-    # the files did run at once: two workers, overlapping lifetimes
-    spans = on_postgres.rows("SELECT started, finished FROM test_files WHERE run_id = ?")
+    # the files did run at once (two workers, overlapping lifetimes), never on one database
+    spans = on_postgres.rows("SELECT file, started, finished FROM test_files WHERE run_id = ?")
     overlaps = [
-        (a, b)
+        (a["file"], b["file"])
         for i, a in enumerate(spans)
         for b in spans[i + 1 :]
         if a["started"] < b["finished"] and b["started"] < a["finished"]
     ]
     assert overlaps
+    assert all(database[a] != database[b] for a, b in overlaps), (overlaps, database)
