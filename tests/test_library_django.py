@@ -209,7 +209,9 @@ def test_files_running_at_once_never_share_a_test_database(on_postgres: LibraryR
     )
     assert [c["file"] for c in created] == TEST_FILES
     # named by the worker slot, as pytest-django names them under pytest-xdist
-    matches = [re.fullmatch(r'CREATE DATABASE "test_library_(gw[01])" *', c["sql"]) for c in created]
+    matches = [
+        re.fullmatch(r'CREATE DATABASE "test_library_(gw[01])" *', c["sql"]) for c in created
+    ]
     assert all(matches), [c["sql"] for c in created]
     database = {c["file"]: m.group(1) for c, m in zip(created, matches, strict=True) if m}
     assert {(c["alias"], c["orm"], c["caller"]) for c in created} == {("__no_db__", "django", "")}

@@ -115,11 +115,14 @@ def test_two_files_at_once_keep_apart_by_worker_identity(
     root = make_project(
         {**SHARED, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['tests']\n"}
     )
-    run = api.run_tests(root=root, workers=2, executor=executor, coverage=False)
+    coverage = executor == "forkserver"
+    run = api.run_tests(root=root, workers=2, executor=executor, coverage=coverage)
     assert {f.key: f.status for f in run.files} == {
         "tests/test_one.py": "passed",
         "tests/test_two.py": "passed",
     }, run.summary()
+    if coverage:  # a child with a worker identity is no nested xdist worker: no .gw0 suffix
+        assert sorted(p.suffix for p in run.run_dir.glob("*.coverage*")) == [".coverage"] * 2
     # the controller took both nodes down when the run ended
     assert sorted(p.name for p in root.glob("down_*")) == ["down_follower_gw0", "down_follower_gw1"]
 

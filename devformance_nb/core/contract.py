@@ -27,6 +27,9 @@ ENV_WORKER_INPUT = "DEVFORMANCE_WORKER_INPUT"
 XDIST_WORKER = "PYTEST_XDIST_WORKER"
 XDIST_WORKER_COUNT = "PYTEST_XDIST_WORKER_COUNT"
 XDIST_TESTRUNUID = "PYTEST_XDIST_TESTRUNUID"
+#: the pid of the devformance child itself, set by its plugin: a process that inherits it with
+#: another pid (a pytest-xdist worker the child's own ``-n`` started) is not the child
+ENV_CHILD_PID = "DEVFORMANCE_CHILD_PID"
 #: the node controller's settings: where to write the workers' inputs, and how many workers
 ENV_NODES_OUT = "DEVFORMANCE_NODES_OUT"
 ENV_NODES = "DEVFORMANCE_NODES"

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.core.contract import ChildOptions
+from devformance_nb.core.contract import ENV_CHILD_PID, XDIST_WORKER, ChildOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -303,8 +303,12 @@ def _data_file(asked: str) -> str:
     which loads this plugin too: one file each, or they would overwrite each other
     (covdata reads the workers' files with the main one).
     """
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    return f"{asked}.{worker}" if worker else asked
+    worker = os.environ.get(XDIST_WORKER)
+    # the child itself has PYTEST_XDIST_WORKER too (its slot's identity): only a process that
+    # inherited another process's child pid is one of its xdist workers
+    child = os.environ.setdefault(ENV_CHILD_PID, str(os.getpid()))
+    nested = bool(worker) and child != str(os.getpid())
+    return f"{asked}.{worker}" if nested else asked
 
 
 def _make_coverage(
