@@ -263,3 +263,29 @@ def test_children_with_branches_match_coverage_and_a_new_test_raises_the_total(
     assert after.percent > before.percent
     alone = covdata.read_test_file(new_data, root)
     assert alone.percent is not None and alone.percent < after.percent
+
+
+def test_a_source_file_is_parsed_once_while_unchanged(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coverage.parser import PythonParser
+
+    parsed: list[str] = []
+    original = PythonParser.parse_source
+
+    def counting(self: PythonParser) -> None:
+        parsed.append(str(self.filename))
+        original(self)
+
+    monkeypatch.setattr(PythonParser, "parse_source", counting)
+    calc = shop / "shop" / "calc.py"
+    first = lines_data(tmp_path / "a.coverage", {calc: [1, 2, 5, 6, 7, 8]})
+    second = lines_data(tmp_path / "b.coverage", {calc: [1, 2]})
+    assert covdata.read_test_file(first, shop).files[0].covered == 6
+    assert covdata.read_test_file(second, shop).files[0].covered == 2
+    assert parsed.count(str(calc)) == 1  # the second report reused the parse
+    # an edited file is parsed again: its statements changed
+    calc.write_text(CALC + "\n\ndef extra():\n    return 2\n", encoding="utf-8")
+    (row,) = covdata.read_test_file(second, shop).files
+    assert (row.statements, row.covered) == (10, 2)
+    assert parsed.count(str(calc)) == 2
