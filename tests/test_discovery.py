@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import MakeProject
 
+from devformance_nb.api import facade as api
 from devformance_nb.core.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
 from devformance_nb.core.rundir import slug
 from devformance_nb.logic.discovery import TestFile, discover
+
+REPO = Path(__file__).resolve().parent.parent
 
 PASS = "def test_ok():\n    pass\n"
 
@@ -82,3 +89,62 @@ def test_broken_conftest_is_a_discovery_error(make_project: MakeProject) -> None
     root = make_project({"tests/conftest.py": "import not_a_module_xyz\n", "tests/test_a.py": PASS})
     with pytest.raises(DiscoveryError, match="not_a_module_xyz"):
         discover(root)
+
+
+PACKAGED = {
+    "tests/__init__.py": "",
+    "tests/test_a.py": PASS,
+    "tests/sub/__init__.py": "",
+    "tests/sub/test_b.py": PASS,
+}
+
+
+@pytest.mark.parametrize("version", ["7.4.4", "newest"])
+def test_packages_are_not_test_files_on_old_and_new_pytest(
+    make_project: MakeProject, tmp_path: Path, version: str
+) -> None:
+    """pytest 7's Package is a Module: its __init__.py must not be listed as a file."""
+    root = make_project(PACKAGED)
+    python = sys.executable
+    if version != "newest":
+        target = tmp_path / f"pytest-{version}"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(target),
+                f"pytest=={version}",
+                "pluggy<2",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        python = str(tmp_path / "python")
+        # an interpreter whose pytest is the old one, this repository's plugin beside it
+        Path(python).write_text(
+            f'#!/bin/sh\nPYTHONPATH="{target}:{REPO}" exec {sys.executable} "$@"\n'
+        )
+        Path(python).chmod(0o755)
+        shown = subprocess.run(
+            [python, "-c", "import pytest; print(pytest.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert shown.stdout.strip() == version
+    files = discover(root, python=python)
+    assert sorted(f.key for f in files) == ["tests/sub/test_b.py", "tests/test_a.py"]
+    # and a whole run on that pytest counts what plain pytest counts
+    plain = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0 and "2 passed" in plain.stdout, plain.stdout
+    run = api.run_tests(root=root, workers=2, python=python, coverage=False)
+    assert run.status == "passed" and run.totals()["passed"] == 2, run.summary()

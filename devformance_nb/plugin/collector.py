@@ -28,7 +28,14 @@ def pytest_collect_file(
     out = os.environ.get(ENV_OUT)
     if out is None:  # loaded by hand without the launcher: stay out of the way
         return result
-    if any(isinstance(node, pytest.Module) for node in result):
+    if any(_is_test_module(node) for node in result):
         with open(out, "a", encoding="utf-8") as fh:
             fh.write(os.fspath(file_path) + "\n")
     return []
+
+
+def _is_test_module(node: pytest.Collector) -> bool:
+    """A test module, not a package: pytest 7's ``Package`` (a package's ``__init__.py``) is
+    a ``Module`` too, and running it as a file would run the whole package again."""
+    package = getattr(pytest, "Package", None)
+    return isinstance(node, pytest.Module) and not (package and isinstance(node, package))

@@ -1,0 +1,200 @@
+"""devformance on real open-source test suites, against pytest-xdist on the same machine.
+
+Run: python bench/bench_real_suites.py [--workdir DIR] [--rounds 1] [--suite NAME ...]
+
+Each suite is fetched as its PyPI sdist at bench time (``pip download --no-binary``; nothing
+is committed), unpacked and installed into a virtualenv of its own with its test
+dependencies, this repository and pytest-xdist + pytest-cov. Then, interleaved, each round:
+
+- ``pytest`` (plain, once): the reference outcome counts;
+- ``devformance run --workers 2`` (default: coverage and SQL on) against
+  ``pytest -n 2 --dist loadfile --cov=PKG``;
+- ``devformance run --workers 2 --no-coverage --no-sql`` against ``pytest -n 2 --dist loadfile``.
+
+Every devformance row is the whole command a user runs (interpreter start, discovery, the
+fork server, the files, the store). Outcome counts of every row are printed beside plain
+pytest's, so a run that is fast because it ran the wrong tests shows as such. Prints a
+markdown table (paste it into bench/RESULTS.md). ``--workdir`` keeps the downloads and
+virtualenvs for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A real project's test suite: its sdist, what its tests need, how to run them."""
+
+    name: str
+    kind: str
+    requirement: str
+    package: str
+    deps: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+SUITES = (
+    Suite(
+        "alembic",
+        "SQLAlchemy's pytest plugin (follower databases, scratch folders)",
+        "alembic==1.20.1",
+        "alembic",
+        ("black", "tzdata"),
+    ),
+    Suite(
+        "sqlite-utils",
+        "raw sqlite3",
+        "sqlite-utils==4.2.1",
+        "sqlite_utils",
+        ("hypothesis", "cogapp"),
+    ),
+    Suite(
+        "sqlmodel",
+        "SQLAlchemy + FastAPI, 118 test files",
+        "sqlmodel==0.0.50",
+        "sqlmodel",
+        ("sqlalchemy[asyncio]", "aiosqlite", "dirty-equals", "fastapi", "httpx", "jinja2"),
+        ("tests", "--ignore=tests/test_docs_cleanup.py", "--ignore=tests/test_prepare_release.py"),
+    ),
+)
+
+#: outcome words of pytest's and devformance's summary lines
+_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+
+
+@dataclass
+class Row:
+    """One command's wall time and outcome counts, per round."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
+    """(project folder, virtualenv python): download, unpack and install, unless done."""
+    home = workdir / suite.name
+    home.mkdir(parents=True, exist_ok=True)
+    python = home / "venv" / "bin" / "python"
+    projects = [p for p in home.iterdir() if p.is_dir() and p.name != "venv"]
+    if not projects:
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        subprocess.run([*pip, suite.requirement, "-d", str(home)], check=True)
+        (sdist,) = home.glob("*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            archive.extractall(home, filter="data")
+        projects = [p for p in home.iterdir() if p.is_dir() and p.name != "venv"]
+    (project,) = projects
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+        install = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run(
+            [*install, str(REPO), "pytest-xdist", "pytest-cov", *suite.deps, "-e", str(project)],
+            check=True,
+        )
+    return project, python
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, str]:
+    """(wall seconds, output) of one command."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVFORMANCE_")}
+    began = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    return time.perf_counter() - began, proc.stdout + proc.stderr
+
+
+def counts(output: str) -> dict[str, int]:
+    """Outcome counts from the last summary line of pytest or devformance."""
+    lines = [line for line in output.splitlines() if _COUNT.search(line)]
+    if not lines:
+        return {}
+    last = lines[-1]
+    if "devformance:" in last and "(" in last:
+        last = last[last.rindex("(") :]
+    return {("error" if w.startswith("error") else w): int(n) for n, w in _COUNT.findall(last)}
+
+
+def bench(suite: Suite, workdir: Path, rounds: int) -> list[Row]:
+    """Every command of one suite, interleaved round by round."""
+    project, python = prepare(suite, workdir)
+    devformance = [str(python), "-m", "devformance_nb.cli", "run", "--workers", "2"]
+    pytest = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    xdist = [*pytest, "-n", "2", "--dist", "loadfile"]
+    db = workdir / f"{suite.name}.duckdb"
+    commands = {
+        "pytest (plain)": [*pytest, *suite.args],
+        "devformance default": [*devformance, "--db", str(db), *suite.args],
+        "pytest -n 2 --dist loadfile --cov": [*xdist, f"--cov={suite.package}", *suite.args],
+        "devformance --no-coverage --no-sql": [
+            *devformance,
+            "--db",
+            str(db),
+            "--no-coverage",
+            "--no-sql",
+            *suite.args,
+        ],
+        "pytest -n 2 --dist loadfile": [*xdist, *suite.args],
+    }
+    rows = {label: Row(label) for label in commands}
+    for number in range(rounds):
+        for label, command in commands.items():
+            if label == "pytest (plain)" and number:
+                continue
+            seconds, output = timed(command, project)
+            rows[label].seconds.append(seconds)
+            rows[label].counts = counts(output)
+            print(f"{suite.name}: {label}: {seconds:.1f} s {rows[label].counts}", flush=True)
+    return list(rows.values())
+
+
+def table(suite: Suite, rows: list[Row]) -> str:
+    """Markdown rows: wall time (best of rounds), ratio to its xdist pair, counts."""
+    best = {row.label: min(row.seconds) for row in rows}
+    pairs = {
+        "devformance default": "pytest -n 2 --dist loadfile --cov",
+        "devformance --no-coverage --no-sql": "pytest -n 2 --dist loadfile",
+    }
+    plain = next(row.counts for row in rows if row.label == "pytest (plain)")
+    out = []
+    for row in rows:
+        ratio = f"{best[row.label] / best[pairs[row.label]]:.2f}x" if row.label in pairs else ""
+        same = "yes" if row.counts == plain else "NO"
+        shown = ", ".join(f"{n} {word}" for word, n in sorted(row.counts.items()))
+        out.append(
+            f"| {suite.name} | {row.label} | {best[row.label]:.1f} | {ratio} | {shown} | {same} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None, help="keep downloads and venvs")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--suite", action="append", help="only these suites (by name)")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="devformance-suites-"))
+    chosen = [s for s in SUITES if not args.suite or s.name in args.suite]
+    lines = [
+        "| suite | command | wall s | vs xdist | outcomes | = plain pytest |",
+        "|---|---|---|---|---|---|",
+    ]
+    for suite in chosen:
+        lines.append(table(suite, bench(suite, workdir, args.rounds)))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
