@@ -295,3 +295,67 @@ def test_a_config_file_written_by_a_test_does_not_kill_running_files(
         "tests/test_b.py": "passed",
         "tests/test_c.py": "passed",
     }, run.summary()
+
+
+def test_editing_a_preloaded_module_restarts_the_server(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": (
+                "[tool.pytest.ini_options]\npythonpath=['.']\n"
+                "[tool.devformance]\npreload = ['app.mod']\n"
+            ),
+            "app/__init__.py": "",
+            "app/mod.py": "VALUE = 1\n",
+            "expected.txt": "1",
+            "tests/test_mod.py": """
+                import pathlib
+                from app.mod import VALUE
+
+                def test_value():
+                    assert VALUE == int(pathlib.Path("expected.txt").read_text())
+            """,
+        }
+    )
+    executor = shared_executor(root, sys.executable, ["app.mod"], False)
+    try:
+        first = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        assert first.status == "passed", first.summary()
+        server = executor._server
+        assert server is not None and str((root / "app" / "mod.py").resolve()) in server.imported
+        mod = root / "app" / "mod.py"
+        mod.write_text("VALUE = 2\n")
+        os.utime(mod, (mod.stat().st_atime, mod.stat().st_mtime + 5))
+        (root / "expected.txt").write_text("2")
+        second = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        assert second.status == "passed", second.summary()  # not the old module's value
+        assert executor._server is not server and not server.alive()
+    finally:
+        executor.shutdown()
+
+
+def test_a_preload_that_leaves_a_thread_running_is_never_forked(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": (
+                "[tool.pytest.ini_options]\npythonpath=['.']\n"
+                "[tool.devformance]\npreload = ['app.poller']\n"
+            ),
+            "app/__init__.py": "",
+            "app/poller.py": """
+                import threading
+                STOP = threading.Event()
+                threading.Thread(target=STOP.wait, name="app-poller", daemon=True).start()
+            """,
+            "tests/test_a.py": "def test_a():\n    pass\n",
+        }
+    )
+    executor = shared_executor(root, sys.executable, ["app.poller"], False)
+    try:
+        with pytest.warns(RuntimeWarning, match="app-poller"):
+            run = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+        assert run.status == "passed", run.summary()
+        assert executor._server is None and "app-poller" in executor.unsafe  # spawned instead
+    finally:
+        executor.shutdown()

@@ -16,6 +16,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 from typing import Any
@@ -130,8 +131,9 @@ class Server:
                 os.killpg(pid, signal.SIGKILL)
         os._exit(0)
 
-    def loop(self) -> None:
-        send_message(self.sock, {"ready": True})
+    def loop(self, about: dict[str, Any] | None = None) -> None:
+        """Say ready (with ``about`` the server), then serve requests until told to end."""
+        send_message(self.sock, {"ready": True, **(about or {})})
         while True:
             waiting: list[Any] = [self.sock, self.wake_r]
             ready, _, _ = select.select(waiting, [], [], 0.5)
@@ -201,7 +203,44 @@ def serve(fd: int, warm: dict[str, Any]) -> None:
     # collector never walks it there (pytest collects at exit, ~20 ms a time on a
     # warm heap) and never writes to those pages (so they stay shared, not copied).
     gc.freeze()
-    Server(sock).loop()
+    ready = {"imported": project_files(warm.get("root", "")), "unsafe": unsafe_state(fd)}
+    Server(sock).loop(ready)
+
+
+def project_files(root: str) -> list[str]:
+    """The project's own source files imported so far: an edit to one means a new server."""
+    if not root:
+        return []
+    base = os.path.realpath(root) + os.sep
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(base) and not any(m in real for m in ("site-packages", "dist-packages")):
+            found.add(real)
+    return sorted(found)
+
+
+def unsafe_state(own_fd: int) -> str:
+    """Why forking this process now would be unsafe ('' if it is not): a thread or a socket
+    left by a preloaded module would be half-copied into every child."""
+    import threading
+
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if others:
+        return f"threads left running by preloaded modules: {', '.join(sorted(others))}"
+    sockets = []
+    with contextlib.suppress(OSError):  # Linux names every open descriptor here
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            with contextlib.suppress(OSError):
+                if fd != own_fd and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    sockets.append(fd)
+    if sockets:
+        return f"sockets left open by preloaded modules (descriptors {sockets})"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover - runs as the server process

@@ -25,10 +25,11 @@ import signal
 import socket
 import subprocess
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.run.executor import Job
+from devformance_nb.run.executor import Child, Job, SpawnExecutor
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
 
@@ -85,6 +86,9 @@ class ForkServer:
         self._exits: dict[int, int] = {}
         self._next = 0
         self._ready = False
+        #: the project's files the server imported, and why forking it is unsafe ('' if not)
+        self.imported: list[str] = []
+        self.unsafe = ""
         self._lines = LineBuffer()
         self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
         self._dispatcher.start()
@@ -117,6 +121,8 @@ class ForkServer:
 
     def _handle(self, message: dict[str, Any]) -> None:
         if "ready" in message:
+            self.imported = list(message.get("imported", []))
+            self.unsafe = str(message.get("unsafe", ""))
             self._ready = True
         elif "started" in message:
             self._pids[message["req"]] = message["started"]
@@ -206,34 +212,65 @@ class ForkServerExecutor:
         self._signature: tuple[tuple[str, float], ...] = ()
         #: whether this run already checked the server against the project
         self._checked = False
+        #: why the last server was unsafe to fork ('' if it was not): files spawn meanwhile
+        self.unsafe = ""
+        self._spawn = SpawnExecutor()
         self._lock = threading.Lock()
 
-    def _ensure(self) -> ForkServer:
+    def _ensure(self) -> ForkServer | None:
+        """The server to fork from (None: fork is unsafe here, spawn instead)."""
         with self._lock:
-            if self._server is not None and not self._checked:
+            if not self._checked and (self._server is not None or self.unsafe):
                 # once per run, at its first child: a restart later would kill running
                 # children, and tests write config files of their own (a pyproject.toml in a
                 # scratch folder) while the run goes on
-                if not self._server.alive() or self._signature != project_signature(
-                    self.root, self.preload
-                ):
-                    self._server.close()
-                    self._server = None
+                alive = self._server is not None and self._server.alive()
+                if not alive or self._signature != self._current_signature():
+                    self._drop()
             elif self._server is not None and not self._server.alive():
                 self._server = None  # died mid-run: a new one serves the files left
-            if self._server is None:
-                warm = {
-                    "preload": self.preload,
-                    "coverage": self.coverage,
-                    "root": os.fspath(self.root),
-                }
-                self._signature = project_signature(self.root, self.preload)
-                self._server = ForkServer(self.root, self.python, warm)
+            if self._server is None and not self.unsafe:
+                self._start_server()
             self._checked = True
             return self._server
 
-    def start(self, job: Job) -> ForkChild:
-        return self._ensure().fork(job)
+    def _start_server(self) -> None:
+        warm = {"preload": self.preload, "coverage": self.coverage, "root": os.fspath(self.root)}
+        server = ForkServer(self.root, self.python, warm)
+        self._server = server
+        self._signature = self._current_signature()
+        if server.unsafe:  # never fork a process with threads or sockets of its own
+            self.unsafe = server.unsafe
+            self._server = None
+            server.close()
+            warnings.warn(
+                f"devformance: not forking a warm server ({server.unsafe}); starting each "
+                "file with spawn instead. Leave those modules out of preload to fork again.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _drop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._server = None
+        self.unsafe = ""
+
+    def _current_signature(self) -> tuple[tuple[str, float], ...]:
+        """The config files' and the server's imported project files' modification times."""
+        imported = []
+        for path in self._server.imported if self._server is not None else []:
+            try:
+                imported.append((path, os.stat(path).st_mtime))
+            except OSError:
+                imported.append((path, -1.0))  # deleted: the server holds a stale module
+        return project_signature(self.root, self.preload) + tuple(imported)
+
+    def start(self, job: Job) -> Child:
+        server = self._ensure()
+        if server is None:
+            return self._spawn.start(job)
+        return server.fork(job)
 
     def warm(self) -> None:
         """Start (or check) the server in the background, e.g. while discovery runs.
