@@ -222,10 +222,11 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     # the writer flushes finished files in the background: kill only once test_1's row is in
     # the store, whatever the machine's speed (each poll is a short read-only connection)
     store = api.open_store(root=root)
+    done = {"file": "tests/test_1.py", "status": "passed"}
     deadline = time.monotonic() + 60
-    while not stored_files(store) and time.monotonic() < deadline:
+    while done not in stored_files(store) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert stored_files(store) == [{"file": "tests/test_1.py", "status": "passed"}]
+    assert done in stored_files(store)
     # and once test_2's first test has passed, while its second one sleeps
     while not has_passed(journal.parent, "tests/test_2.py::test_a") and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -240,7 +241,8 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     assert not pid_alive(orphan)
     (row,) = store.runs()
     assert row["status"] == "interrupted"
-    assert stored_files(store) == [{"file": "tests/test_1.py", "status": "passed"}]
+    # test_2's row was stored when it started: it shows running until an ingest says more
+    assert stored_files(store) == [done, {"file": "tests/test_2.py", "status": "running"}]
     state = api.ingest(journal.parent)
     assert state.status == "interrupted"
     assert {fs.key: fs.status for fs in state.files.values()} == {
@@ -258,21 +260,25 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     assert {"nodeid": "tests/test_2.py::test_a", "outcome": "passed"} in tests
 
 
-def test_a_killed_launcher_leaves_the_running_files_output_in_its_log(
+def test_a_killed_launcher_leaves_the_running_files_output_and_row(
     make_project: MakeProject, executor: str
 ) -> None:
     root = make_project(
         {
             "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-s"\n',  # print at once
             "tests/test_talks.py": (
-                "import time\n"
+                "import sqlite3, time\n"
                 "def test_talks():\n"
+                "    con = sqlite3.connect(':memory:')\n"
+                "    for _ in range(3):\n"
+                "        con.execute('SELECT 1')\n"
                 "    print('first line')\n"
                 "    print('second line', flush=True)\n"
                 "    time.sleep(600)\n"
             ),
         }
     )
+    store = Store(root / ".devformance" / "devformance.duckdb")
     cli = subprocess.Popen(
         [sys.executable, "-m", "devformance_nb.cli", "run", "--executor", executor],
         cwd=root,
@@ -290,6 +296,12 @@ def test_a_killed_launcher_leaves_the_running_files_output_in_its_log(
         assert log is not None, "the child's output never reached its log while running"
         journal = log.parent / "run.events.jsonl"
         orphan = started_pid(journal, "tests/test_talks.py")
+        # the writer stores the file's row when it starts (within its next flush)
+        running = [{"file": "tests/test_talks.py", "status": "running"}]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and stored_files(store) != running:
+            time.sleep(0.1)
+        assert stored_files(store) == running
     finally:
         os.kill(cli.pid, signal.SIGKILL)
         cli.wait()
@@ -298,6 +310,12 @@ def test_a_killed_launcher_leaves_the_running_files_output_in_its_log(
     while pid_alive(orphan) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pid_alive(orphan)
+    # no statement without its file's row: the file shows as running until a run or an
+    # ingest says otherwise
+    assert store.query(
+        "SELECT count(*) AS n FROM queries q ANTI JOIN test_files f USING (run_id, file)"
+    ) == [{"n": 0}]
+    assert stored_files(store) == [{"file": "tests/test_talks.py", "status": "running"}]
     text = log.read_text()  # pytest -s puts its progress before the first line
     assert "first line\nsecond line\n" in text
 

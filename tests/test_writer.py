@@ -213,3 +213,36 @@ def test_a_file_that_never_finished_is_written_at_the_end(tmp_path: Path) -> Non
         {"nodeid": "x.py::test_one", "outcome": "passed"}
     ]
     assert store.query("SELECT file FROM queries") == [{"file": "x.py"}]
+
+
+def test_a_launcher_killed_mid_file_leaves_no_statement_without_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a query-heavy file hands its statements to the store before it ends; the launcher then
+    # dies (the writer is never closed): the file's row is there, marked running
+    monkeypatch.setattr("devformance_nb.store.writer.QUERY_BATCH", 2)
+    store = Store(tmp_path / "store.duckdb")
+    writer = StoreWriter(store)
+    dispatcher = Dispatcher(RunState(run_id="cut"), [writer])
+    dispatcher.deliver(
+        ev.RunStarted(run_id="cut", root=str(tmp_path), files=["x.py"], workers=1, executor="fake")
+    )
+    dispatcher.deliver(ev.FileStarted(run_id="cut", file="x.py", path="x.py", pid=1, command=[]))
+    for n in range(3):
+        dispatcher.deliver(
+            replace(query("x.py::test_one", f"SELECT {n}"), run_id="cut", file="x.py")
+        )
+    for _ in range(2):  # the run's start may still be writing: then this file's rows
+        if writer._flusher is not None:
+            writer._flusher.join()
+        writer._flush_soon()
+    assert writer._flusher is not None
+    writer._flusher.join()
+    assert writer.error is None
+    assert store.query("SELECT count(*) AS n FROM queries") == [{"n": 2}]
+    assert store.query(
+        "SELECT count(*) AS n FROM queries q ANTI JOIN test_files f USING (run_id, file)"
+    ) == [{"n": 0}]
+    assert store.query("SELECT file, status FROM test_files") == [
+        {"file": "x.py", "status": "running"}
+    ]

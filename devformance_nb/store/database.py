@@ -196,6 +196,11 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
     for run_id, host, pid in rows:
         if is_abandoned("running", host, pid):
             con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+            con.execute(
+                "UPDATE test_files SET status = 'interrupted' "
+                "WHERE run_id = ? AND status = 'running'",
+                [run_id],
+            )
 
 
 class Store:

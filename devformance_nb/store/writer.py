@@ -196,8 +196,16 @@ class Batch:
         return bool(self.start or self.rows or self.queries or self.finish or self.extra)
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Queue ``rows`` for ``table`` (one insert per table and batch)."""
-        if rows:
+        """Queue ``rows`` for ``table`` (one insert per table and batch).
+
+        A ``test_files`` row replaces the file's earlier one (its ``running`` row, written
+        when it started), in this batch and, when written, in the store.
+        """
+        if rows and table == "test_files":
+            keys = {row["file"] for row in rows}
+            kept = [row for row in self.rows.get(table, []) if row["file"] not in keys]
+            self.rows[table] = kept + rows
+        elif rows:
             self.rows.setdefault(table, []).extend(rows)
 
     def merge(self, later: Batch) -> Batch:
@@ -216,6 +224,9 @@ class Batch:
             _start_run(con, self.start)
         for frames in self.queries:
             write_queries(con, *frames)
+        replaced = [(row["run_id"], row["file"]) for row in self.rows.get("test_files", [])]
+        if replaced:
+            con.executemany("DELETE FROM test_files WHERE run_id = ? AND file = ?", replaced)
         for table in RUN_TABLES:
             insert_frame(con, table, self.rows.get(table, []))
         if self.finish is not None:
@@ -249,8 +260,9 @@ class StoreWriter:
     per-statement costs do not grow with the number of files, and the loop never
     waits for the disk. A run killed half way loses at most the last second of
     files from the store; its run directory still has them for ``ingest``.
-    (Statements go out with the batch after they arrive, so a launcher killed mid-file
-    can leave that file's statements without its ``test_files`` row until ``ingest``.)
+    A file's ``test_files`` row is written when it starts (status ``running``) and
+    replaced when it ends, so a launcher killed mid-file leaves no statement or output
+    without its file's row (the next run marks it interrupted; ``ingest`` completes it).
 
     ``defer=True`` writes nothing before ``close``, then the whole run in one
     transaction (``ingest``: a run is in the store whole or not at all).
@@ -290,6 +302,9 @@ class StoreWriter:
         elif isinstance(event, ev.RunStarted):
             self._batch.start = run_row(state)
             self._flush_soon()  # the run shows as running at once
+        elif isinstance(event, ev.FileStarted):
+            fs = state.file(event.file)
+            self._batch.add("test_files", [file_row(state, fs, self.log_paths.get(fs.key))])
         elif isinstance(event, ev.FileFinished):
             self._add_file(state, state.file(event.file))
 
