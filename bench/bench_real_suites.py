@@ -4,7 +4,8 @@ Run: python bench/bench_real_suites.py [--workdir DIR] [--rounds 1] [--suite NAM
 
 Each suite is fetched as its PyPI sdist at bench time (``pip download --no-binary``; nothing
 is committed), unpacked and installed into a virtualenv of its own with its test
-dependencies, this repository and pytest-xdist + pytest-cov. Then, interleaved, each round:
+dependencies, this repository (editable: the tree as it is now) and pytest-xdist +
+pytest-cov. Then, interleaved, each round:
 
 - ``pytest`` (plain, once): the reference outcome counts;
 - ``devformance run --workers 2`` (default: coverage and SQL on) against
@@ -115,7 +116,16 @@ def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
         subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
         install = [str(python), "-m", "pip", "install", "-q"]
         subprocess.run(
-            [*install, str(REPO), "pytest-xdist", "pytest-cov", *suite.deps, "-e", str(project)],
+            [
+                *install,
+                "-e",
+                str(REPO),
+                "pytest-xdist",
+                "pytest-cov",
+                *suite.deps,
+                "-e",
+                str(project),
+            ],
             check=True,
         )
     return project, python

@@ -359,3 +359,26 @@ def test_a_preload_that_leaves_a_thread_running_is_never_forked(
         assert executor._server is None and "app-poller" in executor.unsafe  # spawned instead
     finally:
         executor.shutdown()
+
+
+def test_installed_plugins_are_warm_and_rewritten_as_pytest_would(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "tests/test_warm.py": """
+                import sys
+
+                def test_xdist_plugin_came_from_the_server(request):
+                    module = sys.modules["xdist.plugin"]
+                    hook = request.config.pluginmanager.rewrite_hook
+                    # rewritten, as this pytest would have, but by the server's importer
+                    assert isinstance(module.__loader__, type(hook))
+                    assert module.__loader__ is not hook
+            """,
+        }
+    )
+    run = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+    assert run.status == "passed", run.summary()
+    for log in run.run_dir.glob("*.log"):
+        assert "PytestAssertRewriteWarning" not in log.read_text(), log.read_text()

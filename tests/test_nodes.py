@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -14,8 +15,9 @@ from devformance_nb.api import facade as api
 from devformance_nb.core.contract import ENV_WORKER_INPUT
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
+from devformance_nb.logic.importscan import uses_controller_hooks
 from devformance_nb.run.executor import Job
-from devformance_nb.run.nodes import NodeController, NodeInputs, xdist_installed
+from devformance_nb.run.nodes import NodeController, NodeInputs, local_inputs, xdist_installed
 
 
 @pytest.mark.quick
@@ -152,3 +154,58 @@ def test_a_broken_controller_leaves_the_variables_and_says_why(
     assert any("workerinput" in problem for problem in inputs.problems), inputs.problems
     assert controller.proc.returncode is not None
     assert not os.path.exists(controller._tmp.name)
+
+
+@pytest.mark.quick
+def test_local_inputs_are_what_xdist_gives_without_hooks() -> None:
+    inputs = local_inputs(2, "run-9", ["devformance", "run"])
+    assert inputs.for_slot(1) == {
+        "workerid": "gw1",
+        "workercount": 2,
+        "testrunuid": "run-9",
+        "mainargv": ["devformance", "run"],
+    }
+
+
+@pytest.mark.quick
+def test_controller_hooks_are_found_where_pytest_would_load_them(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "lib" / "site-packages"
+    (site / "hooked").mkdir(parents=True)
+    (site / "hooked" / "__init__.py").write_text("")
+    (site / "hooked" / "plugin.py").write_text("def pytest_configure_node(node):\n    pass\n")
+    monkeypatch.syspath_prepend(os.fspath(site))
+    plain = make_project({"tests/conftest.py": "import json\n", "tests/test_a.py": ""})
+    assert not uses_controller_hooks(plain, ignore=("pytest_cov",))
+    (plain / "tests" / "conftest.py").write_text("pytest_plugins = ['hooked.plugin']\n")
+    assert uses_controller_hooks(plain, ignore=("pytest_cov",))  # a plugin the conftest names
+    (plain / "tests" / "conftest.py").write_text(
+        "def pytest_testnodedown(node, error):\n    pass\n"
+    )
+    assert uses_controller_hooks(plain, ignore=("pytest_cov",))  # the conftest's own
+    # pytest-cov implements one (its controller sets up coverage of the workers)
+    (plain / "tests" / "conftest.py").write_text("")
+    assert uses_controller_hooks(plain) == (importlib.util.find_spec("pytest_cov") is not None)
+
+
+def test_without_controller_hooks_no_controller_runs_and_workers_still_have_ids(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        {
+            "tests/test_id.py": """
+                import os
+
+                def test_id(worker_id, testrun_uid, request):
+                    assert worker_id == os.environ["PYTEST_XDIST_WORKER"] == "gw0"
+                    assert request.config.workerinput["workercount"] == 1
+                    assert testrun_uid == os.environ["PYTEST_XDIST_TESTRUNUID"]
+            """,
+        }
+    )
+    started: list[object] = []
+    monkeypatch.setattr(NodeController, "__init__", lambda *a, **k: started.append(a))
+    run = api.run_tests(root=root, workers=1, coverage=True)
+    assert run.status == "passed", run.summary()
+    assert started == []  # built in the launcher: no extra pytest process

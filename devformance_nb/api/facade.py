@@ -28,6 +28,7 @@ from devformance_nb.core.errors import StoreError
 from devformance_nb.core.events import RunStarted
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
+from devformance_nb.logic.importscan import config_mentions, uses_controller_hooks
 from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
 from devformance_nb.run.executor import Executor, SpawnExecutor
 from devformance_nb.run.forkserver import available as forkserver_available
@@ -257,7 +258,7 @@ def prepare(
         config=config.to_dict(),
         meta=run_meta(root_path),
         python=config.python or sys.executable,
-        xdist_nodes=xdist_installed(config.python or sys.executable),
+        worker_inputs=worker_inputs(config, root_path),
     )
     if writer is not None:
         writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}
@@ -265,6 +266,24 @@ def prepare(
     all_observers.extend(observers)
     launcher = Launcher(plan, the_executor, all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer)
+
+
+def worker_inputs(config: Config, root: Path) -> str:
+    """Where each slot's xdist ``workerinput`` comes from (``LaunchPlan.worker_inputs``): the
+    stand-in controller process only when xdist is installed and something the project loads
+    implements a controller-side hook. pytest-cov's counts only while it is active:
+    devformance silences it when it measures coverage itself.
+    """
+    python = config.python or sys.executable
+    if not xdist_installed(python):
+        return "none"
+    if os.path.abspath(python) != os.path.abspath(sys.executable):
+        return "controller"  # another interpreter's plugins are not ours to read
+    cov_active = not config.coverage and (
+        any(arg.startswith("--cov") for arg in config.pytest_args) or config_mentions(root, "--cov")
+    )
+    hooks = uses_controller_hooks(root, ignore=() if cov_active else ("pytest_cov",))
+    return "controller" if hooks else "local"
 
 
 def child_options(config: Config) -> ChildOptions:

@@ -82,3 +82,14 @@ class ChildOptions:
         if values.get("coverage_source") is not None:  # JSON has lists, the options a tuple
             values["coverage_source"] = tuple(str(s) for s in values["coverage_source"])
         return cls(**values)
+
+
+def base_worker_input(slot: int, count: int, run_id: str, argv: list[str]) -> dict[str, object]:
+    """The ``workerinput`` pytest-xdist's controller gives worker ``slot`` before any plugin's
+    ``pytest_configure_node`` hook adds to it."""
+    return {
+        "workerid": worker_name(slot),
+        "workercount": count,
+        "testrunuid": run_id,
+        "mainargv": list(argv),
+    }

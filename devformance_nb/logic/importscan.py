@@ -17,10 +17,11 @@ then misses its class set-up.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 #: folders never scanned (virtualenvs are recognised by their pyvenv.cfg)
@@ -154,6 +155,13 @@ def _scan(path: Path) -> tuple[set[str], set[str]]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+        elif isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "pytest_plugins" for t in node.targets
+        ):  # plugins a conftest names: imported by pytest, as if by an import statement
+            names.update(_strings(node.value))
+        elif isinstance(node, ast.Call) and _called_name(node.func) in _IMPORT_CALLS:
+            # importlib.import_module("pandas"): an import all the same (optional extras)
+            names.update(_strings(node.args[0]) if node.args else [])
         elif isinstance(node, ast.Call) and _called_name(node.func) == "register_assert_rewrite":
             rewritten.update(
                 arg.value
@@ -161,6 +169,67 @@ def _scan(path: Path) -> tuple[set[str], set[str]]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
             )
     return names, rewritten
+
+
+_IMPORT_CALLS = frozenset({"import_module", "__import__"})
+
+
+def _strings(node: ast.expr) -> list[str]:
+    """The string constants of ``"a"``, ``["a", "b"]`` or ``("a",)``."""
+    items = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
+    return [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+
+
+def uses_controller_hooks(root: str | os.PathLike[str], ignore: Collection[str] = ()) -> bool:
+    """Whether anything pytest may load for the project implements pytest-xdist's
+    controller-side hooks (``pytest_configure_node``, ``pytest_testnodedown``): its conftest
+    files, the installed modules its code and conftest files import, installed pytest plugins.
+
+    Without one, xdist's controller gives a worker only its id, the worker count, the run's
+    id and argv, which the launcher can give itself, with no controller process.
+    """
+    names = [*installed_imports(root), *_entry_point_modules()]
+    found = [p for p in _sources(Path(root)) if p.name == "conftest.py"]
+    found += [
+        f
+        for f in map(module_file, (n for n in names if n.partition(".")[0] not in ignore))
+        if f is not None
+    ]
+    return any(_mentions(path, _CONTROLLER_HOOKS) for path in found)
+
+
+#: the files pytest reads its settings from, at the project root
+CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def config_mentions(root: str | os.PathLike[str], text: str) -> bool:
+    """Whether any of the project's pytest configuration files contains ``text``."""
+    for name in CONFIG_FILES:
+        try:
+            if text in Path(root, name).read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+_CONTROLLER_HOOKS = re.compile(rb"\bdef[ \t]+pytest_(?:configure_node|testnodedown)\b")
+
+
+def _entry_point_modules() -> list[str]:
+    """Modules of the installed pytest plugins (the ``pytest11`` entry points)."""
+    try:
+        points = importlib.metadata.entry_points(group="pytest11")
+    except Exception:  # a broken distribution's metadata: no plugins known
+        return []
+    return sorted({point.module for point in points})
+
+
+def _mentions(path: Path, pattern: re.Pattern[bytes]) -> bool:
+    try:
+        return path.stat().st_size <= MAX_SOURCE and pattern.search(path.read_bytes()) is not None
+    except OSError:
+        return False
 
 
 def _called_name(func: ast.expr) -> str:

@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from devformance_nb.core.contract import ENV_NODES, ENV_NODES_OUT, ENV_RUN_ID, worker_name
+from devformance_nb.core.contract import (
+    ENV_NODES,
+    ENV_NODES_OUT,
+    ENV_RUN_ID,
+    base_worker_input,
+    worker_name,
+)
 
 
 @dataclass
@@ -49,16 +55,7 @@ def make_nodes(config: pytest.Config, count: int, run_id: str) -> list[Node]:
     """One node per worker slot, with the ``workerinput`` xdist's controller starts from."""
     uid = run_id or uuid.uuid4().hex
     return [
-        Node(
-            config,
-            Gateway(worker_name(slot)),
-            {
-                "workerid": worker_name(slot),
-                "workercount": count,
-                "testrunuid": uid,
-                "mainargv": list(sys.argv),
-            },
-        )
+        Node(config, Gateway(worker_name(slot)), base_worker_input(slot, count, uid, sys.argv))
         for slot in range(count)
     ]
 

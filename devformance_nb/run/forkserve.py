@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -48,6 +49,7 @@ def warm_up(warm: dict[str, Any]) -> None:
     for name in default_plugins:  # pytest's built-in plugins: its own modules, no hook runs
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
+    import_installed_plugins()
     measured = bool(warm.get("coverage"))  # coverage on: no project code in the server
     # what every child imports when it starts recording: SQL capture, and coverage.py
     for name in _RECORDING_MODULES[: None if measured else 1]:
@@ -61,6 +63,42 @@ def warm_up(warm: dict[str, Any]) -> None:
         for name in server_imports(warm["root"])[0]:
             with contextlib.suppress(Exception, SystemExit):
                 importlib.import_module(name)
+
+
+#: top-level names of plugin distributions that are never the plugin's code
+_NOT_PLUGIN_CODE = frozenset({"tests", "test", "testing", "conftest", "docs", "setup", "examples"})
+
+
+def import_installed_plugins() -> None:
+    """Import the installed pytest plugins (``pytest11`` entry points) and the packages of
+    their distributions, as a child's pytest would: through pytest's assertion-rewriting
+    importer, which pytest asks to rewrite exactly those packages. A child then finds them
+    imported and rewritten (no "already imported" warning) and registers and configures them
+    itself; nothing here registers a plugin or calls a hook. A plugin's heavy dependency
+    (hypothesis: a second a child) is then paid once, in the server.
+    """
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return
+    try:
+        import _pytest.assertion
+        from _pytest.config import get_config
+
+        config = get_config([])
+        hook = _pytest.assertion.install_importhook(config)
+    except Exception:  # another pytest's internals: leave plugins to the children
+        return
+    try:
+        config._mark_plugins_for_rewrite(hook, False)
+        names = set(getattr(hook, "_must_rewrite", set())) - _NOT_PLUGIN_CODE
+        names |= {point.module for point in importlib.metadata.entry_points(group="pytest11")}
+        for name in sorted(names):
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
+    except Exception:
+        pass  # what was imported stays; the children import the rest
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(hook)  # each child's pytest installs its own
 
 
 def is_project_module(name: str, root: str) -> bool:

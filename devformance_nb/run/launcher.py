@@ -25,7 +25,7 @@ from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.executor import Executor, Job
-from devformance_nb.run.nodes import NodeController, NodeInputs
+from devformance_nb.run.nodes import NodeController, NodeInputs, local_inputs
 from devformance_nb.run.reader import FileReader
 from devformance_nb.run.runcoverage import read_run
 from devformance_nb.run.state import Observer, RunState
@@ -56,9 +56,10 @@ class LaunchPlan:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     python: str = sys.executable
-    #: start a stand-in xdist controller so each slot's children get a ``workerinput``
-    #: (``run.nodes``); off for scripted executors that run no pytest
-    xdist_nodes: bool = False
+    #: each slot's pytest-xdist ``workerinput`` (``run.nodes``): "none" (xdist is not
+    #: installed: the variables only), "local" (xdist's own, built here) or "controller"
+    #: (a stand-in controller process runs the project's controller-side hooks)
+    worker_inputs: str = "none"
 
 
 def run_coverage_event(state: RunState) -> ev.RunCoverage | None:
@@ -155,9 +156,12 @@ class Launcher:
         )
 
     def _start_nodes(self) -> NodeController | None:
-        """Start the stand-in xdist controller and wait for the slots' inputs (or give up)."""
+        """Each slot's ``workerinput``: built here, or by the stand-in xdist controller
+        (started here and waited for; ended by ``run`` when the files are done)."""
         plan = self.plan
-        if not plan.xdist_nodes:
+        if plan.worker_inputs == "local":
+            self._nodes = local_inputs(plan.workers, plan.run_id, list(sys.argv))
+        if plan.worker_inputs != "controller":
             return None
         folders = [f.path.parent for f in plan.files]
         controller = NodeController(

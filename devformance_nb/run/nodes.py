@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.core.contract import ENV_NODES, ENV_NODES_OUT, ENV_RUN_ID
+from devformance_nb.core.contract import ENV_NODES, ENV_NODES_OUT, ENV_RUN_ID, base_worker_input
 
 #: how long the controller may take to set itself up before children start without it
 START_TIMEOUT = 120.0
@@ -39,14 +39,14 @@ _POLL = 0.05
 class NodeInputs:
     """What the controller produced: one ``workerinput`` per slot, or None, and why not."""
 
-    inputs: list[dict[str, Any]] | None = None
+    inputs: list[dict[str, object]] | None = None
     problems: list[str] = field(default_factory=list)
 
     def meta(self) -> dict[str, Any]:
         """What the run records about it: the problems, when there were any."""
         return {"xdist_nodes": self.problems} if self.problems else {}
 
-    def for_slot(self, slot: int) -> dict[str, Any] | None:
+    def for_slot(self, slot: int) -> dict[str, object] | None:
         """Slot ``slot``'s input (None: no xdist, or the controller failed)."""
         if self.inputs is None or slot >= len(self.inputs):
             return None
@@ -62,6 +62,12 @@ def xdist_installed(python: str) -> bool:
         return importlib.util.find_spec("xdist") is not None
     except (ImportError, ValueError):
         return False
+
+
+def local_inputs(workers: int, run_id: str, argv: list[str]) -> NodeInputs:
+    """What xdist's controller gives each slot when no plugin adds to it (no process needed)."""
+    count = max(workers, 1)
+    return NodeInputs([base_worker_input(slot, count, run_id, argv) for slot in range(count)])
 
 
 class NodeController:
