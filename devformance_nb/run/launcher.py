@@ -121,6 +121,7 @@ class Launcher:
         """Run every file and return the final state (call from the loop's own thread)."""
         self.plan.run_dir.create()
         journal = EventWriter(self.plan.run_dir.journal, self.plan.run_id, "", batch=1)
+        controller: NodeController | None = None
         try:
             controller = self._start_nodes()
             self._deliver(self._run_started(), journal)
@@ -129,7 +130,8 @@ class Launcher:
             for thread in threads:
                 thread.join()
             if controller is not None:
-                controller.close()
+                controller.close()  # its nodes go down once every file has ended
+                controller = None
             if (total := run_coverage_event(self.state)) is not None:
                 self._deliver(total, journal)
             done = ev.RunDone(
@@ -138,6 +140,8 @@ class Launcher:
             )
             self._deliver(done, journal)
         finally:
+            if controller is not None:  # the run failed: the controller must not linger
+                controller.close()
             journal.close()
             self.executor.close()
             self.dispatcher.close()
