@@ -12,7 +12,7 @@ import pytest
 from conftest import MakeProject
 
 from devformance_nb.api import facade as api
-from devformance_nb.core.contract import ENV_WORKER_INPUT
+from devformance_nb.core.contract import ENV_CHILD_PID, ENV_WORKER_INPUT
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.importscan import uses_controller_hooks
@@ -38,6 +38,17 @@ def test_a_job_carries_its_slot_like_an_xdist_worker(tmp_path: Path) -> None:
     assert json.loads(env[ENV_WORKER_INPUT]) == {"workerid": "gw1", "follower_ident": "test_x"}
     bare = Job("run-1", job.test_file, tmp_path, RunDir(tmp_path / "run"))
     assert ENV_WORKER_INPUT not in bare.environment()  # no xdist: the variables only
+
+
+@pytest.mark.quick
+def test_a_child_pid_in_the_launchers_environment_is_not_passed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # set when the launcher runs inside a child (or after a test used the plugin in-process):
+    # passed on, it made every child think it was a nested xdist worker (.gw0 data files)
+    monkeypatch.setenv(ENV_CHILD_PID, "1")
+    job = Job("run-1", TestFile("t.py", tmp_path / "t.py"), tmp_path, RunDir(tmp_path / "r"))
+    assert ENV_CHILD_PID not in job.environment()
 
 
 @pytest.mark.quick

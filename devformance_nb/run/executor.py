@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from devformance_nb.core.contract import (
+    ENV_CHILD_PID,
     ENV_EVENTS,
     ENV_FILE,
     ENV_OPTIONS,
@@ -116,7 +117,9 @@ class Job:
 
 
 def _measures_subprocesses(name: str) -> bool:
-    return name == "COVERAGE_PROCESS_START" or name.startswith("COV_CORE_")
+    # and a child pid of our own: the launcher may itself run inside a devformance child
+    # (or a test that used the plugin), whose pid would make every child look nested
+    return name in ("COVERAGE_PROCESS_START", ENV_CHILD_PID) or name.startswith("COV_CORE_")
 
 
 class Child(Protocol):
