@@ -64,10 +64,21 @@ def phases_of(nodeid: str, category: str = "passed", message: str = "") -> list[
     ]
 
 
-def query(nodeid: str, sql: str, duration: float = 0.001) -> ev.Query:
-    """One captured SQL statement of test ``nodeid`` (the writer numbers nothing: qseq is 0)."""
+def query(nodeid: str, sql: str, duration: float = 0.001, stack_hash: str = "stack-1") -> ev.Query:
+    """One captured SQL statement of test ``nodeid``, sent by project code (the writer numbers
+    nothing: qseq is 0)."""
+    caller = "app.py:7 load" if stack_hash else ""
     return ev.Query(
-        nodeid=nodeid, phase="call", qseq=0, start=0.0, duration=duration, sql=sql, vendor="sqlite"
+        nodeid=nodeid,
+        phase="call",
+        qseq=0,
+        start=0.0,
+        duration=duration,
+        sql=sql,
+        vendor="sqlite",
+        caller=caller,
+        sent_by=caller,
+        stack_hash=stack_hash,
     )
 
 

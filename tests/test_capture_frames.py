@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
@@ -93,11 +95,11 @@ def test_locate_gives_first_project_frame_and_hash_of_all(tmp_path: Path) -> Non
     app = compiled(tmp_path / "app" / "views.py", APP)
     index = FrameIndex(str(tmp_path))
     frame: FrameType = app["view"]()
-    caller, stack_hash = index.locate(frame)
-    assert caller == "app/views.py:5 load"
-    assert index.locate(frame) == (caller, stack_hash)  # cached, same answer
+    caller, sent_by, stack_hash = index.locate(frame)
+    assert caller == sent_by == "app/views.py:5 load"
+    assert index.locate(frame) == (caller, sent_by, stack_hash)  # cached, same answer
     direct: FrameType = app["load"]()
-    other_caller, other_hash = index.locate(direct)
+    other_caller, _, other_hash = index.locate(direct)
     assert other_caller == caller and other_hash != stack_hash
 
 
@@ -119,7 +121,7 @@ def test_a_floor_cuts_the_walk_short_with_the_same_answer(tmp_path: Path) -> Non
     assert fresh.locate(frame, floor) == whole  # first walk below the floor
     assert fresh.locate(frame, floor) == whole  # then reused
     without_outer = FrameIndex(str(tmp_path)).locate(app["view"]())
-    assert without_outer[0] == whole[0] and without_outer[1] != whole[1]
+    assert without_outer.caller == whole.caller and without_outer.stack_hash != whole.stack_hash
     # a floor that is not on the stack (another thread's, a finished phase's) changes nothing
     assert fresh.locate(app["view"](), floor) == without_outer
 
@@ -145,9 +147,128 @@ def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
     assert len(outputs) == 1 and "app.py:5 load" in outputs.pop()
 
 
+SENDERS = """
+import threading
+
+import greenlet
+
+
+def send(probe, sql):
+    return probe()
+
+
+def per_row(probe, n):
+    found = []
+    for _ in range(n):
+        found.append(send(probe, "SELECT x FROM t WHERE id = ?"))
+    return found
+
+
+def two_on_one_line(probe):
+    return (send(probe, "SELECT x FROM t"), send(probe, "SELECT x FROM t"))
+
+
+def in_greenlet(probe):
+    return greenlet.greenlet(lambda: probe()).switch()
+
+
+def greenlets_on_two_lines(probe):
+    first = in_greenlet(probe)
+    second = in_greenlet(probe)
+    return first, second
+
+
+def requests_on_two_lines(pool, probe):
+    first = pool.submit(probe).result()
+    second = pool.submit(probe).result()
+    return first, second
+
+
+def threads_in_a_loop(probe, n):
+    box = []
+    threads = [threading.Thread(target=lambda: box.append(probe())) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return box
+"""
+
+
+def senders(tmp_path: Path) -> tuple[dict[str, Any], FrameIndex, Any]:
+    """The SENDERS project, an index over it, and a probe that walks from its caller with
+    this test's frame as the floor (as the plugin's phase hook is)."""
+    app = compiled(tmp_path / "app" / "senders.py", SENDERS)
+    index = FrameIndex(str(tmp_path))
+    floor = sys._getframe(1)
+    thread = threading.get_ident()
+
+    def probe() -> Any:
+        return index.walk(sys._getframe(1), floor, thread)[0]
+
+    return app, index, probe
+
+
+@pytest.mark.quick
+def test_a_loop_shares_one_stack_and_two_calls_on_one_line_do_not(tmp_path: Path) -> None:
+    app, _, probe = senders(tmp_path)
+    looped = app["per_row"](probe, 3)
+    assert len(set(looped)) == 1
+    first, second = app["two_on_one_line"](probe)
+    assert first.caller == second.caller  # the same line...
+    assert first.stack_hash != second.stack_hash  # ...but two calls: two stacks
+
+
+@pytest.mark.quick
+def test_a_helper_handed_the_statement_is_sent_by_not_the_line_to_change(
+    tmp_path: Path,
+) -> None:
+    app, _, probe = senders(tmp_path)
+    site = app["per_row"](probe, 1)[0]
+    assert site.sent_by == "app/senders.py:8 send"  # got the SQL text from its caller
+    assert site.caller == "app/senders.py:14 per_row"  # the loop
+
+
+@pytest.mark.quick
+def test_statements_in_greenlets_keep_the_line_that_started_them(tmp_path: Path) -> None:
+    app, _, probe = senders(tmp_path)
+    first, second = app["greenlets_on_two_lines"](probe)
+    assert first.caller == second.caller == "app/senders.py:23 in_greenlet.<locals>.<lambda>"
+    assert first.stack_hash != second.stack_hash
+
+
+@pytest.mark.quick
+def test_a_test_waiting_on_a_worker_is_at_the_line_that_asked(tmp_path: Path) -> None:
+    app, _, probe = senders(tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        first, second = app["requests_on_two_lines"](pool, probe)
+    assert first.stack_hash != second.stack_hash
+
+
+@pytest.mark.quick
+def test_threads_started_in_a_loop_share_one_stack(tmp_path: Path) -> None:
+    # the test thread is starting or joining threads, or between two: no line of it counts
+    app, _, probe = senders(tmp_path)
+    for _ in range(5):
+        assert len(set(app["threads_in_a_loop"](probe, 4))) == 1
+
+
+@pytest.mark.quick
+def test_each_new_stack_is_told_once_with_its_frames_outermost_first(tmp_path: Path) -> None:
+    app, index, probe = senders(tmp_path)
+    told: list[tuple[str, Any]] = []
+    index.on_stack = lambda digest, frames: told.append((digest, frames))
+    site = app["per_row"](probe, 3)[0]
+    app["per_row"](probe, 2)
+    assert [digest for digest, _ in told] == [site.stack_hash]
+    frames = told[0][1]
+    assert frames[0] == ("app/senders.py", 14, "per_row")
+    assert frames[-1] == ("app/senders.py", 8, "send")
+
+
 @pytest.mark.quick
 def test_no_project_frame_gives_empty_caller(tmp_path: Path) -> None:
-    assert FrameIndex(str(tmp_path / "nowhere")).locate(sys._getframe()) == ("", "")
+    assert FrameIndex(str(tmp_path / "nowhere")).locate(sys._getframe()) == ("", "", "")
 
 
 class FakeAdapter(Adapter):

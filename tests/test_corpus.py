@@ -194,6 +194,7 @@ def test_every_scenario_is_labelled_and_the_corpus_covers_the_cases() -> None:
         "tests/test_orm.py",
         "tests/test_raw.py",
         "tests/test_phases.py",
+        "tests/test_boundaries.py",
     }
     findings = [f for s in found for f in s.findings]
     assert sum(1 for s in found if s.findings) >= 10  # N+1 scenarios

@@ -122,13 +122,27 @@ def test_min_count_must_be_at_least_two() -> None:
         find_n_plus_one(books(3), min_count=1)
 
 
-def test_queries_without_a_stack_hash_group_by_caller() -> None:
-    queries = books(2, stack_hash="", caller="conftest.py:9 seed") + books(2, stack_hash="")
-    findings = find_n_plus_one(queries)
-    assert [(f.caller, f.count, f.stack_hash) for f in findings] == [
-        ("conftest.py:9 seed", 2, ""),
-        (CALLER, 2, ""),
-    ]
+def test_queries_without_a_stack_hash_are_never_grouped() -> None:
+    # no project frame: nothing to change and nothing to tell two sources apart
+    queries = books(3, stack_hash="", caller="") + books(2, stack_hash="", caller="")
+    assert find_n_plus_one(queries) == []
+    assert [f.count for f in find_n_plus_one(books(2))] == [2]
+
+
+def test_a_select_that_reads_no_table_is_never_an_n_plus_one() -> None:
+    queries = [q(f"SELECT quote('{i}')") for i in range(5)] + [q("SELECT 1") for _ in range(3)]
+    assert find_n_plus_one(queries) == []
+
+
+def test_the_finding_keeps_the_frame_that_sent_the_statement() -> None:
+    [finding] = find_n_plus_one(books(3, sent_by="app/db.py:10 Database.execute"))
+    assert (finding.caller, finding.sent_by) == (CALLER, "app/db.py:10 Database.execute")
+
+
+def test_an_allow_entry_may_name_the_sending_helper() -> None:
+    queries = books(3, sent_by="app/db.py:10 Database.execute")
+    assert find_n_plus_one(queries, allow=["app/db.py:Database.execute"]) == []
+    assert len(find_n_plus_one(queries, allow=["app/other.py"])) == 1
 
 
 def test_interleaved_statements_group_separately() -> None:

@@ -161,14 +161,26 @@ N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
         2,
         ["app/legacy/*", "stack:stack-ok", "sql:select * from settings*"],
     ),
-    "no stack hash: grouped by caller": (
+    "no stack hash: never grouped": (
         [
-            *books(2, stack_hash="", caller="app/a.py:1 f"),
-            *books(1, stack_hash="", caller="app/b.py:2 g"),
-            *books(2, stack_hash="", caller="app/b.py:2 g", orm=""),
+            *books(2, stack_hash="", caller=""),
+            *books(3, stack_hash="", caller="", orm=""),
         ],
         2,
         [],
+    ),
+    "a SELECT that reads no table": (
+        [*[query(sql=f"SELECT quote('{i}')") for i in range(3)], *[query() for _ in range(2)]],
+        2,
+        [],
+    ),
+    "allow-listed by the sending frame": (
+        [
+            *books(2, stack_hash="stack-h", sent_by="app/db.py:5 Database.execute"),
+            *books(2, stack_hash="stack-i", sent_by="app/other.py:9 run"),
+        ],
+        2,
+        ["app/db.py:Database.execute"],
     ),
     "orm of the first statement that has one": (
         [*books(1, orm=""), *books(2, orm="django")],
@@ -255,10 +267,9 @@ def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
     assert counts["allow-listed by call site, stack and fingerprint"] == [
         (test, "call", "stack-c", CALLER, 2)
     ]
-    assert counts["no stack hash: grouped by caller"] == [
-        (test, "call", "", "app/a.py:1 f", 2),
-        (test, "call", "", "app/b.py:2 g", 3),
-    ]
+    assert counts["no stack hash: never grouped"] == []
+    assert counts["a SELECT that reads no table"] == []
+    assert counts["allow-listed by the sending frame"] == [(test, "call", "stack-i", CALLER, 2)]
     assert [
         f.orm for f in find_n_plus_one(*N_PLUS_ONE_CASES["orm of the first statement that has one"])
     ] == ["django"]

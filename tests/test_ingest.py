@@ -173,11 +173,15 @@ def write_statements(child: EventWriter, key: str) -> None:
                 query_line(
                     nodeid=nodeid,
                     sql='SELECT "authors".* FROM "authors" WHERE id = ?',
-                    stack_hash="",
+                    stack_hash=f"s-{name}",
                     caller=f"app/{name}.py:3 f",
                     orm="sqlalchemy" if i else "",
                 )
                 for i, name in enumerate(["views", "views", "other", "allowed", "allowed"])
+            ),
+            *(  # no project frame: never grouped
+                query_line(nodeid=nodeid, sql="SELECT id FROM t", stack_hash="", caller="")
+                for _ in range(3)
             ),
             query_line(nodeid=nodeid, sql="SELECT pg_sleep(1)", duration=0.2),
             query_line(nodeid=nodeid, sql="COMMIT", duration=0.3),
@@ -226,7 +230,7 @@ def test_bulk_ingest_builds_the_state_the_live_loop_builds(tmp_path: Path) -> No
     findings = [f for fs in state.files.values() for f in fs.n_plus_one]
     assert {(f.caller, f.count, f.orm) for f in findings} == {
         ("app/views.py:10 view", 6, ""),  # numbers and strings inlined: one shape
-        ("app/views.py:3 f", 2, "sqlalchemy"),  # no stack hash: grouped by caller
+        ("app/views.py:3 f", 2, "sqlalchemy"),  # the ORM of the first that has one
     }
     assert len(findings) == 2 * 2 * 2  # two findings in each of two tests of two files
     assert {s.sql for fs in state.files.values() for s in fs.slow} == {"SELECT pg_sleep(1)"}
@@ -240,15 +244,15 @@ def test_bulk_ingest_stores_every_statement_with_its_fingerprint(tmp_path: Path)
     store = api.open_store(db)
     rows = store.query("SELECT file, qseq, sql, fingerprint_hash, started FROM queries")
     expected = event_by_event(run_dir)
-    assert len(rows) == sum(fs.queries for fs in expected.files.values()) == 2 * 2 * 18
+    assert len(rows) == sum(fs.queries for fs in expected.files.values()) == 2 * 2 * 21
     assert all(r["fingerprint_hash"] == fingerprint_hash(fingerprint(r["sql"])) for r in rows)
     assert {r["started"].timestamp() for r in rows} == {1700000000.25}
     known = store.query("SELECT fingerprint_hash FROM fingerprints")
     assert {r["fingerprint_hash"] for r in rows} <= {k["fingerprint_hash"] for k in known}
     stored = store.query("SELECT file, n_plus_one, queries FROM test_files ORDER BY file")
     assert [(r["file"], r["n_plus_one"], r["queries"]) for r in stored] == [
-        ("tests/sub/test_b.py", 4, 36),
-        ("tests/test_a.py", 4, 36),
+        ("tests/sub/test_b.py", 4, 42),
+        ("tests/test_a.py", 4, 42),
         ("tests/test_empty.py", 0, 0),
     ]
 

@@ -121,6 +121,35 @@ def test_a_run_lands_with_its_files_tests_queries_and_output(tmp_path: Path) -> 
     ]
 
 
+def with_stack(script: Script, stack: ev.Stack) -> Script:
+    """``script`` with ``stack`` told right after collection (as a child tells a new stack)."""
+    return replace(script, events=[script.events[0], stack, *script.events[1:]])
+
+
+def test_stacks_are_stored_once_and_findings_keep_the_sending_frame(tmp_path: Path) -> None:
+    frames = [["tests/test_a.py", 3, "test_list"], ["app.py", 7, "load"]]
+    stack = ev.Stack(stack_hash="stack-1", frames=frames)
+    scripts = {"a.py": with_stack(SCRIPTS["a.py"], stack)}
+    store = write_run(tmp_path, scripts)
+    write_run(tmp_path, scripts)  # a second run tells the same stack: still one row
+    rows = store.query("SELECT stack_hash, frames, first_run FROM stacks")
+    assert rows == [
+        {
+            "stack_hash": "stack-1",
+            "frames": ["tests/test_a.py:3 test_list", "app.py:7 load"],
+            "first_run": "fake-run",
+        }
+    ]
+    (finding,) = store.query("SELECT DISTINCT caller, sent_by, stack_hash FROM n_plus_one")
+    assert finding == {
+        "caller": "app.py:7 load",
+        "sent_by": "app.py:7 load",
+        "stack_hash": "stack-1",
+    }
+    senders = store.query("SELECT DISTINCT sent_by FROM queries")
+    assert senders == [{"sent_by": "app.py:7 load"}]
+
+
 def test_a_stopped_run_keeps_the_files_that_ran(tmp_path: Path) -> None:
     scripts = {**SCRIPTS, "h.py": Script(hang=True), "z.py": pytest_file("z.py", {"t": "passed"})}
     store = write_run(tmp_path, scripts, stop_at="h.py")

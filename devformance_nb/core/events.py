@@ -87,7 +87,13 @@ class TestPhase(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Query(Event):
-    """One SQL statement, captured inside the child."""
+    """One SQL statement, captured inside the child.
+
+    ``caller`` is the project frame to change (``path:line function``), ``sent_by`` the
+    innermost project frame (a database helper, when the project has one), ``stack_hash`` the
+    whole project stack (its frames come in a ``stack`` event); all '' when no project code
+    issued the statement.
+    """
 
     kind: ClassVar[str] = "query"
     nodeid: str
@@ -100,10 +106,21 @@ class Query(Event):
     alias: str = ""
     rows: int | None = None
     caller: str = ""
+    sent_by: str = ""
     stack_hash: str = ""
     orm: str = ""
     many: bool = False
     params: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stack(Event):
+    """The project frames of a stack hash, outermost first, as ``[path, line, function]``;
+    written by a child once, before the first statement that names the hash."""
+
+    kind: ClassVar[str] = "stack"
+    stack_hash: str
+    frames: list[list[Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +213,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CollectError,
         TestPhase,
         Query,
+        Stack,
         CoverageWritten,
         FileDone,
         Output,

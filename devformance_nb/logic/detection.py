@@ -4,10 +4,14 @@ Runs in the parent at ingest, one test file at a time (``find_n_plus_one``), or 
 with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
 
 N+1 (after Prosopite): within one test and phase, the same SELECT fingerprint issued from the
-same project call stack at least ``min_count`` times. Catalog lookups, transaction control and
+same project call stack at least ``min_count`` times. A stack is the project frames with their
+instruction offsets, so two statements sent from one line by two different calls are two
+stacks while the iterations of one loop share theirs. Never counted: statements with no
+project frame on their stack (nothing to change, and nothing to tell their sources apart),
+SELECTs that read no table (``SELECT quote(?)``), catalog lookups, transaction control and
 page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a loop over pages repeats
-its statement by design, once per page rather than once per row) are never counted. The
-labelled corpus in ``tests/corpus`` holds the cases this rule is checked on.
+its statement by design, once per page rather than once per row). The labelled corpus in
+``tests/corpus`` holds the cases this rule is checked on.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class NPlusOneFinding:
     orm: str
     hint: str
     first_qseq: int
+    sent_by: str = ""
 
 
 def find_n_plus_one(
@@ -57,17 +62,17 @@ def find_n_plus_one(
     """N+1 findings in ``queries`` (typically one test file's), ordered by
     (file, nodeid, phase, first_qseq).
 
-    Within one (file, nodeid, phase), SELECTs that are not catalog lookups, transaction
-    control or page reads (``OFFSET``) are grouped by (fingerprint, stack_hash); a query
-    without a stack hash (no project frame on its stack) is grouped by (fingerprint, caller)
-    instead. A group of at least ``min_count`` queries is a finding, unless an ``allow`` entry
-    matches it:
+    Within one (file, nodeid, phase), SELECTs sent by project code (a stack hash) that read a
+    table and are not catalog lookups, transaction control or page reads (``OFFSET``) are
+    grouped by (fingerprint, stack_hash). A group of at least ``min_count`` queries is a
+    finding, unless an ``allow`` entry matches it:
 
     - ``sql:PATTERN``: an fnmatch pattern on the fingerprint, case-insensitive, e.g.
       ``sql:SELECT * FROM "settings"*``;
     - ``stack:HASH``: exactly this stack hash;
-    - anything else: an fnmatch pattern on the call site, tried against ``path:line function``,
-      ``path:line``, ``path:function`` and ``path``, e.g. ``app/views.py:list_books``,
+    - anything else: an fnmatch pattern on the call site (the frame to change or the frame
+      that sent the statement), tried against ``path:line function``, ``path:line``,
+      ``path:function`` and ``path``, e.g. ``app/views.py:list_books``,
       ``app/legacy/*`` or ``*:42 *``.
     """
     detector = NPlusOneDetector(min_count=min_count, allow=allow, auto_finish=False)
@@ -138,7 +143,7 @@ class _Group:
 
 
 _TestKey = tuple[str, str]
-_GroupKey = tuple[str, str, str, str]
+_GroupKey = tuple[str, str, str]
 
 
 class NPlusOneDetector:
@@ -170,10 +175,12 @@ class NPlusOneDetector:
         if self.auto_finish and previous is not None and previous != query.nodeid:
             emitted = self.finish_test(query.file, previous)
         self._current[query.file] = query.nodeid
+        if not query.stack_hash:  # no project frame: nothing to change, never grouped
+            return emitted
         fp = fingerprint(query.sql)
         if not is_candidate(fp):
             return emitted
-        key = (query.phase, fp, query.stack_hash, "" if query.stack_hash else query.caller)
+        key = (query.phase, fp, query.stack_hash)
         groups = self._open.setdefault((query.file, query.nodeid), {})
         group = groups.get(key)
         if group is None:
@@ -243,6 +250,7 @@ class NPlusOneDetector:
             count=group.count,
             total_duration=group.total,
             orm=group.orm,
+            sent_by=first.sent_by,
         )
 
 
@@ -259,9 +267,10 @@ def make_finding(
     count: int,
     total_duration: float,
     orm: str,
+    sent_by: str = "",
 ) -> NPlusOneFinding:
     """The finding for ``count`` repeats of fingerprint ``fp``; the other fields are those of the
-    earliest statement of the group (its caller, stack hash, text and number)."""
+    earliest statement of the group (its caller, sender, stack hash, text and number)."""
     digest, table, hint = _finding_texts(fp, orm)
     return NPlusOneFinding(
         file=file,
@@ -278,6 +287,7 @@ def make_finding(
         orm=orm,
         hint=hint,
         first_qseq=qseq,
+        sent_by=sent_by,
     )
 
 
@@ -306,19 +316,23 @@ class AllowList:
 
     def matches(self, group: _Group) -> bool:
         """Whether an entry silences this group."""
-        return self.allows(group.fingerprint, group.first.stack_hash, group.first.caller)
+        first = group.first
+        return self.allows(group.fingerprint, first.stack_hash, first.caller, first.sent_by)
 
-    def allows(self, fp: str, stack_hash: str, caller: str) -> bool:
-        """Whether an entry silences repeats of ``fp`` from this stack and call site."""
+    def allows(self, fp: str, stack_hash: str, caller: str, sent_by: str = "") -> bool:
+        """Whether an entry silences repeats of ``fp`` from this stack and call site (a site
+        pattern may name the frame to change or the frame that sent the statement)."""
         if stack_hash and stack_hash in self.stacks:
             return True
         if self.sql:
             lowered = fp.lower()
             if any(fnmatchcase(lowered, pattern) for pattern in self.sql):
                 return True
-        if self.sites and caller:
-            sites = _call_site_forms(caller)
-            return any(fnmatchcase(site, p) for p in self.sites for site in sites)
+        if self.sites:
+            for where in {caller, sent_by} - {""}:
+                sites = _call_site_forms(where)
+                if any(fnmatchcase(site, p) for p in self.sites for site in sites):
+                    return True
         return False
 
 
@@ -338,8 +352,14 @@ _PAGE = re.compile(r"\bOFFSET \?|\bLIMIT \?, \?")
 
 @lru_cache(maxsize=32_768)
 def is_candidate(fp: str) -> bool:
-    """A SELECT worth counting for N+1: not a catalog lookup, transaction control or a page."""
-    return is_select(fp) and not is_catalog_or_control(fp) and _PAGE.search(fp) is None
+    """A SELECT worth counting for N+1: it reads a table, and is not a catalog lookup,
+    transaction control or a page."""
+    return (
+        is_select(fp)
+        and not is_catalog_or_control(fp)
+        and _PAGE.search(fp) is None
+        and first_table(fp) != ""
+    )
 
 
 def finding_order(finding: NPlusOneFinding) -> tuple[str, str, int, str, int, str]:

@@ -143,6 +143,7 @@ class DevformancePlugin:
         self.context.nodeid = item.nodeid
         self.context.phase = phase
         self.context.floor = _hook_frame()
+        self.context.thread = threading.get_ident()
         coverage = self.coverage_start.coverage if self.coverage_start is not None else None
         if coverage is not None:
             coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import FrameType
 
 
@@ -10,13 +11,15 @@ class TestContext:
 
     ``floor`` is the frame that runs the phase's hook (pluggy's), below every frame of the
     phase, or None outside a phase: the capture's stack walk stops there and reuses what it
-    found below it once per phase.
+    found below it once per phase. ``thread`` is the ident of the thread running the tests: a
+    statement sent from another thread walks on through that thread's current frame.
     """
 
     __test__ = False
-    __slots__ = ("floor", "nodeid", "phase")
+    __slots__ = ("floor", "nodeid", "phase", "thread")
 
     def __init__(self) -> None:
         self.nodeid = ""
         self.phase = "collect"
         self.floor: FrameType | None = None
+        self.thread = threading.get_ident()

@@ -65,6 +65,7 @@ QUERY_FIELDS = {
     "alias": "VARCHAR",
     "rows": "BIGINT",
     "caller": "VARCHAR",
+    "sent_by": "VARCHAR",
     "stack_hash": "VARCHAR",
     "orm": "VARCHAR",
     "many": "BOOLEAN",
@@ -94,11 +95,11 @@ SELECT
     coalesce(phase, '') AS phase,
     sql,
     coalesce(stack_hash, '') AS stack_hash,
-    CASE WHEN coalesce(stack_hash, '') = '' THEN coalesce(caller, '') ELSE '' END AS site,
     count(*) AS n,
     sum(duration) AS total,
     min(qseq) AS first_qseq,
     arg_min(coalesce(caller, ''), qseq) AS caller,
+    arg_min(coalesce(sent_by, ''), qseq) AS sent_by,
     arg_min(orm, qseq) FILTER (WHERE orm <> '') AS orm,
     min(qseq) FILTER (WHERE orm <> '') AS orm_qseq,
     list({'qseq': qseq, 'duration': duration}) FILTER (WHERE OVER_THRESHOLD) AS slow
@@ -112,19 +113,21 @@ _N_PLUS_ONE = """
 SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash,
     sum(g.n) AS n, sum(g.total) AS total, min(g.first_qseq) AS first_qseq,
     arg_min(g.sql, g.first_qseq) AS sql, arg_min(g.caller, g.first_qseq) AS caller,
-    arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm
+    arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm,
+    arg_min(g.sent_by, g.first_qseq) AS sent_by
 FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
-WHERE k.candidate
-GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.site
+WHERE k.candidate AND g.stack_hash <> ''
+GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash
 HAVING sum(g.n) >= $min_count
 """
 
 _INSERT = """
 INSERT INTO queries (run_id, file, nodeid, phase, qseq, started, duration, sql,
-    fingerprint_hash, vendor, alias, rows, caller, stack_hash, orm, many, params)
+    fingerprint_hash, vendor, alias, rows, caller, sent_by, stack_hash, orm, many, params)
 SELECT $run_id, q.file, q.nodeid, q.phase, q.qseq,
     make_timestamp(CAST(round(q.start * 1000000) AS BIGINT)), q.duration, q.sql,
-    m.fingerprint_hash, q.vendor, q.alias, q.rows, q.caller, q.stack_hash, q.orm, q.many, q.params
+    m.fingerprint_hash, q.vendor, q.alias, q.rows, q.caller, q.sent_by, q.stack_hash, q.orm,
+    q.many, q.params
 FROM SOURCE q JOIN _devformance_texts m USING (sql)
 WHERE q.kind = 'query' AND coalesce(q.v, 1) <= VERSION
 """
@@ -285,9 +288,9 @@ def _n_plus_one(
 ) -> None:
     rows = con.execute(_N_PLUS_ONE, {"min_count": min_count}).fetchall()
     found = []
-    for file, nodeid, phase, digest, stack_hash, n, total, qseq, sql, caller, orm in rows:
+    for file, nodeid, phase, digest, stack_hash, n, total, qseq, sql, caller, orm, sent_by in rows:
         fp = fingerprints[digest]
-        if allow.allows(fp, stack_hash, caller):
+        if allow.allows(fp, stack_hash, caller, sent_by):
             continue
         found.append(
             make_finding(
@@ -302,6 +305,7 @@ def _n_plus_one(
                 count=int(n),
                 total_duration=float(total or 0.0),
                 orm=orm or "",
+                sent_by=sent_by or "",
             )
         )
     for finding in sorted(found, key=finding_order):

@@ -23,7 +23,7 @@ from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summa
 
 _COLUMNS = (
     "nodeid", "phase", "qseq", "started", "duration", "sql", "fingerprint_hash", "vendor",
-    "alias", "rows", "caller", "stack_hash", "orm", "many", "params",
+    "alias", "rows", "caller", "sent_by", "stack_hash", "orm", "many", "params",
 )  # fmt: skip
 
 
@@ -64,6 +64,7 @@ class QueryBuffer:
         c["alias"].append(q.alias)
         c["rows"].append(q.rows)
         c["caller"].append(q.caller)
+        c["sent_by"].append(q.sent_by)
         c["stack_hash"].append(q.stack_hash)
         c["orm"].append(q.orm)
         c["many"].append(q.many)
@@ -130,6 +131,23 @@ def write_queries(
             con.unregister("_devformance_queries")
 
 
+def stack_row(run_id: str, stack: ev.Stack) -> dict[str, Any]:
+    """A ``stacks`` row: the hash and its frames as ``path:line function``, outermost first."""
+    frames = [f"{path}:{line} {function}" for path, line, function in stack.frames]
+    return {"stack_hash": stack.stack_hash, "frames": frames, "first_run": run_id}
+
+
+def write_stacks(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert the stacks the store does not hold yet (a hash names the same frames forever)."""
+    unique = list({row["stack_hash"]: row for row in rows}.values())
+    if not unique:
+        return
+    con.executemany(
+        "INSERT OR IGNORE INTO stacks (stack_hash, frames, first_run) VALUES (?, ?, ?)",
+        [(row["stack_hash"], row["frames"], row["first_run"]) for row in unique],
+    )
+
+
 def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[str, Any]]:
     """``n_plus_one`` rows for ``findings``."""
     return [
@@ -144,6 +162,7 @@ def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[
             "count": f.count,
             "total_duration": f.total_duration,
             "caller": f.caller,
+            "sent_by": f.sent_by,
             "stack_hash": f.stack_hash,
             "example_sql": f.example_sql,
             "orm": f.orm,

@@ -207,6 +207,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE test_files ADD COLUMN coverage_note VARCHAR;
         """,
     ),
+    Migration(
+        4,
+        "stored stacks; the frame that sent a statement apart from the frame to change",
+        """
+        CREATE TABLE stacks (
+            stack_hash VARCHAR PRIMARY KEY,
+            frames VARCHAR[] NOT NULL,
+            first_run VARCHAR
+        );
+        ALTER TABLE queries ADD COLUMN sent_by VARCHAR;
+        ALTER TABLE n_plus_one ADD COLUMN sent_by VARCHAR;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

@@ -31,8 +31,10 @@ from devformance_nb.store.rows import (
     coverage_columns,
     finding_rows,
     source_file_rows,
+    stack_row,
     test_file_coverage_rows,
     write_queries,
+    write_stacks,
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -229,6 +231,7 @@ class Batch:
             con.executemany("DELETE FROM test_files WHERE run_id = ? AND file = ?", replaced)
         for table in RUN_TABLES:
             insert_frame(con, table, self.rows.get(table, []))
+        write_stacks(con, self.rows.get("stacks", []))
         if self.finish is not None:
             _finish_run(con, self.finish, self.sources)
         for write in self.extra:
@@ -293,6 +296,8 @@ class StoreWriter:
             self._queries.add(event)
             if len(self._queries) >= QUERY_BATCH:  # bounds memory on query-heavy files
                 self._batch.queries.append(self._queries.take())
+        elif isinstance(event, ev.Stack):
+            self._batch.add("stacks", [stack_row(state.run_id, event)])
         elif isinstance(event, ev.Output):
             text = strip_ansi(event.text)
             lines = self._output.setdefault(event.file, [])

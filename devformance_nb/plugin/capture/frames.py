@@ -1,4 +1,4 @@
-"""Project call sites of a statement: the first project frame and a hash of all of them.
+"""Project call sites of a statement: where to change it, who sent it, and its whole stack.
 
 Every statement walks the whole Python stack, so the walk costs two attribute reads and one
 dict lookup per frame. Whether a frame is project code depends only on its code object's
@@ -6,31 +6,76 @@ file, so the answer is cached by ``f_code.co_filename``: a string caches its own
 a code object rehashes its name, constants and bytecode on every lookup (several times the
 cost of the whole per-frame step) and ``id()`` costs a builtin call per frame.
 
-The described result (caller text and stack hash, built from line numbers) is cached by the
-sequence of the project frames' (code id, instruction offset) pairs. ``f_lasti`` instead of
-``f_lineno``: the line number is decoded from the line table on each access. Code objects
-named in that cache are kept alive by it, so their ids cannot be handed on to other code.
+The described result (:class:`Site`) is cached by the sequence of the project frames' (code
+id, instruction offset) pairs. ``f_lasti`` instead of ``f_lineno``: the line number is decoded
+from the line table on each access, and two calls on one line (``check(list(a), list(b))``)
+have different offsets while the iterations of a loop share theirs. Code objects named in that
+cache are kept alive by it, so their ids cannot be handed on to other code.
+
+A stack that ends before the test's floor crossed a boundary: the statement runs in a greenlet
+(SQLAlchemy's asyncio bridge) or in another thread (a web framework's worker thread, a driver
+run in a thread). The walk then goes on through the parent greenlets' suspended frames and
+the test thread's current frame, so statements sent from different lines of a test keep
+different stacks. Statements on the test thread that reach the floor pay nothing for this.
 """
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import os
+import re
+import selectors
+import sys
 import sysconfig
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
+from typing import Any, NamedTuple
 
 #: path parts that mark installed third-party code, never project code
 INSTALLED_MARKERS = ("site-packages", "dist-packages")
 #: distinct stacks cached before the cache is dropped and rebuilt (bounds memory)
 MAX_STACKS = 50_000
 HASH_BYTES = 6  # 12 hex characters
-#: the site of a statement no project code issued
-NO_SITE = ("", "")
+#: boundaries (greenlet parents, then the test thread) one walk may cross
+MAX_CROSSINGS = 8
+#: project frames kept in a stored stack (innermost ones; deep recursion is cut)
+MAX_STORED_FRAMES = 60
 
 #: this package's own folder: its frames (the capture itself, the plugin) are never callers
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+#: an argument that is a statement's text: the function that received it is a helper
+_SQL_TEXT = re.compile(
+    r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|REPLACE|UPSERT|MERGE|PRAGMA|CREATE|DROP|ALTER)\b",
+    re.IGNORECASE,
+)
+#: modules of statement objects (SQLAlchemy constructs, Django querysets) that make a function
+#: receiving one a helper
+_STATEMENT_MODULES = ("sqlalchemy.sql.", "sqlalchemy.orm.query", "django.db.models.query")
+
+
+class Site(NamedTuple):
+    """Where a statement came from, as the capture records it.
+
+    ``caller`` is the frame to change (``path:line function``): the innermost project frame
+    that is not a helper handed the statement by its caller; ``sent_by`` is the innermost
+    project frame (the one that sent it, often a database helper); ``stack_hash`` names the
+    whole project stack. All three are '' when no project code is on the stack.
+    """
+
+    caller: str
+    sent_by: str
+    stack_hash: str
+
+
+#: the site of a statement no project code issued
+NO_SITE = Site("", "", "")
+
+#: a stored stack's frames, outermost first: (path, line, function)
+StackFrames = list[tuple[str, int, str]]
 
 
 def _folder_prefix(path: str) -> str:
@@ -54,6 +99,104 @@ class Library:
     senders: frozenset[str]
 
 
+#: threading's own functions that start or wait for a thread: a test thread found in one of
+#: them is managing worker threads, and where exactly (starting the third, joining the first)
+#: says nothing about which statement a worker sends
+_THREAD_MANAGING = {threading.Thread.start.__code__, threading.Thread.join.__code__}
+#: functions a thread blocks in while it waits for a result (a future, a queue, an event, a
+#: selector): a test thread found in one of them is at the line that asked for the work
+_WAITING = {threading.Condition.wait.__code__} | {
+    cls.select.__code__
+    for cls in vars(selectors).values()
+    if isinstance(cls, type) and issubclass(cls, selectors.BaseSelector) and "select" in vars(cls)
+}
+
+
+class Crossing(NamedTuple):
+    """Where a walk goes on after a boundary; ``managing``: the thread there is not waiting
+    for the work (it starts or joins threads, or runs on), so its frames above the floor,
+    which say nothing about who asked for the statement, are left out of the stack."""
+
+    frame: FrameType
+    managing: bool
+
+
+def crossings(thread: int) -> Iterator[Crossing]:
+    """Where a walk goes on once a stack ended before the test's floor.
+
+    First the suspended frame of each parent greenlet (greenlet imported only if the project
+    did), then, off the test thread (``thread``, an ident; 0 if unknown), that thread's
+    current frame: a test waiting for a request it sent to a worker thread (a web framework's
+    test client) is at the line that sent it. A test thread that is not waiting (running on,
+    or starting and joining threads) is at no line that matters (``managing``).
+    """
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is not None:
+        try:
+            parent = greenlet.getcurrent().parent
+        except Exception:  # a greenlet build without getcurrent: no crossing
+            parent = None
+        while parent is not None:
+            frame = getattr(parent, "gr_frame", None)
+            if frame is not None:
+                yield Crossing(frame, False)
+            parent = parent.parent
+    if thread and _thread.get_ident() != thread:
+        frame = sys._current_frames().get(thread)
+        if frame is not None:
+            yield Crossing(frame, not _waits_for_work(frame))
+
+
+def _waits_for_work(frame: FrameType) -> bool:
+    """Whether a thread stopped at ``frame`` waits for a result (not for a thread to start or
+    end): the frames that show it are innermost, a few deep."""
+    current: FrameType | None = frame
+    for _ in range(8):
+        if current is None:
+            return False
+        code = current.f_code
+        if code in _THREAD_MANAGING:
+            return False
+        if code in _WAITING:
+            # whatever waits below is threading's or the selector's: look for start/join above
+            above = current.f_back
+            for _ in range(4):
+                if above is None or above.f_code in _THREAD_MANAGING:
+                    return above is None
+                above = above.f_back
+            return True
+        current = current.f_back
+    return False
+
+
+def is_helper(frame: FrameType) -> bool:
+    """Whether ``frame``'s function was handed the statement by its caller: one of its
+    arguments is SQL text or a statement object (a query helper, not the line to change)."""
+    code = frame.f_code
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)  # *args, **kwargs
+    try:
+        local = frame.f_locals
+    except Exception:
+        return False
+    for name in code.co_varnames[:count]:
+        value: Any = local.get(name)
+        values: tuple[Any, ...]
+        if type(value) in (tuple, list):
+            values = tuple(value[:8])
+        elif type(value) is dict:
+            values = tuple(value.values())[:8]
+        else:
+            values = (value,)
+        for item in values:
+            if type(item) is str:
+                if _SQL_TEXT.match(item):
+                    return True
+            elif item is not None and type(item).__module__.startswith(_STATEMENT_MODULES):
+                return True
+    return False
+
+
 class FrameIndex:
     """Finds the project frames of a stack; project means under ``root`` and not excluded."""
 
@@ -68,16 +211,20 @@ class FrameIndex:
         self._project: dict[str, bool | Library] = {}
         #: (folder prefix, library) of the libraries whose frames tag a statement (ORMs)
         self._libraries: list[tuple[str, Library]] = []
-        #: (id(code), f_lasti, ...) of a stack's project frames -> (caller, stack hash)
-        self._stacks: dict[tuple[int, ...], tuple[str, str]] = {}
+        #: (id(code), f_lasti, ...) of a stack's project frames -> its site
+        self._stacks: dict[tuple[int, ...], Site] = {}
         #: the code objects whose ids appear in the keys of _stacks
         self._alive: dict[int, CodeType] = {}
         #: the last floor frame and the key of the project frames from it down (one attribute,
         #: replaced whole, so threads never see half of it)
         self._below: tuple[FrameType | None, tuple[int, ...]] = (None, ())
+        #: called with (stack hash, frames outermost first) the first time a hash is made
+        self.on_stack: Callable[[str, StackFrames], None] | None = None
+        #: stack hashes already handed to on_stack (each once per process)
+        self._told: set[str] = set()
 
-    def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> tuple[str, str]:
-        """``(caller, stack_hash)`` for the stack starting at ``frame``; ``("", "")`` if none.
+    def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> Site:
+        """The :class:`Site` of the stack starting at ``frame``; ``NO_SITE`` if none.
 
         ``floor``, when given, is a frame known to stay below ``frame`` for a while (the frame
         running the current test phase's hook): the walk stops there and appends what an earlier
@@ -87,11 +234,12 @@ class FrameIndex:
         return self.walk(frame, floor)[0]
 
     def walk(
-        self, frame: FrameType | None, floor: FrameType | None = None
-    ) -> tuple[tuple[str, str], str]:
-        """``((caller, stack_hash), orm)``: ``locate``'s answer, and the name of the library
-        that sent the statement: the innermost frame of a library tagged with ``tag_library``
-        is one of its sending functions ('' otherwise)."""
+        self, frame: FrameType | None, floor: FrameType | None = None, thread: int = 0
+    ) -> tuple[Site, str]:
+        """``(site, orm)``: ``locate``'s answer, and the name of the library that sent the
+        statement: the innermost frame of a library tagged with ``tag_library`` is one of its
+        sending functions ('' otherwise). ``thread`` is the test thread's ident: a stack that
+        ends before ``floor`` goes on through greenlet parents and that thread."""
         known = self._project
         key: list[int] = []
         orm = ""
@@ -117,12 +265,14 @@ class FrameIndex:
                 if code.co_name in kind.senders:  # type: ignore[union-attr]
                     orm = kind.name  # type: ignore[union-attr]
             current = current.f_back
+        if current is None and floor is not None:
+            self._cross(key, floor, thread)  # the stack ended before the test: go on
         if not key:
             return NO_SITE, orm
         stack = tuple(key)
         found = self._stacks.get(stack)
         if found is None:
-            found = self._remember(stack, frame)
+            found = self._remember(stack, frame, floor, thread)
         return found, orm
 
     def tag_library(self, folder: str, name: str, senders: Collection[str]) -> None:
@@ -180,22 +330,80 @@ class FrameIndex:
             return None
         return os.path.relpath(real, self.root).replace(os.sep, "/")
 
-    def _remember(self, stack: tuple[int, ...], frame: FrameType | None) -> tuple[str, str]:
+    def _cross(self, key: list[int], floor: FrameType, thread: int) -> None:
+        """Extend ``key`` across boundaries until the floor (see :func:`crossings`)."""
+        for hops, (current, managing) in enumerate(crossings(thread)):
+            if hops >= MAX_CROSSINGS:
+                return
+            key.append(-2 if managing else -1)  # a boundary: another stack across each
+            at: FrameType | None = current
+            while at is not None:
+                if at is floor:
+                    below = self._below
+                    if below[0] is not floor:
+                        below = self._walk_below(floor)
+                    key.extend(below[1])
+                    return
+                code = at.f_code
+                if not managing and self.relpath(code.co_filename) is not None:
+                    self._alive[id(code)] = code
+                    key.append(id(code))
+                    key.append(at.f_lasti)
+                at = at.f_back
+
+    def _chain(
+        self, frame: FrameType | None, floor: FrameType | None, thread: int
+    ) -> Iterator[FrameType]:
+        """Every frame ``walk`` keys (without the floor shortcut), innermost first."""
+        current = frame
+        while current is not None and current is not floor:
+            yield current
+            current = current.f_back
+        if current is None and floor is not None:
+            for hops, (start, managing) in enumerate(crossings(thread)):
+                if hops >= MAX_CROSSINGS:
+                    return
+                at: FrameType | None = start
+                while at is not None and at is not floor:
+                    if not managing:
+                        yield at
+                    at = at.f_back
+                if at is not None:
+                    current = at
+                    break
+        while current is not None:  # the floor and what is below it
+            yield current
+            current = current.f_back
+
+    def _remember(
+        self, stack: tuple[int, ...], frame: FrameType | None, floor: FrameType | None, thread: int
+    ) -> Site:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
             self._alive.clear()
             self._below = (None, ())
+        found: list[tuple[FrameType, str, int, str]] = []  # innermost first
         parts: list[str] = []
-        current = frame
-        while current is not None:
+        for current in self._chain(frame, floor, thread):
             code = current.f_code
             path = self.relpath(code.co_filename)
             if path is not None:
                 self._alive[id(code)] = code
                 name = getattr(code, "co_qualname", code.co_name)
-                parts.append(f"{path}:{current.f_lineno} {name}")
-            current = current.f_back
-        digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES)
-        found = (parts[0], digest.hexdigest())
-        self._stacks[stack] = found
-        return found
+                line = current.f_lineno or 0
+                parts.append(f"{path}:{line} {name}@{current.f_lasti}")
+                found.append((current, path, line, name))
+        if not found:  # a crossing that changed under us: nothing to describe
+            return NO_SITE
+        digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
+        texts = [f"{path}:{line} {name}" for _, path, line, name in found]
+        change = 0
+        while change < len(found) - 1 and is_helper(found[change][0]):
+            change += 1
+        site = Site(texts[change], texts[0], digest)
+        self._stacks[stack] = site
+        if self.on_stack is not None and digest not in self._told:
+            self._told.add(digest)
+            kept = found[:MAX_STORED_FRAMES]
+            self.on_stack(digest, [(path, line, name) for _, path, line, name in reversed(kept)])
+        return site

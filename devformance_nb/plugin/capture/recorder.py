@@ -14,7 +14,7 @@ import reprlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from devformance_nb.plugin.capture.frames import FrameIndex
+from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
 
 if TYPE_CHECKING:
     from devformance_nb.core.contract import ChildOptions
@@ -41,6 +41,9 @@ class ClaimedCursor:
 
     #: the ORM whose execute is running on this cursor now ("" outside any ORM)
     devformance_orm: str = ""
+    #: the site the ORM found for that execute, when the driver runs it in another thread
+    #: (aiosqlite), where the stack no longer shows who sent it
+    devformance_site: Site | None = None
 
 
 def known_rows(rowcount: Any) -> int | None:
@@ -71,6 +74,10 @@ def _json(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _json_frames(frames: StackFrames) -> str:
+    return json.dumps([list(frame) for frame in frames], ensure_ascii=False)
+
+
 class Recorder:
     """Turns timed statements into ``query`` events on the child's writer (thread-safe).
 
@@ -84,10 +91,11 @@ class Recorder:
         self.context = context
         self.capture_params = options.capture_params
         self.frames = FrameIndex(options.root or os.getcwd())
+        self.frames.on_stack = self._write_stack
         #: statements that could not be recorded (the error is swallowed, the count kept)
         self.dropped = 0
-        #: (sql, (caller, stack_hash), vendor, alias, orm, many) -> their encoded fields
-        self._encoded: dict[tuple[str, tuple[str, str], str, str, str, bool], str] = {}
+        #: (sql, site, vendor, alias, orm, many) -> their encoded fields
+        self._encoded: dict[tuple[str, Site, str, str, str, bool], str] = {}
         #: the test context last seen and its encoded fields (one attribute: threads read it)
         self._context: tuple[str, str, str] = ("", "", self._encode_context("", ""))
 
@@ -102,15 +110,20 @@ class Recorder:
         orm: str = "",
         many: bool = False,
         params: Any = None,
+        site: Site | None = None,
     ) -> None:
         """Write one ``query`` event for a statement that ran (or failed) just now.
 
         Called from inside the adapter's wrapper, so the stack above it is the code that
-        issued the statement. Any failure here is counted in ``dropped``, never raised.
+        issued the statement (``site``, when given, was found by an ORM before it handed the
+        statement to a driver thread). Any failure here is counted in ``dropped``, never raised.
         """
         try:
             context = self.context
-            site, library = self.frames.walk(sys._getframe(1), context.floor)
+            if site is None:
+                site, library = self.frames.walk(sys._getframe(1), context.floor, context.thread)
+            else:
+                library = ""
             text = sql if type(sql) is str else str(sql)
             # the ORM an adapter tagged the cursor with, else one whose code is on the stack
             key = (text, site, vendor, alias, orm or library, many)
@@ -138,11 +151,27 @@ class Recorder:
         except Exception:
             self.dropped += 1
 
-    def _encode_static(self, key: tuple[str, tuple[str, str], str, str, str, bool]) -> str:
-        text, (caller, stack_hash), vendor, alias, orm, many = key
+    def site_here(self) -> Site:
+        """The site of the code calling the caller of this method (an ORM's listener), for a
+        statement the ORM hands to a driver that runs it in another thread."""
+        context = self.context
+        try:
+            return self.frames.walk(sys._getframe(2), context.floor, context.thread)[0]
+        except Exception:
+            return NO_SITE
+
+    def _write_stack(self, stack_hash: str, frames: StackFrames) -> None:
+        # one per new stack, before the first statement that names it
+        self.writer.write_fields(
+            "stack", f'"stack_hash":{_json(stack_hash)},"frames":{_json_frames(frames)}'
+        )
+
+    def _encode_static(self, key: tuple[str, Site, str, str, str, bool]) -> str:
+        text, (caller, sent_by, stack_hash), vendor, alias, orm, many = key
         encoded = (
             f'"sql":{_json(text)},"vendor":{_json(vendor)},"alias":{_json(alias)},'
-            f'"caller":{_json(caller)},"stack_hash":{_json(stack_hash)},"orm":{_json(orm)},'
+            f'"caller":{_json(caller)},"sent_by":{_json(sent_by)},'
+            f'"stack_hash":{_json(stack_hash)},"orm":{_json(orm)},'
             f'"many":{"true" if many else "false"}'
         )
         if len(text) <= MAX_CACHED_SQL:

@@ -16,6 +16,13 @@ only tag the statement. The start time lives on the execution context, which eve
 has to itself, so nested executions cannot mix their timings and a failed one leaves nothing
 behind.
 
+A driver that runs statements in a thread of its own behind SQLAlchemy's asyncio bridge
+(aiosqlite: SQLAlchemy's cursor wraps aiosqlite's, which wraps a claimed sqlite3 cursor) is
+recorded by the DB-API layer too, in that thread, where the stack no longer shows the code
+that sent the statement: ``before_cursor_execute`` tags the claimed cursor underneath with
+the ORM and with the site found in SQLAlchemy's greenlet, so the statement is recorded once,
+with the test's stack.
+
 Any listener on the ``Engine`` class puts every execution of every engine on SQLAlchemy's
 slower event path (several microseconds a statement), so the listeners are added only once
 they can matter: the first time a pool hands out a DB-API connection whose cursors are not
@@ -67,6 +74,18 @@ def _pop_start(context: Any) -> tuple[float, float] | None:
     if started is not None:
         setattr(context, STARTED, None)
     return started
+
+
+def claimed_inner(cursor: Any) -> ClaimedCursor | None:
+    """The claimed cursor an adapting cursor wraps (SQLAlchemy's asyncio cursor around
+    aiosqlite's around sqlite3's), or None."""
+    for _ in range(2):
+        cursor = getattr(cursor, "_cursor", None)
+        if cursor is None:
+            return None
+        if isinstance(cursor, ClaimedCursor):
+            return cursor
+    return None
 
 
 def claimed(dbapi_connection: Any) -> bool:
@@ -157,6 +176,11 @@ class SQLAlchemyAdapter(Adapter):
     ) -> None:
         if isinstance(cursor, ClaimedCursor):
             cursor.devformance_orm = ORM
+            return
+        inner = claimed_inner(cursor)
+        if inner is not None:
+            inner.devformance_orm = ORM
+            inner.devformance_site = self.recorder.site_here()
         elif context is not None:
             setattr(context, STARTED, (_time(), _perf()))
 
@@ -172,6 +196,10 @@ class SQLAlchemyAdapter(Adapter):
         if isinstance(cursor, ClaimedCursor):
             cursor.devformance_orm = ""
             return
+        inner = claimed_inner(cursor)
+        if inner is not None:
+            inner.devformance_orm, inner.devformance_site = "", None
+            return
         started = _pop_start(context)
         if started is not None:
             rows = known_rows(getattr(cursor, "rowcount", -1))
@@ -182,6 +210,10 @@ class SQLAlchemyAdapter(Adapter):
         cursor = getattr(context, "cursor", None)
         if isinstance(cursor, ClaimedCursor):
             cursor.devformance_orm = ""  # the DB-API layer recorded the failed statement
+            return
+        inner = claimed_inner(cursor)
+        if inner is not None:
+            inner.devformance_orm, inner.devformance_site = "", None
             return
         started = _pop_start(context)
         if started is not None:

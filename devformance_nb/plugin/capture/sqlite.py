@@ -78,6 +78,7 @@ class TimingCursor(ClaimedCursor, sqlite3.Cursor):
             self.devformance_orm,
             False,
             parameters,
+            self.devformance_site,
         )
         return result
 
@@ -119,7 +120,8 @@ def _done(
     duration = _perf() - began
     alias = getattr(cursor.connection, "devformance_alias", "")
     rows = known_rows(rowcount)
-    recorder.record(sql, VENDOR, alias, start, duration, rows, cursor.devformance_orm, many, params)
+    orm, site = cursor.devformance_orm, cursor.devformance_site
+    recorder.record(sql, VENDOR, alias, start, duration, rows, orm, many, params, site)
 
 
 class TimingConnection(sqlite3.Connection):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.models import Base
 
@@ -49,6 +50,13 @@ class Database:
             return create_engine(self.url)
         options = {"options": f"-csearch_path={self.schema}"}
         return create_engine(self.url, connect_args=options)
+
+    def async_engine(self) -> AsyncEngine:
+        """A new asyncio engine on this database: aiosqlite, or psycopg's async API."""
+        if self.schema is None:
+            return create_async_engine(self.url.set(drivername="sqlite+aiosqlite"))
+        url = self.url.set(drivername="postgresql+psycopg_async")
+        return create_async_engine(url, connect_args={"options": f"-csearch_path={self.schema}"})
 
     def connect(self) -> Any:
         """A new DB-API connection (autocommit on a server, sqlite3's default otherwise)."""

@@ -157,3 +157,36 @@ def names_in_threads(db: Database, ids: list[int]) -> list[str]:
     for thread in threads:
         thread.join()
     return [names[i] for i in ids]
+
+
+def shouted_names(db: Database, con: Any) -> list[str]:
+    """A SELECT that reads no table, once per row (the database as a calculator)."""
+    cur = con.cursor()
+    cur.execute("SELECT name FROM authors ORDER BY id")
+    out = []
+    for (name,) in cur.fetchall():
+        cur.execute(db.sql("SELECT upper(?)"), (name,))
+        out.append(str(cur.fetchone()[0]))
+    return out
+
+
+class Gateway:
+    """A database helper: every statement of the app goes through ``one``."""
+
+    def __init__(self, db: Database, con: Any) -> None:
+        self.db, self.con = db, con
+
+    def one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row of ``sql``."""
+        cur = self.con.cursor()
+        cur.execute(self.db.sql(sql), params)
+        return cur.fetchone()[0]
+
+
+def country_of_each_book(gateway: Gateway) -> dict[int, str]:
+    """Each book's author's country through the helper, one lookup per book (N+1)."""
+    out = {}
+    for book_id in range(1, 5):
+        sql = "SELECT country FROM authors a JOIN books b ON b.author_id = a.id WHERE b.id = ?"
+        out[book_id] = gateway.one(sql, (book_id,))  # site: helper_loop
+    return out

@@ -35,6 +35,26 @@ def test_a_loop_over_tables_is_a_different_query_each_time(con: Any) -> None:
 
 
 @label()
+def test_the_same_query_from_two_calls_on_one_line(db: Database, con: Any) -> None:
+    assert (rawsql.author_name(db, con, 1), rawsql.author_name(db, con, 2)) == ("Ann", "Bob")
+
+
+@label()
+def test_a_select_of_no_table_per_row(db: Database, con: Any) -> None:
+    assert rawsql.shouted_names(db, con) == ["ANN", "BOB", "CID", "DEE"]
+
+
+@label(n_plus_one("helper_loop", 4, "authors"))
+def test_a_loop_through_a_database_helper_names_the_loop(db: Database, con: Any) -> None:
+    assert rawsql.country_of_each_book(rawsql.Gateway(db, con)) == {
+        1: "FR",
+        2: "FR",
+        3: "FR",
+        4: "FR",
+    }
+
+
+@label()
 def test_the_same_query_from_two_call_sites(db: Database, con: Any) -> None:
     first = rawsql.author_name(db, con, 1)
     cur = con.cursor()
