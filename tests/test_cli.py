@@ -52,6 +52,56 @@ def test_pytest_arguments_after_double_dash(make_project: MakeProject) -> None:
     assert out.returncode == 0, out.stdout  # the failing test was deselected in the child
 
 
+HELPER_APP = {
+    "app/__init__.py": "",
+    "app/db.py": (
+        "import sqlite3\n"
+        "\n"
+        "def connect():\n"
+        "    con = sqlite3.connect(':memory:')\n"
+        "    con.execute('CREATE TABLE books (id INTEGER, author INTEGER)')\n"
+        "    return con\n"
+        "\n"
+        "def fetch(con, sql, params):\n"
+        "    return con.execute(sql, params).fetchall()\n"
+    ),
+    "app/views.py": (
+        "from app.db import fetch\n"
+        "\n"
+        "def shelves(con):\n"
+        "    out = []\n"
+        "    for author in (1, 2, 3):\n"
+        "        out.append(fetch(con, 'SELECT id FROM books WHERE author = ?', (author,)))\n"
+        "    return out\n"
+    ),
+    "tests/test_views.py": (
+        "from app.db import connect\n"
+        "from app.views import shelves\n"
+        "\n"
+        "def test_shelves():\n"
+        "    assert shelves(connect()) == [[], [], []]\n"
+    ),
+}
+
+
+def test_nplus1_names_the_loop_the_sending_helper_and_the_stack(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(HELPER_APP)
+    assert cli("run", cwd=root).returncode == 0
+    out = cli("nplus1", cwd=root)
+    assert out.returncode == 0, out.stderr
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert "1 N+1 findings" in lines[0]
+    assert lines[1].startswith("x3") and "app/views.py:6 shelves" in lines[1]
+    assert lines[2] == "sent by: app/db.py:9 fetch"
+    assert lines[3:6] == [
+        "tests/test_views.py:5 test_shelves",
+        "> app/views.py:6 shelves",
+        "app/db.py:9 fetch",
+    ]
+
+
 def test_ingest_and_schema(make_project: MakeProject, tmp_path: Path) -> None:
     root = make_project({"tests/test_a.py": PASS})
     assert cli("run", cwd=root).returncode == 0

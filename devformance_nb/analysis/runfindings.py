@@ -34,11 +34,18 @@ def slow_queries(store: StoreLike, run_id: str, limit: int = 10) -> list[dict[st
 
 
 def n_plus_one(store: StoreLike, run_id: str) -> list[dict[str, Any]]:
-    """A run's N+1 findings, most repeated first."""
+    """A run's N+1 findings, most repeated first.
+
+    ``caller`` is the frame to change, ``sent_by`` the frame that sent the statement, and
+    ``frames`` the finding's whole stored stack (``path:line function``, outermost first;
+    empty when the stack was not stored, as in runs recorded before stacks were).
+    """
     return as_store(store).query(
-        "SELECT file, nodeid, phase, caller, count, table_name, total_duration * 1000 AS ms, "
-        "hint, example_sql FROM n_plus_one WHERE run_id = ? "
-        "ORDER BY count DESC, file, nodeid, first_qseq",
+        "SELECT n.file, n.nodeid, n.phase, n.caller, coalesce(n.sent_by, '') AS sent_by, "
+        "n.count, n.table_name, n.total_duration * 1000 AS ms, n.hint, n.example_sql, "
+        "n.stack_hash, coalesce(s.frames, []) AS frames "
+        "FROM n_plus_one n LEFT JOIN stacks s USING (stack_hash) WHERE n.run_id = ? "
+        "ORDER BY n.count DESC, n.file, n.nodeid, n.first_qseq",
         [run_id],
     )
 

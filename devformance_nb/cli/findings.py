@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 SQL_WIDTH = 110
@@ -25,14 +25,37 @@ def slow_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+#: frames of a stored stack shown around the frame to change (callers first)
+CONTEXT_OUTER = 3
+CONTEXT_INNER = 1
+
+
+def context_frames(frames: Sequence[str], caller: str) -> list[str]:
+    """About five frames of ``frames`` (outermost first) around ``caller``, the frame to
+    change marked with ``>``; [] when the stack is unknown."""
+    if not frames:
+        return []
+    at = frames.index(caller) if caller in frames else len(frames) - 1
+    start, end = max(0, at - CONTEXT_OUTER), min(len(frames), at + CONTEXT_INNER + 1)
+    return [("> " if i == at else "  ") + frames[i] for i in range(start, end)]
+
+
 def n_plus_one_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """N+1 findings (keys: count, table_name, caller, nodeid, ms, hint, example_sql) as text."""
+    """N+1 findings (keys: count, table_name, caller, nodeid, ms, hint, example_sql; optional:
+    sent_by, frames) as text: the frame to change first, the sending helper when it is
+    another frame, and the stack around it."""
     out = []
     for row in rows:
+        caller = row["caller"] or "?"
         out.append(
-            f"  x{row['count']:<4} {row['table_name'] or '?':<14} {row['caller'] or '?'}  "
+            f"  x{row['count']:<4} {row['table_name'] or '?':<14} {caller}  "
             f"({row['nodeid']}, {row['ms']:.1f} ms)"
         )
+        sent_by = row.get("sent_by") or ""
+        if sent_by and sent_by != row["caller"]:
+            out.append(f"        sent by: {sent_by}")
+        for frame in context_frames(list(row.get("frames") or []), row["caller"]):
+            out.append(f"        {frame}")
         out.append(f"        e.g. {one_line(row['example_sql'], 96)}")
         out.append(f"        fix: {row['hint']}")
     return out

@@ -141,6 +141,7 @@ def findings_report(state: RunState, top: int = 10) -> list[str]:
                 "count": f.count,
                 "table_name": f.table,
                 "caller": f.caller,
+                "sent_by": f.sent_by,
                 "nodeid": f.nodeid,
                 "ms": f.total_duration * 1000,
                 "hint": f.hint,

@@ -196,12 +196,14 @@ def _n_plus_one_item(item: Any) -> str:
     table = getattr(item, "table", "") or "?"
     count = getattr(item, "count", "?")
     caller = getattr(item, "caller", "") or ""
+    sent_by = getattr(item, "sent_by", "") or ""
     hint = getattr(item, "hint", "") or ""
     sql = getattr(item, "example_sql", "") or ""
     total = getattr(item, "total_duration", None)
     took = f", {total * 1000:.0f} ms" if isinstance(total, (int, float)) else ""
+    sender = f" (sent by <code>{_esc(sent_by)}</code>)" if sent_by and sent_by != caller else ""
     return (
-        f"<li><b>{_esc(table)}</b> ×{_esc(count)}{took} <code>{_esc(caller)}</code>"
+        f"<li><b>{_esc(table)}</b> ×{_esc(count)}{took} <code>{_esc(caller)}</code>{sender}"
         + (f'<br><span style="opacity:.8">{_esc(hint)}</span>' if hint else "")
         + (f"<br><code>{_esc(sql[:200])}</code>" if sql else "")
         + "</li>"
