@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -151,6 +152,38 @@ def test_every_statement_once_and_tagged(cap: Capturing, tmp_path: Path) -> None
     untagged = [q.sql for q in queries if q.orm != "sqlalchemy"]
     assert untagged == ["PRAGMA read_uncommitted"]
     assert any(q.sql.strip().startswith("CREATE TABLE authors") for q in queries)
+
+
+def test_aiosqlite_statements_are_recorded_once_with_the_awaiting_line(
+    cap: Capturing, tmp_path: Path
+) -> None:
+    # SQLAlchemy's asyncio API runs the statement in a greenlet, aiosqlite runs it in a thread
+    # of its own: one event, tagged, whose caller is the line that awaited it
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    cap.context.floor = sys._getframe()  # as the plugin's phase hook sets it
+    lines: list[int] = []
+
+    async def count_twice() -> list[int]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}")
+        async with engine.connect() as conn:
+            await conn.execute(text("CREATE TABLE books (id INTEGER)"))
+            lines.append(next_line())
+            first = (await conn.execute(text("SELECT count(*) FROM books"))).scalar_one()
+            lines.append(next_line())
+            second = (await conn.execute(text("SELECT count(*) FROM books"))).scalar_one()
+        await engine.dispose()
+        return [first, second]
+
+    assert asyncio.run(count_twice()) == [0, 0]
+    counts = [q for q in cap.queries() if q.sql == "SELECT count(*) FROM books"]
+    assert [q.caller for q in counts] == [
+        f"{HERE}:{line} test_aiosqlite_statements_are_recorded_once_with_the_awaiting_line."
+        "<locals>.count_twice"
+        for line in lines
+    ]
+    assert all(q.orm == "sqlalchemy" for q in counts)
+    assert counts[0].stack_hash != counts[1].stack_hash
 
 
 def test_core_executemany_is_one_event_with_rowcount(cap: Capturing) -> None:
