@@ -195,6 +195,7 @@ def test_every_scenario_is_labelled_and_the_corpus_covers_the_cases() -> None:
         "tests/test_raw.py",
         "tests/test_phases.py",
         "tests/test_boundaries.py",
+        "tests/test_repeats.py",
     }
     findings = [f for s in found for f in s.findings]
     assert sum(1 for s in found if s.findings) >= 10  # N+1 scenarios

@@ -169,6 +169,16 @@ N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
         2,
         [],
     ),
+    "one body run again: once per run": (
+        [q for run in range(5) for q in books(1, repeat=run)],
+        2,
+        [],
+    ),
+    "one body run again: a loop in two of its runs": (
+        [*books(3), *books(1, repeat=1), *books(4, repeat=2)],
+        2,
+        [],
+    ),
     "a SELECT that reads no table": (
         [*[query(sql=f"SELECT quote('{i}')") for i in range(3)], *[query() for _ in range(2)]],
         2,
@@ -269,6 +279,11 @@ def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
     ]
     assert counts["no stack hash: never grouped"] == []
     assert counts["a SELECT that reads no table"] == []
+    assert counts["one body run again: once per run"] == []
+    # one finding: the largest run's count
+    assert counts["one body run again: a loop in two of its runs"] == [
+        (test, "call", "stack-a", CALLER, 4)
+    ]
     assert counts["allow-listed by the sending frame"] == [(test, "call", "stack-i", CALLER, 2)]
     assert [
         f.orm for f in find_n_plus_one(*N_PLUS_ONE_CASES["orm of the first statement that has one"])

@@ -111,6 +111,9 @@ class Query(Event):
     orm: str = ""
     many: bool = False
     params: str | None = None
+    #: times the test body was entered again in this phase before this statement (a
+    #: hypothesis example, a rerun): statements of different runs are never one loop
+    repeat: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -125,25 +125,28 @@ def hint_for(orm: str, table: str, fp: str = "") -> str:
 
 @dataclass
 class _Group:
-    """Running totals of one (phase, fingerprint, stack) within one test."""
+    """Running totals of one (phase, fingerprint, stack, run of the body) within one test."""
 
     fingerprint: str
     count: int
     total: float
     first: Query
     orm: str
+    #: the number of the statement ``orm`` came from (the first that had one)
+    orm_qseq: int
 
     def add(self, query: Query) -> None:
         self.count += 1
         self.total += query.duration
-        self.orm = self.orm or query.orm
+        if query.orm and (not self.orm or query.qseq < self.orm_qseq):
+            self.orm, self.orm_qseq = query.orm, query.qseq
         # keep the earliest as the example, whatever order the events arrive in
         if query.qseq < self.first.qseq:
             self.first = query
 
 
 _TestKey = tuple[str, str]
-_GroupKey = tuple[str, str, str]
+_GroupKey = tuple[str, str, str, int]
 
 
 class NPlusOneDetector:
@@ -180,11 +183,11 @@ class NPlusOneDetector:
         fp = fingerprint(query.sql)
         if not is_candidate(fp):
             return emitted
-        key = (query.phase, fp, query.stack_hash)
+        key = (query.phase, fp, query.stack_hash, query.repeat)
         groups = self._open.setdefault((query.file, query.nodeid), {})
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(fp, 1, query.duration, query, query.orm)
+            groups[key] = _Group(fp, 1, query.duration, query, query.orm, query.qseq)
         else:
             group.add(query)
         return emitted
@@ -194,9 +197,7 @@ class NPlusOneDetector:
         if self._current.get(file) == nodeid:
             del self._current[file]
         groups = self._open.pop((file, nodeid), {})
-        found = sorted(
-            (self._finding(g) for g in groups.values() if self._reportable(g)), key=finding_order
-        )
+        found = sorted(self._findings_of(groups), key=finding_order)
         self._emitted.extend(found)
         return found
 
@@ -210,12 +211,7 @@ class NPlusOneDetector:
 
     def findings(self) -> list[NPlusOneFinding]:
         """All findings so far, including those of tests still open (which stay open)."""
-        pending = [
-            self._finding(g)
-            for groups in self._open.values()
-            for g in groups.values()
-            if self._reportable(g)
-        ]
+        pending = [f for groups in self._open.values() for f in self._findings_of(groups)]
         return sorted(self._emitted + pending, key=finding_order)
 
     def drain(self) -> list[NPlusOneFinding]:
@@ -235,9 +231,21 @@ class NPlusOneDetector:
     def _reportable(self, group: _Group) -> bool:
         return group.count >= self.min_count and not self._allow.matches(group)
 
+    def _findings_of(self, groups: dict[_GroupKey, _Group]) -> list[NPlusOneFinding]:
+        """One finding per (phase, fingerprint, stack) whose group reaches the minimum in at
+        least one run of the test body: its count is the largest run's, its time the sum of
+        the runs that reached it."""
+        merged: dict[tuple[str, str, str], list[_Group]] = {}
+        for (phase, fp, stack, _), group in groups.items():
+            if self._reportable(group):
+                merged.setdefault((phase, fp, stack), []).append(group)
+        return [self._finding(runs) for runs in merged.values()]
+
     @staticmethod
-    def _finding(group: _Group) -> NPlusOneFinding:
-        first = group.first
+    def _finding(runs: list[_Group]) -> NPlusOneFinding:
+        first = min((g.first for g in runs), key=lambda q: q.qseq)
+        tagged = [g for g in runs if g.orm]
+        orm = min(tagged, key=lambda g: g.orm_qseq).orm if tagged else ""
         return make_finding(
             file=first.file,
             nodeid=first.nodeid,
@@ -246,10 +254,10 @@ class NPlusOneDetector:
             sql=first.sql,
             caller=first.caller,
             stack_hash=first.stack_hash,
-            fp=group.fingerprint,
-            count=group.count,
-            total_duration=group.total,
-            orm=group.orm,
+            fp=runs[0].fingerprint,
+            count=max(g.count for g in runs),
+            total_duration=sum(g.total for g in runs),
+            orm=orm,
             sent_by=first.sent_by,
         )
 

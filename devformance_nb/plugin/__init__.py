@@ -11,6 +11,8 @@ every child's output (the module has no test assertions to rewrite).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import signal
@@ -18,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import pytest
@@ -68,6 +70,19 @@ def _hook_frame() -> FrameType | None:
     while frame is not None and frame.f_code.co_filename == _THIS_FILE:
         frame = frame.f_back
     return frame
+
+
+def _body_code(item: pytest.Item) -> CodeType | None:
+    """The code of the function that runs ``item``'s own body: hypothesis's inner test (run
+    once per example) rather than its wrapper, the innermost of ``functools.wraps`` wrappers."""
+    func: Any = getattr(item, "obj", None)
+    handle = getattr(func, "hypothesis", None)
+    func = getattr(handle, "inner_test", None) or func
+    # a __wrapped__ cycle or an object that refuses attribute access keeps what we have
+    with contextlib.suppress(Exception):
+        func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    return code if isinstance(code, CodeType) else None
 
 
 class DevformancePlugin:
@@ -144,6 +159,7 @@ class DevformancePlugin:
         self.context.phase = phase
         self.context.floor = _hook_frame()
         self.context.thread = threading.get_ident()
+        self.context.body_code = _body_code(item)
         coverage = self.coverage_start.coverage if self.coverage_start is not None else None
         if coverage is not None:
             coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on
@@ -152,6 +168,7 @@ class DevformancePlugin:
         finally:
             self.context.phase = "between"
             self.context.floor = None
+            self.context.body_code = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:

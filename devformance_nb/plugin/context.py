@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from types import FrameType
+from types import CodeType, FrameType
 
 
 class TestContext:
@@ -13,13 +13,16 @@ class TestContext:
     phase, or None outside a phase: the capture's stack walk stops there and reuses what it
     found below it once per phase. ``thread`` is the ident of the thread running the tests: a
     statement sent from another thread walks on through that thread's current frame.
+    ``body_code`` is the code of the running test's own function (the one hypothesis runs once
+    per example, not its wrapper): a new frame of it is a new run of the test body.
     """
 
     __test__ = False
-    __slots__ = ("floor", "nodeid", "phase", "thread")
+    __slots__ = ("body_code", "floor", "nodeid", "phase", "thread")
 
     def __init__(self) -> None:
         self.nodeid = ""
         self.phase = "collect"
         self.floor: FrameType | None = None
         self.thread = threading.get_ident()
+        self.body_code: CodeType | None = None

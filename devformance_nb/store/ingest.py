@@ -70,6 +70,7 @@ QUERY_FIELDS = {
     "orm": "VARCHAR",
     "many": "BOOLEAN",
     "params": "VARCHAR",
+    "repeat": "INTEGER",
 }
 #: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
 BULK_MEMORY = "256MB"
@@ -95,6 +96,7 @@ SELECT
     coalesce(phase, '') AS phase,
     sql,
     coalesce(stack_hash, '') AS stack_hash,
+    coalesce("repeat", 0) AS body_run,
     count(*) AS n,
     sum(duration) AS total,
     min(qseq) AS first_qseq,
@@ -110,15 +112,25 @@ GROUP BY ALL
 # (only the threshold here: find_slow applies the whole rule to the statements kept)
 
 _N_PLUS_ONE = """
-SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash,
-    sum(g.n) AS n, sum(g.total) AS total, min(g.first_qseq) AS first_qseq,
-    arg_min(g.sql, g.first_qseq) AS sql, arg_min(g.caller, g.first_qseq) AS caller,
-    arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm,
-    arg_min(g.sent_by, g.first_qseq) AS sent_by
-FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
-WHERE k.candidate AND g.stack_hash <> ''
-GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash
-HAVING sum(g.n) >= $min_count
+WITH runs AS (
+    SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run,
+        sum(g.n) AS n, sum(g.total) AS total, min(g.first_qseq) AS first_qseq,
+        arg_min(g.sql, g.first_qseq) AS sql, arg_min(g.caller, g.first_qseq) AS caller,
+        arg_min(g.sent_by, g.first_qseq) AS sent_by,
+        arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm,
+        min(g.orm_qseq) AS orm_qseq
+    FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
+    WHERE k.candidate AND g.stack_hash <> ''
+    GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run
+    HAVING sum(g.n) >= $min_count
+)
+SELECT file, nodeid, phase, fingerprint_hash, stack_hash,
+    max(n) AS n, sum(total) AS total, min(first_qseq) AS first_qseq,
+    arg_min(sql, first_qseq) AS sql, arg_min(caller, first_qseq) AS caller,
+    arg_min(orm, orm_qseq) FILTER (WHERE orm IS NOT NULL) AS orm,
+    arg_min(sent_by, first_qseq) AS sent_by
+FROM runs
+GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash
 """
 
 _INSERT = """

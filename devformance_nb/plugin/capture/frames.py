@@ -99,6 +99,21 @@ class Library:
     senders: frozenset[str]
 
 
+#: the kind of a file that creates, initialises or migrates a database: a statement with one
+#: of its frames on the stack is set-up work, whatever project frames are on it too
+SETUP = Library("", frozenset())
+#: such files, matched on a real path with forward slashes (installed code only: a project's
+#: own files are project code): Django's migrations, migrate command and test database
+#: creation, pytest-django's database fixtures, alembic, SQLAlchemy's DDL runner (create_all),
+#: an engine's first connect and its pool (connect and checkout listeners: an application's
+#: statements never run under the pool's frames)
+_SETUP_PATH = re.compile(
+    r"/(?:django/db/migrations/|django/core/management/commands/migrate\.py$"
+    r"|django/db/backends/[^/]+/creation\.py$|pytest_django/fixtures\.py$|alembic/"
+    r"|sqlalchemy/sql/ddl\.py$|sqlalchemy/engine/create\.py$|sqlalchemy/pool/)"
+)
+
+
 #: threading's own functions that start or wait for a thread: a test thread found in one of
 #: them is managing worker threads, and where exactly (starting the third, joining the first)
 #: says nothing about which statement a worker sends
@@ -234,16 +249,25 @@ class FrameIndex:
         return self.walk(frame, floor)[0]
 
     def walk(
-        self, frame: FrameType | None, floor: FrameType | None = None, thread: int = 0
-    ) -> tuple[Site, str]:
-        """``(site, orm)``: ``locate``'s answer, and the name of the library that sent the
-        statement: the innermost frame of a library tagged with ``tag_library`` is one of its
-        sending functions ('' otherwise). ``thread`` is the test thread's ident: a stack that
-        ends before ``floor`` goes on through greenlet parents and that thread."""
+        self,
+        frame: FrameType | None,
+        floor: FrameType | None = None,
+        thread: int = 0,
+        body_code: CodeType | None = None,
+    ) -> tuple[Site, str, FrameType | None]:
+        """``(site, orm, body)``: ``locate``'s answer, the name of the library that sent the
+        statement (the innermost frame of a library tagged with ``tag_library`` is one of its
+        sending functions; '' otherwise), and the frame running ``body_code`` (the test
+        function: a new frame object each time its body runs again), or None. ``thread`` is the
+        test thread's ident: a stack that ends before ``floor`` goes on through greenlet
+        parents and that thread. A statement sent while a database is created, initialised or
+        migrated (a set-up file on its stack) keeps its caller but has no stack hash."""
         known = self._project
         key: list[int] = []
         orm = ""
         library_seen = False
+        setup = False
+        body: FrameType | None = None
         current = frame
         while current is not None:
             if current is floor:
@@ -260,20 +284,28 @@ class FrameIndex:
             if kind is True:
                 key.append(id(code))
                 key.append(current.f_lasti)
-            elif not library_seen and kind:
-                library_seen = True
-                if code.co_name in kind.senders:  # type: ignore[union-attr]
-                    orm = kind.name  # type: ignore[union-attr]
+                if code is body_code:
+                    body = current
+            elif kind:
+                if kind is SETUP:
+                    setup = True
+                elif not library_seen:
+                    library_seen = True
+                    if code.co_name in kind.senders:  # type: ignore[union-attr]
+                        orm = kind.name  # type: ignore[union-attr]
             current = current.f_back
         if current is None and floor is not None:
-            self._cross(key, floor, thread)  # the stack ended before the test: go on
+            # the stack ended before the test: go on
+            body = self._cross(key, floor, thread, body_code) or body
         if not key:
-            return NO_SITE, orm
+            return NO_SITE, orm, body
+        if setup:
+            key.append(-4)
         stack = tuple(key)
         found = self._stacks.get(stack)
         if found is None:
-            found = self._remember(stack, frame, floor, thread)
-        return found, orm
+            found = self._remember(stack, frame, floor, thread, setup)
+        return found, orm, body
 
     def tag_library(self, folder: str, name: str, senders: Collection[str]) -> None:
         """Statements whose innermost frame of code under ``folder`` (an ORM's package) is a
@@ -283,14 +315,17 @@ class FrameIndex:
         self._project.clear()  # classified again, with the tag, on their next walk
 
     def _classify(self, filename: str) -> bool | Library:
-        """True for project code, a tagged library, or False."""
+        """True for project code, ``SETUP``, a tagged library, or False."""
         kind: bool | Library = self.relpath(filename) is not None
-        if not kind and self._libraries:
-            norm = os.path.normcase(os.path.realpath(filename)) if filename else ""
-            for prefix, library in self._libraries:
-                if norm.startswith(prefix):
-                    kind = library
-                    break
+        if not kind and filename and not filename.startswith("<"):
+            norm = os.path.normcase(os.path.realpath(filename))
+            if _SETUP_PATH.search(norm.replace(os.sep, "/")):
+                kind = SETUP
+            else:
+                for prefix, library in self._libraries:
+                    if norm.startswith(prefix):
+                        kind = library
+                        break
         self._project[filename] = kind
         return kind
 
@@ -330,11 +365,15 @@ class FrameIndex:
             return None
         return os.path.relpath(real, self.root).replace(os.sep, "/")
 
-    def _cross(self, key: list[int], floor: FrameType, thread: int) -> None:
-        """Extend ``key`` across boundaries until the floor (see :func:`crossings`)."""
+    def _cross(
+        self, key: list[int], floor: FrameType, thread: int, body_code: CodeType | None
+    ) -> FrameType | None:
+        """Extend ``key`` across boundaries until the floor (see :func:`crossings`); returns
+        the frame running ``body_code`` found across them, or None."""
+        body: FrameType | None = None
         for hops, (current, managing) in enumerate(crossings(thread)):
             if hops >= MAX_CROSSINGS:
-                return
+                break
             key.append(-2 if managing else -1)  # a boundary: another stack across each
             at: FrameType | None = current
             while at is not None:
@@ -343,13 +382,17 @@ class FrameIndex:
                     if below[0] is not floor:
                         below = self._walk_below(floor)
                     key.extend(below[1])
-                    return
+                    return body
                 code = at.f_code
-                if not managing and self.relpath(code.co_filename) is not None:
-                    self._alive[id(code)] = code
-                    key.append(id(code))
-                    key.append(at.f_lasti)
+                if self.relpath(code.co_filename) is not None:
+                    if code is body_code:
+                        body = at
+                    if not managing:
+                        self._alive[id(code)] = code
+                        key.append(id(code))
+                        key.append(at.f_lasti)
                 at = at.f_back
+        return body
 
     def _chain(
         self, frame: FrameType | None, floor: FrameType | None, thread: int
@@ -376,7 +419,12 @@ class FrameIndex:
             current = current.f_back
 
     def _remember(
-        self, stack: tuple[int, ...], frame: FrameType | None, floor: FrameType | None, thread: int
+        self,
+        stack: tuple[int, ...],
+        frame: FrameType | None,
+        floor: FrameType | None,
+        thread: int,
+        setup: bool = False,
     ) -> Site:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
@@ -400,8 +448,10 @@ class FrameIndex:
         change = 0
         while change < len(found) - 1 and is_helper(found[change][0]):
             change += 1
-        site = Site(texts[change], texts[0], digest)
+        site = Site(texts[change], texts[0], "" if setup else digest)
         self._stacks[stack] = site
+        if setup:  # set-up work: never grouped, so no stack to keep
+            return site
         if self.on_stack is not None and digest not in self._told:
             self._told.add(digest)
             kept = found[:MAX_STORED_FRAMES]

@@ -12,6 +12,7 @@ import json
 import os
 import reprlib
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from devformance_nb.plugin.context import TestContext
 
 PARAMS_LIMIT = 500
+
+#: where a statement was sent from: its site and how many times the test body ran before
+Placed = tuple[Site, int]
 
 _PARAMS_REPR = reprlib.Repr()
 # reprlib never walks a whole executemany parameter list: it stops after a few items
@@ -41,9 +45,9 @@ class ClaimedCursor:
 
     #: the ORM whose execute is running on this cursor now ("" outside any ORM)
     devformance_orm: str = ""
-    #: the site the ORM found for that execute, when the driver runs it in another thread
-    #: (aiosqlite), where the stack no longer shows who sent it
-    devformance_site: Site | None = None
+    #: where the ORM found that execute was sent from, when the driver runs it in another
+    #: thread (aiosqlite), where the stack no longer shows who sent it
+    devformance_site: Placed | None = None
 
 
 def known_rows(rowcount: Any) -> int | None:
@@ -98,6 +102,9 @@ class Recorder:
         self._encoded: dict[tuple[str, Site, str, str, str, bool], str] = {}
         #: the test context last seen and its encoded fields (one attribute: threads read it)
         self._context: tuple[str, str, str] = ("", "", self._encode_context("", ""))
+        #: the test body frame last seen, its test and phase, and how many times the body ran
+        #: again in that phase before it (hypothesis examples, reruns): one attribute
+        self._body: tuple[FrameType | None, str, str, int] = (None, "", "", 0)
 
     def record(
         self,
@@ -110,20 +117,20 @@ class Recorder:
         orm: str = "",
         many: bool = False,
         params: Any = None,
-        site: Site | None = None,
+        placed: Placed | None = None,
     ) -> None:
         """Write one ``query`` event for a statement that ran (or failed) just now.
 
         Called from inside the adapter's wrapper, so the stack above it is the code that
-        issued the statement (``site``, when given, was found by an ORM before it handed the
+        issued the statement (``placed``, when given, was found by an ORM before it handed the
         statement to a driver thread). Any failure here is counted in ``dropped``, never raised.
         """
         try:
             context = self.context
-            if site is None:
-                site, library = self.frames.walk(sys._getframe(1), context.floor, context.thread)
+            if placed is None:
+                site, library, repeat = self._place(sys._getframe(1))
             else:
-                library = ""
+                (site, repeat), library = placed, ""
             text = sql if type(sql) is str else str(sql)
             # the ORM an adapter tagged the cursor with, else one whose code is on the stack
             key = (text, site, vendor, alias, orm or library, many)
@@ -142,6 +149,8 @@ class Recorder:
             # fixed-point numbers: a third of the cost of repr() (microsecond wall clock,
             # nanosecond durations); the wall start doubles as the event's time
             began = f"{start:.6f}"
+            if repeat:
+                where = f'{where},"repeat":{repeat}'
             self.writer.write_fields(
                 "query",
                 f'"t":{began},"start":{began},"duration":{duration:.9f},'
@@ -151,14 +160,32 @@ class Recorder:
         except Exception:
             self.dropped += 1
 
-    def site_here(self) -> Site:
-        """The site of the code calling the caller of this method (an ORM's listener), for a
-        statement the ORM hands to a driver that runs it in another thread."""
+    def _place(self, frame: FrameType) -> tuple[Site, str, int]:
+        """(site, library, repeat) of a statement sent from ``frame``: ``repeat`` counts the
+        times the test function's body was entered again in this phase before (hypothesis
+        examples, reruns), so one body run again is never one loop."""
         context = self.context
+        site, library, body = self.frames.walk(
+            frame, context.floor, context.thread, context.body_code
+        )
+        if body is None:
+            return site, library, 0
+        known = self._body
+        if body is not known[0]:
+            again = known[1] == context.nodeid and known[2] == context.phase
+            known = (body, context.nodeid, context.phase, known[3] + 1 if again else 0)
+            self._body = known
+        return site, library, known[3]
+
+    def place_here(self) -> Placed:
+        """Where the code calling the caller of this method (an ORM's listener) sent its
+        statement from, for a statement the ORM hands to a driver running it in another
+        thread: (site, repeat)."""
         try:
-            return self.frames.walk(sys._getframe(2), context.floor, context.thread)[0]
+            site, _, repeat = self._place(sys._getframe(2))
         except Exception:
-            return NO_SITE
+            return NO_SITE, 0
+        return site, repeat
 
     def _write_stack(self, stack_hash: str, frames: StackFrames) -> None:
         # one per new stack, before the first statement that names it

@@ -180,7 +180,7 @@ class SQLAlchemyAdapter(Adapter):
         inner = claimed_inner(cursor)
         if inner is not None:
             inner.devformance_orm = ORM
-            inner.devformance_site = self.recorder.site_here()
+            inner.devformance_site = self.recorder.place_here()
         elif context is not None:
             setattr(context, STARTED, (_time(), _perf()))
 
