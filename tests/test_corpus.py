@@ -122,10 +122,16 @@ def scenarios() -> list[Scenario]:
     for path in SCENARIO_FILES:
         key = f"tests/{path.name}"
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                findings = _label_of(node)
-                assert findings is not None, f"{key}::{node.name} has no @label"
-                found.append(Scenario(key, node.name, findings))
+            # test functions, and test methods of test classes (named Class::method)
+            members = [("", node)]
+            if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                members = [(f"{node.name}::", member) for member in node.body]
+            for prefix, member in members:
+                if isinstance(member, ast.FunctionDef) and member.name.startswith("test_"):
+                    name = prefix + member.name
+                    findings = _label_of(member)
+                    assert findings is not None, f"{key}::{name} has no @label"
+                    found.append(Scenario(key, name, findings))
     return found
 
 

@@ -160,6 +160,7 @@ class DevformancePlugin:
         self.context.floor = _hook_frame()
         self.context.thread = threading.get_ident()
         self.context.body_code = _body_code(item)
+        self.context.case = getattr(item, "_testcase", None)  # unittest: its subTests
         coverage = self.coverage_start.coverage if self.coverage_start is not None else None
         if coverage is not None:
             coverage.switch(item.nodeid)  # a no-op unless per-test contexts are on
@@ -169,6 +170,7 @@ class DevformancePlugin:
             self.context.phase = "between"
             self.context.floor = None
             self.context.body_code = None
+            self.context.case = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:

@@ -14,11 +14,12 @@ class TestContext:
     found below it once per phase. ``thread`` is the ident of the thread running the tests: a
     statement sent from another thread walks on through that thread's current frame.
     ``body_code`` is the code of the running test's own function (the one hypothesis runs once
-    per example, not its wrapper): a new frame of it is a new run of the test body.
+    per example, not its wrapper): a new frame of it is a new run of the test body, and so is a
+    new ``subTest`` of ``case``, the running unittest ``TestCase`` (None for other tests).
     """
 
     __test__ = False
-    __slots__ = ("body_code", "floor", "nodeid", "phase", "thread")
+    __slots__ = ("body_code", "case", "floor", "nodeid", "phase", "thread")
 
     def __init__(self) -> None:
         self.nodeid = ""
@@ -26,3 +27,4 @@ class TestContext:
         self.floor: FrameType | None = None
         self.thread = threading.get_ident()
         self.body_code: CodeType | None = None
+        self.case: object | None = None

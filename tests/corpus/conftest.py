@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.db import Database
+
+# an installed library stand-in (under site-packages: never project code)
+sys.path.insert(0, str(Path(__file__).parent / "lib" / "site-packages"))
 
 
 @pytest.fixture(scope="session")

@@ -268,12 +268,18 @@ class FrameIndex:
         library_seen = False
         setup = False
         body: FrameType | None = None
+        # frames above the innermost project frame (the library code between it and the
+        # statement) count in the key too: two statements a library sends by two paths from
+        # one line of the project are two stacks, one path repeated is one
+        outer = -1  # where the project's frames start in the key (-1: none yet)
         current = frame
         while current is not None:
             if current is floor:
                 below = self._below
                 if below[0] is not floor:
                     below = self._walk_below(floor)
+                if outer < 0 and below[1]:
+                    outer = len(key)
                 key.extend(below[1])
                 break
             code = current.f_code
@@ -282,22 +288,31 @@ class FrameIndex:
             except KeyError:
                 kind = self._classify(code.co_filename)
             if kind is True:
+                if outer < 0:
+                    outer = len(key)
                 key.append(id(code))
                 key.append(current.f_lasti)
                 if code is body_code:
                     body = current
-            elif kind:
-                if kind is SETUP:
-                    setup = True
-                elif not library_seen:
-                    library_seen = True
-                    if code.co_name in kind.senders:  # type: ignore[union-attr]
-                        orm = kind.name  # type: ignore[union-attr]
+            else:
+                if outer < 0:
+                    key.append(id(code))
+                    key.append(current.f_lasti)
+                if kind:
+                    if kind is SETUP:
+                        setup = True
+                    elif not library_seen:
+                        library_seen = True
+                        if code.co_name in kind.senders:  # type: ignore[union-attr]
+                            orm = kind.name  # type: ignore[union-attr]
             current = current.f_back
         if current is None and floor is not None:
             # the stack ended before the test: go on
+            mark = len(key)
             body = self._cross(key, floor, thread, body_code) or body
-        if not key:
+            if outer < 0 and len(key) > mark + key[mark:].count(-1) + key[mark:].count(-2):
+                outer = mark
+        if outer < 0:
             return NO_SITE, orm, body
         if setup:
             key.append(-4)
@@ -435,7 +450,11 @@ class FrameIndex:
         for current in self._chain(frame, floor, thread):
             code = current.f_code
             path = self.relpath(code.co_filename)
-            if path is not None:
+            if path is None and not found:  # library code above the project's frames
+                self._alive[id(code)] = code
+                name = getattr(code, "co_qualname", code.co_name)
+                parts.append(f"{os.path.basename(code.co_filename)}:{name}@{current.f_lasti}")
+            elif path is not None:
                 self._alive[id(code)] = code
                 name = getattr(code, "co_qualname", code.co_name)
                 line = current.f_lineno or 0

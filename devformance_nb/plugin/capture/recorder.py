@@ -102,9 +102,10 @@ class Recorder:
         self._encoded: dict[tuple[str, Site, str, str, str, bool], str] = {}
         #: the test context last seen and its encoded fields (one attribute: threads read it)
         self._context: tuple[str, str, str] = ("", "", self._encode_context("", ""))
-        #: the test body frame last seen, its test and phase, and how many times the body ran
-        #: again in that phase before it (hypothesis examples, reruns): one attribute
-        self._body: tuple[FrameType | None, str, str, int] = (None, "", "", 0)
+        #: the test body frame and unittest subTest last seen, their test and phase, and how
+        #: many times the body ran again in that phase before (hypothesis examples, reruns,
+        #: subTests): one attribute
+        self._body: tuple[FrameType | None, object, str, str, int] = (None, None, "", "", 0)
 
     def record(
         self,
@@ -163,19 +164,22 @@ class Recorder:
     def _place(self, frame: FrameType) -> tuple[Site, str, int]:
         """(site, library, repeat) of a statement sent from ``frame``: ``repeat`` counts the
         times the test function's body was entered again in this phase before (hypothesis
-        examples, reruns), so one body run again is never one loop."""
+        examples, reruns) or a new unittest subTest began, so one body run again is never one
+        loop."""
         context = self.context
         site, library, body = self.frames.walk(
             frame, context.floor, context.thread, context.body_code
         )
         if body is None:
             return site, library, 0
+        case = context.case
+        sub = getattr(case, "_subtest", None) if case is not None else None
         known = self._body
-        if body is not known[0]:
-            again = known[1] == context.nodeid and known[2] == context.phase
-            known = (body, context.nodeid, context.phase, known[3] + 1 if again else 0)
+        if body is not known[0] or sub is not known[1]:
+            again = known[2] == context.nodeid and known[3] == context.phase
+            known = (body, sub, context.nodeid, context.phase, known[4] + 1 if again else 0)
             self._body = known
-        return site, library, known[3]
+        return site, library, known[4]
 
     def place_here(self) -> Placed:
         """Where the code calling the caller of this method (an ORM's listener) sent its
