@@ -6,11 +6,14 @@ file, so the answer is cached by ``f_code.co_filename``: a string caches its own
 a code object rehashes its name, constants and bytecode on every lookup (several times the
 cost of the whole per-frame step) and ``id()`` costs a builtin call per frame.
 
-The described result (:class:`Site`) is cached by the sequence of the project frames' (code
-id, instruction offset) pairs. ``f_lasti`` instead of ``f_lineno``: the line number is decoded
+The described result (:class:`Site`) is cached by the sequence of the frames' (code id,
+instruction offset) pairs. ``f_lasti`` instead of ``f_lineno``: the line number is decoded
 from the line table on each access, and two calls on one line (``check(list(a), list(b))``)
-have different offsets while the iterations of a loop share theirs. Code objects named in that
-cache are kept alive by it, so their ids cannot be handed on to other code.
+have different offsets while the iterations of a loop share theirs. The stack hash is made
+from offsets normalised to their call (:func:`call_offset`): Python 3.11 moves a specialized
+builtin call from CALL to PRECALL, so one loop can show two raw offsets (two cache keys, one
+hash). Code objects named in that cache are kept alive by it, so their ids cannot be handed on
+to other code.
 
 A stack that ends before the test's floor crossed a boundary: the statement runs in a greenlet
 (SQLAlchemy's asyncio bridge) or in another thread (a web framework's worker thread, a driver
@@ -22,6 +25,7 @@ different stacks. Statements on the test thread that reach the floor pay nothing
 from __future__ import annotations
 
 import _thread
+import dis
 import hashlib
 import os
 import re
@@ -134,6 +138,24 @@ class Crossing(NamedTuple):
 
     frame: FrameType
     managing: bool
+
+
+#: Python 3.11's PRECALL: once specialized for a builtin (``len``, ``list``, ``isinstance``) it
+#: makes the call itself, so a frame suspended in that call reports the PRECALL's offset where
+#: it reported the CALL's (two bytes of cache later) before: one call site, two offsets
+_PRECALL = dis.opmap.get("PRECALL")
+_PRECALL_TO_CALL = 4
+
+
+def call_offset(code: CodeType, lasti: int) -> int:
+    """``lasti`` as the offset of the call it belongs to, whatever the interpreter specialized
+    (3.11's PRECALL and CALL of one call are one offset; other versions keep one)."""
+    if _PRECALL is None or lasti < 0:
+        return lasti
+    raw = code.co_code  # the unspecialized bytecode
+    if lasti < len(raw) and raw[lasti] == _PRECALL:
+        return lasti + _PRECALL_TO_CALL
+    return lasti
 
 
 def crossings(thread: int) -> Iterator[Crossing]:
@@ -453,12 +475,13 @@ class FrameIndex:
             if path is None and not found:  # library code above the project's frames
                 self._alive[id(code)] = code
                 name = getattr(code, "co_qualname", code.co_name)
-                parts.append(f"{os.path.basename(code.co_filename)}:{name}@{current.f_lasti}")
+                at = call_offset(code, current.f_lasti)
+                parts.append(f"{os.path.basename(code.co_filename)}:{name}@{at}")
             elif path is not None:
                 self._alive[id(code)] = code
                 name = getattr(code, "co_qualname", code.co_name)
                 line = current.f_lineno or 0
-                parts.append(f"{path}:{line} {name}@{current.f_lasti}")
+                parts.append(f"{path}:{line} {name}@{call_offset(code, current.f_lasti)}")
                 found.append((current, path, line, name))
         if not found:  # a crossing that changed under us: nothing to describe
             return NO_SITE
