@@ -253,6 +253,50 @@ def test_children_start_as_a_fresh_pytest_would(
         )
 
 
+HALF_IMPORTED = {
+    # an installed library whose optional part fails to import the first time and "works" the
+    # second, because the first attempt left a module behind (sqlalchemy.ext.asyncio without
+    # greenlet did this): plain pytest reports the import error; so must every child
+    "site-packages/halflib/__init__.py": "",
+    "site-packages/halflib/state.py": "LOADED = True\n",
+    "site-packages/halflib/optional.py": """
+        import sys
+        if "halflib.state" not in sys.modules:
+            import halflib.state
+            raise ImportError("halflib.optional needs a dependency that is not installed")
+    """,
+    "app/__init__.py": "",
+    "app/uses.py": "import halflib.optional\n",
+    "tests/test_uses.py": """
+        import app.uses
+        def test_uses():
+            pass
+    """,
+}
+
+
+def test_an_import_that_failed_in_the_server_fails_in_each_child_too(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        {**HALF_IMPORTED, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['.']\n"}
+    )
+    monkeypatch.setenv("PYTHONPATH", os.fspath(root / "site-packages"))
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 2 and "needs a dependency" in plain.stdout, plain.stdout
+    for executor in ("forkserver", "spawn"):
+        run = api.run_tests(root=root, workers=1, executor=executor, coverage=False)
+        assert [(f.status, f.counts) for f in run.files] == [("error", {"error": 1})], (
+            executor,
+            run.summary(),
+        )
+
+
 def test_a_config_file_written_by_a_test_does_not_kill_running_files(
     make_project: MakeProject,
 ) -> None:

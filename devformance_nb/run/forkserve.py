@@ -61,8 +61,32 @@ def warm_up(warm: dict[str, Any]) -> None:
         importlib.import_module(name)
     if warm.get("root"):
         for name in server_imports(warm["root"])[0]:
-            with contextlib.suppress(Exception, SystemExit):
-                importlib.import_module(name)
+            try_import(name)
+
+
+def try_import(name: str) -> bool:
+    """Import ``name``; when that fails, forget every module the attempt added.
+
+    A failed import leaves the modules it imported on the way in ``sys.modules`` (and as
+    attributes of their packages). A fresh interpreter has none of them, and a second attempt
+    can then behave differently from the first (a library that checks an optional dependency
+    in one module and uses it in another imports "fine" the second time): a child must fail or
+    succeed exactly as ``pytest FILE`` would.
+    """
+    before = set(sys.modules)
+    try:
+        importlib.import_module(name)
+        return True
+    except (Exception, SystemExit):
+        added = {key: sys.modules[key] for key in set(sys.modules) - before}
+        for key, module in added.items():
+            sys.modules.pop(key, None)
+            parent, _, child = key.rpartition(".")
+            holder = sys.modules.get(parent) if parent else None
+            if holder is not None and getattr(holder, child, None) is module:
+                with contextlib.suppress(AttributeError, TypeError):
+                    delattr(holder, child)
+        return False
 
 
 #: top-level names of plugin distributions that are never the plugin's code
@@ -92,8 +116,7 @@ def import_installed_plugins() -> None:
         names = set(getattr(hook, "_must_rewrite", set())) - _NOT_PLUGIN_CODE
         names |= {point.module for point in importlib.metadata.entry_points(group="pytest11")}
         for name in sorted(names):
-            with contextlib.suppress(Exception, SystemExit):
-                importlib.import_module(name)
+            try_import(name)
     except Exception:
         pass  # what was imported stays; the children import the rest
     finally:
