@@ -19,6 +19,9 @@ ENV_FILE = "DEVFORMANCE_FILE"
 ENV_OPTIONS = "DEVFORMANCE_OPTIONS"
 #: the launcher's pid: a child whose launcher is gone ends itself
 ENV_PARENT = "DEVFORMANCE_PARENT_PID"
+#: the fork server's warm-up settings (JSON: preload, root, coverage, and the imports a
+#: restarted server leaves to the children)
+ENV_FORKSERVER_WARM = "DEVFORMANCE_FORKSERVER_WARM"
 #: this child's pytest-xdist ``workerinput`` as JSON (set only when pytest-xdist is installed)
 ENV_WORKER_INPUT = "DEVFORMANCE_WORKER_INPUT"
 

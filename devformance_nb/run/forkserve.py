@@ -22,7 +22,7 @@ import sys
 import traceback
 from typing import Any
 
-from devformance_nb.core.contract import ENV_PARENT
+from devformance_nb.core.contract import ENV_FORKSERVER_WARM, ENV_PARENT
 from devformance_nb.logic.importscan import server_imports
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
@@ -49,7 +49,7 @@ def warm_up(warm: dict[str, Any]) -> None:
     for name in default_plugins:  # pytest's built-in plugins: its own modules, no hook runs
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
-    import_installed_plugins()
+    import_installed_plugins(frozenset(warm.get("skip", [])))
     measured = bool(warm.get("coverage"))  # coverage on: no project code in the server
     # what every child imports when it starts recording: SQL capture, and coverage.py
     for name in _RECORDING_MODULES[: None if measured else 1]:
@@ -59,41 +59,41 @@ def warm_up(warm: dict[str, Any]) -> None:
         if measured and is_project_module(name, warm.get("root", "")):
             continue  # imported in each child instead, where coverage sees its import-time lines
         importlib.import_module(name)
+    skip = frozenset(warm.get("skip", []))
     if warm.get("root"):
         for name in server_imports(warm["root"])[0]:
-            try_import(name)
+            try_import(name, skip)
 
 
-def try_import(name: str) -> bool:
-    """Import ``name``; when that fails, forget every module the attempt added.
+#: modules whose import failed in this server process (see ``serve``)
+FAILED_IMPORTS: list[str] = []
+#: fresh starts of the server to leave failing imports out, before it gives up (unsafe)
+MAX_RESTARTS = 3
 
-    A failed import leaves the modules it imported on the way in ``sys.modules`` (and as
-    attributes of their packages). A fresh interpreter has none of them, and a second attempt
-    can then behave differently from the first (a library that checks an optional dependency
-    in one module and uses it in another imports "fine" the second time): a child must fail or
-    succeed exactly as ``pytest FILE`` would.
+
+def try_import(name: str, skip: frozenset[str] = frozenset()) -> None:
+    """Import ``name`` unless it is in ``skip``; note a failure in ``FAILED_IMPORTS``.
+
+    A failed import leaves the modules it imported on the way in ``sys.modules`` (and a
+    library's own bookkeeping half done): a second attempt, in a child, can then behave
+    differently from a fresh interpreter's first (SQLAlchemy's asyncio package without
+    greenlet imports "fine" the second time). Forgetting those modules is not enough (modules
+    imported since hold on to them), so ``serve`` starts a fresh server that leaves the
+    failing imports to the children.
     """
-    before = set(sys.modules)
+    if name in skip:
+        return
     try:
         importlib.import_module(name)
-        return True
     except (Exception, SystemExit):
-        added = {key: sys.modules[key] for key in set(sys.modules) - before}
-        for key, module in added.items():
-            sys.modules.pop(key, None)
-            parent, _, child = key.rpartition(".")
-            holder = sys.modules.get(parent) if parent else None
-            if holder is not None and getattr(holder, child, None) is module:
-                with contextlib.suppress(AttributeError, TypeError):
-                    delattr(holder, child)
-        return False
+        FAILED_IMPORTS.append(name)
 
 
 #: top-level names of plugin distributions that are never the plugin's code
 _NOT_PLUGIN_CODE = frozenset({"tests", "test", "testing", "conftest", "docs", "setup", "examples"})
 
 
-def import_installed_plugins() -> None:
+def import_installed_plugins(skip: frozenset[str] = frozenset()) -> None:
     """Import the installed pytest plugins (``pytest11`` entry points) and the packages of
     their distributions, as a child's pytest would: through pytest's assertion-rewriting
     importer, which pytest asks to rewrite exactly those packages. A child then finds them
@@ -116,7 +116,7 @@ def import_installed_plugins() -> None:
         names = set(getattr(hook, "_must_rewrite", set())) - _NOT_PLUGIN_CODE
         names |= {point.module for point in importlib.metadata.entry_points(group="pytest11")}
         for name in sorted(names):
-            try_import(name)
+            try_import(name, skip)
     except Exception:
         pass  # what was imported stays; the children import the rest
     finally:
@@ -257,15 +257,39 @@ class Server:
 
 
 def serve(fd: int, warm: dict[str, Any]) -> None:
-    """Entry point of the server process."""
-    sock = socket.socket(fileno=fd)
+    """Entry point of the server process.
+
+    When an import failed during warm-up, the process starts over (same command, same
+    socket) with the failing modules left to the children, at most ``MAX_RESTARTS`` times;
+    past that the server reports itself unsafe and the run uses spawn.
+    """
     warm_up(warm)
+    if FAILED_IMPORTS and warm.get("restarts", 0) < MAX_RESTARTS:
+        restart(fd, warm)
+    sock = socket.socket(fileno=fd)
     # Everything imported so far is shared with every child: frozen, the garbage
     # collector never walks it there (pytest collects at exit, ~20 ms a time on a
     # warm heap) and never writes to those pages (so they stay shared, not copied).
     gc.freeze()
-    ready = {"imported": project_files(warm.get("root", "")), "unsafe": unsafe_state(fd)}
+    unsafe = unsafe_state(fd)
+    if FAILED_IMPORTS and not unsafe:
+        unsafe = f"imports that keep failing in the server: {', '.join(FAILED_IMPORTS)}"
+    ready = {"imported": project_files(warm.get("root", "")), "unsafe": unsafe}
     Server(sock).loop(ready)
+
+
+def restart(fd: int, warm: dict[str, Any]) -> None:
+    """Replace this process by a fresh server that skips the imports that failed here."""
+    again = {
+        **warm,
+        "skip": sorted({*warm.get("skip", []), *FAILED_IMPORTS}),
+        "restarts": warm.get("restarts", 0) + 1,
+    }
+    env = {**os.environ, ENV_FORKSERVER_WARM: json.dumps(again)}
+    os.set_inheritable(fd, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
 
 
 def project_files(root: str) -> list[str]:
@@ -305,4 +329,4 @@ def unsafe_state(own_fd: int) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - runs as the server process
-    serve(int(sys.argv[1]), json.loads(os.environ.get("DEVFORMANCE_FORKSERVER_WARM", "{}")))
+    serve(int(sys.argv[1]), json.loads(os.environ.get(ENV_FORKSERVER_WARM, "{}")))

@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from devformance_nb.core.contract import ENV_FORKSERVER_WARM
 from devformance_nb.run.executor import Child, Job, SpawnExecutor
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
@@ -76,7 +77,7 @@ class ForkServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env={**os.environ, "DEVFORMANCE_FORKSERVER_WARM": json.dumps(warm)},
+            env={**os.environ, ENV_FORKSERVER_WARM: json.dumps(warm)},
             start_new_session=True,
         )
         server_end.close()
