@@ -158,14 +158,15 @@ def call_offset(code: CodeType, lasti: int) -> int:
     return lasti
 
 
-def crossings(thread: int) -> Iterator[Crossing]:
+def crossings(thread: int, project: Callable[[str], bool]) -> Iterator[Crossing]:
     """Where a walk goes on once a stack ended before the test's floor.
 
     First the suspended frame of each parent greenlet (greenlet imported only if the project
     did), then, off the test thread (``thread``, an ident; 0 if unknown), that thread's
     current frame: a test waiting for a request it sent to a worker thread (a web framework's
-    test client) is at the line that sent it. A test thread that is not waiting (running on,
-    or starting and joining threads) is at no line that matters (``managing``).
+    test client) is at the line that sent it. A test thread that is not (running on in project
+    code, or creating, starting and joining threads) is at no line that matters
+    (``managing``). ``project`` tells whether a file is project code.
     """
     greenlet = sys.modules.get("greenlet")
     if greenlet is not None:
@@ -181,29 +182,27 @@ def crossings(thread: int) -> Iterator[Crossing]:
     if thread and _thread.get_ident() != thread:
         frame = sys._current_frames().get(thread)
         if frame is not None:
-            yield Crossing(frame, not _waits_for_work(frame))
+            yield Crossing(frame, not _waits_for_work(frame, project))
 
 
-def _waits_for_work(frame: FrameType) -> bool:
-    """Whether a thread stopped at ``frame`` waits for a result (not for a thread to start or
-    end): the frames that show it are innermost, a few deep."""
+def _waits_for_work(frame: FrameType, project: Callable[[str], bool]) -> bool:
+    """Whether the test thread, stopped at ``frame``, is inside a call that hands work to
+    another thread and waits for it (a test client's request: waiting for the response, or
+    still on its way to waiting, inside the library), rather than managing threads (starting,
+    creating or joining them) or running on in the project's own code."""
+    innermost = frame.f_code
+    if project(innermost.co_filename):
+        return False  # running on: where it stands says nothing about the statement
+    if innermost.co_filename == threading.__file__ and innermost not in _WAITING:
+        return False  # creating or starting a thread
     current: FrameType | None = frame
     for _ in range(8):
         if current is None:
+            break
+        if current.f_code in _THREAD_MANAGING:
             return False
-        code = current.f_code
-        if code in _THREAD_MANAGING:
-            return False
-        if code in _WAITING:
-            # whatever waits below is threading's or the selector's: look for start/join above
-            above = current.f_back
-            for _ in range(4):
-                if above is None or above.f_code in _THREAD_MANAGING:
-                    return above is None
-                above = above.f_back
-            return True
         current = current.f_back
-    return False
+    return True
 
 
 def is_helper(frame: FrameType) -> bool:
@@ -381,6 +380,9 @@ class FrameIndex:
         self._below = below
         return below
 
+    def _is_project(self, filename: str) -> bool:
+        return self.relpath(filename) is not None
+
     def relpath(self, filename: str) -> str | None:
         """``filename`` relative to the root with forward slashes, or None if not project code."""
         if filename in self._files:
@@ -408,7 +410,7 @@ class FrameIndex:
         """Extend ``key`` across boundaries until the floor (see :func:`crossings`); returns
         the frame running ``body_code`` found across them, or None."""
         body: FrameType | None = None
-        for hops, (current, managing) in enumerate(crossings(thread)):
+        for hops, (current, managing) in enumerate(crossings(thread, self._is_project)):
             if hops >= MAX_CROSSINGS:
                 break
             key.append(-2 if managing else -1)  # a boundary: another stack across each
@@ -440,7 +442,7 @@ class FrameIndex:
             yield current
             current = current.f_back
         if current is None and floor is not None:
-            for hops, (start, managing) in enumerate(crossings(thread)):
+            for hops, (start, managing) in enumerate(crossings(thread, self._is_project)):
                 if hops >= MAX_CROSSINGS:
                     return
                 at: FrameType | None = start
