@@ -24,19 +24,17 @@ different stacks. Statements on the test thread that reach the floor pay nothing
 
 from __future__ import annotations
 
-import _thread
-import dis
 import hashlib
 import os
 import re
-import selectors
-import sys
 import sysconfig
-import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from devformance_nb.plugin.capture.boundaries import crossings
+from devformance_nb.plugin.capture.callsites import call_offset, is_helper
 
 #: path parts that mark installed third-party code, never project code
 INSTALLED_MARKERS = ("site-packages", "dist-packages")
@@ -50,15 +48,6 @@ MAX_STORED_FRAMES = 60
 
 #: this package's own folder: its frames (the capture itself, the plugin) are never callers
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-#: an argument that is a statement's text: the function that received it is a helper
-_SQL_TEXT = re.compile(
-    r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|REPLACE|UPSERT|MERGE|PRAGMA|CREATE|DROP|ALTER)\b",
-    re.IGNORECASE,
-)
-#: modules of statement objects (SQLAlchemy constructs, Django querysets) that make a function
-#: receiving one a helper
-_STATEMENT_MODULES = ("sqlalchemy.sql.", "sqlalchemy.orm.query", "django.db.models.query")
 
 
 class Site(NamedTuple):
@@ -116,121 +105,6 @@ _SETUP_PATH = re.compile(
     r"|django/db/backends/[^/]+/creation\.py$|pytest_django/fixtures\.py$|alembic/"
     r"|sqlalchemy/sql/ddl\.py$|sqlalchemy/engine/create\.py$|sqlalchemy/pool/)"
 )
-
-
-#: threading's own functions that start or wait for a thread: a test thread found in one of
-#: them is managing worker threads, and where exactly (starting the third, joining the first)
-#: says nothing about which statement a worker sends
-_THREAD_MANAGING = {threading.Thread.start.__code__, threading.Thread.join.__code__}
-#: functions a thread blocks in while it waits for a result (a future, a queue, an event, a
-#: selector): a test thread found in one of them is at the line that asked for the work
-_WAITING = {threading.Condition.wait.__code__} | {
-    cls.select.__code__
-    for cls in vars(selectors).values()
-    if isinstance(cls, type) and issubclass(cls, selectors.BaseSelector) and "select" in vars(cls)
-}
-
-
-class Crossing(NamedTuple):
-    """Where a walk goes on after a boundary; ``managing``: the thread there is not waiting
-    for the work (it starts or joins threads, or runs on), so its frames above the floor,
-    which say nothing about who asked for the statement, are left out of the stack."""
-
-    frame: FrameType
-    managing: bool
-
-
-#: Python 3.11's PRECALL: once specialized for a builtin (``len``, ``list``, ``isinstance``) it
-#: makes the call itself, so a frame suspended in that call reports the PRECALL's offset where
-#: it reported the CALL's (two bytes of cache later) before: one call site, two offsets
-_PRECALL = dis.opmap.get("PRECALL")
-_PRECALL_TO_CALL = 4
-
-
-def call_offset(code: CodeType, lasti: int) -> int:
-    """``lasti`` as the offset of the call it belongs to, whatever the interpreter specialized
-    (3.11's PRECALL and CALL of one call are one offset; other versions keep one)."""
-    if _PRECALL is None or lasti < 0:
-        return lasti
-    raw = code.co_code  # the unspecialized bytecode
-    if lasti < len(raw) and raw[lasti] == _PRECALL:
-        return lasti + _PRECALL_TO_CALL
-    return lasti
-
-
-def crossings(thread: int, project: Callable[[str], bool]) -> Iterator[Crossing]:
-    """Where a walk goes on once a stack ended before the test's floor.
-
-    First the suspended frame of each parent greenlet (greenlet imported only if the project
-    did), then, off the test thread (``thread``, an ident; 0 if unknown), that thread's
-    current frame: a test waiting for a request it sent to a worker thread (a web framework's
-    test client) is at the line that sent it. A test thread that is not (running on in project
-    code, or creating, starting and joining threads) is at no line that matters
-    (``managing``). ``project`` tells whether a file is project code.
-    """
-    greenlet = sys.modules.get("greenlet")
-    if greenlet is not None:
-        try:
-            parent = greenlet.getcurrent().parent
-        except Exception:  # a greenlet build without getcurrent: no crossing
-            parent = None
-        while parent is not None:
-            frame = getattr(parent, "gr_frame", None)
-            if frame is not None:
-                yield Crossing(frame, False)
-            parent = parent.parent
-    if thread and _thread.get_ident() != thread:
-        frame = sys._current_frames().get(thread)
-        if frame is not None:
-            yield Crossing(frame, not _waits_for_work(frame, project))
-
-
-def _waits_for_work(frame: FrameType, project: Callable[[str], bool]) -> bool:
-    """Whether the test thread, stopped at ``frame``, is inside a call that hands work to
-    another thread and waits for it (a test client's request: waiting for the response, or
-    still on its way to waiting, inside the library), rather than managing threads (starting,
-    creating or joining them) or running on in the project's own code."""
-    innermost = frame.f_code
-    if project(innermost.co_filename):
-        return False  # running on: where it stands says nothing about the statement
-    if innermost.co_filename == threading.__file__ and innermost not in _WAITING:
-        return False  # creating or starting a thread
-    current: FrameType | None = frame
-    for _ in range(8):
-        if current is None:
-            break
-        if current.f_code in _THREAD_MANAGING:
-            return False
-        current = current.f_back
-    return True
-
-
-def is_helper(frame: FrameType) -> bool:
-    """Whether ``frame``'s function was handed the statement by its caller: one of its
-    arguments is SQL text or a statement object (a query helper, not the line to change)."""
-    code = frame.f_code
-    count = code.co_argcount + code.co_kwonlyargcount
-    count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)  # *args, **kwargs
-    try:
-        local = frame.f_locals
-    except Exception:
-        return False
-    for name in code.co_varnames[:count]:
-        value: Any = local.get(name)
-        values: tuple[Any, ...]
-        if type(value) in (tuple, list):
-            values = tuple(value[:8])
-        elif type(value) is dict:
-            values = tuple(value.values())[:8]
-        else:
-            values = (value,)
-        for item in values:
-            if type(item) is str:
-                if _SQL_TEXT.match(item):
-                    return True
-            elif item is not None and type(item).__module__.startswith(_STATEMENT_MODULES):
-                return True
-    return False
 
 
 class FrameIndex:

@@ -1,0 +1,66 @@
+"""Which frame of a stack is the line to change, and offsets that name one call.
+
+Both are asked once per distinct stack, when its site is described, never per statement.
+"""
+
+from __future__ import annotations
+
+import dis
+import re
+from types import CodeType, FrameType
+from typing import Any
+
+#: an argument that is a statement's text: the function that received it is a helper
+_SQL_TEXT = re.compile(
+    r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH|REPLACE|UPSERT|MERGE|PRAGMA|CREATE|DROP|ALTER)\b",
+    re.IGNORECASE,
+)
+#: modules of statement objects (SQLAlchemy constructs, Django querysets) that make a function
+#: receiving one a helper
+_STATEMENT_MODULES = ("sqlalchemy.sql.", "sqlalchemy.orm.query", "django.db.models.query")
+
+
+#: Python 3.11's PRECALL: once specialized for a builtin (``len``, ``list``, ``isinstance``) it
+#: makes the call itself, so a frame suspended in that call reports the PRECALL's offset where
+#: it reported the CALL's (two bytes of cache later) before: one call site, two offsets
+_PRECALL = dis.opmap.get("PRECALL")
+_PRECALL_TO_CALL = 4
+
+
+def call_offset(code: CodeType, lasti: int) -> int:
+    """``lasti`` as the offset of the call it belongs to, whatever the interpreter specialized
+    (3.11's PRECALL and CALL of one call are one offset; other versions keep one)."""
+    if _PRECALL is None or lasti < 0:
+        return lasti
+    raw = code.co_code  # the unspecialized bytecode
+    if lasti < len(raw) and raw[lasti] == _PRECALL:
+        return lasti + _PRECALL_TO_CALL
+    return lasti
+
+
+def is_helper(frame: FrameType) -> bool:
+    """Whether ``frame``'s function was handed the statement by its caller: one of its
+    arguments is SQL text or a statement object (a query helper, not the line to change)."""
+    code = frame.f_code
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)  # *args, **kwargs
+    try:
+        local = frame.f_locals
+    except Exception:
+        return False
+    for name in code.co_varnames[:count]:
+        value: Any = local.get(name)
+        values: tuple[Any, ...]
+        if type(value) in (tuple, list):
+            values = tuple(value[:8])
+        elif type(value) is dict:
+            values = tuple(value.values())[:8]
+        else:
+            values = (value,)
+        for item in values:
+            if type(item) is str:
+                if _SQL_TEXT.match(item):
+                    return True
+            elif item is not None and type(item).__module__.startswith(_STATEMENT_MODULES):
+                return True
+    return False
