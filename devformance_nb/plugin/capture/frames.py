@@ -165,16 +165,24 @@ class FrameIndex:
         body: FrameType | None = None
         # frames above the innermost project frame (the library code between it and the
         # statement) count in the key too: two statements a library sends by two paths from
-        # one line of the project are two stacks, one path repeated is one
+        # one line of the project are two stacks, one path repeated is one. Their offsets are
+        # summed (a frame adds its offset and 1 << 16, so the count counts too): an attribute
+        # read and an add a frame, where appending each frame cost twice the whole walk of an
+        # ORM statement (its stack holds dozens of library frames). Two paths with one sum
+        # would share the first one's site: the hash itself names every frame
+        # (``_remember``).
         outer = -1  # where the project's frames start in the key (-1: none yet)
+        library_path = 0
         current = frame
         while current is not None:
             if current is floor:
                 below = self._below
                 if below[0] is not floor:
                     below = self._walk_below(floor)
-                if outer < 0 and below[1]:
-                    outer = len(key)
+                if outer < 0:
+                    key.append(library_path)
+                    if below[1]:
+                        outer = len(key)
                 key.extend(below[1])
                 break
             code = current.f_code
@@ -185,14 +193,14 @@ class FrameIndex:
             if kind is True:
                 if outer < 0:
                     outer = len(key)
+                    key.append(library_path)
                 key.append(id(code))
                 key.append(current.f_lasti)
                 if code is body_code:
                     body = current
             else:
                 if outer < 0:
-                    key.append(id(code))
-                    key.append(current.f_lasti)
+                    library_path += current.f_lasti + 65536
                 if kind:
                     if kind is SETUP:
                         setup = True
@@ -203,6 +211,8 @@ class FrameIndex:
             current = current.f_back
         if current is None and floor is not None:
             # the stack ended before the test: go on
+            if outer < 0:
+                key.append(library_path)
             mark = len(key)
             body = self._cross(key, floor, thread, body_code) or body
             if outer < 0 and len(key) > mark + key[mark:].count(-1) + key[mark:].count(-2):
