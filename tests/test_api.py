@@ -231,6 +231,11 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     while not has_passed(journal.parent, "tests/test_2.py::test_a") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert has_passed(journal.parent, "tests/test_2.py::test_a")
+    # the row test_2 got when it started goes out with the writer's next batch too
+    running = {"file": "tests/test_2.py", "status": "running"}
+    while running not in stored_files(store) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running in stored_files(store)
     os.kill(cli.pid, signal.SIGKILL)
     cli.wait()
     orphan = started_pid(journal, "tests/test_2.py")
@@ -242,7 +247,7 @@ def test_a_killed_launcher_keeps_finished_files_and_reads_interrupted(
     (row,) = store.runs()
     assert row["status"] == "interrupted"
     # test_2's row was stored when it started: it shows running until an ingest says more
-    assert stored_files(store) == [done, {"file": "tests/test_2.py", "status": "running"}]
+    assert stored_files(store) == [done, running]
     state = api.ingest(journal.parent)
     assert state.status == "interrupted"
     assert {fs.key: fs.status for fs in state.files.values()} == {

@@ -75,7 +75,11 @@ class Database:
         """A query of the database's own catalog for one table name (one ``?``)."""
         if self.schema is None:
             return "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
-        return self.sql("SELECT table_name FROM information_schema.tables WHERE table_name = ?")
+        # this child's schema only: other children's schemas hold the same table names
+        return self.sql(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name = ?"
+        )
 
     def create(self) -> None:
         """Create the schema (on a server) and the tables, and load the seed rows."""
