@@ -156,6 +156,7 @@ def write_run(root: Path) -> Path:
 
 
 def write_statements(child: EventWriter, key: str) -> None:
+    child.write(ev.Stack(stack_hash="s1", frames=[["app/views.py", 10, "view"]]))
     for test in ("test_one", "test_two"):
         nodeid = f"{key}::{test}"
         lines = [
@@ -249,6 +250,8 @@ def test_bulk_ingest_stores_every_statement_with_its_fingerprint(tmp_path: Path)
     assert {r["started"].timestamp() for r in rows} == {1700000000.25}
     known = store.query("SELECT fingerprint_hash FROM fingerprints")
     assert {r["fingerprint_hash"] for r in rows} <= {k["fingerprint_hash"] for k in known}
+    stacks = store.query("SELECT stack_hash, frames FROM stacks")
+    assert stacks == [{"stack_hash": "s1", "frames": ["app/views.py:10 view"]}]  # once
     stored = store.query("SELECT file, n_plus_one, queries FROM test_files ORDER BY file")
     assert [(r["file"], r["n_plus_one"], r["queries"]) for r in stored] == [
         ("tests/sub/test_b.py", 4, 42),
