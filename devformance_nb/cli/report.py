@@ -161,7 +161,16 @@ def build_report(store: StoreLike, runs: Runs = "last:20", title: str | None = N
     hotspots = analysis.n_plus_one_hotspots(s, ids)
     page.section("N+1 hotspots", "the same SELECT from the same code, once per parent row")
     page.chart(charts.n_plus_one_hotspots(hotspots))
-    cols = ["caller", "table_name", "queries", "runs", "first_seen_run", "last_seen_run", "open"]
+    cols = [
+        "caller",
+        "sent_by",
+        "table_name",
+        "queries",
+        "runs",
+        "first_seen_run",
+        "last_seen_run",
+        "open",
+    ]
     page.add(html_table(hotspots, [*cols, "hint", "example_sql"], pre=["example_sql"]))
 
     page.section("Queries per test file")

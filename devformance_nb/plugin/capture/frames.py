@@ -158,66 +158,72 @@ class FrameIndex:
         parents and that thread. A statement sent while a database is created, initialised or
         migrated (a set-up file on its stack) keeps its caller but has no stack hash."""
         known = self._project
-        key: list[int] = []
         orm = ""
         library_seen = False
         setup = False
         body: FrameType | None = None
-        # frames above the innermost project frame (the library code between it and the
-        # statement) count in the key too: two statements a library sends by two paths from
-        # one line of the project are two stacks, one path repeated is one. Their offsets are
-        # summed (a frame adds its offset and 1 << 16, so the count counts too): an attribute
-        # read and an add a frame, where appending each frame cost twice the whole walk of an
-        # ORM statement (its stack holds dozens of library frames). Two paths with one sum
-        # would share the first one's site: the hash itself names every frame
-        # (``_remember``).
-        outer = -1  # where the project's frames start in the key (-1: none yet)
+        # 1. the library frames above the innermost project frame (between it and the
+        # statement) count in the key as the sum of their offsets: two statements a library
+        # sends by two paths from one line of the project are two stacks, one path repeated is
+        # one. A sum costs an attribute read and an add a frame (an ORM statement has dozens
+        # of them); two paths with one sum would share the first one's site, while the hash
+        # itself names every frame (``_remember``)
         library_path = 0
         current = frame
-        while current is not None:
-            if current is floor:
-                below = self._below
-                if below[0] is not floor:
-                    below = self._walk_below(floor)
-                if outer < 0:
-                    key.append(library_path)
-                    if below[1]:
-                        outer = len(key)
-                key.extend(below[1])
-                break
+        while current is not None and current is not floor:
             code = current.f_code
             try:  # a subscript is cheaper than .get() and a miss happens once per file
                 kind = known[code.co_filename]
             except KeyError:
                 kind = self._classify(code.co_filename)
             if kind is True:
-                if outer < 0:
-                    outer = len(key)
-                    key.append(library_path)
+                break
+            library_path += current.f_lasti
+            if kind:
+                if kind is SETUP:
+                    setup = True
+                elif not library_seen:  # the innermost frame of a tagged library decides
+                    library_seen = True
+                    if code.co_name in kind.senders:  # type: ignore[union-attr]
+                        orm = kind.name  # type: ignore[union-attr]
+            current = current.f_back
+        key: list[int] = [library_path]
+        projects = False
+        # 2. the project's frames (and any library frames between them: not in the key)
+        while current is not None:
+            if current is floor:
+                below = self._below
+                if below[0] is not floor:
+                    below = self._walk_below(floor)
+                projects = projects or bool(below[1])
+                key.extend(below[1])
+                break
+            code = current.f_code
+            try:
+                kind = known[code.co_filename]
+            except KeyError:
+                kind = self._classify(code.co_filename)
+            if kind is True:
+                projects = True
                 key.append(id(code))
                 key.append(current.f_lasti)
                 if code is body_code:
                     body = current
-            else:
-                if outer < 0:
-                    library_path += current.f_lasti + 65536
-                if kind:
-                    if kind is SETUP:
-                        setup = True
-                    elif not library_seen:
-                        library_seen = True
-                        if code.co_name in kind.senders:  # type: ignore[union-attr]
-                            orm = kind.name  # type: ignore[union-attr]
+            elif kind:
+                if kind is SETUP:
+                    setup = True
+                elif not library_seen:
+                    library_seen = True
+                    if code.co_name in kind.senders:  # type: ignore[union-attr]
+                        orm = kind.name  # type: ignore[union-attr]
             current = current.f_back
         if current is None and floor is not None:
             # the stack ended before the test: go on
-            if outer < 0:
-                key.append(library_path)
             mark = len(key)
             body = self._cross(key, floor, thread, body_code) or body
-            if outer < 0 and len(key) > mark + key[mark:].count(-1) + key[mark:].count(-2):
-                outer = mark
-        if outer < 0:
+            crossed = key[mark:]
+            projects = projects or len(crossed) > crossed.count(-1) + crossed.count(-2)
+        if not projects:
             return NO_SITE, orm, body
         if setup:
             key.append(-4)

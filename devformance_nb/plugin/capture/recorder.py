@@ -129,7 +129,11 @@ class Recorder:
         try:
             context = self.context
             if placed is None:
-                site, library, repeat = self._place(sys._getframe(1))
+                # _place inlined: this is the hottest path of the capture
+                site, library, body = self.frames.walk(
+                    sys._getframe(1), context.floor, context.thread, context.body_code
+                )
+                repeat = 0 if body is None else self._repeat(body, context)
             else:
                 (site, repeat), library = placed, ""
             text = sql if type(sql) is str else str(sql)
@@ -170,8 +174,11 @@ class Recorder:
         site, library, body = self.frames.walk(
             frame, context.floor, context.thread, context.body_code
         )
-        if body is None:
-            return site, library, 0
+        return site, library, 0 if body is None else self._repeat(body, context)
+
+    def _repeat(self, body: FrameType, context: TestContext) -> int:
+        """How many times the test body (``body``: a frame of the test's own function) was
+        entered again in this phase before, counting each unittest subTest as a run."""
         case = context.case
         sub = getattr(case, "_subtest", None) if case is not None else None
         known = self._body
@@ -179,7 +186,7 @@ class Recorder:
             again = known[2] == context.nodeid and known[3] == context.phase
             known = (body, sub, context.nodeid, context.phase, known[4] + 1 if again else 0)
             self._body = known
-        return site, library, known[4]
+        return known[4]
 
     def place_here(self) -> Placed:
         """Where the code calling the caller of this method (an ORM's listener) sent its
