@@ -127,6 +127,10 @@ def books(n: int, **fields: object) -> list[Query]:
     return [query(sql=BOOKS.format(i + 1), **fields) for i in range(n)]
 
 
+#: the fix of a lazily loaded Author.books
+SELECTIN = ".options(selectinload(Author.books))"
+
+
 def first_test_of(file: str) -> dict[str, object]:
     """Fields placing a query in the first test of ``file``."""
     return {"file": file, "nodeid": f"{file}::test_one"}
@@ -218,6 +222,30 @@ N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
         [],
     ),
     "collection, without a test": (books(2, nodeid="", phase="collect"), 2, []),
+    "a lazy load on one row of many, below the min count": (
+        [
+            *books(1, relation="Author.books", peers=4, fix=SELECTIN),
+            *books(1, stack_hash="stack-b", relation="Author.books", peers=1, fix=SELECTIN),
+            *books(1, stack_hash="stack-c", relation="", peers=0),
+        ],
+        3,
+        [],
+    ),
+    "a lazy load: the relation of the earliest, in every run of the body": (
+        [
+            *books(1, stack_hash="stack-d"),
+            *books(2, stack_hash="stack-d", relation="Author.books", peers=2, fix=SELECTIN),
+            *books(1, stack_hash="stack-d", repeat=1, relation="Book.x", peers=3, fix=".x"),
+            *books(3, stack_hash="stack-e", relation="Author.books", peers=1, fix=SELECTIN),
+        ],
+        3,
+        ["stack:stack-none"],
+    ),
+    "a lazy load allow-listed": (
+        books(1, relation="Author.books", peers=4, fix=SELECTIN),
+        2,
+        ["sql:select*books*"],
+    ),
 }
 
 
@@ -291,3 +319,15 @@ def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
     assert counts["non-SELECT statements"] == []
     assert counts["catalog lookups, transaction control and pages"] == []
     assert counts["collection, without a test"] == [("", "collect", "stack-a", CALLER, 2)]
+    # the ORM's rule: a lazy load for one of several rows is a finding at any count
+    lazy = find_n_plus_one(*N_PLUS_ONE_CASES["a lazy load on one row of many, below the min count"])
+    assert [(f.stack_hash, f.count, f.relation) for f in lazy] == [("stack-a", 1, "Author.books")]
+    assert SELECTIN in lazy[0].hint and lazy[0].hint.startswith("Author.books is loaded lazily")
+    runs = find_n_plus_one(
+        *N_PLUS_ONE_CASES["a lazy load: the relation of the earliest, in every run of the body"]
+    )
+    assert [(f.stack_hash, f.count, f.relation) for f in runs] == [
+        ("stack-d", 3, "Author.books"),
+        ("stack-e", 3, "Author.books"),
+    ]
+    assert find_n_plus_one(*N_PLUS_ONE_CASES["a lazy load allow-listed"]) == []

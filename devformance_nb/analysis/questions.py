@@ -144,7 +144,8 @@ def n_plus_one_hotspots(store: StoreLike, runs: Runs = "last:20") -> pd.DataFram
     """N+1 findings grouped by call site and fingerprint across runs, most queries first.
 
     ``caller`` is the frame to change, ``sent_by`` the frame that sent the statement (a
-    database helper, when it is another frame; '' in runs recorded before it was kept).
+    database helper, when it is another frame; '' in runs recorded before it was kept),
+    ``relation`` the ORM relation loaded lazily ('' when the ORM did not say).
     ``first_seen_run``/``last_seen_run`` bound where a hotspot appears in the
     selection; ``open`` says it is still there in the newest selected run.
     """
@@ -159,6 +160,7 @@ def n_plus_one_hotspots(store: StoreLike, runs: Runs = "last:20") -> pd.DataFram
                    any_value(n.table_name) AS table_name,
                    arg_max(n.caller, r.started) AS caller,
                    arg_max(coalesce(n.sent_by, ''), r.started) AS sent_by,
+                   arg_max(coalesce(n.relation, ''), r.started) AS relation,
                    count(DISTINCT n.run_id) AS runs, count(*) AS findings,
                    sum(n.count)::BIGINT AS queries, max(n.count) AS max_count,
                    sum(n.total_duration) * 1000 AS total_ms,

@@ -36,12 +36,14 @@ def slow_queries(store: StoreLike, run_id: str, limit: int = 10) -> list[dict[st
 def n_plus_one(store: StoreLike, run_id: str) -> list[dict[str, Any]]:
     """A run's N+1 findings, most repeated first.
 
-    ``caller`` is the frame to change, ``sent_by`` the frame that sent the statement, and
-    ``frames`` the finding's whole stored stack (``path:line function``, outermost first;
-    empty when the stack was not stored, as in runs recorded before stacks were).
+    ``caller`` is the frame to change, ``sent_by`` the frame that sent the statement,
+    ``relation`` the ORM relation loaded lazily ('' when the ORM did not say), and ``frames``
+    the finding's whole stored stack (``path:line function``, outermost first; empty when the
+    stack was not stored, as in runs recorded before stacks were).
     """
     return as_store(store).query(
         "SELECT n.file, n.nodeid, n.phase, n.caller, coalesce(n.sent_by, '') AS sent_by, "
+        "coalesce(n.relation, '') AS relation, "
         "n.count, n.table_name, n.total_duration * 1000 AS ms, n.hint, n.example_sql, "
         "n.stack_hash, coalesce(s.frames, []) AS frames "
         "FROM n_plus_one n LEFT JOIN stacks s USING (stack_hash) WHERE n.run_id = ? "

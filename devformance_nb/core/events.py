@@ -114,6 +114,13 @@ class Query(Event):
     #: times the test body was entered again in this phase before this statement (a
     #: hypothesis example, a rerun): statements of different runs are never one loop
     repeat: int = 0
+    #: the ORM relation or deferred field this statement loaded lazily (``Author.books``),
+    #: '' for any other statement
+    relation: str = ""
+    #: rows of the result the instance it loaded for came from (0: not a lazy load)
+    peers: int = 0
+    #: the exact fix the ORM allows (``selectinload(Author.books)``, ``.select_related("author")``)
+    fix: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,14 +4,16 @@ Runs in the parent at ingest, one test file at a time (``find_n_plus_one``), or 
 with ``NPlusOneDetector``, which keeps only the open tests' groups in memory.
 
 N+1 (after Prosopite): within one test and phase, the same SELECT fingerprint issued from the
-same project call stack at least ``min_count`` times. A stack is the project frames with their
-instruction offsets, so two statements sent from one line by two different calls are two
-stacks while the iterations of one loop share theirs. Never counted: statements with no
-project frame on their stack (nothing to change, and nothing to tell their sources apart),
-SELECTs that read no table (``SELECT quote(?)``), catalog lookups, transaction control and
-page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a loop over pages repeats
-its statement by design, once per page rather than once per row). The labelled corpus in
-``tests/corpus`` holds the cases this rule is checked on.
+same project call stack at least ``min_count`` times; or, where the ORM says so (after Bullet
+and nplusone), a lazy load of a relation on an instance that came from a result of two rows or
+more, however few times it ran (the finding then names the relation and the exact fix). A stack
+is the project frames with their instruction offsets, so two statements sent from one line by
+two different calls are two stacks while the iterations of one loop share theirs. Never
+counted: statements with no project frame on their stack (nothing to change, and nothing to
+tell their sources apart), SELECTs that read no table (``SELECT quote(?)``), catalog lookups,
+transaction control and page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a
+loop over pages repeats its statement by design, once per page rather than once per row). The
+labelled corpus in ``tests/corpus`` holds the cases this rule is checked on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from devformance_nb.logic.fingerprint import (
     is_catalog_or_control,
     is_select,
 )
+from devformance_nb.logic.hints import hint_for, lazy_load_hint
 from devformance_nb.logic.slow import cap_example, first_table
 
 _PHASE_ORDER = {"setup": 0, "call": 1, "teardown": 2}
@@ -54,6 +57,8 @@ class NPlusOneFinding:
     hint: str
     first_qseq: int
     sent_by: str = ""
+    #: the relation or deferred field the ORM loaded lazily (``Author.books``), or ''
+    relation: str = ""
 
 
 def find_n_plus_one(
@@ -64,8 +69,9 @@ def find_n_plus_one(
 
     Within one (file, nodeid, phase), SELECTs sent by project code (a stack hash) that read a
     table and are not catalog lookups, transaction control or page reads (``OFFSET``) are
-    grouped by (fingerprint, stack_hash). A group of at least ``min_count`` queries is a
-    finding, unless an ``allow`` entry matches it:
+    grouped by (fingerprint, stack_hash). A group of at least ``min_count`` queries, or one
+    holding an ORM lazy load for an instance of a multi-row result (``peers`` of 2 or more), is
+    a finding, unless an ``allow`` entry matches it:
 
     - ``sql:PATTERN``: an fnmatch pattern on the fingerprint, case-insensitive, e.g.
       ``sql:SELECT * FROM "settings"*``;
@@ -81,48 +87,6 @@ def find_n_plus_one(
     return detector.findings()
 
 
-#: a lookup by primary key (``WHERE "t"."id" = ?``): a forward foreign key loaded lazily
-_BY_PRIMARY_KEY = re.compile(r'\bWHERE (?:"?\w+"?\.)?"?id"? = \?', re.IGNORECASE)
-
-
-def hint_for(orm: str, table: str, fp: str = "") -> str:
-    """A fix hint for an N+1 on ``table`` for the ORM that issued it.
-
-    ``fp``, the repeated statement's fingerprint, lets the Django hint lead with the likely
-    fix: a lookup by primary key is a forward foreign key (``select_related``), anything else
-    a reverse or many-to-many relation (``prefetch_related``).
-    """
-    what = f'"{table}"' if table else "the related rows"
-    if orm == "sqlalchemy":
-        return (
-            f"Load {what} with the parent query instead of one query per parent: add "
-            "options(selectinload(Parent.relationship)) (collections) or "
-            "options(joinedload(Parent.relationship)) (many-to-one) to the query that loads "
-            "the parents."
-        )
-    if orm == "django":
-        if fp and _BY_PRIMARY_KEY.search(fp):
-            return (
-                f"Load {what} with the parent queryset: add .select_related('field') for this "
-                "forward ForeignKey/OneToOneField (or .prefetch_related('field'))."
-            )
-        if fp:
-            return (
-                f"Load {what} with the parent queryset: add .prefetch_related('name') for this "
-                "reverse foreign key or ManyToManyField (a forward ForeignKey takes "
-                ".select_related('field'))."
-            )
-        return (
-            f"Load {what} with the parent queryset: .select_related('field') for a forward "
-            "ForeignKey/OneToOneField, .prefetch_related('name') for a reverse foreign key or "
-            "a ManyToManyField."
-        )
-    return (
-        f"Fetch {what} for all parents at once: one query with WHERE key IN (...) or a JOIN, "
-        "instead of one query per parent row."
-    )
-
-
 @dataclass
 class _Group:
     """Running totals of one (phase, fingerprint, stack, run of the body) within one test."""
@@ -134,15 +98,28 @@ class _Group:
     orm: str
     #: the number of the statement ``orm`` came from (the first that had one)
     orm_qseq: int
+    #: the earliest lazy load of the group (its relation and fix), if any
+    load: Query | None = None
+    #: whether a statement of the group loaded lazily for an instance of a multi-row result
+    lazy_peers: bool = False
 
     def add(self, query: Query) -> None:
         self.count += 1
         self.total += query.duration
         if query.orm and (not self.orm or query.qseq < self.orm_qseq):
             self.orm, self.orm_qseq = query.orm, query.qseq
+        if query.relation:
+            self.note_load(query)
         # keep the earliest as the example, whatever order the events arrive in
         if query.qseq < self.first.qseq:
             self.first = query
+
+    def note_load(self, query: Query) -> None:
+        """Remember a statement that the ORM said loads a relation lazily."""
+        if self.load is None or query.qseq < self.load.qseq:
+            self.load = query
+        if query.peers >= 2:
+            self.lazy_peers = True
 
 
 _TestKey = tuple[str, str]
@@ -187,7 +164,9 @@ class NPlusOneDetector:
         groups = self._open.setdefault((query.file, query.nodeid), {})
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(fp, 1, query.duration, query, query.orm, query.qseq)
+            group = groups[key] = _Group(fp, 1, query.duration, query, query.orm, query.qseq)
+            if query.relation:
+                group.note_load(query)
         else:
             group.add(query)
         return emitted
@@ -229,7 +208,8 @@ class NPlusOneDetector:
         return len(self._open)
 
     def _reportable(self, group: _Group) -> bool:
-        return group.count >= self.min_count and not self._allow.matches(group)
+        repeated = group.count >= self.min_count or group.lazy_peers
+        return repeated and not self._allow.matches(group)
 
     def _findings_of(self, groups: dict[_GroupKey, _Group]) -> list[NPlusOneFinding]:
         """One finding per (phase, fingerprint, stack) whose group reaches the minimum in at
@@ -246,6 +226,8 @@ class NPlusOneDetector:
         first = min((g.first for g in runs), key=lambda q: q.qseq)
         tagged = [g for g in runs if g.orm]
         orm = min(tagged, key=lambda g: g.orm_qseq).orm if tagged else ""
+        loads = [g.load for g in runs if g.load is not None]
+        load = min(loads, key=lambda q: q.qseq) if loads else None
         return make_finding(
             file=first.file,
             nodeid=first.nodeid,
@@ -259,6 +241,8 @@ class NPlusOneDetector:
             total_duration=sum(g.total for g in runs),
             orm=orm,
             sent_by=first.sent_by,
+            relation=load.relation if load is not None else "",
+            fix=load.fix if load is not None else "",
         )
 
 
@@ -276,10 +260,15 @@ def make_finding(
     total_duration: float,
     orm: str,
     sent_by: str = "",
+    relation: str = "",
+    fix: str = "",
 ) -> NPlusOneFinding:
     """The finding for ``count`` repeats of fingerprint ``fp``; the other fields are those of the
-    earliest statement of the group (its caller, sender, stack hash, text and number)."""
+    earliest statement of the group (its caller, sender, stack hash, text and number), and the
+    relation and fix of its earliest lazy load, if the ORM said so."""
     digest, table, hint = _finding_texts(fp, orm)
+    if relation:
+        hint = lazy_load_hint(relation, fix)
     return NPlusOneFinding(
         file=file,
         nodeid=nodeid,
@@ -296,6 +285,7 @@ def make_finding(
         hint=hint,
         first_qseq=qseq,
         sent_by=sent_by,
+        relation=relation,
     )
 
 

@@ -71,6 +71,9 @@ QUERY_FIELDS = {
     "many": "BOOLEAN",
     "params": "VARCHAR",
     "repeat": "INTEGER",
+    "relation": "VARCHAR",
+    "peers": "INTEGER",
+    "fix": "VARCHAR",
 }
 #: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
 BULK_MEMORY = "256MB"
@@ -104,6 +107,10 @@ SELECT
     arg_min(coalesce(sent_by, ''), qseq) AS sent_by,
     arg_min(orm, qseq) FILTER (WHERE orm <> '') AS orm,
     min(qseq) FILTER (WHERE orm <> '') AS orm_qseq,
+    arg_min(relation, qseq) FILTER (WHERE relation <> '') AS relation,
+    arg_min(fix, qseq) FILTER (WHERE relation <> '') AS fix,
+    min(qseq) FILTER (WHERE relation <> '') AS load_qseq,
+    coalesce(bool_or(relation <> '' AND peers >= 2), false) AS lazy_peers,
     list({'qseq': qseq, 'duration': duration}) FILTER (WHERE OVER_THRESHOLD) AS slow
 FROM SOURCE
 WHERE kind = 'query' AND coalesce(v, 1) <= VERSION AND sql IS NOT NULL
@@ -118,28 +125,34 @@ WITH runs AS (
         arg_min(g.sql, g.first_qseq) AS sql, arg_min(g.caller, g.first_qseq) AS caller,
         arg_min(g.sent_by, g.first_qseq) AS sent_by,
         arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm,
-        min(g.orm_qseq) AS orm_qseq
+        min(g.orm_qseq) AS orm_qseq,
+        arg_min(g.relation, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS relation,
+        arg_min(g.fix, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS fix,
+        min(g.load_qseq) AS load_qseq
     FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
     WHERE k.candidate AND g.stack_hash <> ''
     GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run
-    HAVING sum(g.n) >= $min_count
+    HAVING sum(g.n) >= $min_count OR bool_or(g.lazy_peers)
 )
 SELECT file, nodeid, phase, fingerprint_hash, stack_hash,
     max(n) AS n, sum(total) AS total, min(first_qseq) AS first_qseq,
     arg_min(sql, first_qseq) AS sql, arg_min(caller, first_qseq) AS caller,
     arg_min(orm, orm_qseq) FILTER (WHERE orm IS NOT NULL) AS orm,
-    arg_min(sent_by, first_qseq) AS sent_by
+    arg_min(sent_by, first_qseq) AS sent_by,
+    arg_min(relation, load_qseq) FILTER (WHERE relation IS NOT NULL) AS relation,
+    arg_min(fix, load_qseq) FILTER (WHERE relation IS NOT NULL) AS fix
 FROM runs
 GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash
 """
 
 _INSERT = """
 INSERT INTO queries (run_id, file, nodeid, phase, qseq, started, duration, sql,
-    fingerprint_hash, vendor, alias, rows, caller, sent_by, stack_hash, orm, many, params)
+    fingerprint_hash, vendor, alias, rows, caller, sent_by, stack_hash, orm, many, params,
+    relation, peers, fix)
 SELECT $run_id, q.file, q.nodeid, q.phase, q.qseq,
     make_timestamp(CAST(round(q.start * 1000000) AS BIGINT)), q.duration, q.sql,
     m.fingerprint_hash, q.vendor, q.alias, q.rows, q.caller, q.sent_by, q.stack_hash, q.orm,
-    q.many, q.params
+    q.many, q.params, q.relation, q.peers, q.fix
 FROM SOURCE q JOIN _devformance_texts m USING (sql)
 WHERE q.kind = 'query' AND coalesce(q.v, 1) <= VERSION
 """
@@ -300,7 +313,9 @@ def _n_plus_one(
 ) -> None:
     rows = con.execute(_N_PLUS_ONE, {"min_count": min_count}).fetchall()
     found = []
-    for file, nodeid, phase, digest, stack_hash, n, total, qseq, sql, caller, orm, sent_by in rows:
+    for row in rows:
+        file, nodeid, phase, digest, stack_hash, n, total, qseq, sql, caller, orm = row[:11]
+        sent_by, relation, fix = row[11:]
         fp = fingerprints[digest]
         if allow.allows(fp, stack_hash, caller, sent_by):
             continue
@@ -318,6 +333,8 @@ def _n_plus_one(
                 total_duration=float(total or 0.0),
                 orm=orm or "",
                 sent_by=sent_by or "",
+                relation=relation or "",
+                fix=fix or "",
             )
         )
     for finding in sorted(found, key=finding_order):

@@ -23,7 +23,8 @@ from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summa
 
 _COLUMNS = (
     "nodeid", "phase", "qseq", "started", "duration", "sql", "fingerprint_hash", "vendor",
-    "alias", "rows", "caller", "sent_by", "stack_hash", "orm", "many", "params",
+    "alias", "rows", "caller", "sent_by", "stack_hash", "orm", "many", "params", "relation",
+    "peers", "fix",
 )  # fmt: skip
 
 
@@ -69,6 +70,9 @@ class QueryBuffer:
         c["orm"].append(q.orm)
         c["many"].append(q.many)
         c["params"].append(q.params)
+        c["relation"].append(q.relation)
+        c["peers"].append(q.peers)
+        c["fix"].append(q.fix)
 
     def take(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(queries frame, new fingerprints frame), emptying the buffer."""
@@ -168,6 +172,7 @@ def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[
             "orm": f.orm,
             "hint": f.hint,
             "first_qseq": f.first_qseq,
+            "relation": f.relation,
         }
         for f in findings
     ]

@@ -220,6 +220,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE n_plus_one ADD COLUMN sent_by VARCHAR;
         """,
     ),
+    Migration(
+        5,
+        "ORM lazy loads: the relation a statement loaded, its parent's result size, the fix",
+        """
+        ALTER TABLE queries ADD COLUMN relation VARCHAR;
+        ALTER TABLE queries ADD COLUMN peers INTEGER;
+        ALTER TABLE queries ADD COLUMN fix VARCHAR;
+        ALTER TABLE n_plus_one ADD COLUMN relation VARCHAR;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

@@ -36,6 +36,9 @@ ADAPTERS: dict[str, str] = {
     "psycopg": "devformance_nb.plugin.capture.pg3:Psycopg3Adapter",
     "psycopg2": "devformance_nb.plugin.capture.pg2:Psycopg2Adapter",
     "django.db": "devformance_nb.plugin.capture.djangodb:DjangoAdapter",
+    # lazy loads: which relation a statement loads, for how many parents
+    "sqlalchemy.orm": "devformance_nb.plugin.capture.sqlaloads:SQLAlchemyLoadsAdapter",
+    "django.db.models": "devformance_nb.plugin.capture.djangoloads:DjangoLoadsAdapter",
 }
 
 

@@ -17,17 +17,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Finding:
-    """One expected N+1 finding: issued at ``site``, ``count`` times, on ``table``."""
+    """One expected N+1 finding: issued at ``site``, ``count`` times, on ``table``; ``relation``
+    is the ORM relation it loads lazily (``Class.attribute``), '' for any other statement."""
 
     site: str
     count: int
     table: str
     phase: str = "call"
+    relation: str = ""
 
 
-def n_plus_one(site: str, count: int, table: str, phase: str = "call") -> Finding:
-    """An expected N+1 finding (``phase``: setup, call or teardown)."""
-    return Finding(site, count, table, phase)
+def n_plus_one(
+    site: str, count: int, table: str, phase: str = "call", relation: str = ""
+) -> Finding:
+    """An expected N+1 finding (``phase``: setup, call or teardown; ``relation``: the ORM's
+    lazily loaded relation, when the ORM loads it)."""
+    return Finding(site, count, table, phase, relation)
 
 
 def label(*findings: Finding) -> Callable[[F], F]:

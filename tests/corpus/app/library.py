@@ -27,6 +27,19 @@ def bibliographies_selectin(session: Session) -> dict[str, list[str]]:
     return {a.name: [b.title for b in a.books] for a in session.scalars(query)}
 
 
+def first_bibliography(session: Session) -> list[str]:
+    """The first author's titles, taken from the list of every author: one lazy load, on one
+    row of a multi-row result (the ORM knows the other rows would each load theirs)."""
+    authors = session.scalars(select(Author).order_by(Author.id)).all()
+    return [book.title for book in authors[0].books]  # site: first_author_books
+
+
+def lone_bibliography(session: Session, name: str) -> list[str]:
+    """One author's titles, the author found by a query of its own: one row, one lazy load."""
+    author = session.scalars(select(Author).where(Author.name == name)).one()
+    return [book.title for book in author.books]
+
+
 def bylines(session: Session) -> list[str]:
     """ "Title by Author" for every book: a lazy many-to-one load per distinct author."""
     out = []

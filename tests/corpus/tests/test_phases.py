@@ -39,7 +39,7 @@ def each_phase(db: Database, con: Any) -> Iterator[None]:
             yield
 
 
-@label(n_plus_one("author_books", 4, "books", phase="setup"))
+@label(n_plus_one("author_books", 4, "books", phase="setup", relation="Author.books"))
 def test_an_n_plus_one_in_a_fixture_is_the_setup_phases(
     bibliographies: dict[str, list[str]],
 ) -> None:

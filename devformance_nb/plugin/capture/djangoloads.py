@@ -1,0 +1,212 @@
+"""Django ORM lazy loads: which relation or deferred field a statement loads, for how many rows.
+
+Installed once ``django.db.models`` is imported. Django has no loader events, so four methods
+are wrapped (and restored on uninstall); each sets the recorder's load mark in this thread
+while the load runs, so the statement the driver layer records carries the relation, the size
+of the result the instance came from and the exact fix:
+
+- ``QuerySet._fetch_all``: a queryset that fetches two rows or more marks each model instance
+  with the result's size (its peers); a queryset made by a related manager for one instance
+  (reverse foreign key or many-to-many: Django hints it with that instance) is that relation's
+  lazy load, fixed by ``.prefetch_related``;
+- ``ForwardManyToOneDescriptor.get_object`` (a foreign key or one-to-one not yet loaded:
+  ``.select_related``) and ``ReverseOneToOneDescriptor.__get__`` (``.select_related``);
+- ``DeferredAttribute.__get__``, which Python calls only for a field missing from the
+  instance: a deferred field's load (``.only``/``.defer``).
+
+``prefetch_related``'s own queries are hinted with an instance too; the module function that
+runs them (``prefetch_one_level``) is wrapped to say so, and they are never marked.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from devformance_nb.plugin.capture.adapters import Adapter
+from devformance_nb.plugin.capture.recorder import Recorder
+
+#: attribute of an instance's ``_state`` holding the size of the result it came from
+PEERS = "devformance_peers"
+
+
+class _Prefetching(threading.local):
+    """How deep this thread is in ``prefetch_related``'s queries."""
+
+    depth = 0
+
+
+_prefetching = _Prefetching()
+
+
+def peers_of(instance: Any) -> int:
+    """Rows of the result ``instance`` came from (1 when alone or not known)."""
+    return int(getattr(getattr(instance, "_state", None), PEERS, 1))
+
+
+def mark_peers(rows: list[Any]) -> None:
+    """Give every model instance of a multi-row result the result's size."""
+    if len(rows) < 2 or not hasattr(rows[0], "_state"):
+        return
+    size = len(rows)
+    for row in rows:
+        state = getattr(row, "_state", None)
+        if state is not None:
+            setattr(state, PEERS, size)
+
+
+def related_manager_relation(parent: Any, queryset: Any) -> tuple[str, str] | None:
+    """(``Model.accessor``, fix) of the reverse foreign key or many-to-many relation a related
+    manager's ``queryset`` for ``parent`` reads, or None when it is no such queryset."""
+    model = type(parent)
+    for field in getattr(queryset, "_known_related_objects", {}):
+        # a reverse foreign key's manager knows its parent by the child's foreign key
+        remote = getattr(field, "remote_field", None)
+        if remote is not None and remote.model is model:
+            accessor = remote.get_accessor_name()
+            return f"{model.__name__}.{accessor}", f'.prefetch_related("{accessor}")'
+    meta = getattr(model, "_meta", None)
+    if meta is None:
+        return None
+    names = [
+        field.get_accessor_name() if field.auto_created else field.name
+        for field in meta.get_fields()
+        if field.many_to_many and field.related_model is queryset.model
+    ]
+    if len(names) != 1:  # not a relation, or two between the same models: no exact fix
+        return None
+    return f"{model.__name__}.{names[0]}", f'.prefetch_related("{names[0]}")'
+
+
+class DjangoLoadsAdapter(Adapter):
+    """Marks the statements of Django's lazy relation and deferred-field loads."""
+
+    library = "django.db.models"
+
+    def install(self) -> None:
+        """Wrap the four methods (once)."""
+        from django.db.models import query
+        from django.db.models.fields.related_descriptors import (
+            ForwardManyToOneDescriptor,
+            ReverseOneToOneDescriptor,
+        )
+        from django.db.models.query import QuerySet
+        from django.db.models.query_utils import DeferredAttribute
+
+        recorder = self.recorder
+        self._restore: list[tuple[Any, str, Any]] = []
+        self._wrap(QuerySet, "_fetch_all", _fetch_all(recorder))
+        self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(recorder))
+        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(recorder))
+        self._wrap(DeferredAttribute, "__get__", _deferred(recorder))
+        self._wrap(query, "prefetch_one_level", _prefetch)
+
+    def _wrap(self, owner: Any, name: str, make: Any) -> None:
+        original = owner.__dict__[name]
+        setattr(owner, name, make(original))
+        self._restore.append((owner, name, original))
+
+    def uninstall(self) -> None:
+        """Put every wrapped method back."""
+        for owner, name, original in reversed(getattr(self, "_restore", [])):
+            setattr(owner, name, original)
+        self._restore = []
+
+
+def _fetch_all(recorder: Recorder) -> Any:
+    def wrap(original: Any) -> Any:
+        def _fetch_all(self: Any) -> None:
+            if self._result_cache is not None:
+                original(self)  # Django's own prefetching of a cached result, if asked
+                return
+            parent = self._hints.get("instance")
+            found = None
+            if parent is not None and not _prefetching.depth and not recorder.loading():
+                found = related_manager_relation(parent, self)
+            if found is None:
+                original(self)
+            else:
+                outer = recorder.begin_load(found[0], peers_of(parent), found[1])
+                try:
+                    original(self)
+                finally:
+                    recorder.end_load(outer)
+            rows: Any = self._result_cache
+            if type(rows) is list:
+                mark_peers(rows)
+
+        return _fetch_all
+
+    return wrap
+
+
+def _prefetch(original: Any) -> Any:
+    def prefetch_one_level(*args: Any, **kwargs: Any) -> Any:
+        _prefetching.depth += 1
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _prefetching.depth -= 1
+
+    return prefetch_one_level
+
+
+def _get_object(recorder: Recorder) -> Any:
+    def wrap(original: Any) -> Any:
+        def get_object(self: Any, instance: Any) -> Any:
+            name = self.field.name
+            outer = recorder.begin_load(
+                f"{type(instance).__name__}.{name}",
+                peers_of(instance),
+                f'.select_related("{name}")',
+            )
+            try:
+                return original(self, instance)
+            finally:
+                recorder.end_load(outer)
+
+        return get_object
+
+    return wrap
+
+
+def _reverse_one(recorder: Recorder) -> Any:
+    def wrap(original: Any) -> Any:
+        def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+            if instance is None or self.related.is_cached(instance):
+                return original(self, instance, cls)
+            name = self.related.get_accessor_name()
+            outer = recorder.begin_load(
+                f"{type(instance).__name__}.{name}",
+                peers_of(instance),
+                f'.select_related("{name}")',
+            )
+            try:
+                return original(self, instance, cls)
+            finally:
+                recorder.end_load(outer)
+
+        return __get__
+
+    return wrap
+
+
+def _deferred(recorder: Recorder) -> Any:
+    def wrap(original: Any) -> Any:
+        def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+            if instance is None or self.field.attname in instance.__dict__:
+                return original(self, instance, cls)
+            name = self.field.attname
+            outer = recorder.begin_load(
+                f"{type(instance).__name__}.{name}",
+                peers_of(instance),
+                f'load "{name}" with the rows: drop it from .defer(...) or add it to .only(...)',
+            )
+            try:
+                return original(self, instance, cls)
+            finally:
+                recorder.end_load(outer)
+
+        return __get__
+
+    return wrap

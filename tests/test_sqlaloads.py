@@ -1,0 +1,159 @@
+"""SQLAlchemy's lazy loads named by the capture: relation, peers and fix, with real sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import ForeignKey, String, create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    joinedload,
+    mapped_column,
+    relationship,
+    selectinload,
+)
+
+from devformance_nb.core import events as ev
+from devformance_nb.core.contract import ChildOptions
+from devformance_nb.core.eventlog import EventWriter, read_events
+from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture import Capture, start_capture
+from devformance_nb.plugin.capture.sqlaloads import SQLAlchemyLoadsAdapter
+
+REPO = Path(__file__).resolve().parent.parent
+HERE = "tests/test_sqlaloads.py"
+BOOKS = ("Writer.books", ".options(selectinload(Writer.books))")
+WRITER = ("Volume.writer", ".options(joinedload(Volume.writer))")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Writer(Base):
+    __tablename__ = "writers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    books: Mapped[list[Volume]] = relationship(back_populates="writer", order_by="Volume.id")
+
+
+class Volume(Base):
+    __tablename__ = "volumes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    writer_id: Mapped[int] = mapped_column(ForeignKey("writers.id"))
+    writer: Mapped[Writer] = relationship(back_populates="books")
+    notes: Mapped[list[Note]] = relationship(order_by="Note.id")
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    volume_id: Mapped[int] = mapped_column(ForeignKey("volumes.id"))
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    made = create_engine(f"sqlite:///{tmp_path_factory.mktemp('loads') / 'loads.db'}")
+    Base.metadata.create_all(made)
+    with Session(made) as session:
+        session.add_all(Writer(name=f"w{i}", books=[Volume(), Volume()]) for i in range(3))
+        session.commit()
+    yield made
+    made.dispose()
+
+
+class Loads:
+    """A capture in this process; ``marks()`` stops it and returns the SELECTs' marks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = EventWriter(path, "run-1", HERE)
+        context = TestContext()
+        context.nodeid, context.phase = f"{HERE}::case", "call"
+        self.capture: Capture = start_capture(self.writer, context, ChildOptions(root=str(REPO)))
+
+    def marks(self) -> list[tuple[str, int, str]]:
+        self.capture.stop()
+        self.writer.close()
+        return [
+            (q.relation, q.peers, q.fix)
+            for q in read_events(self.path)
+            if isinstance(q, ev.Query) and q.sql.startswith("SELECT")
+        ]
+
+
+@pytest.fixture
+def loads(tmp_path: Path) -> Iterator[Loads]:
+    made = Loads(tmp_path / "events.jsonl")
+    yield made
+    made.capture.stop()
+    made.writer.close()
+
+
+def test_a_collection_loaded_per_parent_names_the_relation(engine: Engine, loads: Loads) -> None:
+    with Session(engine) as session:
+        writers = session.scalars(select(Writer).order_by(Writer.id)).all()
+        assert [len(w.books) for w in writers] == [2, 2, 2]
+    assert loads.marks() == [("", 0, ""), *[(*BOOKS[:1], 3, BOOKS[1])] * 3]
+
+
+def test_a_many_to_one_counts_its_parents_of_one_class(engine: Engine, loads: Loads) -> None:
+    with Session(engine) as session:
+        # six volumes of three writers: the identity map answers every second volume
+        volumes = session.scalars(select(Volume).order_by(Volume.id)).all()
+        assert {v.writer.name for v in volumes} == {"w0", "w1", "w2"}
+    assert loads.marks() == [("", 0, ""), *[(WRITER[0], 6, WRITER[1])] * 3]
+
+
+def test_a_relation_of_lazily_loaded_rows_gets_the_whole_chain(
+    engine: Engine, loads: Loads
+) -> None:
+    with Session(engine) as session:
+        writers = session.scalars(select(Writer).order_by(Writer.id)).all()
+        assert [len(v.notes) for w in writers for v in w.books] == [0] * 6
+    chain = ".options(selectinload(Writer.books).selectinload(Volume.notes))"
+    # per writer: its books (one of three writers), then each book's notes (one of two books)
+    per_writer = [(*BOOKS[:1], 3, BOOKS[1]), *[("Volume.notes", 2, chain)] * 2]
+    assert loads.marks() == [("", 0, ""), *per_writer * 3]
+
+
+def test_an_instance_fetched_alone_has_no_peers(engine: Engine, loads: Loads) -> None:
+    with Session(engine) as session:
+        writer = session.get(Writer, 2)
+        assert writer is not None and len(writer.books) == 2
+        one = session.scalars(select(Writer).where(Writer.name == "w2")).one()
+        assert len(one.books) == 2
+    assert loads.marks() == [("", 0, ""), (BOOKS[0], 1, BOOKS[1])] * 2
+
+
+def test_eager_loads_are_not_lazy_loads(engine: Engine, loads: Loads) -> None:
+    with Session(engine) as session:
+        query = select(Writer).options(selectinload(Writer.books)).order_by(Writer.id)
+        assert [len(w.books) for w in session.scalars(query)] == [2, 2, 2]
+        joined = select(Volume).options(joinedload(Volume.writer))
+        assert len({v.writer.id for v in session.scalars(joined)}) == 3
+    assert loads.marks() == [("", 0, "")] * 3
+
+
+def test_orm_statements_other_than_selects_run_untouched(engine: Engine, loads: Loads) -> None:
+    with Session(engine) as session:
+        session.execute(insert(Writer).values(name="new"))
+        session.execute(update(Writer).where(Writer.name == "new").values(name="newer"))
+        session.execute(delete(Writer).where(Writer.name == "newer"))
+        session.rollback()
+        assert session.scalars(select(Writer.name).order_by(Writer.id)).all() == ["w0", "w1", "w2"]
+    assert loads.marks() == [("", 0, "")]
+
+
+def test_stopping_removes_the_listener(engine: Engine, loads: Loads) -> None:
+    (adapter,) = [a for a in loads.capture.installed if isinstance(a, SQLAlchemyLoadsAdapter)]
+    assert event.contains(Session, "do_orm_execute", adapter._executing)
+    loads.capture.stop()
+    assert not event.contains(Session, "do_orm_execute", adapter._executing)
+    with Session(engine) as session:
+        assert len(session.get(Writer, 1).books) == 2  # type: ignore[union-attr]
