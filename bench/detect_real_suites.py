@@ -37,7 +37,8 @@ DETECTION_SUITES = {s.name: s for s in (DJANGO_REST_FRAMEWORK, *SUITES)}
 
 
 def findings(store: Path) -> list[tuple[object, ...]]:
-    """(table, frame to change, sent by, count, test, frames) of the store's newest run."""
+    """(table, frame to change, count, test, sent by, frames, relation) of the store's newest
+    run (relation: the ORM relation loaded lazily; '' before schema 5)."""
     import duckdb
 
     con = duckdb.connect(str(store), read_only=True)
@@ -47,10 +48,18 @@ def findings(store: Path) -> list[tuple[object, ...]]:
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'stacks'"
             ).fetchone()[0]  # type: ignore[index]
         )
+        has_relation = bool(
+            con.execute(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'n_plus_one' AND column_name = 'relation'"
+            ).fetchone()[0]  # type: ignore[index]
+        )
+        relation = "coalesce(n.relation, '')" if has_relation else "''"
         extra = (
-            "n.sent_by, s.frames FROM n_plus_one n LEFT JOIN stacks s USING (stack_hash)"
+            f"n.sent_by, s.frames, {relation} FROM n_plus_one n "
+            "LEFT JOIN stacks s USING (stack_hash)"
             if has_stacks
-            else "'' AS sent_by, [] AS frames FROM n_plus_one n"
+            else "'' AS sent_by, [] AS frames, '' FROM n_plus_one n"
         )
         return con.execute(
             f"SELECT n.table_name, n.caller, n.count, n.nodeid, {extra} "
@@ -72,7 +81,8 @@ def report(rows: list[tuple[object, ...]]) -> str:
         if members[0][4] and members[0][4] != caller:
             out.append(f"   sent by {members[0][4]}")
         for member in members:
-            out.append(f"   x{member[2]} {member[3]}")
+            lazy = f"  [lazy load of {member[6]}]" if member[6] else ""
+            out.append(f"   x{member[2]} {member[3]}{lazy}")
         frames = list(members[0][5] or [])[-6:]
         if frames:
             out.append("   stack: " + " <- ".join(reversed(frames)))

@@ -77,14 +77,17 @@ class Loads:
         context.nodeid, context.phase = f"{HERE}::case", "call"
         self.capture: Capture = start_capture(self.writer, context, ChildOptions(root=str(REPO)))
 
-    def marks(self) -> list[tuple[str, int, str]]:
+    def selects(self) -> list[ev.Query]:
         self.capture.stop()
         self.writer.close()
         return [
-            (q.relation, q.peers, q.fix)
+            q
             for q in read_events(self.path)
             if isinstance(q, ev.Query) and q.sql.startswith("SELECT")
         ]
+
+    def marks(self) -> list[tuple[str, int, str]]:
+        return [(q.relation, q.peers, q.fix) for q in self.selects()]
 
 
 @pytest.fixture
@@ -120,6 +123,20 @@ def test_a_relation_of_lazily_loaded_rows_gets_the_whole_chain(
     # per writer: its books (one of three writers), then each book's notes (one of two books)
     per_writer = [(*BOOKS[:1], 3, BOOKS[1]), *[("Volume.notes", 2, chain)] * 2]
     assert loads.marks() == [("", 0, ""), *per_writer * 3]
+
+
+def test_a_loop_keeps_one_stack_when_some_targets_are_refreshed(
+    engine: Engine, loads: Loads
+) -> None:
+    with Session(engine) as session:
+        volumes = session.scalars(select(Volume).order_by(Volume.id)).all()
+        session.expire(session.get(Writer, 2))  # expired in the identity map, the others absent
+        names = [v.writer.name for v in volumes]  # a lazy load or a refresh per writer
+        assert names == ["w0", "w0", "w1", "w1", "w2", "w2"]
+    *_, first, second, third = loads.selects()
+    # the three statements of the loop: one stack, whichever way each writer was loaded
+    assert len({first.stack_hash, second.stack_hash, third.stack_hash}) == 1
+    assert {q.relation for q in (first, second, third)} == {"Volume.writer"}
 
 
 def test_an_instance_fetched_alone_has_no_peers(engine: Engine, loads: Loads) -> None:

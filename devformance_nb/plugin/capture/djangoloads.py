@@ -24,7 +24,7 @@ import threading
 from typing import Any
 
 from devformance_nb.plugin.capture.adapters import Adapter
-from devformance_nb.plugin.capture.recorder import Recorder
+from devformance_nb.plugin.capture.loadmarks import LoadMarks
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
 PEERS = "devformance_peers"
@@ -93,12 +93,12 @@ class DjangoLoadsAdapter(Adapter):
         from django.db.models.query import QuerySet
         from django.db.models.query_utils import DeferredAttribute
 
-        recorder = self.recorder
+        marks = self.recorder.loads
         self._restore: list[tuple[Any, str, Any]] = []
-        self._wrap(QuerySet, "_fetch_all", _fetch_all(recorder))
-        self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(recorder))
-        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(recorder))
-        self._wrap(DeferredAttribute, "__get__", _deferred(recorder))
+        self._wrap(QuerySet, "_fetch_all", _fetch_all(marks))
+        self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(marks))
+        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(marks))
+        self._wrap(DeferredAttribute, "__get__", _deferred(marks))
         self._wrap(query, "prefetch_one_level", _prefetch)
 
     def _wrap(self, owner: Any, name: str, make: Any) -> None:
@@ -113,7 +113,7 @@ class DjangoLoadsAdapter(Adapter):
         self._restore = []
 
 
-def _fetch_all(recorder: Recorder) -> Any:
+def _fetch_all(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def _fetch_all(self: Any) -> None:
             if self._result_cache is not None:
@@ -121,16 +121,16 @@ def _fetch_all(recorder: Recorder) -> Any:
                 return
             parent = self._hints.get("instance")
             found = None
-            if parent is not None and not _prefetching.depth and not recorder.loading():
+            if parent is not None and not _prefetching.depth and not marks.active():
                 found = related_manager_relation(parent, self)
             if found is None:
                 original(self)
             else:
-                outer = recorder.begin_load(found[0], peers_of(parent), found[1])
+                outer = marks.begin(found[0], peers_of(parent), found[1])
                 try:
                     original(self)
                 finally:
-                    recorder.end_load(outer)
+                    marks.end(outer)
             rows: Any = self._result_cache
             if type(rows) is list:
                 mark_peers(rows)
@@ -151,11 +151,11 @@ def _prefetch(original: Any) -> Any:
     return prefetch_one_level
 
 
-def _get_object(recorder: Recorder) -> Any:
+def _get_object(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def get_object(self: Any, instance: Any) -> Any:
             name = self.field.name
-            outer = recorder.begin_load(
+            outer = marks.begin(
                 f"{type(instance).__name__}.{name}",
                 peers_of(instance),
                 f'.select_related("{name}")',
@@ -163,20 +163,20 @@ def _get_object(recorder: Recorder) -> Any:
             try:
                 return original(self, instance)
             finally:
-                recorder.end_load(outer)
+                marks.end(outer)
 
         return get_object
 
     return wrap
 
 
-def _reverse_one(recorder: Recorder) -> Any:
+def _reverse_one(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
             if instance is None or self.related.is_cached(instance):
                 return original(self, instance, cls)
             name = self.related.get_accessor_name()
-            outer = recorder.begin_load(
+            outer = marks.begin(
                 f"{type(instance).__name__}.{name}",
                 peers_of(instance),
                 f'.select_related("{name}")',
@@ -184,20 +184,20 @@ def _reverse_one(recorder: Recorder) -> Any:
             try:
                 return original(self, instance, cls)
             finally:
-                recorder.end_load(outer)
+                marks.end(outer)
 
         return __get__
 
     return wrap
 
 
-def _deferred(recorder: Recorder) -> Any:
+def _deferred(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
             if instance is None or self.field.attname in instance.__dict__:
                 return original(self, instance, cls)
             name = self.field.attname
-            outer = recorder.begin_load(
+            outer = marks.begin(
                 f"{type(instance).__name__}.{name}",
                 peers_of(instance),
                 f'load "{name}" with the rows: drop it from .defer(...) or add it to .only(...)',
@@ -205,7 +205,7 @@ def _deferred(recorder: Recorder) -> Any:
             try:
                 return original(self, instance, cls)
             finally:
-                recorder.end_load(outer)
+                marks.end(outer)
 
         return __get__
 

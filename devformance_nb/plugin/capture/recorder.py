@@ -12,11 +12,11 @@ import json
 import os
 import reprlib
 import sys
-from threading import get_ident
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
+from devformance_nb.plugin.capture.loadmarks import LoadMarks
 
 if TYPE_CHECKING:
     from devformance_nb.core.contract import ChildOptions
@@ -107,9 +107,8 @@ class Recorder:
         #: many times the body ran again in that phase before (hypothesis examples, reruns,
         #: subTests): one attribute
         self._body: tuple[FrameType | None, object, str, str, int] = (None, None, "", "", 0)
-        #: thread ident -> the encoded fields of the ORM lazy load running in that thread
-        #: (statements it sends carry them); empty almost always, so one truth test a statement
-        self._loads: dict[int, str] = {}
+        #: the ORM lazy loads running in each thread (set by the ORM adapters)
+        self.loads = LoadMarks()
 
     def record(
         self,
@@ -160,8 +159,8 @@ class Recorder:
             began = f"{start:.6f}"
             if repeat:
                 where = f'{where},"repeat":{repeat}'
-            if self._loads:
-                load = self._loads.get(get_ident())
+            if self.loads.marks:
+                load = self.loads.take(text)
                 if load is not None:
                     where = f"{where},{load}"
             self.writer.write_fields(
@@ -195,27 +194,6 @@ class Recorder:
             known = (body, sub, context.nodeid, context.phase, known[4] + 1 if again else 0)
             self._body = known
         return known[4]
-
-    def begin_load(self, relation: str, peers: int, fix: str) -> str | None:
-        """Mark statements this thread sends from now on as ORM's lazy load of ``relation``
-        for an instance that came from a result of ``peers`` rows, fixed by ``fix``; returns
-        the mark it replaced, for :meth:`end_load`."""
-        ident = get_ident()
-        outer = self._loads.get(ident)
-        self._loads[ident] = f'"relation":{_json(relation)},"peers":{int(peers)},"fix":{_json(fix)}'
-        return outer
-
-    def loading(self) -> bool:
-        """Whether a lazy load's mark is set in this thread."""
-        return get_ident() in self._loads
-
-    def end_load(self, outer: str | None) -> None:
-        """End the mark :meth:`begin_load` set in this thread (``outer``: what it returned)."""
-        ident = get_ident()
-        if outer is None:
-            self._loads.pop(ident, None)
-        else:
-            self._loads[ident] = outer
 
     def place_here(self) -> Placed:
         """Where the code calling the caller of this method (an ORM's listener) sent its
