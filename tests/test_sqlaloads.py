@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import ForeignKey, String, create_engine, delete, event, insert, select, update
+from sqlalchemy import ForeignKey, String, create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -23,7 +23,6 @@ from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
-from devformance_nb.plugin.capture.sqlaloads import SQLAlchemyLoadsAdapter
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_sqlaloads.py"
@@ -167,10 +166,39 @@ def test_orm_statements_other_than_selects_run_untouched(engine: Engine, loads: 
     assert loads.marks() == [("", 0, "")]
 
 
-def test_stopping_removes_the_listener(engine: Engine, loads: Loads) -> None:
-    (adapter,) = [a for a in loads.capture.installed if isinstance(a, SQLAlchemyLoadsAdapter)]
-    assert event.contains(Session, "do_orm_execute", adapter._executing)
+def test_mappers_configured_after_the_capture_started_are_marked_too(
+    tmp_path: Path, loads: Loads
+) -> None:
+    class Late(DeclarativeBase):
+        pass
+
+    class Shelf(Late):
+        __tablename__ = "shelves"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        slots: Mapped[list[Slot]] = relationship()
+
+    class Slot(Late):
+        __tablename__ = "slots"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        shelf_id: Mapped[int] = mapped_column(ForeignKey("shelves.id"))
+
+    made = create_engine(f"sqlite:///{tmp_path / 'late.db'}")
+    Late.metadata.create_all(made)
+    with Session(made) as session:
+        session.add_all([Shelf(slots=[Slot()]), Shelf(slots=[Slot()])])
+        session.commit()
+        assert [len(s.slots) for s in session.scalars(select(Shelf)).all()] == [1, 1]
+    made.dispose()
+    marked = [m for m in loads.marks() if m[0]]
+    assert marked == [("Shelf.slots", 2, ".options(selectinload(Shelf.slots))")] * 2
+
+
+def test_stopping_puts_the_lazy_loader_back(engine: Engine, loads: Loads) -> None:
+    impl = Writer.books.impl  # type: ignore[attr-defined]
+    wrapped = impl.callable_
+    assert wrapped.__func__.__module__ == "devformance_nb.plugin.capture.sqlaloads"
     loads.capture.stop()
-    assert not event.contains(Session, "do_orm_execute", adapter._executing)
+    assert impl.callable_.__func__.__module__ == "sqlalchemy.orm.strategies"
+    assert impl.callable_.__self__ is wrapped.__self__
     with Session(engine) as session:
         assert len(session.get(Writer, 1).books) == 2  # type: ignore[union-attr]

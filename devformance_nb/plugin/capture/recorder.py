@@ -160,7 +160,7 @@ class Recorder:
             if repeat:
                 where = f'{where},"repeat":{repeat}'
             if self.loads.marks:
-                load = self.loads.take(text)
+                load = self.loads.take()
                 if load is not None:
                     where = f"{where},{load}"
             self.writer.write_fields(
