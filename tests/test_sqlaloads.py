@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import ForeignKey, String, create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -30,7 +31,7 @@ BOOKS = ("Writer.books", ".options(selectinload(Writer.books))")
 WRITER = ("Volume.writer", ".options(joinedload(Volume.writer))")
 
 
-class Base(DeclarativeBase):
+class Base(AsyncAttrs, DeclarativeBase):
     pass
 
 
@@ -164,6 +165,43 @@ def test_orm_statements_other_than_selects_run_untouched(engine: Engine, loads: 
         session.rollback()
         assert session.scalars(select(Writer.name).order_by(Writer.id)).all() == ["w0", "w1", "w2"]
     assert loads.marks() == [("", 0, "")]
+
+
+def test_async_lazy_loads_on_a_driver_thread_are_marked_and_only_theirs(
+    engine: Engine, loads: Loads
+) -> None:
+    # SQLAlchemy's asyncio API runs each task's ORM work in a greenlet, aiosqlite each statement
+    # in a thread of its own: the load's statements carry the mark across, while another task's
+    # statement sent during the load does not
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    url = engine.url.set(drivername="sqlite+aiosqlite")
+
+    async def read() -> tuple[list[int], int]:
+        made = create_async_engine(url)
+        async with AsyncSession(made) as session, AsyncSession(made) as other:
+            writers = (await session.scalars(select(Writer).order_by(Writer.id))).all()
+
+            async def books() -> list[int]:
+                return [len(await w.awaitable_attrs.books) for w in writers]
+
+            async def names() -> int:
+                return len((await other.scalars(select(Writer.name))).all())
+
+            counts, named = await asyncio.gather(books(), names())
+        await made.dispose()
+        return counts, named
+
+    assert asyncio.run(read()) == ([2, 2, 2], 3)
+    selects = loads.selects()
+    assert sorted(q.relation for q in selects) == ["", "", *["Writer.books"] * 3]
+    assert {(q.peers, q.fix) for q in selects if q.relation} == {(3, BOOKS[1])}
+    assert {q.sql.split("FROM")[0].strip() for q in selects if not q.relation} == {
+        "SELECT writers.id, writers.name",
+        "SELECT writers.name",
+    }
 
 
 def test_mappers_configured_after_the_capture_started_are_marked_too(

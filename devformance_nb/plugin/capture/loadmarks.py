@@ -5,12 +5,26 @@ driver layer records the statement. A mark, per thread, carries what the ORM kne
 ``query`` events of every statement the thread sends while the load runs: the relation
 (``Author.books``), the size of the result the instance came from (its peers) and the exact
 fix. Marks nest: a load inside a load marks its own statements, then the outer one's again.
+
+A mark belongs to its thread and, where greenlet is loaded, to its greenlet: SQLAlchemy's
+asyncio API runs each task's ORM work in a greenlet of its own, and while one task's lazy load
+waits for its driver, other tasks of the same thread send statements that are not its.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Hashable
 from threading import get_ident
+
+
+def _here() -> Hashable:
+    """The key of the running thread, and of its running greenlet when greenlet is loaded."""
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is None:
+        return get_ident()
+    return get_ident(), id(greenlet.getcurrent())
 
 
 def encode(relation: str, peers: int, fix: str) -> str:
@@ -26,29 +40,29 @@ class LoadMarks:
     statement on the hot path)."""
 
     def __init__(self) -> None:
-        #: thread ident -> the encoded fields of the load running in that thread
-        self.marks: dict[int, str] = {}
+        #: thread (and greenlet) -> the encoded fields of the load running there
+        self.marks: dict[Hashable, str] = {}
 
     def begin(self, relation: str, peers: int, fix: str) -> str | None:
         """Mark every statement this thread sends until :meth:`end`; returns the mark it
         replaced, for :meth:`end`."""
-        ident = get_ident()
+        ident = _here()
         outer = self.marks.get(ident)
         self.marks[ident] = encode(relation, peers, fix)
         return outer
 
     def end(self, outer: str | None) -> None:
         """End the mark :meth:`begin` set in this thread (``outer``: what it returned)."""
-        ident = get_ident()
+        ident = _here()
         if outer is None:
             self.marks.pop(ident, None)
         else:
             self.marks[ident] = outer
 
     def active(self) -> bool:
-        """Whether a load is running in this thread."""
-        return get_ident() in self.marks
+        """Whether a load is running here (this thread, this greenlet)."""
+        return _here() in self.marks
 
     def take(self) -> str | None:
         """The encoded fields of the mark a statement this thread sends now carries, or None."""
-        return self.marks.get(get_ident())
+        return self.marks.get(_here())

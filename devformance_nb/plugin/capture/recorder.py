@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 PARAMS_LIMIT = 500
 
-#: where a statement was sent from: its site and how many times the test body ran before
-Placed = tuple[Site, int]
+#: where a statement was sent from: its site, how many times the test body ran before, and the
+#: mark of the ORM lazy load that sent it (None when it is no lazy load)
+Placed = tuple[Site, int, "str | None"]
 
 _PARAMS_REPR = reprlib.Repr()
 # reprlib never walks a whole executemany parameter list: it stops after a few items
@@ -138,7 +139,7 @@ class Recorder:
                 )
                 repeat = 0 if body is None else self._repeat(body, context)
             else:
-                (site, repeat), library = placed, ""
+                (site, repeat, _), library = placed, ""
             text = sql if type(sql) is str else str(sql)
             # the ORM an adapter tagged the cursor with, else one whose code is on the stack
             key = (text, site, vendor, alias, orm or library, many)
@@ -159,7 +160,10 @@ class Recorder:
             began = f"{start:.6f}"
             if repeat:
                 where = f'{where},"repeat":{repeat}'
-            if self.loads.marks:
+            if placed is not None:
+                if placed[2] is not None:  # a lazy load in the thread that handed it over
+                    where = f"{where},{placed[2]}"
+            elif self.loads.marks:
                 load = self.loads.take()
                 if load is not None:
                     where = f"{where},{load}"
@@ -198,12 +202,12 @@ class Recorder:
     def place_here(self) -> Placed:
         """Where the code calling the caller of this method (an ORM's listener) sent its
         statement from, for a statement the ORM hands to a driver running it in another
-        thread: (site, repeat)."""
+        thread: (site, repeat, the mark of the lazy load running in this thread)."""
         try:
             site, _, repeat = self._place(sys._getframe(2))
         except Exception:
-            return NO_SITE, 0
-        return site, repeat
+            return NO_SITE, 0, None
+        return site, repeat, self.loads.take()
 
     def _write_stack(self, stack_hash: str, frames: StackFrames) -> None:
         # one per new stack, before the first statement that names it

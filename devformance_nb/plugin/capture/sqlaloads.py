@@ -19,8 +19,9 @@ The size of that result: SQLAlchemy gives every instance loaded by one query exe
 same ``runid``; the instances of the parent's class with the parent's ``runid`` in the
 session's identity map are its peers (counted once per run, at its first lazy load).
 
-Not seen: lazy loads run through the asyncio bridge by a driver in a thread of its own
-(aiosqlite records the statement in its thread, without this thread's mark).
+Through SQLAlchemy's asyncio API (``await obj.awaitable_attrs.books``) the load runs in a
+greenlet; a driver that runs the statement in a thread of its own (aiosqlite) gets the mark
+with the site SQLAlchemy's greenlet saw (``Recorder.place_here``).
 """
 
 from __future__ import annotations
