@@ -23,7 +23,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
-from devformance_nb.plugin.capture import Capture, start_capture
+from devformance_nb.plugin.capture import Capture, sqlaloads, start_capture
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = "tests/test_sqlaloads.py"
@@ -103,6 +103,17 @@ def test_a_collection_loaded_per_parent_names_the_relation(engine: Engine, loads
         writers = session.scalars(select(Writer).order_by(Writer.id)).all()
         assert [len(w.books) for w in writers] == [2, 2, 2]
     assert loads.marks() == [("", 0, ""), *[(*BOOKS[:1], 3, BOOKS[1])] * 3]
+
+
+def test_a_large_identity_map_is_not_scanned_for_peers(
+    engine: Engine, loads: Loads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlaloads, "MAX_SCANNED", 2)  # three writers in the session
+    with Session(engine) as session:
+        writers = session.scalars(select(Writer).order_by(Writer.id)).all()
+        assert [len(w.books) for w in writers] == [2, 2, 2]
+    # still named, but with no peers the ORM's rule leaves it to the repetition rule
+    assert loads.marks()[1:4] == [(BOOKS[0], 0, BOOKS[1])] * 3
 
 
 def test_a_many_to_one_counts_its_parents_of_one_class(engine: Engine, loads: Loads) -> None:

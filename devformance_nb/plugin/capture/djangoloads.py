@@ -122,7 +122,10 @@ def _fetch_all(marks: LoadMarks) -> Any:
             parent = self._hints.get("instance")
             found = None
             if parent is not None and not _prefetching.depth and not marks.active():
-                found = related_manager_relation(parent, self)
+                try:
+                    found = related_manager_relation(parent, self)
+                except Exception:  # never break a query over a label
+                    found = None
             if found is None:
                 original(self)
             else:

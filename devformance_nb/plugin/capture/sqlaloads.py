@@ -17,7 +17,9 @@ on a stack of its own, which split one loop into two stacks on a real suite.)
 
 The size of that result: SQLAlchemy gives every instance loaded by one query execution the
 same ``runid``; the instances of the parent's class with the parent's ``runid`` in the
-session's identity map are its peers (counted once per run, at its first lazy load).
+session's identity map are its peers (counted once per run, at its first lazy load; not
+counted in a session holding more than ``MAX_SCANNED`` instances, where the repetition rule
+alone applies).
 
 Through SQLAlchemy's asyncio API (``await obj.awaitable_attrs.books``) the load runs in a
 greenlet; a driver that runs the statement in a thread of its own (aiosqlite) gets the mark
@@ -34,6 +36,8 @@ from devformance_nb.plugin.capture.adapters import Adapter
 
 #: runs whose peers were counted, kept before the cache is reset
 MAX_RUNS = 512
+#: identity maps larger than this are not scanned for a lazy load's peers
+MAX_SCANNED = 2_000
 
 
 def _loader(prop: Any) -> str:
@@ -115,7 +119,9 @@ class SQLAlchemyLoadsAdapter(Adapter):
 
     def peers_of(self, instance_state: Any) -> int:
         """How many instances of the class of ``instance_state`` the query execution that
-        loaded it left in its session's identity map (1 for one fetched alone)."""
+        loaded it left in its session's identity map (1 for one fetched alone; 0 when not
+        counted: the map holds more than ``MAX_SCANNED`` instances, and a scan per query
+        execution would cost more than the loads)."""
         runid = instance_state.runid
         session = instance_state.session
         if runid is None or session is None:
@@ -123,17 +129,19 @@ class SQLAlchemyLoadsAdapter(Adapter):
         known = self._peers.get(runid)
         if known is not None:
             return known
+        states = session.identity_map
+        if len(states) > MAX_SCANNED:
+            return 0
         mapper = instance_state.mapper
         count = sum(
-            1
-            for other in session.identity_map.all_states()
-            if other.runid == runid and other.mapper is mapper
+            1 for other in states.all_states() if other.runid == runid and other.mapper is mapper
         )
-        if count > 1:  # a result still being loaded (yield_per) may have more to come
-            if len(self._peers) >= MAX_RUNS:
-                self._peers.clear()
-            self._peers[runid] = count
-        return max(count, 1)
+        if len(self._peers) >= MAX_RUNS:
+            self._peers.clear()
+        # counted once per query execution: a result still being loaded (yield_per) may have
+        # more rows to come, and its later loads keep the first count
+        self._peers[runid] = count = max(count, 1)
+        return count
 
 
 def _relationship_impls(mapper: Any) -> list[Any]:
