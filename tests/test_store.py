@@ -16,6 +16,7 @@ from devformance_nb.core.errors import (
     StoreLockedError,
     StoreVersionError,
 )
+from devformance_nb.store import database
 from devformance_nb.store.database import Store, connect
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -35,6 +36,39 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
         r["table_name"] for r in store.query("SELECT table_name FROM information_schema.tables")
     }
     assert {"runs", "test_files", "tests", "output_lines", "schema_migrations"} <= tables
+
+
+@pytest.mark.quick
+def test_a_migration_another_connection_committed_first_is_taken_as_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path).writing():
+        pass  # the other connection (a run's writer) migrated the file
+    real = database.schema_version
+    stale = [0, 0]  # what this connection read just before that commit
+
+    def version(con: duckdb.DuckDBPyConnection) -> int:
+        return stale.pop() if stale else real(con)
+
+    monkeypatch.setattr(database, "schema_version", version)
+    con = duckdb.connect(str(path))
+    try:
+        assert database.migrate(con, path) == []  # "runs already exists": looked again
+    finally:
+        con.close()
+
+
+@pytest.mark.quick
+def test_a_table_in_the_way_of_a_migration_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE runs (x INTEGER)")  # not ours, and no migration recorded
+        with pytest.raises(duckdb.CatalogException, match="already exists"):
+            database.migrate(con, path)
+    finally:
+        con.close()
 
 
 @pytest.mark.quick

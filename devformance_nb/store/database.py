@@ -137,12 +137,15 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
     """Apply pending migrations, each in its own transaction; returns the versions applied.
 
     Two connections of one process share one database: when both find the file new (a run's
-    writer and a notebook's reader), one migration conflicts with the other. The loser rolls
-    back and looks again; by then the other has applied it.
+    writer and a notebook's reader), one migration conflicts with the other (a transaction
+    conflict, or, when the other committed between our reading the version and our
+    migration, a table that "already exists"). The loser rolls back and looks again; by then
+    the other has applied it. A catalog error with no newer version behind it is raised.
     """
     applied: list[int] = []
     deadline = time.monotonic() + _MIGRATE_SECONDS
     while True:
+        before = schema_version(con)
         try:
             _migrate_pending(con, path, applied)
             return applied
@@ -150,6 +153,9 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(_RETRY_SECONDS)
+        except duckdb.CatalogException:
+            if schema_version(con) == before or time.monotonic() >= deadline:
+                raise  # nobody else migrated: the file itself is wrong
 
 
 def _migrate_pending(con: duckdb.DuckDBPyConnection, path: Path, applied: list[int]) -> None:
