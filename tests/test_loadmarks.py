@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 
 import pytest
@@ -44,3 +45,17 @@ def test_marks_belong_to_their_thread() -> None:
     worker.join()
     assert seen == [None]
     assert marks.take() == encode("Book.author", 2, "fix")
+
+
+def test_a_mark_ends_where_it_began_even_if_greenlet_is_imported_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import greenlet
+
+    marks = LoadMarks()
+    monkeypatch.delitem(sys.modules, "greenlet")
+    token = marks.begin("Book.author", 2, "fix")
+    monkeypatch.setitem(sys.modules, "greenlet", greenlet)  # the load imported it
+    assert marks.take() is None  # a key with the greenlet now
+    marks.end(token)
+    assert marks.marks == {}

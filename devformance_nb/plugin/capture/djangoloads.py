@@ -129,11 +129,8 @@ def _fetch_all(marks: LoadMarks) -> Any:
             if found is None:
                 original(self)
             else:
-                outer = marks.begin(found[0], peers_of(parent), found[1])
-                try:
+                with marks.during(found[0], peers_of(parent), found[1]):
                     original(self)
-                finally:
-                    marks.end(outer)
             rows: Any = self._result_cache
             if type(rows) is list:
                 mark_peers(rows)
@@ -154,19 +151,17 @@ def _prefetch(original: Any) -> Any:
     return prefetch_one_level
 
 
+def _loading(marks: LoadMarks, instance: Any, name: str, fix: str) -> Any:
+    """The mark of a load of ``name`` for ``instance`` (a context manager)."""
+    return marks.during(f"{type(instance).__name__}.{name}", peers_of(instance), fix)
+
+
 def _get_object(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def get_object(self: Any, instance: Any) -> Any:
             name = self.field.name
-            outer = marks.begin(
-                f"{type(instance).__name__}.{name}",
-                peers_of(instance),
-                f'.select_related("{name}")',
-            )
-            try:
+            with _loading(marks, instance, name, f'.select_related("{name}")'):
                 return original(self, instance)
-            finally:
-                marks.end(outer)
 
         return get_object
 
@@ -179,15 +174,8 @@ def _reverse_one(marks: LoadMarks) -> Any:
             if instance is None or self.related.is_cached(instance):
                 return original(self, instance, cls)
             name = self.related.get_accessor_name()
-            outer = marks.begin(
-                f"{type(instance).__name__}.{name}",
-                peers_of(instance),
-                f'.select_related("{name}")',
-            )
-            try:
+            with _loading(marks, instance, name, f'.select_related("{name}")'):
                 return original(self, instance, cls)
-            finally:
-                marks.end(outer)
 
         return __get__
 
@@ -200,15 +188,9 @@ def _deferred(marks: LoadMarks) -> Any:
             if instance is None or self.field.attname in instance.__dict__:
                 return original(self, instance, cls)
             name = self.field.attname
-            outer = marks.begin(
-                f"{type(instance).__name__}.{name}",
-                peers_of(instance),
-                f'load "{name}" with the rows: drop it from .defer(...) or add it to .only(...)',
-            )
-            try:
+            fix = f'load "{name}" with the rows: drop it from .defer(...) or add it to .only(...)'
+            with _loading(marks, instance, name, fix):
                 return original(self, instance, cls)
-            finally:
-                marks.end(outer)
 
         return __get__
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from threading import get_ident
 
 
@@ -43,21 +44,31 @@ class LoadMarks:
         #: thread (and greenlet) -> the encoded fields of the load running there
         self.marks: dict[Hashable, str] = {}
 
-    def begin(self, relation: str, peers: int, fix: str) -> str | None:
-        """Mark every statement this thread sends until :meth:`end`; returns the mark it
-        replaced, for :meth:`end`."""
-        ident = _here()
-        outer = self.marks.get(ident)
-        self.marks[ident] = encode(relation, peers, fix)
-        return outer
+    def begin(self, relation: str, peers: int, fix: str) -> tuple[Hashable, str | None]:
+        """Mark every statement sent from here until :meth:`end`; returns where the mark was
+        set and the mark it replaced, for :meth:`end` (the same place even if greenlet is
+        imported meanwhile)."""
+        here = _here()
+        outer = self.marks.get(here)
+        self.marks[here] = encode(relation, peers, fix)
+        return here, outer
 
-    def end(self, outer: str | None) -> None:
-        """End the mark :meth:`begin` set in this thread (``outer``: what it returned)."""
-        ident = _here()
+    def end(self, token: tuple[Hashable, str | None]) -> None:
+        """End the mark :meth:`begin` set (``token``: what it returned)."""
+        here, outer = token
         if outer is None:
-            self.marks.pop(ident, None)
+            self.marks.pop(here, None)
         else:
-            self.marks[ident] = outer
+            self.marks[here] = outer
+
+    @contextmanager
+    def during(self, relation: str, peers: int, fix: str) -> Iterator[None]:
+        """Mark the statements this thread sends inside the ``with`` block."""
+        token = self.begin(relation, peers, fix)
+        try:
+            yield
+        finally:
+            self.end(token)
 
     def active(self) -> bool:
         """Whether a load is running here (this thread, this greenlet)."""

@@ -109,11 +109,8 @@ class SQLAlchemyLoadsAdapter(Adapter):
                 found = None
             if found is None:
                 return original(loader, state, *args, **kwargs)
-            outer = marks.begin(found[0], peers, found[1])
-            try:
+            with marks.during(found[0], peers, found[1]):
                 return original(loader, state, *args, **kwargs)
-            finally:
-                marks.end(outer)
 
         return _load_for_state
 
