@@ -26,7 +26,8 @@ from typing import Any
 
 from devformance_nb import analysis
 from devformance_nb.analysis.compare import compare_runs
-from devformance_nb.cli.report import build_report, vega_bundle
+from devformance_nb.charts.renderer import vega_bundle
+from devformance_nb.cli.report import build_report
 from devformance_nb.store.database import Store
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -62,13 +62,6 @@ def check(chart: alt.TopLevelMixin, df: pd.DataFrame) -> dict[str, Any]:
     return spec
 
 
-def test_theme_is_registered_and_enabled() -> None:
-    assert charts.THEME in alt.theme.names()
-    assert alt.theme.active == charts.THEME
-    spec = alt.Chart(pd.DataFrame({"a": [1]})).mark_point().to_dict()
-    assert spec["config"]["font"].startswith("DejaVu Sans")
-
-
 def test_runs_overview(db: Path) -> None:
     df = analysis.runs_overview(db, "all")
     spec = check(charts.runs_overview(df), df)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,8 @@ ANALYSIS = [
     "05_compare_runs.ipynb",
 ]
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
-#: how altair's default renderer hands the spec to vega-embed in its HTML output
-SPEC = re.compile(r"\}\)\((\{.*\}), \{\"mode\": \"vega-lite\"\}\);", re.S)
+#: how our charts' HTML output hands the spec to vega-embed (devformance_nb.charts.renderer)
+SPEC = re.compile(r"var spec = (\{.*?\});\n", re.S)
 
 
 def _read(name: str) -> Any:
@@ -103,10 +104,12 @@ def vega_lite(cell: Any) -> list[dict[str, Any]]:
         for mime, value in data.items():
             if "vegalite" in mime:
                 specs.append(value if isinstance(value, dict) else json.loads(value))
-        if "text/html" in data and "vega-embed" in data["text/html"]:
+        if "text/html" in data and "devformance-chart" in data["text/html"]:
             match = SPEC.search(data["text/html"])
             assert match, "a chart output without its spec"
             specs.append(json.loads(match.group(1)))
+            # drawn offline: no script or stylesheet comes from a CDN
+            assert not re.search(r"<(script|link)[^>]+(src|href)=", data["text/html"])
     return specs
 
 
@@ -141,3 +144,131 @@ def test_tour_and_compare_show_the_history(executed: dict[str, Any], facts: Fact
     n_plus_one = _printed(executed["03_n_plus_one.ipynb"])
     assert facts.new_n_plus_one_caller in n_plus_one
     assert "fix: " in n_plus_one
+
+
+# --- the history a notebook finds: another project's store, one run, two runs, none ---
+
+OTHER_APP = """\
+import sqlite3
+
+
+def connect():
+    db = sqlite3.connect(":memory:")
+    db.executescript(
+        "CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE player (id INTEGER PRIMARY KEY, team_id INTEGER, name TEXT);"
+        "INSERT INTO team VALUES (1, 'a'), (2, 'b'), (3, 'c');"
+        "INSERT INTO player VALUES (1, 1, 'x'), (2, 2, 'y'), (3, 3, 'z');"
+    )
+    return db
+
+
+def rosters(db):
+    teams = db.execute("SELECT id, name FROM team").fetchall()
+    return {name: db.execute("SELECT name FROM player WHERE team_id = ?", (tid,)).fetchall()
+            for tid, name in teams}
+"""
+OTHER_TESTS = """\
+from league import connect, rosters
+
+
+def test_rosters():
+    assert len(rosters(connect())) == 3
+
+
+def test_fails():
+    assert rosters(connect())["a"] == []
+"""
+
+
+def _other_project(base: Path) -> Path:
+    """A project that is not the bookshop: other tables, other files, one failing test."""
+    project = base / "league"
+    (project / "tests").mkdir(parents=True)
+    (project / "league.py").write_text(OTHER_APP, encoding="utf-8")
+    (project / "tests" / "test_league.py").write_text(OTHER_TESTS, encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\ntestpaths = ["tests"]\n',
+        encoding="utf-8",
+    )
+    return project
+
+
+def _record(project: Path, db: Path) -> None:
+    cli = Path(sys.executable).with_name("devformance")
+    proc = subprocess.run(
+        [os.fspath(cli), "run", "--root", os.fspath(project), "--db", os.fspath(db), "-n", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the planted failing test
+
+
+def _execute(name: str, db: Path) -> Any:
+    nb = _read(name)
+    saved = os.environ.get("DEVFORMANCE_DB")
+    os.environ["DEVFORMANCE_DB"] = os.fspath(db)
+    try:
+        client = NotebookClient(
+            nb,
+            timeout=240,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": os.fspath(NOTEBOOKS)}},
+        )
+        client.execute()
+    finally:
+        if saved is None:
+            os.environ.pop("DEVFORMANCE_DB", None)
+        else:
+            os.environ["DEVFORMANCE_DB"] = saved
+    return nb
+
+
+def _errors(nb: Any) -> list[str]:
+    return [
+        f"{o.ename}: {o.evalue}" for c in _code(nb) for o in c.outputs if o.output_type == "error"
+    ]
+
+
+@pytest.fixture(scope="module")
+def other_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("other-project")
+    project, db = _other_project(base), base / "league.duckdb"
+    _record(project, db)
+    return project, db
+
+
+@pytest.mark.parametrize("name", ANALYSIS)
+def test_one_run_of_another_project(other_store: tuple[Path, Path], name: str) -> None:
+    _, db = other_store
+    nb = _execute(name, db)
+    assert _errors(nb) == []
+    text = _printed(nb)
+    if name in ("00_tour.ipynb", "05_compare_runs.ipynb"):
+        assert "`devformance run`" in text and "to compare" in text
+    for cell in _code(nb):
+        if "charts." in cell.source.splitlines()[-1] and name != "05_compare_runs.ipynb":
+            assert len(vega_lite(cell)) == 1, cell.source
+    assert "bookshop" not in json.dumps([c.outputs for c in _code(nb)]).lower()
+
+
+def test_two_runs_of_another_project_compare(other_store: tuple[Path, Path]) -> None:
+    project, db = other_store
+    _record(project, db)
+    for name in ("00_tour.ipynb", "05_compare_runs.ipynb"):
+        nb = _execute(name, db)
+        assert _errors(nb) == []
+    compare = _printed(nb)
+    assert "to compare" not in compare
+    assert re.search(rf"run {RUN_ID.pattern} against run {RUN_ID.pattern}", compare)
+    chart = [c for c in _code(nb) if "charts.run_comparison" in c.source]
+    assert chart and len(vega_lite(chart[0])) == 1
+
+
+def test_no_store_names_the_command_to_run(tmp_path: Path) -> None:
+    nb = _execute("03_n_plus_one.ipynb", tmp_path / "missing.duckdb")
+    errors = _errors(nb)
+    assert errors and errors[0].startswith("StoreError: no store at")
+    assert "devformance run" in errors[0]

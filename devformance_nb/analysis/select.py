@@ -72,7 +72,7 @@ def _one(con: duckdb.DuckDBPyConnection, selector: str, path: object) -> list[st
         back = 0 if text == "latest" else 1 if text == "previous" else int(text.split("~")[1])
         found = _latest(con, back + 1)
         if len(found) <= back:
-            raise RunNotFoundError(f"no run {text!r} in {path}: only {len(found)} runs recorded")
+            raise RunNotFoundError(_too_few(text, back + 1, len(found), path))
         return [found[back]]
     last = _LAST.match(text)
     if last:
@@ -92,6 +92,14 @@ def _one(con: duckdb.DuckDBPyConnection, selector: str, path: object) -> list[st
     raise RunNotFoundError(
         f"{many} matching {selector!r} in {path}; list them with devformance runs "
         "(selectors: latest, previous, latest~N, last:N, all, branch:NAME, a run id)"
+    )
+
+
+def _too_few(selector: str, needed: int, recorded: int, path: object) -> str:
+    runs = "no runs" if recorded == 0 else "1 run" if recorded == 1 else f"{recorded} runs"
+    return (
+        f"no run {selector!r} in {path}: it needs {needed} runs, {runs} recorded so far; "
+        "each `devformance run` (or `devformance demo`) records one more"
     )
 
 

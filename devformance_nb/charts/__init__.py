@@ -1,10 +1,14 @@
-"""Altair charts of the analysis DataFrames: a DataFrame in, a chart out, nothing else."""
+"""Altair charts of the analysis DataFrames: a DataFrame in, a chart out, nothing else.
+
+Our charts draw with no network in JupyterLab, Notebook 7, VS Code, Voila and HTML
+exports (see :mod:`devformance_nb.charts.renderer`); importing this package changes
+no Altair setting.
+"""
 
 from __future__ import annotations
 
 from devformance_nb.charts.figures import (
     OUTCOME_COLORS,
-    PALETTE,
     THEME,
     Chart,
     coverage_contribution,
@@ -20,10 +24,12 @@ from devformance_nb.charts.figures import (
     slow_query_ranking,
     slowest_tests,
 )
+from devformance_nb.charts.renderer import PALETTE, RENDERER, resend_bundle, spec_of
 
 __all__ = [
     "OUTCOME_COLORS",
     "PALETTE",
+    "RENDERER",
     "THEME",
     "Chart",
     "coverage_contribution",
@@ -34,8 +40,10 @@ __all__ = [
     "duration_distribution",
     "n_plus_one_hotspots",
     "query_count_heatmap",
+    "resend_bundle",
     "run_comparison",
     "runs_overview",
     "slow_query_ranking",
     "slowest_tests",
+    "spec_of",
 ]

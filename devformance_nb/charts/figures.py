@@ -2,22 +2,25 @@
 
 No SQL, no files, no display: each function takes the frame the analysis
 function of the same name returns and builds a chart with tooltips on every
-mark. Importing this module registers and enables the ``devformance`` theme.
+mark. Each chart's description starts with ``devformance_nb``, and making one
+puts :mod:`~devformance_nb.charts.renderer` in front of Altair's renderer, so
+it draws with no network (other charts render as before). Importing this module
+registers the ``devformance`` theme without enabling it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 import altair as alt
 import pandas as pd
 
+from devformance_nb.charts import renderer
+from devformance_nb.charts.renderer import MARK, THEME_CONFIG
+
 THEME = "devformance"
-#: categorical colours (Tableau 10)
-PALETTE = (
-    "#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b",
-    "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
-)  # fmt: skip
 #: what every function returns: a chart, a layer or a concatenation of charts
 Chart = alt.Chart | alt.LayerChart | alt.VConcatChart | alt.HConcatChart | alt.FacetChart
 #: colours of outcomes and statuses, shared by every chart
@@ -35,22 +38,30 @@ OUTCOME_COLORS = {
 #: width of the charts with one column per run
 RUN_WIDTH = 600
 _RUN = alt.X("run_id:O", title="run", sort="ascending", axis=alt.Axis(labelAngle=-40))
+_P = ParamSpec("_P")
 
 
-@alt.theme.register(THEME, enable=True)
+@alt.theme.register(THEME, enable=False)
 def devformance_theme() -> alt.theme.ThemeConfig:
-    """The charts' look: readable fonts, long labels kept, a calm palette."""
-    return {
-        "config": {
-            "view": {"continuousWidth": 600, "continuousHeight": 300, "stroke": None},
-            "font": "DejaVu Sans, Helvetica, Arial, sans-serif",
-            "title": {"fontSize": 15, "anchor": "start", "subtitleColor": "#555"},
-            "axis": {"labelLimit": 360, "labelFontSize": 11, "titleFontSize": 12},
-            "legend": {"labelLimit": 360, "orient": "right"},
-            "range": {"category": list(PALETTE)},
-            "bar": {"cornerRadiusEnd": 2},
-        }
-    }
+    """The charts' look as an Altair theme, for other charts: ``alt.theme.enable("devformance")``.
+
+    Our own charts get this look whatever theme is active; registering it enables nothing.
+    """
+    return {"config": THEME_CONFIG}  # type: ignore[typeddict-item]
+
+
+def _ours(make: Callable[_P, Chart]) -> Callable[_P, Chart]:
+    """Mark what ``make`` returns as ours (its description) and show our charts offline."""
+
+    @functools.wraps(make)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Chart:
+        chart = make(*args, **kwargs)
+        summary = (make.__doc__ or make.__name__).strip().splitlines()[0]
+        renderer.enable()
+        described: Chart = chart.properties(description=f"{MARK} {make.__name__}: {summary}")
+        return described
+
+    return wrapper
 
 
 def _outcome_color(df: pd.DataFrame, field: str, title: str) -> alt.Color:
@@ -67,6 +78,7 @@ def _title(text: str, subtitle: str) -> alt.TitleParams:
     return alt.TitleParams(text, subtitle=subtitle)
 
 
+@_ours
 def runs_overview(df: pd.DataFrame) -> Chart:
     """Each run's wall time, coloured by its status (frame of ``analysis.runs_overview``)."""
     pick = alt.selection_point(fields=["status"], bind="legend")
@@ -99,6 +111,7 @@ def runs_overview(df: pd.DataFrame) -> Chart:
     return chart
 
 
+@_ours
 def slow_query_ranking(df: pd.DataFrame) -> Chart:
     """Fingerprints ranked by their slowest run; p50 and p95 ticks; click a bar to highlight.
 
@@ -141,6 +154,7 @@ def slow_query_ranking(df: pd.DataFrame) -> Chart:
     return alt.layer(bars, p95, p50)
 
 
+@_ours
 def n_plus_one_hotspots(df: pd.DataFrame) -> Chart:
     """N+1 call sites by the SELECTs they issued, per table; faded once fixed.
 
@@ -180,6 +194,7 @@ def n_plus_one_hotspots(df: pd.DataFrame) -> Chart:
     return chart
 
 
+@_ours
 def coverage_total(df: pd.DataFrame) -> Chart:
     """The run total over runs (frame of ``analysis.coverage_over_runs``)."""
     base = alt.Chart(df, title=_title("Coverage", "total per run (%)")).encode(
@@ -202,6 +217,7 @@ def coverage_total(df: pd.DataFrame) -> Chart:
     return chart
 
 
+@_ours
 def coverage_per_file(df: pd.DataFrame) -> Chart:
     """Each source file's percent over runs; click the legend to pick files.
 
@@ -232,11 +248,13 @@ def coverage_per_file(df: pd.DataFrame) -> Chart:
     return chart
 
 
+@_ours
 def coverage_over_runs(total: pd.DataFrame, per_file: pd.DataFrame) -> Chart:
     """The total above, each source file below (frames of the two coverage functions)."""
     return alt.vconcat(coverage_total(total), coverage_per_file(per_file))
 
 
+@_ours
 def coverage_contribution(df: pd.DataFrame) -> Chart:
     """Lines each test file covers, and those only it covers.
 
@@ -261,6 +279,7 @@ def coverage_contribution(df: pd.DataFrame) -> Chart:
     return alt.layer(covered, unique)
 
 
+@_ours
 def query_count_heatmap(df: pd.DataFrame, value: str = "queries") -> Chart:
     """Statements per test file (rows) and run (columns); click a file to highlight it.
 
@@ -294,6 +313,7 @@ def query_count_heatmap(df: pd.DataFrame, value: str = "queries") -> Chart:
     return chart
 
 
+@_ours
 def duration_distribution(df: pd.DataFrame) -> Chart:
     """Histogram of test durations (log scale) by outcome; brush it to see those tests below.
 
@@ -342,6 +362,7 @@ def duration_distribution(df: pd.DataFrame) -> Chart:
     return alt.vconcat(histogram, strip)
 
 
+@_ours
 def slowest_tests(df: pd.DataFrame) -> Chart:
     """Median duration per test with its min-max range (frame of ``analysis.slowest_tests``)."""
     y = alt.Y("nodeid:N", title=None, sort=alt.EncodingSortField("median_s", order="descending"))
@@ -362,6 +383,7 @@ def slowest_tests(df: pd.DataFrame) -> Chart:
     return alt.layer(bars, spread)
 
 
+@_ours
 def run_comparison(query_changes: pd.DataFrame, coverage_changes: pd.DataFrame) -> Chart:
     """What changed from run a to run b: statements per test and coverage per source file.
 

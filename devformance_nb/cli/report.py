@@ -7,7 +7,6 @@ SQL, test output and messages: it opens from disk with no network.
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import os
@@ -22,6 +21,7 @@ import pandas as pd
 from devformance_nb import analysis, charts
 from devformance_nb.analysis.compare import Comparison, compare_runs
 from devformance_nb.analysis.select import Runs, StoreLike, as_store
+from devformance_nb.charts.renderer import spec_of, vega_bundle
 
 # re-exported: notebooks written before the text moved import it from here
 from devformance_nb.cli.comparison import comparison_text as comparison_text
@@ -36,16 +36,6 @@ max-width:900px;font-size:12px}.cards{display:flex;gap:1em;flex-wrap:wrap}.card{
 #dee2e6;border-radius:6px;padding:.6em 1em;min-width:8em}.card b{display:block;font-size:1.4em}
 .bad{color:#c92a2a}.good{color:#2b8a3e}.chart{margin:1em 0}
 """
-
-
-@functools.lru_cache(maxsize=1)
-def vega_bundle() -> str:
-    """Vega, Vega-Lite and Vega-Embed as one script, for the Vega-Lite version Altair writes."""
-    import vl_convert
-
-    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    bundle: str = vl_convert.javascript_bundle(vl_version=version)  # type: ignore[call-arg]
-    return bundle.replace("</script", "<\\/script")
 
 
 def _script_json(value: Any) -> str:
@@ -98,8 +88,7 @@ class _Page:
             self.add(f"<p class='meta'>{html.escape(note)}</p>")
 
     def chart(self, chart: alt.TopLevelMixin) -> None:
-        with alt.data_transformers.disable_max_rows():
-            spec = chart.to_dict()
+        spec = spec_of(chart)
         self.add(f"<div class='chart' id='chart-{len(self.specs)}'></div>")
         self.specs.append(spec)
 
