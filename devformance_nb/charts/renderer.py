@@ -158,7 +158,7 @@ def chart_html(spec: Mapping[str, Any], with_bundle: bool) -> str:
 def _url_quote(svg: str) -> str:
     from urllib.parse import quote
 
-    return quote(svg, safe=" =:/;,'\"<>")
+    return quote(svg, safe=" =:/;,'")
 
 
 def render(spec: dict[str, Any], **options: Any) -> dict[str, str] | Any:

@@ -109,16 +109,17 @@ class FilePane:
         self.pane = w.Output(
             # column-reverse keeps the scroll position at the newest line
             layout=w.Layout(
-                flex="3 1 0%",
+                width="100%",
                 max_height="22em",
                 overflow="auto",
                 display="flex",
                 flex_flow="column-reverse",
-                border="1px solid #d0d7de",
+                border=f"1px solid {text.BORDER}",
             )
         )
         self.pane.add_class("devformance-pane")
-        self.side = w.HTML(layout=w.Layout(flex="2 1 0%", padding="0 0 0 8px"))
+        # below the output, not beside it: pytest's long lines get the cell's whole width
+        self.side = w.HTML(layout=w.Layout(width="100%", padding="4px 0 0 0"))
         self.log_button = w.Button(description="full log", tooltip="show this file's whole log")
         self.log_link = w.HTML()
         self.log_view = w.Output(
@@ -129,7 +130,8 @@ class FilePane:
         self.box = w.VBox(
             [
                 w.HBox([self.progress, self.head], layout=w.Layout(align_items="center")),
-                w.HBox([self.pane, self.side], layout=w.Layout(width="100%")),
+                self.pane,
+                self.side,
                 w.HBox([self.log_button, self.log_link], layout=w.Layout(align_items="center")),
                 self.log_view,
             ]

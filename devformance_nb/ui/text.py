@@ -29,20 +29,24 @@ ICONS = {
     "not_run": "–",
     "interrupted": "↯",
 }
-#: text colour of each status in HTML (accessible on white and on JupyterLab's dark theme)
+#: text colour of each status in HTML: JupyterLab's theme colours (Notebook 7 and Voila have
+#: them too), so they stay readable on a dark theme; the fallbacks suit a white page
 COLOURS = {
-    "pending": "#6e7781",
-    "running": "#0969da",
-    "passed": "#1a7f37",
-    "failed": "#cf222e",
-    "error": "#cf222e",
-    "crashed": "#cf222e",
-    "timeout": "#bc4c00",
-    "stopped": "#9a6700",
-    "interrupted": "#9a6700",
-    "empty": "#6e7781",
-    "not_run": "#6e7781",
+    "pending": "var(--jp-ui-font-color2, #6e7781)",
+    "running": "var(--jp-info-color1, #0969da)",
+    "passed": "var(--jp-success-color1, #1a7f37)",
+    "failed": "var(--jp-error-color1, #cf222e)",
+    "error": "var(--jp-error-color1, #cf222e)",
+    "crashed": "var(--jp-error-color1, #cf222e)",
+    "timeout": "var(--jp-warn-color1, #bc4c00)",
+    "stopped": "var(--jp-warn-color1, #9a6700)",
+    "interrupted": "var(--jp-warn-color1, #9a6700)",
+    "empty": "var(--jp-ui-font-color2, #6e7781)",
+    "not_run": "var(--jp-ui-font-color2, #6e7781)",
 }
+#: muted text (durations, counts) and borders, from the theme as well
+MUTED = COLOURS["pending"]
+BORDER = "var(--jp-border-color2, #d0d7de)"
 #: ipywidgets progress bar style per status ('' is the theme's default)
 BAR_STYLES = {
     "running": "info",
@@ -174,7 +178,7 @@ def _chip(text: str, colour: str) -> str:
 
 def head_html(fs: FileState) -> str:
     """The line above a pane: the status in colour, test counts, queries, crash reason."""
-    colour = COLOURS.get(fs.status, "#6e7781")
+    colour = COLOURS.get(fs.status, MUTED)
     parts = [
         f'<b style="color:{colour}">{_esc(icon(fs.status))} {_esc(label(fs.status))}</b>',
         f"<code>{_esc(fs.key)}</code>",
@@ -183,9 +187,9 @@ def head_html(fs: FileState) -> str:
     if counts:
         parts.append(_esc(counts))
     if fs.is_finished and fs.duration is not None:
-        parts.append(_chip(seconds(fs.duration), "#6e7781"))
+        parts.append(_chip(seconds(fs.duration), MUTED))
     if fs.queries:
-        parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", "#6e7781"))
+        parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", MUTED))
     text = " ".join(parts)
     if fs.crash and fs.status != "passed":
         text += f'<div style="color:{COLOURS["failed"]}">{_esc(fs.crash.strip()[-300:])}</div>'
@@ -248,7 +252,8 @@ def side_html(fs: FileState) -> str:
         parts.append(
             f'<div style="color:{COLOURS["error"]}"><b>Collection errors</b>{errors}</div>'
         )
-    return "".join(parts)
+    # side by side under the output, wrapping on a narrow page
+    return '<div style="display:flex;flex-wrap:wrap;gap:4px 32px">' + "".join(parts) + "</div>"
 
 
 @dataclass
@@ -309,7 +314,7 @@ def summarize(state: RunState) -> Summary:
 
 def _card(name: str, value: Any, colour: str = "inherit") -> str:
     return (
-        '<div style="border:1px solid #d0d7de;border-radius:6px;padding:4px 12px;min-width:6em">'
+        f'<div style="border:1px solid {BORDER};border-radius:6px;padding:4px 12px;min-width:6em">'
         f'<div style="font-size:85%;opacity:.75">{_esc(name)}</div>'
         f'<div style="font-size:150%;font-weight:600;color:{colour}">{_esc(value)}</div></div>'
     )
