@@ -32,6 +32,7 @@ from browserkit import (
     jupyter_command,
     lab_env,
     launch,
+    not_voila,
     run_all,
     server,
 )
@@ -53,8 +54,6 @@ DRAWN = ".devformance-chart[data-state='interactive'] .vega-embed svg.marks"
 ERRORS = "[data-mime-type='application/vnd.jupyter.stderr']"
 #: the notebook on show (JupyterLab restores the other notebooks of its workspace, hidden)
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-#: Voila's own page template asks a CDN for its icon font (blocked, and the page still works)
-VOILA_ICONS = "https://cdn.jsdelivr.net/npm/@fortawesome/"
 #: what nbconvert's HTML template asks CDNs for (require.js, MathJax)
 NBCONVERT_LIBS = (
     "https://cdnjs.cloudflare.com/ajax/libs/require.js/",
@@ -206,7 +205,7 @@ def test_analysis_notebooks_draw_offline_in_voila(tmp_path: Path, db: Path) -> N
                 errors = page.locator(ERRORS).all_inner_texts()
                 errors += page.locator(".voila-error, .jp-RenderedText.jp-mod-error").all()
                 _first_chart(page, f"voila_{name.removesuffix('.ipynb')}.png", scope="body")
-                ours = [url for url in blocked if not url.startswith(VOILA_ICONS)]
+                ours = not_voila(blocked)
                 seen[name] = (expected, drawn, errors, ours)
                 context.close()
         finally:

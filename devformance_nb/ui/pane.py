@@ -27,11 +27,28 @@ LOG_VIEW_BYTES = 512_000
 #: a rough size of one comm update besides its payload, for the byte budget
 MESSAGE_OVERHEAD = 300
 #: CSS the view ships in an HTML widget: the inner output area must not shrink, or the
-#: column-reverse scroller (which keeps the newest line in sight) would never scroll
-CSS = """<style>
-.devformance-pane > .jp-OutputArea { flex-shrink: 0; }
-.devformance-pane pre, .devformance-log pre { font-size: 12px; line-height: 1.3; }
-</style>"""
+#: column-reverse scroller (which keeps the newest line in sight) would never scroll. On a
+#: dark theme, JupyterLab draws pytest's bold colours ("12 passed", "FAILED") in its dark
+#: "intense" ANSI shades (#007427 green: 2.7:1 on its dark background); in our panes they
+#: take the plain shades instead, which read at 4.5:1 or better
+_DARK = "body[data-jp-theme-light='false'] :is(.devformance-pane, .devformance-log) .ansi-"
+_PLAIN_SHADES = {
+    "green": "#00a250",
+    "red": "#e75c58",
+    "blue": "#208ffb",
+    "magenta": "#d160c4",
+    "cyan": "#60c6c8",
+    "black": "#a1a6b2",
+}
+CSS = (
+    "<style>\n"
+    ".devformance-pane > .jp-OutputArea { flex-shrink: 0; }\n"
+    ".devformance-pane pre, .devformance-log pre { font-size: 12px; line-height: 1.3; }\n"
+    + "".join(
+        f"{_DARK}{name}-intense-fg {{ color: {hex_} }}\n" for name, hex_ in _PLAIN_SHADES.items()
+    )
+    + "</style>"
+)
 
 
 def assign(widget: Any, **values: Any) -> int:
