@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -54,8 +56,15 @@ def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject, exec
     assert "not_a_module_xyz" in files["tests/test_import.py"].errors[0]
     assert run.status == "failed" and run.exit_code == 1
     rows = {r["file"]: r for r in run_rows(run)}
-    assert rows["tests/test_exit.py"]["status"] == "crashed"
+    assert {key: row["status"] for key, row in rows.items()} == statuses(run)
+    assert "exited with code 3" in rows["tests/test_exit.py"]["message"]
+    assert "signal 9" in rows["tests/test_signal.py"]["message"]
     assert "SyntaxError" in rows["tests/test_syntax.py"]["message"]
+    assert "not_a_module_xyz" in rows["tests/test_import.py"]["message"]
+    (stored_run,) = api.open_store(run.db).query(
+        "SELECT status, exit_code FROM runs WHERE run_id = ?", [run.id]
+    )
+    assert stored_run == {"status": "failed", "exit_code": 1}
 
 
 def run_rows(run: api.Run) -> list[dict]:
@@ -67,9 +76,14 @@ def run_rows(run: api.Run) -> list[dict]:
 HANG = """
 import subprocess, sys, threading
 def test_hang(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+    child = subprocess.Popen(sleep)  # in the file's process group
+    # in a session of its own: out of reach of a kill of the file's process group, and
+    # holding the file's output pipe open
+    loose = subprocess.Popen(sleep, start_new_session=True)
     with open({pidfile!r}, "w") as fh:
-        fh.write(str(child.pid))
+        fh.write(f"{{child.pid}} {{loose.pid}}")
+    print("grandchildren started", flush=True)
     threading.Event().wait()  # forever: only the timeout ends this file
 """
 #: generous for the file that must pass on a loaded machine; the hanging one never ends
@@ -83,19 +97,36 @@ def test_timeout_kills_the_file_and_its_grandchildren(
     root = make_project(
         {"tests/test_hang.py": HANG.format(pidfile=str(pidfile)), "tests/test_ok.py": PASS}
     )
-    run = api.start_run(root=root, workers=2, timeout=TIMEOUT, executor=executor)
+    run = api.start_run(
+        root=root, workers=2, timeout=TIMEOUT, executor=executor, pytest_args=["-s"]
+    )
     run.wait(timeout=600)  # the hang never ends by itself: the run ends through the timeout
     assert run.done
     assert statuses(run) == {"tests/test_hang.py": "timeout", "tests/test_ok.py": "passed"}
-    grandchild = int(pidfile.read_text())
+    grandchildren = [int(pid) for pid in pidfile.read_text().split()]
     deadline = time.monotonic() + 60
-    while pid_alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not pid_alive(grandchild)
+    try:
+        while any(map(pid_alive, grandchildren)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in grandchildren if pid_alive(pid)] == []
+    finally:  # never leave one behind, even when the launcher did
+        for pid in grandchildren:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert (
         f"timed out after {TIMEOUT} s"
         in {fs.key: fs for fs in run.files}["tests/test_hang.py"].crash
     )
+    store = api.open_store(run.db)
+    rows = {r["file"]: r for r in run_rows(run)}
+    assert {key: row["status"] for key, row in rows.items()} == statuses(run)
+    assert f"timed out after {TIMEOUT} s" in rows["tests/test_hang.py"]["message"]
+    # what the hanging file printed before the timeout is stored with it
+    lines = store.query(
+        "SELECT text FROM output_lines WHERE run_id = ? AND file = 'tests/test_hang.py'",
+        [run.id],
+    )
+    assert any("grandchildren started" in line["text"] for line in lines)
 
 
 def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject, executor: str) -> None:
@@ -128,7 +159,10 @@ def test_stop_in_the_middle_keeps_finished_files(make_project: MakeProject, exec
     assert not pid_alive(hang.pid)
     stored = api.open_store(run.db).query("SELECT status FROM runs WHERE run_id = ?", [run.id])
     assert stored == [{"status": "stopped"}]
-    assert [r["file"] for r in run_rows(run)] == ["tests/test_1_quick.py", "tests/test_2_hang.py"]
+    assert [(r["file"], r["status"]) for r in run_rows(run)] == [
+        ("tests/test_1_quick.py", "passed"),
+        ("tests/test_2_hang.py", "stopped"),
+    ]
 
 
 NOISY = """
@@ -197,10 +231,18 @@ def test_what_a_child_recorded_before_it_died_is_stored(
     root = make_project(
         {key: DIES_AFTER_SQL.format(n=n, death=death) for key, death in DEATHS.items()}
     )
-    run = api.run_tests(root=root, workers=2, executor=executor, capture_sql=True)
+    run = api.run_tests(
+        root=root, workers=2, executor=executor, capture_sql=True, pytest_args=["-s"]
+    )
     assert statuses(run) == dict.fromkeys(DEATHS, "crashed")
     store = api.open_store(run.db)
+    assert {r["file"]: r["status"] for r in run_rows(run)} == statuses(run)
     for key in DEATHS:
+        lines = store.query(
+            "SELECT text FROM output_lines WHERE run_id = ? AND file = ? ORDER BY line",
+            [run.id, key],
+        )
+        assert any(line["text"].endswith("about to die") for line in lines), key
         queries = store.query(
             "SELECT nodeid, phase, sql, qseq FROM queries WHERE run_id = ? AND file = ? "
             "ORDER BY qseq",
@@ -247,3 +289,39 @@ def test_text_utf8_cannot_encode_is_stored_replaced(
     assert [q["sql"] for q in queries] == ["SELECT '?'", "SELECT 'after'"]
     lines = store.query("SELECT text FROM output_lines WHERE run_id = ?", [run.id])
     assert any("bad bytes \ufffd\ufffd here" in line["text"] for line in lines)
+
+
+SAME_NAME = """
+import sqlite3
+
+def test_{folder}():
+    sqlite3.connect(":memory:").execute("SELECT '{folder}'")
+    print("output of {folder}")
+"""
+
+
+def test_one_basename_in_two_folders_keeps_two_files(
+    make_project: MakeProject, tmp_path: Path, executor: str
+) -> None:
+    keys = {folder: f"tests/{folder}/test_same.py" for folder in ("alpha", "beta")}
+    root = make_project({key: SAME_NAME.format(folder=f) for f, key in keys.items()})
+    run = api.run_tests(
+        root=root, workers=2, executor=executor, capture_sql=True, pytest_args=["-s"]
+    )
+    assert statuses(run) == dict.fromkeys(keys.values(), "passed")
+    rows = run_rows(run)
+    assert len({Path(r["log_path"]) for r in rows}) == 2  # each its own log
+    copy = tmp_path / "copy.duckdb"
+    api.ingest(run.run_dir, copy)  # the run directory keeps them apart too
+    for store in (api.open_store(run.db), api.open_store(copy)):
+        for folder, key in keys.items():
+            other = "beta" if folder == "alpha" else "alpha"
+            tests = store.query("SELECT nodeid, outcome FROM tests WHERE file = ?", [key])
+            assert tests == [{"nodeid": f"{key}::test_{folder}", "outcome": "passed"}]
+            sql = store.query("SELECT nodeid, sql FROM queries WHERE file = ?", [key])
+            assert sql == [{"nodeid": f"{key}::test_{folder}", "sql": f"SELECT '{folder}'"}]
+            text = "\n".join(
+                r["text"]
+                for r in store.query("SELECT text FROM output_lines WHERE file = ?", [key])
+            )
+            assert f"output of {folder}" in text and f"output of {other}" not in text

@@ -137,7 +137,7 @@ class Child(Protocol):
         """Wait for the end; raises subprocess.TimeoutExpired."""
 
     def kill_group(self) -> None:
-        """Kill the child and every process in its group (grandchildren too)."""
+        """Kill the child, its process group and its descendants (a setsid grandchild too)."""
 
     def close(self) -> None:
         """Release the output pipe once everything was read."""
@@ -153,6 +153,46 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release whatever the executor holds (servers, pools)."""
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid`` (its children, theirs...), from /proc; [] without it."""
+    parents: dict[int, list[int]] = {}
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # no /proc (macOS): the process group is all a kill reaches
+        return []
+    for name in names:
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                # the command name, in parentheses, may hold spaces: the ppid is after its ")"
+                ppid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        parents.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def kill_tree(pid: int, alive: bool = True) -> None:
+    """SIGKILL child ``pid``'s process group and, while it is ``alive``, every process below it.
+
+    A grandchild that left the group (``setsid``, ``start_new_session=True``) is out of reach
+    of the group kill: found through /proc while its parent lives, it is killed by pid. Once
+    the child is reaped its pid may be another process's: then only the group is killed.
+    """
+    strays = descendants(pid) if alive else []
+    for target in (pid, *strays):  # already gone (and its group with it) is fine
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if target == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(target, signal.SIGKILL)
 
 
 class SpawnChild:
@@ -173,9 +213,7 @@ class SpawnChild:
         return self.proc.wait(timeout)
 
     def kill_group(self) -> None:
-        # already gone (and its group with it) is fine
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        kill_tree(self.pid, alive=self.proc.returncode is None)  # not reaped yet: still ours
 
     def close(self) -> None:
         if self.proc.stdout is not None:

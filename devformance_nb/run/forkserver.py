@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.core.contract import ENV_FORKSERVER_WARM
-from devformance_nb.run.executor import Child, Job, SpawnExecutor
+from devformance_nb.run.executor import Child, Job, SpawnExecutor, kill_tree
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
 
@@ -55,8 +55,7 @@ class ForkChild:
         return code
 
     def kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        kill_tree(self.pid, alive=self.poll() is None)  # the server has not reaped it yet
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
