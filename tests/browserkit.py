@@ -114,11 +114,13 @@ def lab_env(tmp_path: Path, project: Path) -> dict[str, str]:
         '{"fetchNews": "false", "checkForUpdates": false}', encoding="utf-8"
     )
     # every cell stays in the DOM: with JupyterLab 4's default windowing, "run all" scrolls
-    # to the last cell and the view's cell, now off screen, is detached from the page
+    # to the last cell and the view's cell, now off screen, is detached from the page. And
+    # no "Select Kernel" dialog over the page: on a busy machine the notebook can open before
+    # the kernel specs arrived, and JupyterLab then asks which kernel to start
     tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(
-        '{"windowingMode": "none"}', encoding="utf-8"
+        '{"windowingMode": "none", "autoStartDefaultKernel": true}', encoding="utf-8"
     )
     return {
         **os.environ,
@@ -161,6 +163,9 @@ def run_all(page: Any, scope: str = "body") -> None:
     """
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        dialogs = page.locator(".jp-Dialog")
+        if dialogs.count():
+            raise AssertionError(f"JupyterLab shows a dialog: {dialogs.all_inner_texts()}")
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         item = page.locator("li[data-command='runmenu:run-all']:not(.lm-mod-disabled)")
         item.wait_for(timeout=30_000)

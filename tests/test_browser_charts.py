@@ -87,13 +87,25 @@ def serve(app: str, tmp_path: Path, db: Path) -> Iterator[tuple[str, str]]:
 
 
 def _wait_done(page: Any, expected_cells: int, deadline: float) -> None:
-    """Until every code cell ran (a number in its prompt) or one shows an error."""
+    """Until every code cell ran (a number in its prompt) or one shows an error.
+
+    On a loaded machine JupyterLab can run the first cell of a "Run All" given while the
+    kernel was still connecting and drop the rest (no cell queued, none running): then
+    "Run All" is given again, as a user would, at most twice.
+    """
+    retries, progress, stalled_since = 2, -1, time.monotonic()
     while time.monotonic() < deadline:
         panel = page.locator(PANEL)
         prompts = [p.strip() for p in panel.locator(".jp-InputPrompt").all_inner_texts()]
         numbered = [p for p in prompts if re.fullmatch(r"\[\d+\]:", p)]
         if panel.locator(ERRORS).count() or (prompts and len(numbered) >= expected_cells):
             return
+        if len(numbered) != progress or any("*" in p for p in prompts):
+            progress, stalled_since = len(numbered), time.monotonic()
+        elif retries and time.monotonic() - stalled_since > 30:
+            retries -= 1
+            run_all(page, PANEL)
+            stalled_since = time.monotonic()
         page.wait_for_timeout(250)
     raise AssertionError(f"the notebook did not finish: prompts {prompts}")
 
