@@ -273,9 +273,13 @@ def test_a_run_without_any_statement(tmp_path: Path) -> None:
     assert state.status == "empty" and state.files == {}
 
 
-def write_killed_run(root: Path) -> Path:
+def write_killed_run(root: Path, b_journaled: bool = True) -> Path:
     """A run directory whose launcher died: test_a finished, test_b was mid-way (one test
-    passed, some output and statements written), test_c never started; no run_done."""
+    passed, some output and statements written), test_c never started; no run_done.
+
+    ``b_journaled=False``: the launcher died before its journal said test_b started (its
+    child had already written events and output), as a killed launcher on a busy machine does.
+    """
     keys = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py"]
     run_dir = root / ".devformance" / "runs" / "run-killed"
     run_dir.mkdir(parents=True)
@@ -285,7 +289,9 @@ def write_killed_run(root: Path) -> Path:
         ev.RunStarted(run_id="run-killed", root=str(root), files=keys, workers=1, executor="spawn")
     )
     for key in keys[:2]:
-        journal.append(ev.FileStarted(run_id="run-killed", file=key, path=key, pid=1, command=[]))
+        if b_journaled or key != "tests/test_b.py":
+            started = ev.FileStarted(run_id="run-killed", file=key, path=key, pid=1, command=[])
+            journal.append(started)
         child = EventWriter(folder.events_path(key), "run-killed", key)
         child.write_fields("query", query_line(nodeid=f"{key}::test_one", sql="SELECT 1"), "qseq")
         for phase in ("setup", "call", "teardown"):
@@ -311,8 +317,9 @@ def write_killed_run(root: Path) -> Path:
     return run_dir
 
 
-def test_a_killed_run_is_ingested_whole_and_once(tmp_path: Path) -> None:
-    run_dir = write_killed_run(tmp_path)
+@pytest.mark.parametrize("b_journaled", [True, False], ids=["journaled", "start-not-journaled"])
+def test_a_killed_run_is_ingested_whole_and_once(tmp_path: Path, b_journaled: bool) -> None:
+    run_dir = write_killed_run(tmp_path, b_journaled)
     db = tmp_path / "store.duckdb"
     for _ in range(2):  # ingesting again replaces the run, never doubles it
         result = subprocess.run(

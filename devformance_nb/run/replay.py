@@ -51,6 +51,25 @@ def _read_coverage(written: ev.CoverageWritten, started: ev.RunStarted) -> ev.Co
         return ev.CoverageRead(run_id=written.run_id, file=written.file, data_file="")
 
 
+def _unjournaled_start(folder: RunDir, started: ev.RunStarted, key: str) -> list[ev.Event]:
+    """A start for a file whose child left events or output but whose start the journal lacks.
+
+    The launcher's loop writes ``file_started`` after the child began; a launcher killed on a
+    busy machine can die in between, and the file's statements would then be stored with no
+    file row. Its pid is unknown (0).
+    """
+    events, log = folder.events_path(key), folder.log_path(key)
+    if not (events.exists() or log.exists()):
+        return []
+    lines = read_events(events) if events.exists() else iter(())
+    first = next((e for e in lines if isinstance(e, ev.Event)), None)
+    # an empty events file: the log's last write, or the run's start
+    fallback = log.stat().st_mtime if log.exists() else started.t
+    t = first.t if first is not None else fallback
+    path = os.fspath(Path(started.root) / key)
+    return [ev.FileStarted(run_id=started.run_id, file=key, path=path, pid=0, command=[], t=t)]
+
+
 def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev.Event]:
     """Events of a run directory in launcher order: run start, each file in turn, run end.
 
@@ -76,7 +95,7 @@ def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev
         raise PathNotFoundError(f"{journal} has no run_started event; nothing to ingest")
     yield started
     for key in started.files:
-        own = by_file.get(key, [])
+        own = by_file.get(key, []) or _unjournaled_start(folder, started, key)
         yield from (e for e in own if e.kind == "file_started")
         if own:
             yield from _file_events(folder, started, key, queries)
