@@ -229,7 +229,10 @@ def garbage(db: Path) -> None:
 @pytest.mark.parametrize(
     ("spoil", "says"),
     [
-        (newer_schema, ["has schema version 999, newer than this", "pip install -U"]),
+        (
+            newer_schema,
+            ["has schema version 999, newer than", "pip install -U", "devformance ingest"],
+        ),
         (garbage, ["not a lock", "move it aside", "devformance ingest .devformance/runs/"]),
     ],
     ids=["newer-schema", "corrupted"],

@@ -129,7 +129,8 @@ def check_version(version: int, path: Path) -> None:
         raise StoreVersionError(
             f"the store {path} has schema version {version}, newer than this devformance_nb "
             f"understands ({SCHEMA_VERSION}). Upgrade: pip install -U devformance_nb "
-            "(or use another --db)"
+            "(or use another --db); a run that could not be stored keeps its run directory: "
+            "`devformance ingest .devformance/runs/RUN_ID` loads it once the store can be used"
         )
 
 
