@@ -36,18 +36,12 @@ from browserkit import (
     run_all,
     server,
 )
+from test_notebooks_analysis import ANALYSIS
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["history"]  # the session's bookshop history: db
 
 NOTEBOOKS = REPO / "notebooks"
-ANALYSIS = [
-    "00_tour.ipynb",
-    "02_slow_queries.ipynb",
-    "03_n_plus_one.ipynb",
-    "04_coverage.ipynb",
-    "05_compare_runs.ipynb",
-]
 #: a chart our renderer drew and Vega made interactive
 DRAWN = ".devformance-chart[data-state='interactive'] .vega-embed svg.marks"
 #: an error or anything on stderr (JupyterLab shows both with this MIME type)

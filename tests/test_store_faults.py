@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import MakeProject
+from test_cli import cli
 from test_faults import pid_alive
 from test_store import hold_lock
 
@@ -151,8 +152,8 @@ def test_two_runs_share_one_store_and_the_one_that_waits_says_so(tmp_path: Path)
     finally:
         holder.kill()
         holder.wait()
-    for cli, (out, err) in zip(clis, results, strict=True):
-        assert cli.returncode == 0, out + err
+    for proc, (out, err) in zip(clis, results, strict=True):
+        assert proc.returncode == 0, out + err
         assert f"the store {db} is locked by process {holder.pid}; waiting" in err
         assert "stored as run" in out
     runs = Store(db).query("SELECT run_id, root, status FROM runs ORDER BY root")
@@ -160,17 +161,6 @@ def test_two_runs_share_one_store_and_the_one_that_waits_says_so(tmp_path: Path)
     for run in runs:
         counts = stored(db, run["run_id"])
         assert (counts["files"], counts["tests"], counts["status"]) == (1, 1, "passed")
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``devformance ARGS`` run in ``root``, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "devformance_nb.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def log_lines(run_dir: Path) -> int:
@@ -196,7 +186,7 @@ def test_a_locked_store_fails_the_run_clearly_and_ingest_stores_it(
     db.parent.mkdir()
     holder = hold_lock(db, 300)
     try:
-        result = cli(root, "run", "-n", "1")
+        result = cli("run", "-n", "1", cwd=root)
     finally:
         holder.kill()
         holder.wait()
@@ -205,7 +195,7 @@ def test_a_locked_store_fails_the_run_clearly_and_ingest_stores_it(
     assert "devformance ingest" in result.stderr and "stored as run" not in result.stdout
     run_dir = only_run_dir(root)
     assert Store(db).query("SELECT count(*) AS n FROM runs") == [{"n": 0}]
-    ingested = cli(root, "ingest", str(run_dir))
+    ingested = cli("ingest", str(run_dir), cwd=root)
     assert ingested.returncode == 0, ingested.stderr
     assert f"ingested run {run_dir.name} (passed): 2 files, 3 tests" in ingested.stdout
     assert stored(db, run_dir.name) == {
@@ -244,17 +234,17 @@ def test_a_store_the_run_cannot_use_fails_it_and_the_run_dir_ingests_elsewhere(
     db = root / ".devformance" / "devformance.duckdb"
     spoil(db)
     before = db.read_bytes()
-    result = cli(root, "run", "-n", "1")
+    result = cli("run", "-n", "1", cwd=root)
     assert result.returncode == StoreError.exit_code == 3, result.stdout + result.stderr
     for words in says:
         assert words in result.stderr
     assert "stored as run" not in result.stdout
     assert db.read_bytes() == before  # the store is left as it was, for its owner to mend
     run_dir = only_run_dir(root)
-    refused = cli(root, "ingest", str(run_dir))  # into the same store: refused the same way
+    refused = cli("ingest", str(run_dir), cwd=root)  # into the same store: refused the same way
     assert refused.returncode == 3 and says[0] in refused.stderr
     fresh = tmp_path / "fresh.duckdb"
-    ingested = cli(root, "ingest", str(run_dir), "--db", str(fresh))
+    ingested = cli("ingest", str(run_dir), "--db", str(fresh), cwd=root)
     assert ingested.returncode == 0, ingested.stderr
     assert f"ingested run {run_dir.name} (passed): 2 files, 3 tests" in ingested.stdout
     assert stored(fresh, run_dir.name) == {
@@ -327,7 +317,7 @@ def test_a_launcher_killed_with_its_children_is_ingested_whole(
     run_dir = only_run_dir(root)
     journal = [json.loads(line) for line in (run_dir / "run.events.jsonl").read_text().splitlines()]
     assert "run_done" not in {event["kind"] for event in journal}
-    result = cli(root, "ingest", str(run_dir))
+    result = cli("ingest", str(run_dir), cwd=root)
     assert result.returncode == 0, result.stderr
     assert f"ingested run {run_dir.name} (interrupted): 2 files" in result.stdout
     store = api.open_store(root=root)
