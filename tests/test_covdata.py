@@ -289,3 +289,53 @@ def test_a_source_file_is_parsed_once_while_unchanged(
     (row,) = covdata.read_test_file(second, shop).files
     assert (row.statements, row.covered) == (10, 2)
     assert parsed.count(str(calc)) == 2
+
+
+def test_reads_in_two_threads_never_build_asts_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPython 3.11 can break its AST construction when two threads parse at once, which lost
+    a file's coverage under load: reader threads take turns, so a parse never overlaps another.
+    """
+    import ast
+    import threading
+
+    root = project(
+        tmp_path / "project", {f"shop/m{i}.py": CALC for i in range(2)} | {"shop/__init__.py": ""}
+    )
+    data = [
+        lines_data(tmp_path / f"{i}.coverage", {root / "shop" / f"m{i}.py": [1, 2, 5]})
+        for i in range(2)
+    ]
+    inside: list[str] = []
+    overlaps: list[list[str]] = []
+    second = threading.Event()
+    waited: list[bool] = []
+    original = ast.parse
+
+    def parse(*args: object, **kwargs: object) -> object:
+        inside.append(threading.current_thread().name)
+        if len(inside) > 1:
+            overlaps.append(list(inside))
+            second.set()
+        elif not waited:  # the first parse waits (with a deadline) for the other thread's
+            waited.append(True)
+            second.wait(timeout=2)
+        try:
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            inside.remove(threading.current_thread().name)
+
+    monkeypatch.setattr(ast, "parse", parse)
+    results: dict[int, covdata.CoverageResult] = {}
+
+    def read(i: int) -> None:
+        results[i] = covdata.read_test_file(data[i], root)
+
+    threads = [threading.Thread(target=read, args=(i,), name=f"reader-{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert overlaps == []
+    assert [results[i].files[0].covered for i in range(2)] == [3, 3]

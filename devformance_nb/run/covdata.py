@@ -91,6 +91,14 @@ def config_file_for(root: Path) -> str | bool:
         return False  # the children ran without coverage; nothing to configure
 
 
+#: one coverage read at a time in this process: coverage.py parses source files with ``ast``,
+#: and CPython 3.11 (gh-106905) can corrupt its AST recursion counter when two threads build
+#: ASTs at once ("SystemError: AST constructor recursion depth mismatch"): two reader threads
+#: reading their files' data together then lost one file's coverage on a busy machine (the
+#: reads hold the GIL for most of their work anyway, so little parallelism is lost)
+_READ_LOCK = threading.Lock()
+
+
 def read_test_file(
     data_file: str | os.PathLike[str],
     root: Path,
@@ -117,6 +125,17 @@ def read_union(
     ``reasons`` (data file -> the child's own message, e.g. a broken coverage
     config) explains a missing file better than a guess.
     """
+    with _READ_LOCK:
+        return _read_union(data_files, root, config_file, contexts, reasons)
+
+
+def _read_union(
+    data_files: Iterable[str | os.PathLike[str]],
+    root: Path,
+    config_file: str | bool | None,
+    contexts: bool,
+    reasons: Mapping[str, str] | None,
+) -> CoverageResult:
     result = CoverageResult()
     if config_file is None:
         config_file = config_file_for(root)
