@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -233,6 +235,45 @@ def test_a_loop_shares_one_stack_and_two_calls_on_one_line_do_not(tmp_path: Path
     first, second = app["two_on_one_line"](probe)
     assert first.caller == second.caller  # the same line...
     assert first.stack_hash != second.stack_hash  # ...but two calls: two stacks
+
+
+BODY = """
+def test_body(probe, sink, marker):
+    first = probe()
+    for _ in range(3):
+        sink.append(probe())
+    return first, probe()
+"""
+
+
+@pytest.mark.quick
+def test_walks_that_stop_at_the_test_body_give_the_whole_walks_answers(tmp_path: Path) -> None:
+    app = compiled(tmp_path / "tests" / "test_body.py", BODY)
+    body_code = app["test_body"].__code__
+    index, whole = FrameIndex(str(tmp_path)), FrameIndex(str(tmp_path))
+    floor, thread = sys._getframe(), threading.get_ident()
+
+    def probe() -> tuple[Any, Any]:
+        frame = sys._getframe(1)
+        site, _, body = index.walk(frame, floor, thread, body_code)
+        assert body is not None and body.f_code is body_code
+        return site, whole.walk(frame, floor, thread)[0]
+
+    class Marker:
+        pass
+
+    marker = Marker()
+    alive = weakref.ref(marker)
+    sink: list[tuple[Any, Any]] = []
+    first, last = app["test_body"](probe, sink, marker)
+    for shortcut, walked in [first, last, *sink]:
+        assert shortcut == walked
+    assert len({site for site, _ in sink}) == 1  # a loop: one stack
+    assert len({first[0], sink[0][0], last[0]}) == 3  # three lines: three stacks
+    del marker
+    index.release()  # the phase ended: the body's frame (and its locals) are let go
+    gc.collect()
+    assert alive() is None
 
 
 @pytest.mark.quick

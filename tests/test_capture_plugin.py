@@ -91,3 +91,40 @@ def test_no_statements_when_capture_is_off(pytester: pytest.Pytester, tmp_path: 
     found = run_child(pytester, tmp_path, {"capture_sql": False})
     assert not any(isinstance(e, ev.Query) for e in found)
     assert any(isinstance(e, ev.FileDone) for e in found)
+
+
+def test_a_tests_locals_are_freed_when_it_returns(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """The stack walk keeps the running test's frame for its statements; once the phase ends
+    the test's locals are the test's again (a connection it relied on closing, here an object
+    whose weak reference the next test checks)."""
+    pytester.makepyfile(
+        test_locals="""
+        import gc, sqlite3, weakref
+
+        REFS = []
+
+        class Marker:
+            pass
+
+        def test_sends_statements():
+            marker = Marker()
+            REFS.append(weakref.ref(marker))
+            db = sqlite3.connect(":memory:")
+            for _ in range(3):
+                db.execute("SELECT 1")
+
+        def test_its_locals_are_gone():
+            gc.collect()
+            assert REFS[0]() is None
+        """
+    )
+    events_path = tmp_path / "events.jsonl"
+    pytester._monkeypatch.setenv("DEVFORMANCE_EVENTS", str(events_path))
+    pytester._monkeypatch.setenv("DEVFORMANCE_OPTIONS", json.dumps({"root": str(pytester.path)}))
+    result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin")
+    assert result.ret == 0, result.stdout.str()
+    queries = [e for e in read_events(events_path) if isinstance(e, ev.Query)]
+    assert [q.caller for q in queries] == ["test_locals.py:13 test_sends_statements"] * 3
+    assert len({q.stack_hash for q in queries}) == 1

@@ -171,6 +171,8 @@ class DevformancePlugin:
             self.context.floor = None
             self.context.body_code = None
             self.context.case = None
+            if self.capture is not None:
+                self.capture.phase_ended()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:

@@ -128,6 +128,10 @@ class FrameIndex:
         #: the last floor frame and the key of the project frames from it down (one attribute,
         #: replaced whole, so threads never see half of it)
         self._below: tuple[FrameType | None, tuple[int, ...]] = (None, ())
+        #: (floor, the test body's frame, the key of the frames below it down to the floor):
+        #: while the body runs, the frames under it do not move, so a statement of the test
+        #: walks only down to the body; released when the phase ends (``release``)
+        self._body: tuple[FrameType | None, FrameType | None, tuple[int, ...]] = (None, None, ())
         #: called with (stack hash, frames outermost first) the first time a hash is made
         self.on_stack: Callable[[str, StackFrames], None] | None = None
         #: stack hashes already handed to on_stack (each once per process)
@@ -189,6 +193,8 @@ class FrameIndex:
             current = current.f_back
         key: list[int] = [library_path]
         projects = False
+        reached = False  # the floor (or the body whose frames below are known) was reached
+        after_body = -1  # where the frames below a newly found body frame start in the key
         # 2. the project's frames (and any library frames between them: not in the key)
         while current is not None:
             if current is floor:
@@ -197,6 +203,7 @@ class FrameIndex:
                     below = self._walk_below(floor)
                 projects = projects or bool(below[1])
                 key.extend(below[1])
+                reached = True
                 break
             code = current.f_code
             try:
@@ -209,6 +216,12 @@ class FrameIndex:
                 key.append(current.f_lasti)
                 if code is body_code:
                     body = current
+                    known_body = self._body
+                    if known_body[1] is current and known_body[0] is floor:
+                        key.extend(known_body[2])
+                        reached = True
+                        break
+                    after_body = len(key)
             elif kind:
                 if kind is SETUP:
                     setup = True
@@ -216,8 +229,12 @@ class FrameIndex:
                     library_seen = True
                     if code.co_name in kind.senders:  # type: ignore[union-attr]
                         orm = kind.name  # type: ignore[union-attr]
+                after_body = -1  # a library under the body: its frames are always walked
             current = current.f_back
-        if current is None and floor is not None:
+        if reached:
+            if after_body >= 0 and floor is not None:
+                self._body = (floor, body, tuple(key[after_body:]))
+        elif floor is not None:
             # the stack ended before the test: go on
             mark = len(key)
             body = self._cross(key, floor, thread, body_code) or body
@@ -232,6 +249,10 @@ class FrameIndex:
         if found is None:
             found = self._remember(stack, frame, floor, thread, setup)
         return found, orm, body
+
+    def release(self) -> None:
+        """Forget the test body's frame (the phase ended): its locals are the test's to free."""
+        self._body = (None, None, ())
 
     def tag_library(self, folder: str, name: str, senders: Collection[str]) -> None:
         """Statements whose innermost frame of code under ``folder`` (an ORM's package) is a

@@ -71,6 +71,10 @@ class Capture:
         except Exception as exc:
             self.problems.append(f"uninstall {adapter.library}: {type(exc).__name__}: {exc}")
 
+    def phase_ended(self) -> None:
+        """A test phase ended: let go of the frames the stack walk kept for it."""
+        self.recorder.phase_ended()
+
     def stop(self) -> None:
         """Undo every patch and listener, stop watching imports, flush the events.
 
