@@ -13,6 +13,7 @@ from conftest import MakeProject
 
 from devformance_nb.api import facade as api
 from devformance_nb.core.errors import NoTestsFoundError, PathNotFoundError
+from devformance_nb.core.rundir import RunDir
 
 PASS = "def test_ok():\n    assert True\n"
 
@@ -257,6 +258,9 @@ def test_what_a_child_recorded_before_it_died_is_stored(
             [run.id, key],
         )
         assert [t["nodeid"] for t in tests] == [f"{key}::test_first"], key
+        # the dead child's mapped events file was sealed: no unwritten room left in it
+        events = RunDir.at(run.run_dir).events_path(key).read_bytes()
+        assert events.endswith(b"\n") and b"\0" not in events, key
 
 
 UNENCODABLE = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -10,7 +11,9 @@ import weakref
 from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
+from devformance_nb.core.appendmap import MappedAppender, written_part
 from devformance_nb.core.events import EVENT_VERSION, Event, EventDecodeError, decode, encode
 
 #: buffered events reach the file at most this many seconds after they were written
@@ -25,7 +28,14 @@ class EventWriter:
     By default (``batch=1``) every event goes to the OS as it is written, one ``os.write`` of
     its whole line to a file opened with ``O_APPEND``: once ``write`` returns, the line is in
     the kernel's page cache and survives the process, however it dies (``os._exit``, SIGKILL, a
-    segfault). That costs one system call per event and is what children and the launcher use.
+    segfault). That costs one system call per event and is what the launcher uses.
+
+    ``mapped=True`` (what a child uses, where Linux's ``posix_fallocate`` exists) gets the same
+    durability without the system call: lines are copied into a shared mapping of room
+    reserved at the end of the file (:class:`~devformance_nb.core.appendmap.MappedAppender`),
+    which reads as NUL bytes until written. Readers stop at the first NUL; ``close`` cuts the
+    file to its lines, and the launcher seals the file of a child that died (``appendmap.seal``).
+    If the mapping fails (no room on the disk), the writer goes on with plain appends.
 
     ``batch > 1`` buffers that many lines in memory (a loader writing synthetic files, a
     bench): lines then reach the file when ``batch`` of them are waiting, on ``flush`` and,
@@ -46,6 +56,7 @@ class EventWriter:
         file: str,
         batch: int = 1,
         flush_every: float | None = FLUSH_EVERY,
+        mapped: bool = False,
     ):
         self.path = Path(path)
         self.run_id = run_id
@@ -60,9 +71,14 @@ class EventWriter:
         self._numbers: dict[str, int] = {}
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
-        # O_APPEND: every write lands at the end, as one piece, even if a process forked by the
-        # code under test writes to the same file
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        self._mapped: MappedAppender | None = None
+        if mapped and self._batch == 1 and hasattr(os, "posix_fallocate"):
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            self._mapped = MappedAppender(self._fd)
+        else:
+            # O_APPEND: every write lands at the end, as one piece, even if a process forked by
+            # the code under test writes to the same file
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         _WRITERS.add(self)
 
     def write(self, event: Event) -> Event:
@@ -95,7 +111,14 @@ class EventWriter:
                 line = f'{head}{self._seq},"{number}":{count},{fields}}}\n'
             else:
                 line = f"{head}{self._seq},{fields}}}\n"
-            if self._batch == 1:  # the hot path of the SQL capture: straight to the OS, inline
+            if self._batch == 1:  # the hot path of the SQL capture: straight out, inline
+                mapped = self._mapped
+                if mapped is not None:
+                    try:
+                        mapped.write(line.encode("utf-8", ENCODE_ERRORS))
+                    except (OSError, ValueError):
+                        self._unmap(line)
+                    return
                 fd = self._fd
                 if fd >= 0:
                     data = line.encode("utf-8", ENCODE_ERRORS)
@@ -125,6 +148,9 @@ class EventWriter:
         self._closed.set()
         with self.lock:
             self._write_pending()
+            mapped, self._mapped = self._mapped, None
+            if mapped is not None:
+                mapped.close()
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
@@ -151,12 +177,30 @@ class EventWriter:
 
     def _write_out(self, text: str) -> None:
         """Write ``text`` (whole lines) to the file now; dropped once the writer is closed."""
+        if self._mapped is not None:
+            try:
+                self._mapped.write(text.encode("utf-8", ENCODE_ERRORS))
+            except (OSError, ValueError):
+                self._unmap(text)
+            return
         if self._fd < 0:
             return
         data = text.encode("utf-8", ENCODE_ERRORS)
         written = os.write(self._fd, data)
         if written < len(data):
             self._write_rest(data, written)
+
+    def _unmap(self, text: str) -> None:
+        """The mapping failed (no room left on the disk for a reservation): cut the file to
+        what was written and go on with plain appends, starting with ``text``."""
+        mapped, self._mapped = self._mapped, None
+        if mapped is not None:
+            with contextlib.suppress(OSError):  # the file keeps a NUL tail: readers skip it
+                mapped.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._write_out(text)
 
     def _write_rest(self, data: bytes, written: int) -> None:
         """Finish a short write (a signal arrived, a huge line, a nearly full disk)."""
@@ -184,11 +228,19 @@ class EventWriter:
     def _after_fork(self) -> None:
         """In a child forked by the code under test: fresh lock, no flusher, no inherited buffer.
 
-        The parent writes what was buffered; the child must not write it a second time.
+        The parent writes what was buffered; the child must not write it a second time. A
+        mapped writer's child must not write through the parent's mapping either: it appends
+        to the same file instead (after the parent's room, which the parent then leaves blank).
         """
         self.lock = threading.Lock()
         self._flusher = None
         self._pending.clear()
+        mapped, self._mapped = self._mapped, None
+        if mapped is not None:
+            mapped.forget()
+            if self._fd >= 0:
+                os.close(self._fd)  # the parent's descriptor stays open in the parent
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _flush_loop(self) -> None:
         interval = self._flush_every or FLUSH_EVERY
@@ -228,7 +280,7 @@ class EventTail:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
-                chunk = fh.read()
+                chunk = _read_written(fh)
         except FileNotFoundError:
             return []
         if not chunk:
@@ -244,6 +296,21 @@ class EventTail:
         return rest
 
 
+#: a tail reads this much at a time, so it stops soon after a mapped writer's unwritten room
+_TAIL_BLOCK = 1 << 16
+
+
+def _read_written(fh: BinaryIO) -> bytes:
+    """The rest of ``fh`` up to its first NUL byte (a mapped writer's room: read it later)."""
+    parts = []
+    while block := fh.read(_TAIL_BLOCK):
+        kept = written_part(block)
+        parts.append(kept)
+        if len(kept) < len(block):
+            break
+    return b"".join(parts)
+
+
 def read_events(
     path: str | os.PathLike[str], skip_kinds: Collection[str] = ()
 ) -> Iterator[Event | EventDecodeError]:
@@ -257,6 +324,8 @@ def read_events(
     marker = markers.pop() if len(markers) == 1 else None  # the common case, kept cheap
     with open(path, "rb") as fh:
         for raw in fh:
+            if b"\0" in raw:  # a mapped writer's unwritten room (it died, or still writes)
+                raw = written_part(raw)
             if (marker is not None and marker in raw) or any(m in raw for m in markers):
                 continue
             if not raw.strip():

@@ -243,7 +243,10 @@ def _setup(config: pytest.Config) -> DevformancePlugin | None:
     parent = os.environ.get(ENV_PARENT)
     if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-    writer = EventWriter(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
+    # mapped: each statement's line is durable without a system call (the capture's budget)
+    writer = EventWriter(
+        path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""), mapped=True
+    )
     plugin = DevformancePlugin(writer, options, config)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     plugin.start_coverage(config)

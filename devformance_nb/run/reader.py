@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from threading import Event as Flag
 
 from devformance_nb.core import events as ev
+from devformance_nb.core.appendmap import seal
 from devformance_nb.core.eventlog import EventTail
 from devformance_nb.run import runcoverage
 from devformance_nb.run.executor import Child, Executor, Job
@@ -180,6 +181,8 @@ class FileReader:
             child.kill_group()  # leave no grandchild behind, whatever happened
             self.outcome.returncode = child.wait()
             child.close()
+        # the child is gone: a room its mapped events writer reserved and never wrote is cut
+        seal(self.job.events_path)
         self._lines(self.splitter.finish())
         self._events(final=True)
 
