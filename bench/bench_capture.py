@@ -130,9 +130,8 @@ if os.environ.get("BENCH_NULL_WRITER"):
 PAIRED_TEST = """
 import json, os, sys
 from devformance_nb.plugin.capture import start_capture
-from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.core.contract import ChildOptions
-from devformance_nb.plugin import TestContext
+from devformance_nb.plugin import TestContext, events_writer
 import test_orm, test_sqlite  # SQLAlchemy is imported before capture: its listeners go on at once
 
 def test_paired():
@@ -148,7 +147,8 @@ def test_paired():
         for mode in ("on", "off") if round_ % 2 else ("off", "on"):
             for name, run in workloads.items():
                 if mode == "on":
-                    writer = EventWriter(os.path.join(here, "paired.jsonl"), "bench", "bench")
+                    # the child's own writer, as the plugin opens it
+                    writer = events_writer(os.path.join(here, "paired.jsonl"), "bench", "bench")
                     capture = start_capture(writer, context, ChildOptions(root=here))
                 cpu[name][mode].append(run()[1])
                 if mode == "on":
@@ -165,13 +165,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 mode, workload, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "on":
     from devformance_nb.plugin.capture import start_capture
-    from devformance_nb.core.eventlog import EventWriter
     from devformance_nb.core.contract import ChildOptions
-    from devformance_nb.plugin import TestContext
+    from devformance_nb.plugin import TestContext, events_writer
     context = TestContext()
     context.nodeid, context.phase, context.floor = "counted", "call", sys._getframe()
     here = os.path.dirname(os.path.abspath(__file__))
-    writer = EventWriter(os.path.join(here, "counted.jsonl"), "b", "b", flush_every=None)
+    writer = events_writer(os.path.join(here, "counted.jsonl"), "b", "b")
     capture = start_capture(writer, context, ChildOptions(root=here))
 import test_orm, test_sqlite
 (test_sqlite if workload == "sqlite3" else test_orm).loop(n)

@@ -227,6 +227,15 @@ def _watch_parent(parent: int) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
+def events_writer(path: str, run_id: str, file: str) -> EventWriter:
+    """The writer of a child's events file, as the plugin opens it.
+
+    Mapped: each statement's line is as durable as a write to the OS (a child killed right
+    after keeps it) without a system call per statement, which the SQL capture cannot afford.
+    """
+    return EventWriter(path, run_id, file, mapped=True)
+
+
 def _setup(config: pytest.Config) -> DevformancePlugin | None:
     """Create and register the recorder once, if the launcher asked for it.
 
@@ -243,10 +252,7 @@ def _setup(config: pytest.Config) -> DevformancePlugin | None:
     parent = os.environ.get(ENV_PARENT)
     if parent and parent.isdigit() and os.getpgrp() == os.getpid():  # only as a group leader
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-    # mapped: each statement's line is durable without a system call (the capture's budget)
-    writer = EventWriter(
-        path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""), mapped=True
-    )
+    writer = events_writer(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
     plugin = DevformancePlugin(writer, options, config)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     plugin.start_coverage(config)
