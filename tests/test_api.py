@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from conftest import MakeProject
 from test_faults import pid_alive
 from test_store import hold_lock
@@ -350,30 +351,50 @@ def test_second_run_starts_the_longest_file_first(make_project: MakeProject) -> 
     assert next(iter(second.state.files)) == "tests/test_z_slow.py"
 
 
-def test_interrupting_wait_stops_the_run(make_project: MakeProject) -> None:
-    root = make_project(
-        {
-            "tests/test_quick.py": "def test_quick():\n    pass\n",
-            # waits forever: only the interrupt can end this run
-            "tests/test_slow.py": (
-                "import threading\n\ndef test_slow():\n    threading.Event().wait()\n"
-            ),
-        }
-    )
-    run = api.start_run(root=root, workers=2, coverage=False)
+SLOW_SUITE = {
+    "tests/test_quick.py": "def test_quick():\n    pass\n",
+    # waits forever: only the interrupt can end this run
+    "tests/test_slow.py": "import threading\n\ndef test_slow():\n    threading.Event().wait()\n",
+}
 
-    def interrupt_once_running() -> None:
-        """Ctrl-C (or Jupyter's interrupt) for the main thread, once test_slow is under way."""
+
+def interrupt_once_running(run: api.Run, to_main: bool) -> dict[str, Any]:
+    """Ctrl-C (as Jupyter's interrupt button sends it) once test_slow is under way, from a
+    thread: to the process (the kernel then hands it to the main thread), or to this thread
+    itself (``to_main`` false: as the kernel may when the main thread is busy). If the run has
+    not ended 120 s later, the thread stops it itself and says so."""
+    seen: dict[str, Any] = {"sent": False, "stopped_by_watchdog": False}
+
+    def interrupt() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             slow = run.state.files.get("tests/test_slow.py")
             if slow is not None and slow.status == "running" and slow.collected:
                 break
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        if to_main:
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        seen["sent"] = True
+        deadline = time.monotonic() + 120
+        while not run.done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not run.done:
+            seen["stopped_by_watchdog"] = True
+            run.stop()
 
-    threading.Thread(target=interrupt_once_running, daemon=True).start()
-    run.wait(timeout=300)  # returns at the interrupt: the slow file never ends by itself
+    threading.Thread(target=interrupt, daemon=True).start()
+    return seen
+
+
+@pytest.mark.parametrize("to_main", [True, False], ids=["to-process", "to-another-thread"])
+def test_interrupting_wait_stops_the_run(make_project: MakeProject, to_main: bool) -> None:
+    root = make_project(SLOW_SUITE)
+    run = api.start_run(root=root, workers=2, coverage=False)
+    seen = interrupt_once_running(run, to_main)
+    run.wait()  # returns at the interrupt: the slow file never ends by itself
+    assert seen == {"sent": True, "stopped_by_watchdog": False}
     assert run.done
     assert run.status == "stopped"
     assert run.state.files["tests/test_slow.py"].status == "stopped"

@@ -11,6 +11,7 @@ import html
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,16 @@ class RunSetup:
     store: Store | None
     launcher: Launcher
     writer: StoreWriter | None
+
+
+#: the longest a wait sleeps before it looks again for an interrupt
+WAIT_SLICE = 0.25
+
+
+def _slice(deadline: float | None) -> float:
+    if deadline is None:
+        return WAIT_SLICE
+    return max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))
 
 
 class Run:
@@ -141,11 +152,17 @@ class Run:
         Interrupting the wait (Ctrl-C, or Jupyter's interrupt button) stops the
         run: the children are killed, finished files are kept.
         """
+        done = self._setup.launcher.done
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._setup.launcher.done.wait(timeout)
+            # in slices: a Ctrl-C the kernel handed to another thread of this process only
+            # wakes the main thread's next check, and one long wait would sleep through it
+            while not done.wait(_slice(deadline)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
         except KeyboardInterrupt:
             self.stop()
-            self._setup.launcher.done.wait()
+            done.wait()
         if self._thread is not None and self.done:
             self._thread.join()
         return self
