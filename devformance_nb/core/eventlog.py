@@ -199,6 +199,7 @@ class EventWriter:
                 mapped.close()
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1  # not a number another open file may get, if the next line fails
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
             self._write_out(text)
 
@@ -240,6 +241,7 @@ class EventWriter:
             mapped.forget()
             if self._fd >= 0:
                 os.close(self._fd)  # the parent's descriptor stays open in the parent
+                self._fd = -1  # dropped, if the file can no longer be opened
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _flush_loop(self) -> None:
