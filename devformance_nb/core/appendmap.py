@@ -54,9 +54,7 @@ class MappedAppender:
 
     def close(self) -> None:
         """Unmap, and cut the file to what was written (unless another process wrote after)."""
-        mapping, self._map = self._map, None
-        if mapping is not None:
-            mapping.close()
+        self.forget()
         size = os.fstat(self._fd).st_size
         if size > self._limit:
             self._blank()
@@ -64,17 +62,14 @@ class MappedAppender:
             os.ftruncate(self._fd, self._at)
 
     def forget(self) -> None:
-        """In a forked child: drop the inherited mapping without touching the file."""
+        """Drop the mapping without touching the file (in a forked child: the inherited one)."""
         mapping, self._map = self._map, None
         if mapping is not None:
             mapping.close()
 
     def _reserve(self, needed: int) -> None:
         size = os.fstat(self._fd).st_size
-        mapping = self._map
-        if mapping is not None:
-            mapping.close()
-            self._map = None
+        self.forget()
         if size > self._limit:  # someone appended after our room: leave it blank, go after
             self._blank()
             self._at = size
