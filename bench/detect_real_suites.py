@@ -70,6 +70,35 @@ def findings(store: Path) -> list[tuple[object, ...]]:
         con.close()
 
 
+def unused_eager(store: Path) -> list[tuple[object, ...]]:
+    """(relation, option, count, frame to change, test) of the newest run's unused eager
+    loads ([] before schema 6)."""
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        known = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'unused_eager_loads'"
+        ).fetchone()
+        if not known or not known[0]:
+            return []
+        return con.execute(
+            "SELECT relation, option, count, caller, nodeid FROM unused_eager_loads "
+            "WHERE run_id = (SELECT run_id FROM runs ORDER BY started DESC LIMIT 1) "
+            "ORDER BY relation, caller, nodeid"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def eager_report(rows: list[tuple[object, ...]]) -> str:
+    """The unused eager loads, one line each, as text."""
+    out = [f"{len(rows)} unused eager loads"]
+    for relation, option, count, caller, nodeid in rows:
+        out.append(f"   {relation} by {option} x{count} at {caller or '?'}  ({nodeid})")
+    return "\n".join(out)
+
+
 def report(rows: list[tuple[object, ...]]) -> str:
     """The findings grouped by (table, frame to change), as text."""
     groups: dict[tuple[object, object], list[tuple[object, ...]]] = defaultdict(list)
@@ -103,7 +132,10 @@ def run(suite: Suite, workdir: Path, src: str) -> str:
             command += ["--", *suite.pytest_args]
         done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
         summary = [line for line in done.stdout.splitlines() if line.startswith("devformance:")]
-        return "\n".join([f"# {suite.name} ({suite.kind})", *summary, report(findings(store))])
+        found = report(findings(store))
+        return "\n".join(
+            [f"# {suite.name} ({suite.kind})", *summary, found, eager_report(unused_eager(store))]
+        )
 
 
 def main() -> None:

@@ -40,6 +40,16 @@ RUNS = [("sqlite", "forkserver"), ("sqlite", "spawn"), ("postgresql", "forkserve
 
 
 @dataclass(frozen=True, order=True)
+class Unread:
+    """One unused eager load, as labelled (a site name) or as stored (a call site)."""
+
+    site: str
+    relation: str
+    phase: str
+    count: int
+
+
+@dataclass(frozen=True, order=True)
 class Finding:
     """One N+1 finding as the store keeps it (the fields the labels fix)."""
 
@@ -105,6 +115,8 @@ class Scenario:
     file: str
     name: str
     findings: tuple[tuple[str, int, str, str, str], ...]  # (site, count, table, phase, relation)
+    #: the unused eager loads it must report
+    unread: tuple[Unread, ...] = ()
 
     def owns(self, nodeid: str) -> bool:
         """Whether ``nodeid`` is this function (or one of its parametrized tests)."""
@@ -112,19 +124,43 @@ class Scenario:
         return nodeid == own or nodeid.startswith(own + "[")
 
 
-def _label_of(func: ast.FunctionDef) -> tuple[tuple[str, int, str, str, str], ...] | None:
+#: a label's arguments in order, with their defaults, by the label function's name
+LABEL_ARGS = {
+    "n_plus_one": (
+        ("site", None),
+        ("count", None),
+        ("table", None),
+        ("phase", "call"),
+        ("relation", ""),
+    ),
+    "unused_eager": (("site", None), ("relation", None), ("phase", "call"), ("count", 1)),
+}
+
+
+def _label_args(call: ast.Call) -> tuple[str, dict[str, object]]:
+    """The label function ``call`` names and its arguments by name, defaults filled in."""
+    kind = getattr(call.func, "id", "")
+    assert kind in LABEL_ARGS, f"unknown label {kind}"
+    names = LABEL_ARGS[kind]
+    given = {name: ast.literal_eval(a) for (name, _), a in zip(names, call.args, strict=False)}
+    given |= {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    return kind, {name: given.get(name, default) for name, default in names}
+
+
+def _label_of(
+    func: ast.FunctionDef,
+) -> tuple[tuple[tuple[str, int, str, str, str], ...], tuple[Unread, ...]] | None:
     for decorator in func.decorator_list:
         if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "label":
-            findings = []
+            findings, unread = [], []
             for arg in decorator.args:
-                assert isinstance(arg, ast.Call) and getattr(arg.func, "id", "") == "n_plus_one"
-                values = [ast.literal_eval(a) for a in arg.args]
-                keywords = {k.arg: ast.literal_eval(k.value) for k in arg.keywords}
-                site, count, table = values[:3]
-                phase = values[3] if len(values) > 3 else keywords.get("phase", "call")
-                relation = values[4] if len(values) > 4 else keywords.get("relation", "")
-                findings.append((site, count, table, phase, relation))
-            return tuple(findings)
+                assert isinstance(arg, ast.Call)
+                kind, a = _label_args(arg)
+                if kind == "n_plus_one":
+                    findings.append((a["site"], a["count"], a["table"], a["phase"], a["relation"]))
+                else:
+                    unread.append(Unread(a["site"], a["relation"], a["phase"], a["count"]))
+            return tuple(findings), tuple(unread)  # type: ignore[arg-type]
     return None
 
 
@@ -141,9 +177,9 @@ def scenarios() -> list[Scenario]:
             for prefix, member in members:
                 if isinstance(member, ast.FunctionDef) and member.name.startswith("test_"):
                     name = prefix + member.name
-                    findings = _label_of(member)
-                    assert findings is not None, f"{key}::{name} has no @label"
-                    found.append(Scenario(key, name, findings))
+                    labelled = _label_of(member)
+                    assert labelled is not None, f"{key}::{name} has no @label"
+                    found.append(Scenario(key, name, *labelled))
     return found
 
 
@@ -156,6 +192,18 @@ def expected_findings(nodeids: list[str]) -> set[Finding]:
             for site, count, table, phase, relation in scenario.findings:
                 expected.add(Finding(nodeid, phase, sites[site], count, table, relation))
     return expected
+
+
+def expected_unread(nodeids: list[str]) -> set[tuple[str, Unread]]:
+    """The labelled unused eager loads, per collected test: (nodeid, load at its call site)."""
+    sites = call_sites()
+    return {
+        (nodeid, Unread(sites[u.site], u.relation, u.phase, u.count))
+        for scenario in scenarios()
+        for nodeid in nodeids
+        if scenario.owns(nodeid)
+        for u in scenario.unread
+    }
 
 
 def database_url(name: str, request: pytest.FixtureRequest) -> str:
@@ -186,6 +234,17 @@ class CorpusRun:
                 r["nodeid"], r["phase"], r["caller"], r["count"], r["table_name"], r["relation"]
             )
             for r in rows
+        }
+
+    def unread(self) -> set[tuple[str, Unread]]:
+        """The ``unused_eager_loads`` rows of the store."""
+        rows = api.open_store(self.run.db).query(
+            "SELECT nodeid, caller, relation, phase, count FROM unused_eager_loads"
+            " WHERE run_id = ?",
+            [self.run.id],
+        )
+        return {
+            (r["nodeid"], Unread(r["caller"], r["relation"], r["phase"], r["count"])) for r in rows
         }
 
 
@@ -227,7 +286,10 @@ def test_every_scenario_is_labelled_and_the_corpus_covers_the_cases() -> None:
     assert min(f[1] for f in findings if not f[4]) == 2
     assert min(f[1] for f in findings if f[4]) == 1
     assert {f[4] for f in findings} - {""} == set(FIXES)
-    assert set(call_sites()) == {f[0] for f in findings}  # every marked site is used
+    unread = [u for s in found for u in s.unread]
+    assert {u.relation for u in unread} == {"Author.books", "Book.author"}
+    # every marked site is used
+    assert set(call_sites()) == {f[0] for f in findings} | {u.site for u in unread}
 
 
 def test_every_scenario_ran_and_passed(corpus: CorpusRun) -> None:
@@ -243,6 +305,17 @@ def test_the_stored_findings_are_exactly_the_labelled_ones(corpus: CorpusRun) ->
     stored = corpus.stored()
     assert sorted(stored - expected) == [], "false positives"
     assert sorted(expected - stored) == [], "false negatives"
+
+
+def test_the_unused_eager_loads_are_exactly_the_labelled_ones(corpus: CorpusRun) -> None:
+    expected = expected_unread(corpus.nodeids)
+    assert expected and sorted(corpus.unread()) == sorted(expected)
+    in_state = {
+        (u.nodeid, Unread(u.caller, u.relation, u.phase, u.count))
+        for fs in corpus.run.state.files.values()
+        for u in fs.unused_eager
+    }
+    assert in_state == expected
 
 
 def test_the_run_state_has_the_same_findings(corpus: CorpusRun) -> None:

@@ -127,6 +127,12 @@ def books(n: int, **fields: object) -> list[Query]:
     return [query(sql=BOOKS.format(i + 1), **fields) for i in range(n)]
 
 
+#: a page of one author's books, and a keyset page of them
+PAGE = 'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ? LIMIT ? OFFSET ?'
+KEYSET = (
+    'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ? AND "books"."id" > ? LIMIT ?'
+)
+
 #: the fix of a lazily loaded Author.books
 SELECTIN = ".options(selectinload(Author.books))"
 
@@ -222,6 +228,26 @@ N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
         [],
     ),
     "collection, without a test": (books(2, nodeid="", phase="collect"), 2, []),
+    "pages: one listing's pages once, a page per parent once per parent": (
+        [
+            # successive pages of one listing (offset moves): counted once
+            *[query(sql=PAGE, page=f"L1:p{i}") for i in range(4)],
+            # the first page of each of three parents' listings: counted three times
+            *[query(sql=PAGE, stack_hash="stack-p", page=f"L{i}:p0") for i in range(3)],
+            # keyset pages of two parents, two pages each: counted twice
+            *[
+                query(sql=KEYSET, stack_hash="stack-k", page=f"K{parent}:c{at}")
+                for parent in range(2)
+                for at in range(2)
+            ],
+            # the same page of one listing read three times: three
+            *[query(sql=PAGE, stack_hash="stack-r", page="L9:p0") for _ in range(3)],
+            # an older child's pages, untagged: never counted
+            *[query(sql=PAGE, stack_hash="stack-o") for _ in range(3)],
+        ],
+        2,
+        [],
+    ),
     "a lazy load on one row of many, below the min count": (
         [
             *books(1, relation="Author.books", peers=4, fix=SELECTIN),
@@ -319,6 +345,9 @@ def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
     assert counts["non-SELECT statements"] == []
     assert counts["catalog lookups, transaction control and pages"] == []
     assert counts["collection, without a test"] == [("", "collect", "stack-a", CALLER, 2)]
+    assert [
+        c[2:] for c in counts["pages: one listing's pages once, a page per parent once per parent"]
+    ] == [("stack-p", CALLER, 3), ("stack-k", CALLER, 2), ("stack-r", CALLER, 3)]
     # the ORM's rule: a lazy load for one of several rows is a finding at any count
     lazy = find_n_plus_one(*N_PLUS_ONE_CASES["a lazy load on one row of many, below the min count"])
     assert [(f.stack_hash, f.count, f.relation) for f in lazy] == [("stack-a", 1, "Author.books")]

@@ -126,14 +126,27 @@ def test_loaded_with_the_parents():
     assert {b.author.name for b in books} == {"a0", "a1", "a2"}
 
 
+def test_eager_loads_never_read():
+    assert [b.title for b in Book.objects.select_related("author").order_by("id")][0] == "b00"
+    assert len(list(Author.objects.prefetch_related("books__tags"))) == 3
+
+
+def test_eager_loads_not_tracked():
+    # every foreign key (no names), and a Prefetch read as a plain attribute
+    assert len(list(Book.objects.select_related())) == 6
+    authors = Author.objects.prefetch_related(Prefetch("books", to_attr="listed"))
+    assert len(list(authors)) == 3
+
+
 def test_one_author_alone():
     author = Author.objects.get(name="a1")
     assert [b.title for b in author.books.all()] == ["b10", "b11"]
 """
 
 
-def run_child(pytester: pytest.Pytester, tmp_path: Path) -> dict[str, list[ev.Query]]:
-    """Run the suite with the plugin in a child; its SELECTs by test name."""
+def run_child(pytester: pytest.Pytester, tmp_path: Path) -> dict[str, list[ev.Event]]:
+    """Run the suite with the plugin in a child; its SELECTs (and eager loads never read) by
+    test name."""
     pytester.mkpydir("shelf")
     pytester.path.joinpath("shelf", "models.py").write_text(MODELS)
     pytester.makeconftest(CONFTEST)
@@ -150,15 +163,26 @@ def run_child(pytester: pytest.Pytester, tmp_path: Path) -> dict[str, list[ev.Qu
         pytester._monkeypatch.setenv(name, value)
     result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin", "-p", "no:django")
     assert result.ret == 0, result.stdout.str()
-    by_test: dict[str, list[ev.Query]] = {}
+    by_test: dict[str, list[ev.Event]] = {}
     for event in read_events(events_path):
-        if isinstance(event, ev.Query) and event.phase == "call" and event.sql.startswith("SELECT"):
+        if isinstance(event, ev.EagerUnused) or (
+            isinstance(event, ev.Query) and event.phase == "call" and event.sql.startswith("SELECT")
+        ):
             by_test.setdefault(event.nodeid.partition("::")[2], []).append(event)
     return by_test
 
 
-def marks(queries: list[ev.Query]) -> list[tuple[str, int, str]]:
-    return [(q.relation, q.peers, q.fix) for q in queries]
+def marks(events: list[ev.Event]) -> list[tuple[str, int, str]]:
+    return [(q.relation, q.peers, q.fix) for q in events if isinstance(q, ev.Query)]
+
+
+def unused(events: list[ev.Event]) -> list[tuple[str, str, str, int]]:
+    """(relation, option, call site's function, count) of the eager loads never read."""
+    return [
+        (e.relation, e.option, e.caller.rpartition(" ")[2], e.count)
+        for e in events
+        if isinstance(e, ev.EagerUnused)
+    ]
 
 
 def test_each_kind_of_lazy_load_is_named_with_its_fix_and_eager_loads_are_not(
@@ -179,11 +203,28 @@ def test_each_kind_of_lazy_load_is_named_with_its_fix_and_eager_loads_are_not(
     deferred = 'load "bio" with the rows: drop it from .defer(...) or add it to .only(...)'
     assert marks(loads) == [("Author.bio", 3, deferred)] * 3
     # select_related and prefetch_related (nested too, and through Prefetch): no lazy load
-    eager = by_test["test_loaded_with_the_parents"]
+    eager = [q for q in by_test["test_loaded_with_the_parents"] if isinstance(q, ev.Query)]
     assert len(eager) == 5 and {q.relation for q in eager} == {""}
     # one author fetched alone: its books load lazily, for a result of one row
     alone, books = by_test["test_one_author_alone"]
     assert marks([alone, books]) == [("", 0, ""), ("Author.books", 1, '.prefetch_related("books")')]
+
+
+def test_eager_loads_never_read_are_reported_at_their_queryset(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    by_test = run_child(pytester, tmp_path)
+    # read: the profile, the books and the author; never read: the books' tags
+    assert unused(by_test["test_loaded_with_the_parents"]) == [
+        ("Book.tags", '.prefetch_related("tags")', "test_loaded_with_the_parents", 1)
+    ]
+    assert unused(by_test["test_eager_loads_never_read"]) == [
+        ("Book.author", '.select_related("author")', "test_eager_loads_never_read", 1),
+        ("Author.books", '.prefetch_related("books__tags")', "test_eager_loads_never_read", 1),
+    ]
+    assert unused(by_test["test_eager_loads_not_tracked"]) == []
+    for name in ("test_forward_foreign_key", "test_reverse_foreign_key", "test_one_author_alone"):
+        assert unused(by_test[name]) == []
 
 
 def test_peers_are_marked_on_multi_row_results_only() -> None:

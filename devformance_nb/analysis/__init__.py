@@ -24,6 +24,7 @@ from devformance_nb.analysis.questions import (
     slowest_files,
     slowest_queries,
     slowest_tests,
+    unused_eager_loads,
 )
 from devformance_nb.analysis.select import select_runs
 
@@ -43,4 +44,5 @@ __all__ = [
     "slowest_files",
     "slowest_queries",
     "slowest_tests",
+    "unused_eager_loads",
 ]

@@ -182,6 +182,24 @@ def n_plus_one_hotspots(store: StoreLike, runs: Runs = "last:20") -> pd.DataFram
         )
 
 
+def unused_eager_loads(store: StoreLike, runs: Runs = "latest") -> pd.DataFrame:
+    """Eager loads tests asked for and never read, per run (tidy: one row per finding).
+
+    ``relation`` was loaded by ``option`` (``selectinload(Author.books)``,
+    ``.select_related("author")``) in ``count`` executions of the query at ``caller`` and no
+    row's relation was read before the test ended; ``hint`` says what to drop. Empty for runs
+    recorded before these were kept.
+    """
+    return runs_frame(
+        store,
+        runs,
+        "SELECT u.run_id, r.started, u.file, u.nodeid, u.phase, u.relation, u.option, u.orm, "
+        "u.count, u.caller, u.sent_by, u.stack_hash, u.hint "
+        "FROM unused_eager_loads u JOIN runs r USING (run_id) "
+        f"WHERE u.{IN_RUNS} ORDER BY r.started, u.run_id, u.file, u.nodeid, u.relation",
+    )
+
+
 def query_counts_per_test(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
     """Statements and their time per test per run (tidy: one row per run and test)."""
     return runs_frame(

@@ -59,3 +59,17 @@ def n_plus_one_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
         out.append(f"        e.g. {one_line(row['example_sql'], 96)}")
         out.append(f"        fix: {row['hint']}")
     return out
+
+
+def unused_eager_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Unused eager loads (keys: relation, option, count, caller, nodeid, hint; optional:
+    sent_by) as text: the relation and the query that loaded it, then what to drop."""
+    out = []
+    for row in rows:
+        times = f" x{row['count']}" if row["count"] > 1 else ""
+        out.append(f"  {row['relation']}{times}  {row['caller'] or '?'}  ({row['nodeid']})")
+        sent_by = row.get("sent_by") or ""
+        if sent_by and sent_by != row["caller"]:
+            out.append(f"        sent by: {sent_by}")
+        out.append(f"        fix: {row['hint']}")
+    return out

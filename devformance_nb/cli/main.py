@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.api import facade as api
-from devformance_nb.cli.findings import n_plus_one_lines, slow_lines
+from devformance_nb.cli.findings import n_plus_one_lines, slow_lines, unused_eager_lines
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import EXECUTORS, Overrides
 from devformance_nb.core.errors import DevformanceError, MissingExtraError, PathNotFoundError
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     nplus1 = sub.add_parser("nplus1", help="the N+1 findings of a run")
     nplus1.add_argument("--run", help="run id or prefix (default: latest)")
     nplus1.add_argument("--db")
+    eager = sub.add_parser("eager", help="eager loads a run's tests asked for and never read")
+    eager.add_argument("--run", help="run id or prefix (default: latest)")
+    eager.add_argument("--db")
     coverage = sub.add_parser("coverage", help="coverage of a run: least covered files first")
     coverage.add_argument("--run", help="run id or prefix (default: latest)")
     coverage.add_argument("--db")
@@ -242,6 +245,18 @@ def cmd_nplus1(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def cmd_eager(args: argparse.Namespace, _: list[str]) -> int:
+    from devformance_nb.analysis import unused_eager_loads
+
+    store = api.open_store(args.db)
+    run_id = store.resolve_run(args.run)
+    rows = unused_eager_loads(store, run_id).to_dict("records")
+    print(f"run {run_id}: {len(rows)} unused eager loads")
+    for line in unused_eager_lines(rows):
+        print(line)
+    return 0
+
+
 def cmd_coverage(args: argparse.Namespace, _: list[str]) -> int:
     from devformance_nb.analysis.runfindings import coverage_files, coverage_total
 
@@ -324,6 +339,7 @@ COMMANDS = {
     "schema": cmd_schema,
     "queries": cmd_queries,
     "nplus1": cmd_nplus1,
+    "eager": cmd_eager,
     "coverage": cmd_coverage,
     "report": cmd_report,
     "compare": cmd_compare,

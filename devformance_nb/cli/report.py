@@ -162,6 +162,13 @@ def build_report(store: StoreLike, runs: Runs = "last:20", title: str | None = N
     ]
     page.add(html_table(hotspots, [*cols, "hint", "example_sql"], pre=["example_sql"]))
 
+    unread = analysis.unused_eager_loads(s, latest)
+    page.section("Unused eager loads", f"latest run {latest}: loaded with the rows, never read")
+    if unread.empty:
+        page.add("<p class='meta'>none</p>")
+    else:
+        page.add(html_table(unread, ["relation", "option", "caller", "nodeid", "count", "hint"]))
+
     page.section("Queries per test file")
     page.chart(charts.query_count_heatmap(analysis.query_counts_per_file(s, ids)))
 

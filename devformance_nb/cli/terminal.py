@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from typing import TextIO
 
-from devformance_nb.cli.findings import n_plus_one_lines, slow_lines
+from devformance_nb.cli.findings import n_plus_one_lines, slow_lines, unused_eager_lines
 from devformance_nb.core import events as ev
+from devformance_nb.logic.eager import eager_order
 from devformance_nb.run.state import FileState, RunState
 
 LABELS = {
@@ -149,4 +151,8 @@ def findings_report(state: RunState, top: int = 10) -> list[str]:
             }
             for f in sorted(found, key=lambda f: -f.count)
         )
+    unused = sorted((u for fs in state.files.values() for u in fs.unused_eager), key=eager_order)
+    if unused:
+        lines.append(f"unused eager loads: {len(unused)}")
+        lines += unused_eager_lines(asdict(u) for u in unused)
     return lines

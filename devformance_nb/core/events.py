@@ -121,6 +121,9 @@ class Query(Event):
     peers: int = 0
     #: the exact fix the ORM allows (``selectinload(Author.books)``, ``.select_related("author")``)
     fix: str = ""
+    #: a page of a paginated read (``LIMIT``/``OFFSET``): ``KEY:PAGE``, hashes of what selects
+    #: the listing and of the page itself ('' for any other statement)
+    page: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +134,26 @@ class Stack(Event):
     kind: ClassVar[str] = "stack"
     stack_hash: str
     frames: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EagerUnused(Event):
+    """An eager load a test asked for and never read: ``relation`` (``Author.books``) was loaded
+    by ``option`` (``selectinload(Author.books)``, ``.select_related("author")``) in ``count``
+    query executions sent from one stack in one phase, and no row's relation was read before
+    the test ended. ``caller``, ``sent_by`` and ``stack_hash`` are those of the query, as for
+    a statement; written by the child when the test ends."""
+
+    kind: ClassVar[str] = "eager_unused"
+    nodeid: str
+    phase: str
+    relation: str
+    option: str
+    orm: str
+    count: int = 1
+    caller: str = ""
+    sent_by: str = ""
+    stack_hash: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +247,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TestPhase,
         Query,
         Stack,
+        EagerUnused,
         CoverageWritten,
         FileDone,
         Output,

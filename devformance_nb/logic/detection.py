@@ -10,10 +10,17 @@ more, however few times it ran (the finding then names the relation and the exac
 is the project frames with their instruction offsets, so two statements sent from one line by
 two different calls are two stacks while the iterations of one loop share theirs. Never
 counted: statements with no project frame on their stack (nothing to change, and nothing to
-tell their sources apart), SELECTs that read no table (``SELECT quote(?)``), catalog lookups,
-transaction control and page reads (a SELECT with an ``OFFSET``, or MySQL's ``LIMIT ?, ?``: a
-loop over pages repeats its statement by design, once per page rather than once per row). The
-labelled corpus in ``tests/corpus`` holds the cases this rule is checked on.
+tell their sources apart), SELECTs that read no table (``SELECT quote(?)``), catalog lookups
+and transaction control.
+
+Pages (a SELECT with ``LIMIT`` or ``OFFSET``) are judged by the same rule, with one listing
+counted once: the child tags each with a hash of what selects its listing (the parameters that
+are not the page) and one of the page (offset, keyset cursor compared with ``>``/``<``,
+limit), so successive pages of one listing count as one statement, while the same page asked
+for each parent (a listing per parent) counts once per parent; the same page of one listing
+asked again counts again. A page statement recorded without that tag (an older child) is never
+counted, as before. The labelled corpus in ``tests/corpus`` holds the cases this rule is
+checked on.
 """
 
 from __future__ import annotations
@@ -102,9 +109,31 @@ class _Group:
     load: Query | None = None
     #: whether a statement of the group loaded lazily for an instance of a multi-row result
     lazy_peers: bool = False
+    #: page statements by listing: listing hash -> (statements, the distinct pages read)
+    pages: dict[str, tuple[int, set[str]]] | None = None
+
+    def repeats(self) -> int:
+        """The statements of the group as the rule counts them: each listing's successive
+        pages count once, a page read again counts again."""
+        if not self.pages:
+            return self.count
+        paged = sum(n for n, _ in self.pages.values())
+        listings = sum(n - len(seen) + 1 for n, seen in self.pages.values())
+        return self.count - paged + listings
+
+    def note_page(self, page: str) -> None:
+        """Count one page statement (``page``: ``LISTING:PAGE``)."""
+        listing, _, at = page.partition(":")
+        pages = self.pages if self.pages is not None else {}
+        n, seen = pages.get(listing, (0, set()))
+        seen.add(at)
+        pages[listing] = (n + 1, seen)
+        self.pages = pages
 
     def add(self, query: Query) -> None:
         self.count += 1
+        if query.page:
+            self.note_page(query.page)
         self.total += query.duration
         if query.orm and (not self.orm or query.qseq < self.orm_qseq):
             self.orm, self.orm_qseq = query.orm, query.qseq
@@ -158,7 +187,7 @@ class NPlusOneDetector:
         if not query.stack_hash:  # no project frame: nothing to change, never grouped
             return emitted
         fp = fingerprint(query.sql)
-        if not is_candidate(fp):
+        if not is_candidate(fp, paged=bool(query.page)):
             return emitted
         key = (query.phase, fp, query.stack_hash, query.repeat)
         groups = self._open.setdefault((query.file, query.nodeid), {})
@@ -167,6 +196,8 @@ class NPlusOneDetector:
             group = groups[key] = _Group(fp, 1, query.duration, query, query.orm, query.qseq)
             if query.relation:
                 group.note_load(query)
+            if query.page:
+                group.note_page(query.page)
         else:
             group.add(query)
         return emitted
@@ -208,7 +239,7 @@ class NPlusOneDetector:
         return len(self._open)
 
     def _reportable(self, group: _Group) -> bool:
-        repeated = group.count >= self.min_count or group.lazy_peers
+        repeated = group.repeats() >= self.min_count or group.lazy_peers
         return repeated and not self._allow.matches(group)
 
     def _findings_of(self, groups: dict[_GroupKey, _Group]) -> list[NPlusOneFinding]:
@@ -237,7 +268,7 @@ class NPlusOneDetector:
             caller=first.caller,
             stack_hash=first.stack_hash,
             fp=runs[0].fingerprint,
-            count=max(g.count for g in runs),
+            count=max(g.repeats() for g in runs),
             total_duration=sum(g.total for g in runs),
             orm=orm,
             sent_by=first.sent_by,
@@ -349,13 +380,14 @@ _PAGE = re.compile(r"\bOFFSET \?|\bLIMIT \?, \?")
 
 
 @lru_cache(maxsize=32_768)
-def is_candidate(fp: str) -> bool:
-    """A SELECT worth counting for N+1: it reads a table, and is not a catalog lookup,
-    transaction control or a page."""
+def is_candidate(fp: str, paged: bool = False) -> bool:
+    """A SELECT worth counting for N+1: it reads a table, and is not a catalog lookup or
+    transaction control; an ``OFFSET`` page only when the child told its listing apart
+    (``paged``)."""
     return (
         is_select(fp)
         and not is_catalog_or_control(fp)
-        and _PAGE.search(fp) is None
+        and (paged or _PAGE.search(fp) is None)
         and first_table(fp) != ""
     )
 

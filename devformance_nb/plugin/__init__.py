@@ -173,6 +173,8 @@ class DevformancePlugin:
             self.context.case = None
             if self.capture is not None:
                 self.capture.phase_ended()
+                if phase == "teardown":
+                    self.capture.test_ended()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:

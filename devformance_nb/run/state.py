@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding
+from devformance_nb.logic.eager import UnusedEagerLoad, unused_eager_load
 from devformance_nb.logic.slow import SlowQuery, find_slow
 from devformance_nb.run.runcoverage import FileCoverage, FileOutcome
 
@@ -103,6 +104,8 @@ class FileState:
     query_time: float = 0.0
     slow: list[SlowQuery] = field(default_factory=list)
     n_plus_one: list[NPlusOneFinding] = field(default_factory=list)
+    #: eager loads its tests asked for and never read
+    unused_eager: list[UnusedEagerLoad] = field(default_factory=list)
     #: percent of the project's code this file alone covers (None: not measured)
     coverage: float | None = None
     coverage_info: FileCoverage | None = None
@@ -285,6 +288,13 @@ def _query(state: RunState, e: ev.Event) -> FileState:
     return fs
 
 
+def _eager_unused(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.EagerUnused)
+    fs = state.file(e.file)
+    fs.unused_eager.append(unused_eager_load(e))
+    return fs
+
+
 def _file_done(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.FileDone)
     fs = state.file(e.file)
@@ -357,6 +367,7 @@ _HANDLERS: dict[str, Any] = {
     "collect_error": _collect_error,
     "test": _test_phase,
     "query": _query,
+    "eager_unused": _eager_unused,
     "file_done": _file_done,
     "coverage": _coverage,
     "coverage_read": _coverage_read,

@@ -74,6 +74,7 @@ QUERY_FIELDS = {
     "relation": "VARCHAR",
     "peers": "INTEGER",
     "fix": "VARCHAR",
+    "page": "VARCHAR",
 }
 #: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
 BULK_MEMORY = "256MB"
@@ -100,6 +101,8 @@ SELECT
     sql,
     coalesce(stack_hash, '') AS stack_hash,
     coalesce("repeat", 0) AS body_run,
+    split_part(coalesce(page, ''), ':', 1) AS page_key,
+    split_part(coalesce(page, ''), ':', 2) AS page_at,
     count(*) AS n,
     sum(duration) AS total,
     min(qseq) AS first_qseq,
@@ -119,20 +122,35 @@ GROUP BY ALL
 # (only the threshold here: find_slow applies the whole rule to the statements kept)
 
 _N_PLUS_ONE = """
-WITH runs AS (
-    SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run,
-        sum(g.n) AS n, sum(g.total) AS total, min(g.first_qseq) AS first_qseq,
+WITH listings AS (
+    SELECT g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run, g.page_key,
+        -- a listing's successive pages count once, a page read again counts again
+        CASE WHEN g.page_key = '' THEN sum(g.n)
+             ELSE sum(g.n) - count(DISTINCT g.page_at) + 1 END AS n,
+        sum(g.total) AS total, min(g.first_qseq) AS first_qseq,
         arg_min(g.sql, g.first_qseq) AS sql, arg_min(g.caller, g.first_qseq) AS caller,
         arg_min(g.sent_by, g.first_qseq) AS sent_by,
         arg_min(g.orm, g.orm_qseq) FILTER (WHERE g.orm IS NOT NULL) AS orm,
         min(g.orm_qseq) AS orm_qseq,
         arg_min(g.relation, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS relation,
         arg_min(g.fix, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS fix,
-        min(g.load_qseq) AS load_qseq
+        min(g.load_qseq) AS load_qseq, bool_or(g.lazy_peers) AS lazy_peers
     FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
-    WHERE k.candidate AND g.stack_hash <> ''
-    GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run
-    HAVING sum(g.n) >= $min_count OR bool_or(g.lazy_peers)
+    WHERE (k.candidate OR (k.paged_candidate AND g.page_key <> '')) AND g.stack_hash <> ''
+    GROUP BY g.file, g.nodeid, g.phase, k.fingerprint_hash, g.stack_hash, g.body_run, g.page_key
+), runs AS (
+    SELECT file, nodeid, phase, fingerprint_hash, stack_hash, body_run,
+        sum(n) AS n, sum(total) AS total, min(first_qseq) AS first_qseq,
+        arg_min(sql, first_qseq) AS sql, arg_min(caller, first_qseq) AS caller,
+        arg_min(sent_by, first_qseq) AS sent_by,
+        arg_min(orm, orm_qseq) FILTER (WHERE orm IS NOT NULL) AS orm,
+        min(orm_qseq) AS orm_qseq,
+        arg_min(relation, load_qseq) FILTER (WHERE relation IS NOT NULL) AS relation,
+        arg_min(fix, load_qseq) FILTER (WHERE relation IS NOT NULL) AS fix,
+        min(load_qseq) AS load_qseq
+    FROM listings
+    GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash, body_run
+    HAVING sum(n) >= $min_count OR bool_or(lazy_peers)
 )
 SELECT file, nodeid, phase, fingerprint_hash, stack_hash,
     max(n) AS n, sum(total) AS total, min(first_qseq) AS first_qseq,
@@ -258,8 +276,8 @@ def _fingerprint_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         fp = fingerprint(text)
         digest = fingerprint_hash(fp)
         fingerprints[digest] = fp
-        rows.append((key, digest, is_candidate(fp)))
-    frame = pd.DataFrame(rows, columns=["k", "fingerprint_hash", "candidate"])
+        rows.append((key, digest, is_candidate(fp), is_candidate(fp, paged=True)))
+    frame = pd.DataFrame(rows, columns=["k", "fingerprint_hash", "candidate", "paged_candidate"])
     con.register("_devformance_keys", frame)
     con.execute("CREATE TEMP TABLE q_keys AS SELECT * FROM _devformance_keys")
     con.unregister("_devformance_keys")

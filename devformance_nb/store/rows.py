@@ -9,6 +9,7 @@ DuckDB in one DataFrame.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneFinding
+from devformance_nb.logic.eager import UnusedEagerLoad
 from devformance_nb.logic.fingerprint import describe, fingerprint, fingerprint_hash
 from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summary_note
 
@@ -176,6 +178,11 @@ def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[
         }
         for f in findings
     ]
+
+
+def unused_eager_rows(run_id: str, findings: Iterable[UnusedEagerLoad]) -> list[dict[str, Any]]:
+    """``unused_eager_loads`` rows for ``findings``."""
+    return [{"run_id": run_id, **asdict(f)} for f in findings]
 
 
 #: the coverage columns of a ``runs`` or ``test_files`` row

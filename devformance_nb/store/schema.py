@@ -230,6 +230,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE n_plus_one ADD COLUMN relation VARCHAR;
         """,
     ),
+    Migration(
+        6,
+        "unused eager loads: relations a test loaded eagerly and never read",
+        """
+        CREATE TABLE unused_eager_loads (
+            run_id VARCHAR NOT NULL,
+            file VARCHAR NOT NULL,
+            nodeid VARCHAR,
+            phase VARCHAR,
+            relation VARCHAR,
+            option VARCHAR,
+            orm VARCHAR,
+            count INTEGER,
+            caller VARCHAR,
+            sent_by VARCHAR,
+            stack_hash VARCHAR,
+            hint VARCHAR
+        );
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

@@ -33,6 +33,7 @@ from devformance_nb.store.rows import (
     source_file_rows,
     stack_row,
     test_file_coverage_rows,
+    unused_eager_rows,
     write_queries,
     write_stacks,
 )
@@ -46,6 +47,7 @@ RUN_TABLES = (
     "output_lines",
     "queries",
     "n_plus_one",
+    "unused_eager_loads",
     "coverage_files",
     "coverage_by_test_file",
     "coverage_contexts",
@@ -349,6 +351,7 @@ class StoreWriter:
         batch.add("tests", testcase_rows(state, fs))
         batch.add("output_lines", self._output.pop(fs.key, []))
         batch.add("n_plus_one", finding_rows(state.run_id, fs.n_plus_one))
+        batch.add("unused_eager_loads", unused_eager_rows(state.run_id, fs.unused_eager))
         for table, rows in file_coverage_rows(state, fs).items():
             batch.add(table, rows)
 

@@ -110,6 +110,8 @@ def badges(fs: FileState) -> list[str]:
         out.append(f"N+1 ×{len(fs.n_plus_one)}")
     if fs.slow:
         out.append(f"slow ×{len(fs.slow)}")
+    if fs.unused_eager:
+        out.append(f"unused eager ×{len(fs.unused_eager)}")
     if fs.coverage is not None:
         out.append(f"cov {fs.coverage:.0f}%")
     return out
@@ -214,6 +216,17 @@ def _n_plus_one_item(item: Any) -> str:
     )
 
 
+def _unused_eager_item(item: Any) -> str:
+    relation = getattr(item, "relation", "") or "?"
+    caller = getattr(item, "caller", "") or ""
+    hint = getattr(item, "hint", "") or ""
+    return (
+        f"<li><b>{_esc(relation)}</b> <code>{_esc(caller)}</code>"
+        + (f'<br><span style="opacity:.8">{_esc(hint)}</span>' if hint else "")
+        + "</li>"
+    )
+
+
 def _slow_item(item: Any) -> str:
     duration = getattr(item, "duration", None)
     took = f"{duration * 1000:.0f} ms" if isinstance(duration, (int, float)) else "?"
@@ -242,6 +255,10 @@ def side_html(fs: FileState) -> str:
     parts = [
         _side_list("N+1", fs.n_plus_one, _n_plus_one_item),
         _side_list("Slow queries", fs.slow, _slow_item),
+        *(
+            [_side_list("Unused eager loads", fs.unused_eager, _unused_eager_item)]
+            * bool(fs.unused_eager)
+        ),
         f"<div><b>Coverage</b>: {_esc(cov)}</div>",
     ]
     if fs.errors:

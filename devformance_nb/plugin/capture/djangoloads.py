@@ -14,17 +14,28 @@ of the result the instance came from and the exact fix:
 - ``DeferredAttribute.__get__``, which Python calls only for a field missing from the
   instance: a deferred field's load (``.only``/``.defer``).
 
+The same ``_fetch_all`` tells the recorder which relations a queryset loaded eagerly
+(``select_related``/``prefetch_related``, see ``djangoeager``), and the related descriptors'
+``__get__`` (forward and reverse, to-one and to-many) which relations are read, so an eager
+load never read is reported when the test ends.
+
 ``prefetch_related``'s own queries are hinted with an instance too; the module function that
 runs them (``prefetch_one_level``) is wrapped to say so, and they are never marked.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.adapters import Adapter
+from devformance_nb.plugin.capture.djangoeager import eager_relations
 from devformance_nb.plugin.capture.loadmarks import LoadMarks
+
+if TYPE_CHECKING:
+    from devformance_nb.plugin.capture.eagerloads import EagerLoads
+    from devformance_nb.plugin.capture.recorder import Recorder
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
 PEERS = "devformance_peers"
@@ -84,20 +95,23 @@ class DjangoLoadsAdapter(Adapter):
     library = "django.db.models"
 
     def install(self) -> None:
-        """Wrap the four methods (once)."""
+        """Wrap the methods (once)."""
         from django.db.models import query
         from django.db.models.fields.related_descriptors import (
             ForwardManyToOneDescriptor,
+            ReverseManyToOneDescriptor,
             ReverseOneToOneDescriptor,
         )
         from django.db.models.query import QuerySet
         from django.db.models.query_utils import DeferredAttribute
 
-        marks = self.recorder.loads
+        marks, eager = self.recorder.loads, self.recorder.eager
         self._restore: list[tuple[Any, str, Any]] = []
-        self._wrap(QuerySet, "_fetch_all", _fetch_all(marks))
+        self._wrap(QuerySet, "_fetch_all", _fetch_all(self.recorder))
         self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(marks))
-        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(marks))
+        self._wrap(ForwardManyToOneDescriptor, "__get__", _read(eager, _field_name))
+        self._wrap(ReverseManyToOneDescriptor, "__get__", _read(eager, _many_name))
+        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(marks, eager))
         self._wrap(DeferredAttribute, "__get__", _deferred(marks))
         self._wrap(query, "prefetch_one_level", _prefetch)
 
@@ -113,7 +127,9 @@ class DjangoLoadsAdapter(Adapter):
         self._restore = []
 
 
-def _fetch_all(marks: LoadMarks) -> Any:
+def _fetch_all(recorder: Recorder) -> Any:
+    marks = recorder.loads
+
     def wrap(original: Any) -> Any:
         def _fetch_all(self: Any) -> None:
             if self._result_cache is not None:
@@ -134,8 +150,49 @@ def _fetch_all(marks: LoadMarks) -> Any:
             rows: Any = self._result_cache
             if type(rows) is list:
                 mark_peers(rows)
+                if rows and not _prefetching.depth:
+                    _note_eager(recorder, self, sys._getframe(1))
 
         return _fetch_all
+
+    return wrap
+
+
+def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
+    """Tell the recorder the relations ``queryset`` just loaded eagerly."""
+    query = queryset.query
+    if not (getattr(query, "select_related", False) or queryset._prefetch_related_lookups):
+        return
+    try:
+        found = eager_relations(queryset)
+    except Exception:  # never break a query over a finding
+        return
+    for model, attribute, relation, option in found:
+        recorder.note_eager(model, attribute, relation, option, "django", frame)
+
+
+def _field_name(descriptor: Any) -> str:
+    return descriptor.field.name  # type: ignore[no-any-return]
+
+
+def _many_name(descriptor: Any) -> str:
+    # a reverse foreign key or reverse many-to-many reads by its accessor, a forward
+    # many-to-many by its field's name
+    if getattr(descriptor, "reverse", True):
+        return descriptor.rel.get_accessor_name()  # type: ignore[no-any-return]
+    return descriptor.field.name  # type: ignore[no-any-return]
+
+
+def _read(eager: EagerLoads, name_of: Any) -> Any:
+    """A wrapper of a related descriptor's ``__get__`` that tells ``eager`` of each read."""
+
+    def wrap(original: Any) -> Any:
+        def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+            if instance is not None and eager.pending:
+                eager.read(instance, name_of(self))
+            return original(self, instance, cls)
+
+        return __get__
 
     return wrap
 
@@ -168,9 +225,11 @@ def _get_object(marks: LoadMarks) -> Any:
     return wrap
 
 
-def _reverse_one(marks: LoadMarks) -> Any:
+def _reverse_one(marks: LoadMarks, eager: EagerLoads) -> Any:
     def wrap(original: Any) -> Any:
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+            if instance is not None and eager.pending:
+                eager.read(instance, self.related.get_accessor_name())
             if instance is None or self.related.is_cached(instance):
                 return original(self, instance, cls)
             name = self.related.get_accessor_name()

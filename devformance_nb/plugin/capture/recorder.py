@@ -12,11 +12,14 @@ import json
 import os
 import reprlib
 import sys
+import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from devformance_nb.plugin.capture.eagerloads import EagerLoad, EagerLoads
 from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
 from devformance_nb.plugin.capture.loadmarks import LoadMarks
+from devformance_nb.plugin.capture.pages import Plan, page_of, plan_of
 
 if TYPE_CHECKING:
     from devformance_nb.core.contract import ChildOptions
@@ -76,6 +79,10 @@ MAX_ENCODED = 20_000
 MAX_CACHED_SQL = 4_000
 
 
+#: a text whose page plan is not worked out yet
+_UNPLANNED: Any = object()
+
+
 def _json(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
@@ -110,6 +117,10 @@ class Recorder:
         self._body: tuple[FrameType | None, object, str, str, int] = (None, None, "", "", 0)
         #: the ORM lazy loads running in each thread (set by the ORM adapters)
         self.loads = LoadMarks()
+        #: the eager loads of the running test not read yet (set by the ORM adapters)
+        self.eager = EagerLoads()
+        #: statement text -> its page plan (None: no page statement), per distinct text
+        self._plans: dict[str, Plan | None] = {}
 
     def record(
         self,
@@ -161,6 +172,11 @@ class Recorder:
             began = f"{int(start * 1e6)}e-6"
             if repeat:
                 where = f'{where},"repeat":{repeat}'
+            plan = self._plans.get(text, _UNPLANNED)
+            if plan is _UNPLANNED:
+                plan = self._plan(text)
+            if plan is not None and not many:
+                where = f'{where},"page":"{page_of(plan, params)}"'
             if placed is not None:
                 if placed[2] is not None:  # a lazy load in the thread that handed it over
                     where = f"{where},{placed[2]}"
@@ -176,6 +192,15 @@ class Recorder:
             )
         except Exception:
             self.dropped += 1
+
+    def _plan(self, text: str) -> Plan | None:
+        """The page plan of a text not seen yet (cached like the encoded texts)."""
+        plan = plan_of(text)
+        if len(text) <= MAX_CACHED_SQL:
+            if len(self._plans) >= MAX_ENCODED:
+                self._plans.clear()
+            self._plans[text] = plan
+        return plan
 
     def _place(self, frame: FrameType) -> tuple[Site, str, int]:
         """(site, library, repeat) of a statement sent from ``frame``: ``repeat`` counts the
@@ -205,6 +230,35 @@ class Recorder:
         self.frames.release()
         _, _, nodeid, phase, count = self._body
         self._body = (None, None, nodeid, phase, count)
+
+    def note_eager(
+        self, model: type, attribute: str, relation: str, option: str, orm: str, frame: FrameType
+    ) -> None:
+        """A query sent from ``frame``'s stack loaded ``relation`` eagerly with ``option``: it
+        is reported when the test ends unless the relation is read meanwhile."""
+        try:
+            site, _, _ = self._place(frame)
+            context = self.context
+            self.eager.loaded(
+                EagerLoad(
+                    model, attribute, relation, option, orm, site, context.nodeid, context.phase
+                )
+            )
+        except Exception:  # never break a query over a finding
+            self.dropped += 1
+
+    def test_ended(self) -> None:
+        """Write an ``eager_unused`` event for each eager load of the test never read."""
+        for unread in self.eager.take():
+            load, site = unread.load, unread.load.site
+            self.writer.write_fields(
+                "eager_unused",
+                f'"t":{time.time():.6f},"nodeid":{_json(load.nodeid)},"phase":{_json(load.phase)},'
+                f'"relation":{_json(load.relation)},"option":{_json(load.option)},'
+                f'"orm":{_json(load.orm)},"count":{unread.count},'
+                f'"caller":{_json(site.caller)},"sent_by":{_json(site.sent_by)},'
+                f'"stack_hash":{_json(site.stack_hash)}',
+            )
 
     def place_here(self) -> Placed:
         """Where the code calling the caller of this method (an ORM's listener) sent its

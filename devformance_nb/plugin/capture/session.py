@@ -75,6 +75,10 @@ class Capture:
         """A test phase ended: let go of the frames the stack walk kept for it."""
         self.recorder.phase_ended()
 
+    def test_ended(self) -> None:
+        """A test ended (its teardown is over): report the eager loads it never read."""
+        self.recorder.test_ended()
+
     def stop(self) -> None:
         """Undo every patch and listener, stop watching imports, flush the events.
 

@@ -35,7 +35,23 @@ def n_plus_one(
     return Finding(site, count, table, phase, relation)
 
 
-def label(*findings: Finding) -> Callable[[F], F]:
+@dataclass(frozen=True)
+class Unread:
+    """One expected unused eager load: ``relation`` loaded eagerly by the query at ``site``
+    (``count`` times) and never read in the test."""
+
+    site: str
+    relation: str
+    phase: str = "call"
+    count: int = 1
+
+
+def unused_eager(site: str, relation: str, phase: str = "call", count: int = 1) -> Unread:
+    """An expected unused eager load (``relation``: ``Class.attribute``)."""
+    return Unread(site, relation, phase, count)
+
+
+def label(*findings: Finding | Unread) -> Callable[[F], F]:
     """Label a scenario with its expected findings (none: not an N+1)."""
 
     def mark(func: F) -> F:

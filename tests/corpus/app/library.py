@@ -27,6 +27,19 @@ def bibliographies_selectin(session: Session) -> dict[str, list[str]]:
     return {a.name: [b.title for b in a.books] for a in session.scalars(query)}
 
 
+def author_names_loading_books(session: Session) -> list[str]:
+    """Every author's name, their books loaded eagerly for nothing: an unused eager load."""
+    query = select(Author).options(selectinload(Author.books)).order_by(Author.id)
+    authors = session.scalars(query).all()  # site: unread_books
+    return [author.name for author in authors]
+
+
+def titles_loading_authors(session: Session) -> list[str]:
+    """Every title, each book's author joined in and never read: an unused eager load."""
+    query = select(Book).options(joinedload(Book.author)).order_by(Book.id)
+    return [book.title for book in session.scalars(query).unique()]  # site: unread_author
+
+
 def first_bibliography(session: Session) -> list[str]:
     """The first author's titles, taken from the list of every author: one lazy load, on one
     row of a multi-row result (the ORM knows the other rows would each load theirs)."""
@@ -106,6 +119,28 @@ def pages(session: Session, size: int) -> list[list[str]]:
         if not page:
             return out
         out.append(page)
+
+
+def first_titles(session: Session) -> dict[str, list[str]]:
+    """Each author's first two titles: one page per author (a per-parent page is an N+1)."""
+    out = {}
+    for author in session.scalars(select(Author).order_by(Author.id)).all():
+        query = select(Book.title).where(Book.author_id == author.id).order_by(Book.id)
+        out[author.name] = list(session.scalars(query.limit(2).offset(0)))  # site: author_page
+    return out
+
+
+def keyset_pages(session: Session, size: int) -> list[list[int]]:
+    """Every book id, a page at a time after the last id seen (keyset pagination)."""
+    out: list[list[int]] = []
+    last = 0
+    while True:
+        query = select(Book.id).where(Book.id > last).order_by(Book.id).limit(size)
+        page = list(session.scalars(query))
+        if not page:
+            return out
+        out.append(page)
+        last = page[-1]
 
 
 def author_names_in_threads(engine: Engine, ids: list[int]) -> list[str]:

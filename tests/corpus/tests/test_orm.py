@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app import library
-from app.labels import label, n_plus_one
+from app.labels import label, n_plus_one, unused_eager
 from app.models import Author
 
 
@@ -29,6 +29,23 @@ def test_lazy_many_to_one_loads_each_author_once(session: Session) -> None:
 @label()
 def test_the_same_loop_with_joinedload(session: Session) -> None:
     assert library.bylines_joined(session)[7] == "Book 8 by Dee"
+
+
+@label(unused_eager("unread_books", "Author.books"))
+def test_a_selectinload_never_read(session: Session) -> None:
+    assert library.author_names_loading_books(session) == ["Ann", "Bob", "Cid", "Dee"]
+
+
+@label(unused_eager("unread_author", "Book.author"))
+def test_a_joinedload_never_read(session: Session) -> None:
+    assert library.titles_loading_authors(session)[0] == "Book 1"
+
+
+@label()
+def test_an_eager_load_read_on_one_row_is_used(session: Session) -> None:
+    # only Ann's books are read: the load was used (the other rows' were not, by chance)
+    query = select(Author).options(selectinload(Author.books)).order_by(Author.id)
+    assert [b.title for b in session.scalars(query).first().books] == ["Book 1", "Book 2"]
 
 
 @label()
@@ -102,6 +119,16 @@ def test_the_identity_map_answers_repeated_gets(session: Session) -> None:
 @label()
 def test_pagination_with_limit_and_offset(session: Session) -> None:
     assert [len(page) for page in library.pages(session, 3)] == [3, 3, 2]
+
+
+@label(n_plus_one("author_page", 4, "books"))
+def test_one_page_per_parent(session: Session) -> None:
+    assert library.first_titles(session)["Bob"] == ["Book 3", "Book 4"]
+
+
+@label()
+def test_keyset_pagination(session: Session) -> None:
+    assert [len(page) for page in library.keyset_pages(session, 3)] == [3, 3, 2]
 
 
 @label(n_plus_one("thread_get", 4, "authors"))
