@@ -133,6 +133,9 @@ KEYSET = (
     'SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ? AND "books"."id" > ? LIMIT ?'
 )
 
+#: where the query that loaded the authors was built
+QUERY_AT = "app/views.py:12 AuthorList.get_queryset"
+
 #: the fix of a lazily loaded Author.books
 SELECTIN = ".options(selectinload(Author.books))"
 
@@ -267,6 +270,22 @@ N_PLUS_ONE_CASES: dict[str, tuple[list[Query], int, list[str]]] = {
         3,
         ["stack:stack-none"],
     ),
+    "a lazy load: the frame to change is where the parents' query was built": (
+        [
+            *books(1, stack_hash="stack-q"),
+            *books(
+                2,
+                stack_hash="stack-q",
+                relation="Author.books",
+                peers=3,
+                fix=SELECTIN,
+                query_at=QUERY_AT,
+            ),
+            *books(2, stack_hash="stack-u", relation="Author.books", peers=3, fix=SELECTIN),
+        ],
+        2,
+        [],
+    ),
     "a lazy load allow-listed": (
         books(1, relation="Author.books", peers=4, fix=SELECTIN),
         2,
@@ -360,3 +379,10 @@ def test_the_n_plus_one_cases_cover_findings_and_silence() -> None:
         ("stack-e", 3, "Author.books"),
     ]
     assert find_n_plus_one(*N_PLUS_ONE_CASES["a lazy load allow-listed"]) == []
+    built = find_n_plus_one(
+        *N_PLUS_ONE_CASES["a lazy load: the frame to change is where the parents' query was built"]
+    )
+    assert [(f.stack_hash, f.count, f.caller, f.sent_by) for f in built] == [
+        ("stack-q", 3, QUERY_AT, ""),
+        ("stack-u", 2, CALLER, ""),
+    ]

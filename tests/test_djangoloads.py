@@ -138,6 +138,17 @@ def test_eager_loads_not_tracked():
     assert len(list(authors)) == 3
 
 
+BOOKS = Book.objects.all()
+
+
+def titles_by(books):
+    return [book.author.name for book in books.order_by("id")]
+
+
+def test_built_in_one_place_run_in_another():
+    assert titles_by(BOOKS)[0] == "a0"
+
+
 def test_one_author_alone():
     author = Author.objects.get(name="a1")
     assert [b.title for b in author.books.all()] == ["b10", "b11"]
@@ -172,6 +183,12 @@ def run_child(pytester: pytest.Pytester, tmp_path: Path) -> dict[str, list[ev.Ev
     return by_test
 
 
+def line_of(text: str) -> int:
+    """The line of the child's test file that holds ``text``."""
+    lines = SUITE.lstrip("\n").splitlines()  # as pytester writes it
+    return next(n for n, line in enumerate(lines, start=1) if text in line)
+
+
 def marks(events: list[ev.Event]) -> list[tuple[str, int, str]]:
     return [(q.relation, q.peers, q.fix) for q in events if isinstance(q, ev.Query)]
 
@@ -193,8 +210,18 @@ def test_each_kind_of_lazy_load_is_named_with_its_fix_and_eager_loads_are_not(
     parents, *loads = by_test["test_forward_foreign_key"]
     assert marks([parents]) == [("", 0, "")]
     assert marks(loads) == [("Book.author", 6, '.select_related("author")')] * 6
+    # the line to change: where the parents' queryset was built (its clones keep it)
+    built = [q.query_at for q in loads if isinstance(q, ev.Query)]
+    assert (
+        built == [f"test_loads.py:{line_of('Book.objects.order_by')} test_forward_foreign_key"] * 6
+    )
     _, *loads = by_test["test_reverse_foreign_key"]
     assert marks(loads) == [("Author.books", 3, '.prefetch_related("books")')] * 3
+    built = [q.query_at for q in loads if isinstance(q, ev.Query)]
+    assert (
+        built
+        == [f"test_loads.py:{line_of('Author.objects.order_by')} test_reverse_foreign_key"] * 3
+    )
     _, *loads = by_test["test_many_to_many"]
     assert marks(loads) == [("Book.tags", 3, '.prefetch_related("tags")')] * 3
     _, *loads = by_test["test_reverse_one_to_one"]
@@ -206,6 +233,9 @@ def test_each_kind_of_lazy_load_is_named_with_its_fix_and_eager_loads_are_not(
     eager = [q for q in by_test["test_loaded_with_the_parents"] if isinstance(q, ev.Query)]
     assert len(eager) == 5 and {q.relation for q in eager} == {""}
     # one author fetched alone: its books load lazily, for a result of one row
+    _, *loads = by_test["test_built_in_one_place_run_in_another"]
+    built = {q.query_at for q in loads if isinstance(q, ev.Query)}
+    assert built == {f"test_loads.py:{line_of('BOOKS = ')} <module>"}
     alone, books = by_test["test_one_author_alone"]
     assert marks([alone, books]) == [("", 0, ""), ("Author.books", 1, '.prefetch_related("books")')]
 

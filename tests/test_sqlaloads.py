@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,3 +252,18 @@ def test_stopping_puts_the_lazy_loader_back(engine: Engine, loads: Loads) -> Non
     assert impl.callable_.__self__ is wrapped.__self__
     with Session(engine) as session:
         assert len(session.get(Writer, 1).books) == 2  # type: ignore[union-attr]
+
+
+def test_a_lazy_load_names_the_line_that_ran_its_parents_query(
+    engine: Engine, loads: Loads
+) -> None:
+    with Session(engine) as session:
+        writers = session.scalars(select(Writer).order_by(Writer.id)).all()
+        here = sys._getframe()
+        ran_at = f"{HERE}:{here.f_lineno - 2} {here.f_code.co_name}"
+        volumes = [volume for writer in writers for volume in writer.books]
+        assert sum(len(volume.notes) for volume in volumes) == 0
+    built = {(q.relation, q.query_at) for q in loads.selects() if q.relation}
+    # the volumes came from lazy loads of Writer.books: the fix of Volume.notes is a chain on
+    # the writers' query too, so both name it
+    assert built == {("Writer.books", ran_at), ("Volume.notes", ran_at)}

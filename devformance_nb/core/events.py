@@ -121,6 +121,9 @@ class Query(Event):
     peers: int = 0
     #: the exact fix the ORM allows (``selectinload(Author.books)``, ``.select_related("author")``)
     fix: str = ""
+    #: for a lazy load: where the query that loaded the instance was built (``path:line
+    #: function``), the line to change, when the ORM adapter knows it ('' otherwise)
+    query_at: str = ""
     #: a page of a paginated read (``LIMIT``/``OFFSET``): ``KEY:PAGE``, hashes of what selects
     #: the listing and of the page itself ('' for any other statement)
     page: str = ""

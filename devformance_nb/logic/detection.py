@@ -274,6 +274,7 @@ class NPlusOneDetector:
             sent_by=first.sent_by,
             relation=load.relation if load is not None else "",
             fix=load.fix if load is not None else "",
+            query_at=load.query_at if load is not None else "",
         )
 
 
@@ -293,10 +294,13 @@ def make_finding(
     sent_by: str = "",
     relation: str = "",
     fix: str = "",
+    query_at: str = "",
 ) -> NPlusOneFinding:
     """The finding for ``count`` repeats of fingerprint ``fp``; the other fields are those of the
     earliest statement of the group (its caller, sender, stack hash, text and number), and the
-    relation and fix of its earliest lazy load, if the ORM said so."""
+    relation and fix of its earliest lazy load, if the ORM said so. Where the ORM also said
+    where the query that loaded the parents was built (``query_at``), that is the frame to
+    change: the fix goes there."""
     digest, table, hint = _finding_texts(fp, orm)
     if relation:
         hint = lazy_load_hint(relation, fix)
@@ -309,7 +313,7 @@ def make_finding(
         table=table,
         count=count,
         total_duration=total_duration,
-        caller=caller,
+        caller=query_at or caller,
         stack_hash=stack_hash,
         example_sql=cap_example(sql),
         orm=orm,

@@ -75,6 +75,7 @@ QUERY_FIELDS = {
     "peers": "INTEGER",
     "fix": "VARCHAR",
     "page": "VARCHAR",
+    "query_at": "VARCHAR",
 }
 #: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
 BULK_MEMORY = "256MB"
@@ -112,6 +113,7 @@ SELECT
     min(qseq) FILTER (WHERE orm <> '') AS orm_qseq,
     arg_min(relation, qseq) FILTER (WHERE relation <> '') AS relation,
     arg_min(fix, qseq) FILTER (WHERE relation <> '') AS fix,
+    arg_min(coalesce(query_at, ''), qseq) FILTER (WHERE relation <> '') AS query_at,
     min(qseq) FILTER (WHERE relation <> '') AS load_qseq,
     coalesce(bool_or(relation <> '' AND peers >= 2), false) AS lazy_peers,
     list({'qseq': qseq, 'duration': duration}) FILTER (WHERE OVER_THRESHOLD) AS slow
@@ -134,6 +136,7 @@ WITH listings AS (
         min(g.orm_qseq) AS orm_qseq,
         arg_min(g.relation, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS relation,
         arg_min(g.fix, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS fix,
+        arg_min(g.query_at, g.load_qseq) FILTER (WHERE g.relation IS NOT NULL) AS query_at,
         min(g.load_qseq) AS load_qseq, bool_or(g.lazy_peers) AS lazy_peers
     FROM q_groups g JOIN q_texts t USING (sql) JOIN q_keys k USING (k)
     WHERE (k.candidate OR (k.paged_candidate AND g.page_key <> '')) AND g.stack_hash <> ''
@@ -147,6 +150,7 @@ WITH listings AS (
         min(orm_qseq) AS orm_qseq,
         arg_min(relation, load_qseq) FILTER (WHERE relation IS NOT NULL) AS relation,
         arg_min(fix, load_qseq) FILTER (WHERE relation IS NOT NULL) AS fix,
+        arg_min(query_at, load_qseq) FILTER (WHERE relation IS NOT NULL) AS query_at,
         min(load_qseq) AS load_qseq
     FROM listings
     GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash, body_run
@@ -158,7 +162,8 @@ SELECT file, nodeid, phase, fingerprint_hash, stack_hash,
     arg_min(orm, orm_qseq) FILTER (WHERE orm IS NOT NULL) AS orm,
     arg_min(sent_by, first_qseq) AS sent_by,
     arg_min(relation, load_qseq) FILTER (WHERE relation IS NOT NULL) AS relation,
-    arg_min(fix, load_qseq) FILTER (WHERE relation IS NOT NULL) AS fix
+    arg_min(fix, load_qseq) FILTER (WHERE relation IS NOT NULL) AS fix,
+    arg_min(query_at, load_qseq) FILTER (WHERE relation IS NOT NULL) AS query_at
 FROM runs
 GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash
 """
@@ -333,7 +338,7 @@ def _n_plus_one(
     found = []
     for row in rows:
         file, nodeid, phase, digest, stack_hash, n, total, qseq, sql, caller, orm = row[:11]
-        sent_by, relation, fix = row[11:]
+        sent_by, relation, fix, query_at = row[11:]
         fp = fingerprints[digest]
         if allow.allows(fp, stack_hash, caller, sent_by):
             continue
@@ -353,6 +358,7 @@ def _n_plus_one(
                 sent_by=sent_by or "",
                 relation=relation or "",
                 fix=fix or "",
+                query_at=query_at or "",
             )
         )
     for finding in sorted(found, key=finding_order):

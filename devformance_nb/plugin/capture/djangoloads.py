@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.adapters import Adapter
@@ -35,10 +36,14 @@ from devformance_nb.plugin.capture.loadmarks import LoadMarks
 
 if TYPE_CHECKING:
     from devformance_nb.plugin.capture.eagerloads import EagerLoads
+    from devformance_nb.plugin.capture.frames import FrameIndex
     from devformance_nb.plugin.capture.recorder import Recorder
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
 PEERS = "devformance_peers"
+#: attribute of a queryset, and of its instances' ``_state``, holding where the queryset was
+#: built (the project frame that asked a manager for it; its clones keep it)
+ORIGIN = "devformance_origin"
 
 
 class _Prefetching(threading.local):
@@ -55,8 +60,14 @@ def peers_of(instance: Any) -> int:
     return int(getattr(getattr(instance, "_state", None), PEERS, 1))
 
 
-def mark_peers(rows: list[Any]) -> None:
-    """Give every model instance of a multi-row result the result's size."""
+def origin_of(instance: Any) -> str:
+    """Where the queryset ``instance`` came from was built ('' when not known)."""
+    return str(getattr(getattr(instance, "_state", None), ORIGIN, ""))
+
+
+def mark_peers(rows: list[Any], origin: str = "") -> None:
+    """Give every model instance of a multi-row result the result's size, and where its
+    queryset was built (``origin``, when known)."""
     if len(rows) < 2 or not hasattr(rows[0], "_state"):
         return
     size = len(rows)
@@ -64,6 +75,8 @@ def mark_peers(rows: list[Any]) -> None:
         state = getattr(row, "_state", None)
         if state is not None:
             setattr(state, PEERS, size)
+            if origin:
+                setattr(state, ORIGIN, origin)
 
 
 def related_manager_relation(parent: Any, queryset: Any) -> tuple[str, str] | None:
@@ -102,12 +115,15 @@ class DjangoLoadsAdapter(Adapter):
             ReverseManyToOneDescriptor,
             ReverseOneToOneDescriptor,
         )
+        from django.db.models.manager import BaseManager
         from django.db.models.query import QuerySet
         from django.db.models.query_utils import DeferredAttribute
 
         marks, eager = self.recorder.loads, self.recorder.eager
         self._restore: list[tuple[Any, str, Any]] = []
         self._wrap(QuerySet, "_fetch_all", _fetch_all(self.recorder))
+        self._wrap(BaseManager, "get_queryset", _built(self.recorder.frames))
+        self._wrap(QuerySet, "_clone", _cloned)
         self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(marks))
         self._wrap(ForwardManyToOneDescriptor, "__get__", _read(eager, _field_name))
         self._wrap(ReverseManyToOneDescriptor, "__get__", _read(eager, _many_name))
@@ -145,17 +161,46 @@ def _fetch_all(recorder: Recorder) -> Any:
             if found is None:
                 original(self)
             else:
-                with marks.during(found[0], peers_of(parent), found[1]):
+                with marks.during(found[0], peers_of(parent), found[1], origin_of(parent)):
                     original(self)
             rows: Any = self._result_cache
             if type(rows) is list:
-                mark_peers(rows)
+                mark_peers(rows, getattr(self, ORIGIN, ""))
                 if rows and not _prefetching.depth:
                     _note_eager(recorder, self, sys._getframe(1))
 
         return _fetch_all
 
     return wrap
+
+
+def _built(frames: FrameIndex) -> Any:
+    """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
+    built (the innermost project frame asking the manager)."""
+
+    def wrap(original: Any) -> Any:
+        def get_queryset(self: Any) -> Any:
+            queryset = original(self)
+            with suppress(Exception):  # never break a query over a call site
+                setattr(queryset, ORIGIN, frames.origin(sys._getframe(1)))
+            return queryset
+
+        return get_queryset
+
+    return wrap
+
+
+def _cloned(original: Any) -> Any:
+    """A wrapper of ``QuerySet._clone``: a clone keeps where its chain was built."""
+
+    def _clone(self: Any) -> Any:
+        clone = original(self)
+        origin = self.__dict__.get(ORIGIN)
+        if origin:
+            clone.__dict__[ORIGIN] = origin
+        return clone
+
+    return _clone
 
 
 def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
@@ -210,7 +255,8 @@ def _prefetch(original: Any) -> Any:
 
 def _loading(marks: LoadMarks, instance: Any, name: str, fix: str) -> Any:
     """The mark of a load of ``name`` for ``instance`` (a context manager)."""
-    return marks.during(f"{type(instance).__name__}.{name}", peers_of(instance), fix)
+    relation = f"{type(instance).__name__}.{name}"
+    return marks.during(relation, peers_of(instance), fix, origin_of(instance))
 
 
 def _get_object(marks: LoadMarks) -> Any:

@@ -28,12 +28,16 @@ def _here() -> Hashable:
     return get_ident(), id(greenlet.getcurrent())
 
 
-def encode(relation: str, peers: int, fix: str) -> str:
-    """The event fields of a mark, JSON-encoded."""
-    return (
+def encode(relation: str, peers: int, fix: str, query_at: str = "") -> str:
+    """The event fields of a mark, JSON-encoded (``query_at``: where the query that loaded the
+    instance was built, when the ORM adapter knows)."""
+    text = (
         f'"relation":{json.dumps(relation, ensure_ascii=False)},"peers":{int(peers)},'
         f'"fix":{json.dumps(fix, ensure_ascii=False)}'
     )
+    if query_at:
+        text += f',"query_at":{json.dumps(query_at, ensure_ascii=False)}'
+    return text
 
 
 class LoadMarks:
@@ -44,13 +48,15 @@ class LoadMarks:
         #: thread (and greenlet) -> the encoded fields of the load running there
         self.marks: dict[Hashable, str] = {}
 
-    def begin(self, relation: str, peers: int, fix: str) -> tuple[Hashable, str | None]:
+    def begin(
+        self, relation: str, peers: int, fix: str, query_at: str = ""
+    ) -> tuple[Hashable, str | None]:
         """Mark every statement sent from here until :meth:`end`; returns where the mark was
         set and the mark it replaced, for :meth:`end` (the same place even if greenlet is
         imported meanwhile)."""
         here = _here()
         outer = self.marks.get(here)
-        self.marks[here] = encode(relation, peers, fix)
+        self.marks[here] = encode(relation, peers, fix, query_at)
         return here, outer
 
     def end(self, token: tuple[Hashable, str | None]) -> None:
@@ -62,9 +68,9 @@ class LoadMarks:
             self.marks[here] = outer
 
     @contextmanager
-    def during(self, relation: str, peers: int, fix: str) -> Iterator[None]:
+    def during(self, relation: str, peers: int, fix: str, query_at: str = "") -> Iterator[None]:
         """Mark the statements this thread sends inside the ``with`` block."""
-        token = self.begin(relation, peers, fix)
+        token = self.begin(relation, peers, fix, query_at)
         try:
             yield
         finally:

@@ -21,6 +21,11 @@ session's identity map are its peers (counted once per run, at its first lazy lo
 counted in a session holding more than ``MAX_SCANNED`` instances, where the repetition rule
 alone applies).
 
+Where the query that loaded the parent ran: ``loading.instances``, which turns each ORM result
+into instances, is wrapped too and notes the innermost project frame running it under the
+result's ``runid``; a lazy load's mark carries it (``query_at``), since the fix (a loader
+option) goes on that query, not on the line that touched the relationship.
+
 Through SQLAlchemy's asyncio API (``await obj.awaitable_attrs.books``) the load runs in a
 greenlet; a driver that runs the statement in a thread of its own (aiosqlite) gets the mark
 with the site SQLAlchemy's greenlet saw (``Recorder.place_here``).
@@ -29,6 +34,8 @@ with the site SQLAlchemy's greenlet saw (``Recorder.place_here``).
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 from types import MethodType
 from typing import Any
 
@@ -74,7 +81,13 @@ class SQLAlchemyLoadsAdapter(Adapter):
         strategies: Any = importlib.import_module("sqlalchemy.orm.strategies")
         loader: Any = getattr(strategies, "_LazyLoader", None) or strategies.LazyLoader
         self._peers: dict[int, int] = {}
+        #: runid -> where the query execution that loaded it ran
+        self._origins: dict[int, str] = {}
+        #: per thread: the query of the rows a running lazy load loads for
+        self._loading = threading.local()
         self._restore: list[tuple[Any, str, Any]] = []
+        loading: Any = importlib.import_module("sqlalchemy.orm.loading")
+        self._set(loading, "instances", self._noting(loading.instances))
         original = loader.__dict__["_load_for_state"]
         wrapped = self._wrap(original)
         self._set(loader, "_load_for_state", wrapped)
@@ -84,6 +97,25 @@ class SQLAlchemyLoadsAdapter(Adapter):
                     bound: Any = getattr(impl, "callable_", None)
                     if getattr(bound, "__func__", None) is original:
                         self._set(impl, "callable_", MethodType(wrapped, bound.__self__))
+
+    def _noting(self, original: Any) -> Any:
+        """A wrapper of ``loading.instances`` that notes where each ORM result's query ran; the
+        rows of a lazy load get the query of the rows it loaded for (a chain's fix goes on the
+        first query: ``selectinload(Order.items).joinedload(OrderItem.book)``)."""
+        origins, origin, loading = self._origins, self.recorder.frames.origin, self._loading
+
+        def instances(cursor: Any, context: Any) -> Any:
+            result = original(cursor, context)
+            try:  # the run id is given to the context by the call (rows come later)
+                if len(origins) >= MAX_RUNS:
+                    origins.clear()
+                above = getattr(loading, "query_at", "")
+                origins[context.runid] = above or origin(sys._getframe(1))
+            except Exception:  # never break a query over a call site
+                pass
+            return result
+
+        return instances
 
     def _set(self, owner: Any, name: str, value: Any) -> None:
         # a class's own entry (not an inherited one), or a slot of an attribute implementation
@@ -99,18 +131,24 @@ class SQLAlchemyLoadsAdapter(Adapter):
 
     def _wrap(self, original: Any) -> Any:
         marks = self.recorder.loads
-        peers_of = self.peers_of
+        peers_of, origins, loading = self.peers_of, self._origins, self._loading
 
         def _load_for_state(loader: Any, state: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 found = relation_of(loader.parent_property, state)
                 peers = peers_of(state) if found is not None else 0
+                query_at = origins.get(state.runid, "") if found is not None else ""
             except Exception:  # never break a load over a label
                 found = None
             if found is None:
                 return original(loader, state, *args, **kwargs)
-            with marks.during(found[0], peers, found[1]):
-                return original(loader, state, *args, **kwargs)
+            outer = getattr(loading, "query_at", "")
+            loading.query_at = query_at
+            try:
+                with marks.during(found[0], peers, found[1], query_at):
+                    return original(loader, state, *args, **kwargs)
+            finally:
+                loading.query_at = outer
 
         return _load_for_state
 

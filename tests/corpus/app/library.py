@@ -1,6 +1,8 @@
 """ORM code paths of the library app: the slow ways and the fixed ways.
 
-A ``# site: NAME`` comment marks the line that issues a repeated statement; labels refer to it.
+A ``# site: NAME`` comment marks the line that issues a repeated statement, or, for an ORM lazy
+load, the line that ran the query the parents came from (where the loader option goes); labels
+refer to it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from app.models import Author, Book, Review
 def bibliographies(session: Session) -> dict[str, list[str]]:
     """Each author's titles: one query for the authors, then one per author (N+1)."""
     out = {}
-    for author in session.scalars(select(Author).order_by(Author.id)):
-        out[author.name] = [book.title for book in author.books]  # site: author_books
+    for author in session.scalars(select(Author).order_by(Author.id)):  # site: author_books
+        out[author.name] = [book.title for book in author.books]
     return out
 
 
@@ -43,8 +45,8 @@ def titles_loading_authors(session: Session) -> list[str]:
 def first_bibliography(session: Session) -> list[str]:
     """The first author's titles, taken from the list of every author: one lazy load, on one
     row of a multi-row result (the ORM knows the other rows would each load theirs)."""
-    authors = session.scalars(select(Author).order_by(Author.id)).all()
-    return [book.title for book in authors[0].books]  # site: first_author_books
+    authors = session.scalars(select(Author).order_by(Author.id)).all()  # site: first_author_books
+    return [book.title for book in authors[0].books]
 
 
 def lone_bibliography(session: Session, name: str) -> list[str]:
@@ -56,8 +58,8 @@ def lone_bibliography(session: Session, name: str) -> list[str]:
 def bylines(session: Session) -> list[str]:
     """ "Title by Author" for every book: a lazy many-to-one load per distinct author."""
     out = []
-    for book in session.scalars(select(Book).order_by(Book.id)):
-        author = book.author  # site: book_author
+    for book in session.scalars(select(Book).order_by(Book.id)):  # site: book_author
+        author = book.author
         out.append(f"{book.title} by {author.name}")
     return out
 
@@ -70,12 +72,13 @@ def bylines_joined(session: Session) -> list[str]:
 
 def authors_of(session: Session, country: str) -> list[Author]:
     """The authors of one country."""
-    return list(session.scalars(select(Author).where(Author.country == country)))
+    query = select(Author).where(Author.country == country)
+    return list(session.scalars(query))  # site: authors_of
 
 
 def titles(author: Author) -> list[str]:
     """An author's titles (a lazy load the first time)."""
-    return [book.title for book in author.books]  # site: titles_helper
+    return [book.title for book in author.books]
 
 
 def catalogue(session: Session) -> list[str]:
@@ -90,9 +93,9 @@ def _entries(author: Author) -> list[str]:
 def book_cards(session: Session) -> list[tuple[str, str, int]]:
     """Title, author and review count per book: two lazy loads per book, at two lines."""
     cards = []
-    for book in session.scalars(select(Book).order_by(Book.id)):
-        name = book.author.name  # site: card_author
-        reviews = book.reviews  # site: card_reviews
+    for book in session.scalars(select(Book).order_by(Book.id)):  # site: book_cards
+        name = book.author.name
+        reviews = book.reviews
         cards.append((book.title, name, len(reviews)))
     return cards
 

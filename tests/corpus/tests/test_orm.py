@@ -66,7 +66,7 @@ def test_a_lazy_load_on_the_one_row_of_a_query(session: Session) -> None:
     assert library.lone_bibliography(session, "Bob") == ["Book 3", "Book 4"]
 
 
-@label(n_plus_one("titles_helper", 2, "books", relation="Author.books"))
+@label(n_plus_one("authors_of", 2, "books", relation="Author.books"))
 def test_two_parents_are_already_an_n_plus_one(session: Session) -> None:
     assert library.catalogue(session) == [
         "Ann: Book 1",
@@ -77,8 +77,8 @@ def test_two_parents_are_already_an_n_plus_one(session: Session) -> None:
 
 
 @label(
-    n_plus_one("card_author", 4, "authors", relation="Book.author"),
-    n_plus_one("card_reviews", 8, "reviews", relation="Book.reviews"),
+    n_plus_one("book_cards", 4, "authors", relation="Book.author"),
+    n_plus_one("book_cards", 8, "reviews", relation="Book.reviews"),
 )
 def test_two_lazy_loads_per_row_are_two_findings(session: Session) -> None:
     assert library.book_cards(session)[0] == ("Book 1", "Ann", 3)
@@ -98,12 +98,12 @@ def test_the_same_query_from_two_call_sites(session: Session) -> None:
 
 
 @label(
-    n_plus_one("titles_helper", 4, "books", relation="Author.books"),
-    n_plus_one("titles_helper", 2, "books", relation="Author.books"),
+    n_plus_one("every_author", 4, "books", relation="Author.books"),
+    n_plus_one("authors_of", 2, "books", relation="Author.books"),
 )
 def test_one_helper_from_two_loops_is_two_findings(session: Session) -> None:
     authors = select(Author).order_by(Author.id)
-    everyone = [library.titles(author) for author in session.scalars(authors)]
+    everyone = [library.titles(author) for author in session.scalars(authors)]  # site: every_author
     session.expire_all()
     french = [library.titles(author) for author in library.authors_of(session, "FR")]
     assert len(everyone) == 4 and french == everyone[:2]
