@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dis
 import sys
-from types import FrameType
+from types import CoroutineType, FrameType
 from typing import Any
 
 import pytest
 
-from devformance_nb.plugin.capture.callsites import call_offset, is_helper
+from devformance_nb.plugin.capture.callsites import call_offset, in_loop, is_helper
 
 pytestmark = pytest.mark.quick
 
@@ -52,3 +52,46 @@ def test_a_call_offset_names_the_call_whatever_the_interpreter_specialized() -> 
         assert call_offset(caller.__code__, offsets["PRECALL"]) == offsets["CALL"]
     assert call_offset(caller.__code__, offsets["CALL"]) == offsets["CALL"]
     assert call_offset(caller.__code__, -1) == -1
+
+
+def here() -> FrameType:
+    return sys._getframe(1)
+
+
+def looping_here() -> bool:
+    """Whether the caller stands in a loop now (a frame's offset moves on: ask at once)."""
+    return in_loop(sys._getframe(1))
+
+
+class Pause:
+    """An awaitable that suspends its awaiter once."""
+
+    def __await__(self) -> Any:
+        yield
+
+
+async def paused() -> None:
+    await Pause()
+
+
+def test_a_frame_inside_a_loop_or_a_comprehension_is_in_a_loop() -> None:
+    seen = []
+    for _ in range(1):
+        seen.append(looping_here())
+    assert all([looping_here() for _ in range(2)])
+    counter = 0
+    while counter < 1:
+        seen.append(looping_here())
+        counter += 1
+    assert seen == [True, True]
+
+
+def test_a_frame_outside_loops_and_an_await_are_not() -> None:
+    assert not looping_here()
+    coroutine = paused()
+    assert isinstance(coroutine, CoroutineType)
+    coroutine.send(None)  # suspended in its await, whose own backward jump is no loop
+    try:
+        assert coroutine.cr_frame is not None and not in_loop(coroutine.cr_frame)
+    finally:
+        coroutine.close()

@@ -210,6 +210,18 @@ def threads_in_a_loop(probe, n):
     for thread in threads:
         thread.join()
     return box
+
+
+def lookup(probe, key):
+    return probe()
+
+
+def per_item(probe, n):
+    return [lookup(probe, key) for key in range(n)]
+
+
+def once(probe):
+    return lookup(probe, 1)
 """
 
 
@@ -293,6 +305,19 @@ def test_a_helper_handed_the_statement_is_sent_by_not_the_line_to_change(
     site = app["per_row"](probe, 1)[0]
     assert site.sent_by == "app/senders.py:8 send"  # got the SQL text from its caller
     assert site.caller == "app/senders.py:14 per_row"  # the loop
+
+
+@pytest.mark.quick
+def test_a_lookup_repeated_by_a_loop_names_the_loop(tmp_path: Path) -> None:
+    app, _, probe = senders(tmp_path)
+    line = SENDERS.splitlines().index("    return [lookup(probe, key) for key in range(n)]") + 1
+    (site,) = set(app["per_item"](probe, 2))
+    lookup = SENDERS.splitlines().index("def lookup(probe, key):") + 2
+    assert site.sent_by == f"app/senders.py:{lookup} lookup"  # handed a key, not a statement
+    comprehension = ".<locals>.<listcomp>" if sys.version_info < (3, 12) else ""
+    assert site.caller == f"app/senders.py:{line} per_item{comprehension}"  # the loop
+    # with no loop on the stack, the innermost frame that was not handed the statement
+    assert app["once"](probe).caller == f"app/senders.py:{lookup} lookup"
 
 
 @pytest.mark.quick

@@ -19,6 +19,7 @@ import ast
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from devformance_nb.logic.detection import find_n_plus_one
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 SCENARIO_FILES = sorted((CORPUS / "tests").glob("test_*.py"))
-SITE = re.compile(r"# site: ([a-z_]+)$")
+#: ``# site: NAME``, or ``# site: NAME (in listcomp)`` when the statement is sent from inside a
+#: comprehension's element
+SITE = re.compile(r"# site: ([a-z_]+)(?: \(in (listcomp|setcomp|dictcomp|genexpr)\))?$")
 URL_ENV = "CORPUS_DB_URL"  # app/db.py reads it in the children
 #: (database, executor): the fork server preloads the conftest (SQLAlchemy imported before
 #: capture starts), spawned children import it after (SQLAlchemy hooked lazily)
@@ -92,6 +95,19 @@ def qualname_at(tree: ast.Module, line: int) -> str:
     return ".".join(best) if best else "<module>"
 
 
+#: a comprehension's code object name; before Python 3.12 (PEP 709) list, set and dict
+#: comprehensions run in a function of their own (generator expressions still do)
+_COMPREHENSIONS = {"listcomp", "setcomp", "dictcomp"}
+
+
+def in_comprehension(kind: str) -> str:
+    """The qualname suffix of a site marked ``(in KIND)``: the statement is sent from inside
+    the comprehension's element, which is a function of its own in this Python, or not."""
+    if kind == "genexpr" or (kind in _COMPREHENSIONS and sys.version_info < (3, 12)):
+        return f".<locals>.<{kind}>"
+    return ""
+
+
 def call_sites() -> dict[str, str]:
     """``# site: NAME`` markers of the corpus -> ``path:line function`` (project-relative)."""
     found: dict[str, str] = {}
@@ -104,7 +120,8 @@ def call_sites() -> dict[str, str]:
                 name = match.group(1)
                 assert name not in found, f"site {name} marked twice"
                 rel = path.relative_to(CORPUS).as_posix()
-                found[name] = f"{rel}:{number} {qualname_at(tree, number)}"
+                suffix = in_comprehension(match.group(2) or "")
+                found[name] = f"{rel}:{number} {qualname_at(tree, number)}{suffix}"
     return found
 
 

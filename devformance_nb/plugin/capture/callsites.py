@@ -1,4 +1,5 @@
-"""Which frame of a stack is the line to change, and offsets that name one call.
+"""Which frame of a stack is the line to change (past helpers, at the innermost loop), and
+offsets that name one call.
 
 Both are asked once per distinct stack, when its site is described, never per statement.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import dis
 import re
+from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any
 
@@ -64,3 +66,32 @@ def is_helper(frame: FrameType) -> bool:
             elif item is not None and type(item).__module__.startswith(_STATEMENT_MODULES):
                 return True
     return False
+
+
+@lru_cache(maxsize=4_096)
+def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
+    """The (start, end) offsets of ``code``'s loops: a backward jump goes from the end of a loop
+    body to its head (an ``await``'s own backward jump, ``JUMP_BACKWARD_NO_INTERRUPT``, is no
+    loop)."""
+    spans = []
+    for instruction in dis.get_instructions(code):
+        target = instruction.argval
+        if (
+            instruction.opcode in _JUMPS
+            and isinstance(target, int)
+            and target < instruction.offset
+            and "NO_INTERRUPT" not in instruction.opname
+        ):
+            spans.append((target, instruction.offset))
+    return tuple(spans)
+
+
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def in_loop(frame: FrameType) -> bool:
+    """Whether ``frame`` stands inside a loop of its function (a comprehension's own code is
+    one loop): where a statement repeats once per item, the innermost such frame is the loop
+    to change."""
+    lasti = frame.f_lasti
+    return any(start <= lasti <= end for start, end in loop_spans(frame.f_code))

@@ -34,7 +34,7 @@ from types import CodeType, FrameType
 from typing import NamedTuple
 
 from devformance_nb.plugin.capture.boundaries import crossings
-from devformance_nb.plugin.capture.callsites import call_offset, is_helper
+from devformance_nb.plugin.capture.callsites import call_offset, in_loop, is_helper
 
 #: path parts that mark installed third-party code, never project code
 INSTALLED_MARKERS = ("site-packages", "dist-packages")
@@ -433,6 +433,9 @@ class FrameIndex:
         change = 0
         while change < len(found) - 1 and is_helper(found[change][0]):
             change += 1
+        # a repeated statement repeats in a loop: the innermost frame standing in one, from
+        # the first that was not handed the statement outward, is the line to change
+        change = next((i for i in range(change, len(found)) if in_loop(found[i][0])), change)
         site = Site(texts[change], texts[0], "" if setup else digest)
         self._stacks[stack] = site
         if setup:  # set-up work: never grouped, so no stack to keep
