@@ -36,7 +36,7 @@ from devformance_nb.plugin.capture.loadmarks import LoadMarks
 
 if TYPE_CHECKING:
     from devformance_nb.plugin.capture.eagerloads import EagerLoads
-    from devformance_nb.plugin.capture.frames import FrameIndex
+    from devformance_nb.plugin.capture.querysites import QuerySites
     from devformance_nb.plugin.capture.recorder import Recorder
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
@@ -122,7 +122,7 @@ class DjangoLoadsAdapter(Adapter):
         marks, eager = self.recorder.loads, self.recorder.eager
         self._restore: list[tuple[Any, str, Any]] = []
         self._wrap(QuerySet, "_fetch_all", _fetch_all(self.recorder))
-        self._wrap(BaseManager, "get_queryset", _built(self.recorder.frames))
+        self._wrap(BaseManager, "get_queryset", _built(self.recorder.query_sites))
         self._wrap(QuerySet, "_clone", _cloned)
         self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(marks))
         self._wrap(ForwardManyToOneDescriptor, "__get__", _read(eager, _field_name))
@@ -174,7 +174,7 @@ def _fetch_all(recorder: Recorder) -> Any:
     return wrap
 
 
-def _built(frames: FrameIndex) -> Any:
+def _built(sites: QuerySites) -> Any:
     """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
     built (the innermost project frame asking the manager)."""
 
@@ -182,7 +182,7 @@ def _built(frames: FrameIndex) -> Any:
         def get_queryset(self: Any) -> Any:
             queryset = original(self)
             with suppress(Exception):  # never break a query over a call site
-                setattr(queryset, ORIGIN, frames.origin(sys._getframe(1)))
+                setattr(queryset, ORIGIN, sites.here(sys._getframe(1)))
             return queryset
 
         return get_queryset

@@ -136,8 +136,6 @@ class FrameIndex:
         self.on_stack: Callable[[str, StackFrames], None] | None = None
         #: stack hashes already handed to on_stack (each once per process)
         self._told: set[str] = set()
-        #: (id(code), f_lasti) -> ``path:line function``, for ``origin``
-        self._origins: dict[tuple[int, int], str] = {}
 
     def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> Site:
         """The :class:`Site` of the stack starting at ``frame``; ``NO_SITE`` if none.
@@ -252,32 +250,13 @@ class FrameIndex:
             found = self._remember(stack, frame, floor, thread, setup)
         return found, orm, body
 
-    def origin(self, frame: FrameType | None) -> str:
-        """``path:line function`` of the innermost project frame from ``frame`` outward, or ''
-        when there is none: where the code that builds or runs a query stands (the ORM
-        adapters ask it for the query whose rows are later loaded lazily). Cached per code
-        location, so a repeated call costs a short walk and one lookup."""
-        known = self._project
-        current = frame
-        while current is not None:
-            code = current.f_code
-            try:
-                kind = known[code.co_filename]
-            except KeyError:
-                kind = self._classify(code.co_filename)
-            if kind is True:
-                where = (id(code), current.f_lasti)
-                text = self._origins.get(where)
-                if text is None:
-                    if len(self._origins) >= MAX_STACKS:
-                        self._origins.clear()
-                    self._alive[id(code)] = code
-                    name = getattr(code, "co_qualname", code.co_name)
-                    text = f"{self.relpath(code.co_filename)}:{current.f_lineno or 0} {name}"
-                    self._origins[where] = text
-                return text
-            current = current.f_back
-        return ""
+    def is_project(self, code: CodeType) -> bool:
+        """Whether ``code`` is the project's (the walk's own cache, one lookup)."""
+        try:
+            kind = self._project[code.co_filename]
+        except KeyError:
+            kind = self._classify(code.co_filename)
+        return kind is True
 
     def release(self) -> None:
         """Forget the test body's frame (the phase ended): its locals are the test's to free."""
@@ -408,7 +387,6 @@ class FrameIndex:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
             self._alive.clear()
-            self._origins.clear()
             self._below = (None, ())
         found: list[tuple[FrameType, str, int, str]] = []  # innermost first
         parts: list[str] = []

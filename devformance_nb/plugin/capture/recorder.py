@@ -20,6 +20,7 @@ from devformance_nb.plugin.capture.eagerloads import EagerLoad, EagerLoads
 from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
 from devformance_nb.plugin.capture.loadmarks import LoadMarks
 from devformance_nb.plugin.capture.pages import Plan, page_of, plan_of
+from devformance_nb.plugin.capture.querysites import QuerySites
 
 if TYPE_CHECKING:
     from devformance_nb.core.contract import ChildOptions
@@ -105,6 +106,8 @@ class Recorder:
         self.capture_params = options.capture_params
         self.frames = FrameIndex(options.root or os.getcwd())
         self.frames.on_stack = self._write_stack
+        #: where queries are built or run (for the lazy loads of their rows)
+        self.query_sites = QuerySites(self.frames)
         #: statements that could not be recorded (the error is swallowed, the count kept)
         self.dropped = 0
         #: (sql, site, vendor, alias, orm, many) -> their encoded fields

@@ -102,7 +102,7 @@ class SQLAlchemyLoadsAdapter(Adapter):
         """A wrapper of ``loading.instances`` that notes where each ORM result's query ran; the
         rows of a lazy load get the query of the rows it loaded for (a chain's fix goes on the
         first query: ``selectinload(Order.items).joinedload(OrderItem.book)``)."""
-        origins, origin, loading = self._origins, self.recorder.frames.origin, self._loading
+        origins, origin, loading = self._origins, self.recorder.query_sites.here, self._loading
 
         def instances(cursor: Any, context: Any) -> Any:
             result = original(cursor, context)

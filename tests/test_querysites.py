@@ -1,0 +1,54 @@
+"""Where a query was built or run: the project frame a lazy load's fix goes to."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devformance_nb.plugin.capture.frames import FrameIndex
+from devformance_nb.plugin.capture.querysites import QuerySites
+
+pytestmark = pytest.mark.quick
+
+REPO = Path(__file__).resolve().parent.parent
+HERE = "tests/test_querysites.py"
+
+
+def run_query(sql: str, probe: Callable[[], str]) -> str:
+    """A query helper: handed the statement's text by its caller."""
+    return probe()
+
+
+def build(probe: Callable[[], str]) -> str:
+    return run_query("SELECT id FROM books WHERE author_id = ?", probe)
+
+
+def line_of(text: str) -> int:
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if line.strip().startswith(text))
+
+
+def test_the_frame_that_handed_the_statement_to_a_helper_is_the_query_site() -> None:
+    sites = QuerySites(FrameIndex(str(REPO)))
+    found = build(lambda: sites.here(sys._getframe(1)))
+    assert found == f"{HERE}:{line_of('return run_query(')} build"
+    assert build(lambda: sites.here(sys._getframe(1))) == found  # cached, same answer
+
+
+def test_a_helper_with_no_other_project_frame_is_the_site(tmp_path: Path) -> None:
+    source = "def run(sql, probe):\n    return probe()\n"
+    path = tmp_path / "app.py"
+    path.write_text(source, encoding="utf-8")
+    names: dict[str, object] = {}
+    exec(compile(source, str(path), "exec"), names)
+    sites = QuerySites(FrameIndex(str(tmp_path)))
+    run = names["run"]
+    assert callable(run)
+    assert run("SELECT 1", lambda: sites.here(sys._getframe(1))) == "app.py:2 run"
+
+
+def test_no_project_frame_is_no_site(tmp_path: Path) -> None:
+    assert QuerySites(FrameIndex(str(tmp_path))).here(sys._getframe()) == ""
