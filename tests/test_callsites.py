@@ -42,6 +42,12 @@ def test_a_function_handed_a_statement_object_is_a_helper() -> None:
 
     assert is_helper(helper(select(table("books")), ()))  # type: ignore[arg-type]
 
+    class OwnSelect(type(select(table("books")))):  # type: ignore[misc]
+        """A library's own statement class (sqlmodel's select derives from SQLAlchemy's)."""
+
+    OwnSelect.__module__ = "sqlmodel.sql.expression"
+    assert is_helper(helper(OwnSelect(table("books")), ()))  # type: ignore[arg-type]
+
 
 def test_a_call_offset_names_the_call_whatever_the_interpreter_specialized() -> None:
     def caller(x: Any) -> int:

@@ -21,6 +21,8 @@ from devformance_nb.plugin.capture.djangoloads import PEERS, mark_peers, peers_o
 pytest_plugins = ["pytester"]
 
 MODELS = """
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 
@@ -47,6 +49,15 @@ class Tag(models.Model):
         app_label = "shelf"
 
 
+class Note(models.Model):
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+
+    class Meta:
+        app_label = "shelf"
+
+
 class Book(models.Model):
     title = models.CharField(max_length=40)
     author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
@@ -67,7 +78,7 @@ settings.configure(
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.path.join(os.environ["DB_DIR"], "shelf.db"),
     }},
-    INSTALLED_APPS=["shelf"],
+    INSTALLED_APPS=["django.contrib.contenttypes", "shelf"],
     USE_TZ=True,
 )
 django.setup()
@@ -78,10 +89,11 @@ from django.db import connection
 
 @pytest.fixture(scope="session", autouse=True)
 def seeded():
-    from shelf.models import Author, Book, Profile, Tag
+    from django.contrib.contenttypes.models import ContentType
+    from shelf.models import Author, Book, Note, Profile, Tag
 
     with connection.schema_editor() as editor:
-        for model in (Author, Profile, Tag, Book):
+        for model in (ContentType, Author, Profile, Tag, Book, Note):
             editor.create_model(model)
     tags = [Tag.objects.create(label=f"t{i}") for i in range(2)]
     for i in range(3):
@@ -90,6 +102,7 @@ def seeded():
         for j in range(2):
             book = Book.objects.create(title=f"b{i}{j}", author=author)
             book.tags.set(tags)
+        Note.objects.create(target=author)
 """
 
 SUITE = """
@@ -124,6 +137,12 @@ def test_loaded_with_the_parents():
     assert [a.profile.site for a in authors] == ["s0", "s1", "s2"]
     books = Book.objects.select_related("author").prefetch_related(Prefetch("tags"))
     assert {b.author.name for b in books} == {"a0", "a1", "a2"}
+
+
+def test_generic_foreign_key():
+    from shelf.models import Note
+
+    assert [note.target.name for note in Note.objects.order_by("id")] == ["a0", "a1", "a2"]
 
 
 def test_eager_loads_never_read():
@@ -226,6 +245,8 @@ def test_each_kind_of_lazy_load_is_named_with_its_fix_and_eager_loads_are_not(
     assert marks(loads) == [("Book.tags", 3, '.prefetch_related("tags")')] * 3
     _, *loads = by_test["test_reverse_one_to_one"]
     assert marks(loads) == [("Author.profile", 3, '.select_related("profile")')] * 3
+    _, *loads = by_test["test_generic_foreign_key"]
+    assert marks(loads) == [("Note.target", 3, '.prefetch_related("target")')] * 3
     _, *loads = by_test["test_deferred_field"]
     deferred = 'load "bio" with the rows: drop it from .defer(...) or add it to .only(...)'
     assert marks(loads) == [("Author.bio", 3, deferred)] * 3

@@ -39,6 +39,9 @@ ADAPTERS: dict[str, str] = {
     # lazy loads: which relation a statement loads, for how many parents
     "sqlalchemy.orm": "devformance_nb.plugin.capture.sqlaloads:SQLAlchemyLoadsAdapter",
     "django.db.models": "devformance_nb.plugin.capture.djangoloads:DjangoLoadsAdapter",
+    "django.contrib.contenttypes.fields": (
+        "devformance_nb.plugin.capture.djangoloads:DjangoGenericLoadsAdapter"
+    ),
     # eager loads a test asked for and never read
     "sqlalchemy.orm.strategies": "devformance_nb.plugin.capture.sqlaeager:SQLAlchemyEagerAdapter",
 }

@@ -63,9 +63,18 @@ def is_helper(frame: FrameType) -> bool:
             if type(item) is str:
                 if _SQL_TEXT.match(item):
                     return True
-            elif item is not None and type(item).__module__.startswith(_STATEMENT_MODULES):
+            elif item is not None and _is_statement(type(item)):
                 return True
     return False
+
+
+@lru_cache(maxsize=1_024)
+def _is_statement(cls: type) -> bool:
+    """Whether ``cls`` is a statement class or derives from one (sqlmodel's ``select`` is a
+    subclass of SQLAlchemy's ``Select``)."""
+    return any(
+        getattr(base, "__module__", "").startswith(_STATEMENT_MODULES) for base in cls.__mro__
+    )
 
 
 @lru_cache(maxsize=4_096)

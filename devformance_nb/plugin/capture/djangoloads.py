@@ -259,6 +259,36 @@ def _loading(marks: LoadMarks, instance: Any, name: str, fix: str) -> Any:
     return marks.during(relation, peers_of(instance), fix, origin_of(instance))
 
 
+class DjangoGenericLoadsAdapter(Adapter):
+    """Marks the statements of a ``GenericForeignKey`` not loaded yet (contenttypes): its fix
+    is ``.prefetch_related`` of its name. Installed once the project imports contenttypes'
+    fields (the app registry is ready by then)."""
+
+    library = "django.contrib.contenttypes.fields"
+
+    def install(self) -> None:
+        """Wrap ``GenericForeignKey.__get__``."""
+        from django.contrib.contenttypes.fields import GenericForeignKey
+
+        marks = self.recorder.loads
+        original = GenericForeignKey.__dict__["__get__"]
+
+        def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+            if instance is None or self.is_cached(instance):
+                return original(self, instance, cls)
+            with _loading(marks, instance, self.name, f'.prefetch_related("{self.name}")'):
+                return original(self, instance, cls)
+
+        GenericForeignKey.__get__ = __get__
+        self._restore = [(GenericForeignKey, "__get__", original)]
+
+    def uninstall(self) -> None:
+        """Put ``__get__`` back."""
+        for owner, name, original in getattr(self, "_restore", []):
+            setattr(owner, name, original)
+        self._restore = []
+
+
 def _get_object(marks: LoadMarks) -> Any:
     def wrap(original: Any) -> Any:
         def get_object(self: Any, instance: Any) -> Any:
