@@ -188,3 +188,83 @@ def test_capture_imports_neither_django_nor_psycopg(
     result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin")
     assert result.ret == 0, result.stdout.str()
     assert any(isinstance(e, ev.FileDone) for e in read_events(events_path))
+
+
+MIGRATING_CONFTEST = """
+import os
+
+import django
+from django.conf import settings
+
+settings.configure(
+    DATABASES={"default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(os.environ["DB_DIR"], "migrated.db"),
+    }},
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+    USE_TZ=True,
+)
+django.setup()
+
+import pytest
+from django.core.management import call_command
+from django.db.models.signals import post_migrate
+
+import hooks
+
+post_migrate.connect(hooks.count_permissions)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def migrated():
+    call_command("migrate", verbosity=0)
+"""
+
+#: project code that queries once per permission: run by migrate's post_migrate signal (set-up
+#: work, whatever project frames it has) and by a test (an N+1)
+HOOKS = """
+def count_permissions(**kwargs):
+    from django.contrib.auth.models import Permission
+
+    return [Permission.objects.filter(pk=p.pk).count() for p in Permission.objects.all()]
+"""
+
+MIGRATING_SUITE = """
+import hooks
+
+
+def test_the_same_loop_outside_migrate():
+    assert sum(hooks.count_permissions()) > 2
+"""
+
+
+def test_statements_of_a_migration_are_set_up_work_even_from_project_code(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    from devformance_nb.logic.detection import find_n_plus_one
+
+    pytester.makeconftest(MIGRATING_CONFTEST)
+    pytester.makepyfile(hooks=HOOKS, test_migrating=MIGRATING_SUITE)
+    events_path = tmp_path / "events.jsonl"
+    env = {
+        "DEVFORMANCE_EVENTS": str(events_path),
+        "DEVFORMANCE_RUN_ID": "run-1",
+        "DEVFORMANCE_FILE": "test_migrating.py",
+        "DEVFORMANCE_OPTIONS": ChildOptions(root=str(pytester.path)).to_env(),
+        "DB_DIR": str(tmp_path),
+    }
+    for name, value in env.items():
+        pytester._monkeypatch.setenv(name, value)
+    result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin", "-p", "no:django")
+    assert result.ret == 0, result.stdout.str()
+    queries = [e for e in read_events(events_path) if isinstance(e, ev.Query)]
+    during = [q for q in queries if q.phase == "setup" and q.caller]
+    # the post_migrate hook's statements (and the migrations', called from the conftest) have
+    # the project's frame to change, but no stack: they ran under migrate, never grouped
+    assert sum(1 for q in during if q.caller.startswith("hooks.py:")) > 4
+    assert {q.stack_hash for q in during} == {""}
+    found = find_n_plus_one(queries)
+    loop = next(n for n, line in enumerate(HOOKS.lstrip("\n").splitlines(), 1) if "[" in line)
+    assert [(f.phase, f.caller.split(" ")[0], f.table) for f in found] == [
+        ("call", f"hooks.py:{loop}", "auth_permission")
+    ]
