@@ -113,14 +113,13 @@ def test_zz_a_new_capture_wraps_the_connections_already_open():
 """
 
 
-def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_site=SUITE)
+def child_queries(pytester: pytest.Pytester, tmp_path: Path, file: str) -> list[ev.Query]:
+    """Run the child's test ``file`` (made already) with the plugin; its statements."""
     events_path = tmp_path / "events.jsonl"
     env = {
         "DEVFORMANCE_EVENTS": str(events_path),
         "DEVFORMANCE_RUN_ID": "run-1",
-        "DEVFORMANCE_FILE": "test_site.py",
+        "DEVFORMANCE_FILE": file,
         "DEVFORMANCE_OPTIONS": ChildOptions(root=str(pytester.path)).to_env(),
         "DB_DIR": str(tmp_path),
         "SECOND_EVENTS": str(tmp_path / "second.jsonl"),
@@ -130,6 +129,12 @@ def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
     result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin", "-p", "no:django")
     assert result.ret == 0, result.stdout.str()
     return [e for e in read_events(events_path) if isinstance(e, ev.Query)]
+
+
+def run_child(pytester: pytest.Pytester, tmp_path: Path) -> list[ev.Query]:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_site=SUITE)
+    return child_queries(pytester, tmp_path, "test_site.py")
 
 
 def test_django_statements_once_each_with_alias_vendor_and_orm(
@@ -245,19 +250,7 @@ def test_statements_of_a_migration_are_set_up_work_even_from_project_code(
 
     pytester.makeconftest(MIGRATING_CONFTEST)
     pytester.makepyfile(hooks=HOOKS, test_migrating=MIGRATING_SUITE)
-    events_path = tmp_path / "events.jsonl"
-    env = {
-        "DEVFORMANCE_EVENTS": str(events_path),
-        "DEVFORMANCE_RUN_ID": "run-1",
-        "DEVFORMANCE_FILE": "test_migrating.py",
-        "DEVFORMANCE_OPTIONS": ChildOptions(root=str(pytester.path)).to_env(),
-        "DB_DIR": str(tmp_path),
-    }
-    for name, value in env.items():
-        pytester._monkeypatch.setenv(name, value)
-    result = pytester.runpytest_subprocess("-p", "devformance_nb.plugin", "-p", "no:django")
-    assert result.ret == 0, result.stdout.str()
-    queries = [e for e in read_events(events_path) if isinstance(e, ev.Query)]
+    queries = child_queries(pytester, tmp_path, "test_migrating.py")
     during = [q for q in queries if q.phase == "setup" and q.caller]
     # the post_migrate hook's statements (and the migrations', called from the conftest) have
     # the project's frame to change, but no stack: they ran under migrate, never grouped

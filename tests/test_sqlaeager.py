@@ -188,3 +188,15 @@ def test_uninstall_puts_the_attribute_classes_back(engine: Engine, eager: Eager)
     eager.capture.stop()
     assert type(Shelf.__dict__["items"]) is InstrumentedAttribute
     assert type(Corner.__dict__["items"]) is InstrumentedAttribute
+
+
+def test_a_query_that_returned_no_row_loaded_nothing(engine: Engine, eager: Eager) -> None:
+    with Session(engine) as session:
+        for option in (
+            selectinload(Shelf.items),
+            joinedload(Shelf.items),
+            subqueryload(Shelf.items),
+        ):
+            query = select(Shelf).options(option).where(Shelf.name == "none")
+            assert session.scalars(query).unique().all() == []
+    assert eager.unused() == []

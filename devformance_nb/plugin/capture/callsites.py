@@ -63,18 +63,25 @@ def is_helper(frame: FrameType) -> bool:
             if type(item) is str:
                 if _SQL_TEXT.match(item):
                     return True
-            elif item is not None and _is_statement(type(item)):
+            elif item is not None and _is_statement(type(item)):  # type: ignore[arg-type]
                 return True
     return False
 
 
+#: the libraries whose classes ``_STATEMENT_MODULES`` names
+_LIBRARIES = ("sqlalchemy.", "django.")
+
+
 @lru_cache(maxsize=1_024)
 def _is_statement(cls: type) -> bool:
-    """Whether ``cls`` is a statement class or derives from one (sqlmodel's ``select`` is a
-    subclass of SQLAlchemy's ``Select``)."""
-    return any(
-        getattr(base, "__module__", "").startswith(_STATEMENT_MODULES) for base in cls.__mro__
-    )
+    """Whether ``cls`` is a statement class, or a subclass of one made elsewhere (sqlmodel's
+    ``select`` derives from SQLAlchemy's ``Select``): the first class of its MRO that is the
+    ORM's own decides (not the mixins every construct shares, loader options included)."""
+    for base in cls.__mro__:
+        module = getattr(base, "__module__", "") or ""
+        if module.startswith(_LIBRARIES):
+            return module.startswith(_STATEMENT_MODULES)
+    return False
 
 
 @lru_cache(maxsize=4_096)

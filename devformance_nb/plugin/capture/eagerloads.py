@@ -9,12 +9,17 @@ relation attribute of a model instance is read. Reads are matched by attribute n
 on any row counts as using the load, so a finding means that no row's relation was read at all
 in the test after the load (Bullet's "unused eager loading", per test).
 
+An adapter that learns of an eager load before any row is fetched (SQLAlchemy sets up its row
+processors first) registers it as waiting, under a key, and confirms it when the load fills a
+row's relation: a load whose query returned no row loaded nothing, and is never reported.
+
 Reads are the hot part: :meth:`read` is one truth test while nothing is pending.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from devformance_nb.plugin.capture.frames import Site
@@ -53,12 +58,25 @@ class EagerLoads:
     def __init__(self) -> None:
         #: loads waiting for a read; empty almost always (the read path tests only this)
         self.pending: list[EagerLoad] = []
+        #: loads set up before their rows were fetched, by key, until a row is filled
+        self.waiting: dict[Hashable, EagerLoad] = {}
         self._lock = threading.Lock()
 
-    def loaded(self, load: EagerLoad) -> None:
-        """A query loaded ``load.relation`` eagerly for its rows."""
+    def loaded(self, load: EagerLoad, key: Hashable | None = None) -> None:
+        """A query loaded ``load.relation`` eagerly for its rows; with ``key``, it only will
+        when :meth:`confirm` is called with that key (a row's relation was filled)."""
         with self._lock:
-            self.pending = [*self.pending, load]
+            if key is None:
+                self.pending = [*self.pending, load]
+            else:
+                self.waiting[key] = load
+
+    def confirm(self, key: Hashable) -> None:
+        """The waiting load under ``key`` filled a row: it now waits for a read."""
+        with self._lock:
+            load = self.waiting.pop(key, None)
+            if load is not None:
+                self.pending = [*self.pending, load]
 
     def read(self, instance: object, attribute: str) -> None:
         """``attribute`` of ``instance`` was read: the loads it used are no longer unread."""
@@ -76,6 +94,7 @@ class EagerLoads:
         forget them (called when a test ends)."""
         with self._lock:
             pending, self.pending = self.pending, []
+            self.waiting = {}  # never filled a row: loaded nothing
         counts: dict[tuple[str, str, str, str, str], list[EagerLoad]] = {}
         for load in pending:
             key = (load.nodeid, load.phase, load.relation, load.option, load.site.stack_hash)

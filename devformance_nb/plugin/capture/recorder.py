@@ -13,6 +13,7 @@ import os
 import reprlib
 import sys
 import time
+from collections.abc import Hashable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -235,18 +236,27 @@ class Recorder:
         self._body = (None, None, nodeid, phase, count)
 
     def note_eager(
-        self, model: type, attribute: str, relation: str, option: str, orm: str, frame: FrameType
+        self,
+        model: type,
+        attribute: str,
+        relation: str,
+        option: str,
+        orm: str,
+        frame: FrameType,
+        key: Hashable | None = None,
     ) -> None:
         """A query sent from ``frame``'s stack loaded ``relation`` eagerly with ``option``: it
-        is reported when the test ends unless the relation is read meanwhile."""
+        is reported when the test ends unless the relation is read meanwhile (with ``key``:
+        once ``self.eager.confirm(key)`` says a row's relation was filled)."""
         try:
             site, _, _ = self._place(frame)
+            # the option to drop is on the query: its line, not a loop around it
+            site = site._replace(caller=self.query_sites.here(frame) or site.caller)
             context = self.context
-            self.eager.loaded(
-                EagerLoad(
-                    model, attribute, relation, option, orm, site, context.nodeid, context.phase
-                )
+            load = EagerLoad(
+                model, attribute, relation, option, orm, site, context.nodeid, context.phase
             )
+            self.eager.loaded(load, key)
         except Exception:  # never break a query over a finding
             self.dropped += 1
 

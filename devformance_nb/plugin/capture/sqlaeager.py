@@ -50,6 +50,10 @@ class SQLAlchemyEagerAdapter(Adapter):
             original = strategy.__dict__["create_row_processor"]
             strategy.create_row_processor = self._wrap(original, option)
             self._restore.append((strategy, "create_row_processor", original))
+            if name == "SelectInLoader":  # its rows are filled by a post-load, not populators
+                post = strategy.__dict__["_load_for_path"]
+                strategy._load_for_path = self._confirm_selectin(post)
+                self._restore.append((strategy, "_load_for_path", post))
 
     def uninstall(self) -> None:
         """Put the methods and the attributes' classes back."""
@@ -60,7 +64,7 @@ class SQLAlchemyEagerAdapter(Adapter):
         self._restore, self._watched = [], []
 
     def _wrap(self, original: Any, option: str) -> Any:
-        noted = self.note
+        noted, eager = self.note, self.recorder.eager
 
         def create_row_processor(
             strategy: Any,
@@ -68,17 +72,44 @@ class SQLAlchemyEagerAdapter(Adapter):
             query_entity: Any,
             path: Any,
             loadopt: Any,
+            mapper: Any,
+            result: Any,
+            adapter: Any,
+            populators: Any,
             *args: Any,
             **kwargs: Any,
         ) -> Any:
-            if loadopt is not None:
-                noted(strategy.parent_property, option, sys._getframe(1))
-            return original(strategy, context, query_entity, path, loadopt, *args, **kwargs)
+            if loadopt is None:
+                return original(
+                    strategy, context, query_entity, path, loadopt, mapper, result, adapter,
+                    populators, *args, **kwargs,
+                )  # fmt: skip
+            key = (id(context), id(strategy))
+            noted(strategy.parent_property, option, sys._getframe(1), key)
+            before = {name: len(entries) for name, entries in populators.items()}
+            made = original(
+                strategy, context, query_entity, path, loadopt, mapper, result, adapter,
+                populators, *args, **kwargs,
+            )  # fmt: skip
+            _confirming(populators, before, eager, key)
+            return made
 
         return create_row_processor
 
-    def note(self, prop: Any, option: str, frame: Any) -> None:
-        """Remember that the query running now loads ``prop`` eagerly with ``option``."""
+    def _confirm_selectin(self, original: Any) -> Any:
+        """A wrapper of the select-in loader's post-load: it runs only for the rows fetched."""
+        eager = self.recorder.eager
+
+        def _load_for_path(strategy: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+            if eager.waiting:
+                eager.confirm((id(context), id(strategy)))
+            return original(strategy, context, *args, **kwargs)
+
+        return _load_for_path
+
+    def note(self, prop: Any, option: str, frame: Any, key: Any) -> None:
+        """Remember that the query running now loads ``prop`` eagerly with ``option`` (once
+        a row's relation is filled: ``key``)."""
         try:
             mapper = prop.parent
             relation = _name(prop)
@@ -86,7 +117,7 @@ class SQLAlchemyEagerAdapter(Adapter):
         except Exception:  # never break a query over a finding
             return
         self.recorder.note_eager(
-            mapper.class_, prop.key, relation, f"{option}({relation})", "sqlalchemy", frame
+            mapper.class_, prop.key, relation, f"{option}({relation})", "sqlalchemy", frame, key
         )
 
     def _watch(self, mapper: Any, key: str) -> None:
@@ -98,6 +129,32 @@ class SQLAlchemyEagerAdapter(Adapter):
                 continue
             self._watched.append((attribute, type(attribute)))
             attribute.__class__ = self._watching
+
+
+#: the populator lists whose functions fill a row's relation, one call per row
+_FILLING = ("new", "existing", "eager")
+
+
+def _confirming(populators: Any, before: dict[str, int], eager: Any, key: Any) -> None:
+    """Wrap the row functions a strategy just added to ``populators`` so that the first row
+    they fill confirms the waiting load ``key``."""
+    for name in _FILLING:
+        entries = populators.get(name)
+        if not entries:
+            continue
+        for index in range(before.get(name, 0), len(entries)):
+            entry = entries[index]
+            if type(entry) is tuple and len(entry) == 2 and callable(entry[1]):
+                entries[index] = (entry[0], _confirm_first(entry[1], eager, key))
+
+
+def _confirm_first(fill: Any, eager: Any, key: Any) -> Any:
+    def confirming(*args: Any, **kwargs: Any) -> Any:
+        if key in eager.waiting:
+            eager.confirm(key)
+        return fill(*args, **kwargs)
+
+    return confirming
 
 
 def _watching_class(base: type, eager: Any) -> type:
