@@ -150,6 +150,13 @@ def test_eager_loads_never_read():
     assert len(list(Author.objects.prefetch_related("books__tags"))) == 3
 
 
+PREFETCHED = Author.objects.prefetch_related("books")
+
+
+def test_an_eager_load_built_in_one_place_and_run_in_another():
+    assert len(list(PREFETCHED.order_by("id"))) == 3
+
+
 def test_eager_loads_not_tracked():
     # every foreign key (no names), and a Prefetch read as a plain attribute
     assert len(list(Book.objects.select_related())) == 6
@@ -272,6 +279,10 @@ def test_eager_loads_never_read_are_reported_at_their_queryset(
     assert unused(by_test["test_eager_loads_never_read"]) == [
         ("Book.author", '.select_related("author")', "test_eager_loads_never_read", 1),
         ("Author.books", '.prefetch_related("books__tags")', "test_eager_loads_never_read", 1),
+    ]
+    # the option to drop is where the queryset was built
+    assert unused(by_test["test_an_eager_load_built_in_one_place_and_run_in_another"]) == [
+        ("Author.books", '.prefetch_related("books")', "<module>", 1)
     ]
     assert unused(by_test["test_eager_loads_not_tracked"]) == []
     for name in ("test_forward_foreign_key", "test_reverse_foreign_key", "test_one_author_alone"):

@@ -212,8 +212,9 @@ def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
         found = eager_relations(queryset)
     except Exception:  # never break a query over a finding
         return
+    built_at = queryset.__dict__.get(ORIGIN, "")
     for model, attribute, relation, option in found:
-        recorder.note_eager(model, attribute, relation, option, "django", frame)
+        recorder.note_eager(model, attribute, relation, option, "django", frame, None, built_at)
 
 
 def _field_name(descriptor: Any) -> str:

@@ -244,14 +244,17 @@ class Recorder:
         orm: str,
         frame: FrameType,
         key: Hashable | None = None,
+        built_at: str = "",
     ) -> None:
         """A query sent from ``frame``'s stack loaded ``relation`` eagerly with ``option``: it
         is reported when the test ends unless the relation is read meanwhile (with ``key``:
-        once ``self.eager.confirm(key)`` says a row's relation was filled)."""
+        once ``self.eager.confirm(key)`` says a row's relation was filled). Its call site is
+        where the query was built (``built_at``, when the adapter knows) or run."""
         try:
             site, _, _ = self._place(frame)
             # the option to drop is on the query: its line, not a loop around it
-            site = site._replace(caller=self.query_sites.here(frame) or site.caller)
+            at = built_at or self.query_sites.here(frame) or site.caller
+            site = site._replace(caller=at)
             context = self.context
             load = EagerLoad(
                 model, attribute, relation, option, orm, site, context.nodeid, context.phase
