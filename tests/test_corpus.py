@@ -39,7 +39,12 @@ SITE = re.compile(r"# site: ([a-z_]+)(?: \(in (listcomp|setcomp|dictcomp|genexpr
 URL_ENV = "CORPUS_DB_URL"  # app/db.py reads it in the children
 #: (database, executor): the fork server preloads the conftest (SQLAlchemy imported before
 #: capture starts), spawned children import it after (SQLAlchemy hooked lazily)
-RUNS = [("sqlite", "forkserver"), ("sqlite", "spawn"), ("postgresql", "forkserver")]
+RUNS = [
+    ("sqlite", "forkserver"),
+    ("sqlite", "spawn"),
+    ("postgresql", "forkserver"),
+    ("postgresql", "spawn"),
+]
 
 
 @dataclass(frozen=True, order=True)

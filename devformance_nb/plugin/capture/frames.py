@@ -250,13 +250,15 @@ class FrameIndex:
             found = self._remember(stack, frame, floor, thread, setup)
         return found, orm, body
 
-    def is_project(self, code: CodeType) -> bool:
-        """Whether ``code`` is the project's (the walk's own cache, one lookup)."""
-        try:
-            kind = self._project[code.co_filename]
-        except KeyError:
-            kind = self._classify(code.co_filename)
-        return kind is True
+    def kind(self, filename: str) -> bool | Library:
+        """What a frame of ``filename`` is: True for project code, ``SETUP``, a tagged library,
+        or False (for walks of other modules: read ``self.kinds`` first, the cache)."""
+        return self._classify(filename)
+
+    @property
+    def kinds(self) -> dict[str, bool | Library]:
+        """The walk's own cache of ``kind``, by ``co_filename`` (one lookup a frame)."""
+        return self._project
 
     def release(self) -> None:
         """Forget the test body's frame (the phase ended): its locals are the test's to free."""

@@ -33,12 +33,16 @@ class QuerySites:
         (a query helper, as for a statement's caller; the innermost project frame when all
         were), or '' when no project code is on the stack. Cached per code location, and
         helper or not per function, so a repeated call costs a short walk and a few lookups."""
-        is_project = self.index.is_project
+        known = self.index.kinds  # the walk's own cache: a frame costs one lookup
         first: FrameType | None = None
         current = frame
         while current is not None:
             code = current.f_code
-            if is_project(code):
+            try:
+                kind = known[code.co_filename]
+            except KeyError:
+                kind = self.index.kind(code.co_filename)
+            if kind is True:
                 helper = self._helpers.get(id(code))
                 if helper is None:
                     self._keep(code)
