@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import sysconfig
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import NamedTuple
 
 from devformance_nb.plugin.capture.boundaries import crossings
 from devformance_nb.plugin.capture.callsites import call_offset, in_loop, is_helper
+from devformance_nb.plugin.capture.filekinds import (
+    INSTALLED_MARKERS,
+    LOOP,
+    SETUP,
+    Library,
+    excluded_prefixes,
+    folder_prefix,
+    special_kind,
+)
+from devformance_nb.plugin.capture.tasks import awaiting_frames
 
-#: path parts that mark installed third-party code, never project code
-INSTALLED_MARKERS = ("site-packages", "dist-packages")
 #: distinct stacks cached before the cache is dropped and rebuilt (bounds memory)
 MAX_STACKS = 50_000
 HASH_BYTES = 6  # 12 hex characters
@@ -45,9 +50,6 @@ HASH_BYTES = 6  # 12 hex characters
 MAX_CROSSINGS = 8
 #: project frames kept in a stored stack (innermost ones; deep recursion is cut)
 MAX_STORED_FRAMES = 60
-
-#: this package's own folder: its frames (the capture itself, the plugin) are never callers
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Site(NamedTuple):
@@ -71,48 +73,12 @@ NO_SITE = Site("", "", "")
 StackFrames = list[tuple[str, int, str]]
 
 
-def _folder_prefix(path: str) -> str:
-    """A normalised real path ending in a separator, for prefix tests."""
-    return os.path.normcase(os.path.realpath(path)).rstrip(os.sep) + os.sep
-
-
-def excluded_prefixes() -> tuple[str, ...]:
-    """Folders whose code is never a project frame: the stdlib and this package."""
-    paths = sysconfig.get_paths()
-    folders = {paths[key] for key in ("stdlib", "platstdlib") if paths.get(key)}
-    folders.add(PACKAGE_DIR)
-    return tuple(sorted(_folder_prefix(folder) for folder in folders))
-
-
-@dataclass(frozen=True)
-class Library:
-    """A library whose statements are tagged: its name and its functions that send them."""
-
-    name: str
-    senders: frozenset[str]
-
-
-#: the kind of a file that creates, initialises or migrates a database: a statement with one
-#: of its frames on the stack is set-up work, whatever project frames are on it too
-SETUP = Library("", frozenset())
-#: such files, matched on a real path with forward slashes (installed code only: a project's
-#: own files are project code): Django's migrations, migrate command and test database
-#: creation, pytest-django's database fixtures, alembic, SQLAlchemy's DDL runner (create_all),
-#: an engine's first connect and its pool (connect and checkout listeners: an application's
-#: statements never run under the pool's frames)
-_SETUP_PATH = re.compile(
-    r"/(?:django/db/migrations/|django/core/management/commands/migrate\.py$"
-    r"|django/db/backends/[^/]+/creation\.py$|pytest_django/fixtures\.py$|alembic/"
-    r"|sqlalchemy/sql/ddl\.py$|sqlalchemy/engine/create\.py$|sqlalchemy/pool/)"
-)
-
-
 class FrameIndex:
     """Finds the project frames of a stack; project means under ``root`` and not excluded."""
 
     def __init__(self, root: str, excluded: tuple[str, ...] | None = None) -> None:
         self.root = os.path.realpath(root)
-        self._root_prefix = _folder_prefix(root)
+        self._root_prefix = folder_prefix(root)
         self._excluded = excluded_prefixes() if excluded is None else excluded
         #: co_filename -> path relative to the root, or None when not project code
         self._files: dict[str, str | None] = {}
@@ -183,7 +149,7 @@ class FrameIndex:
             if kind is True:
                 break
             library_path += current.f_lasti
-            if kind:
+            if kind and kind is not LOOP:
                 if kind is SETUP:
                     setup = True
                 elif not library_seen:  # the innermost frame of a tagged library decides
@@ -223,7 +189,10 @@ class FrameIndex:
                         break
                     after_body = len(key)
             elif kind:
-                if kind is SETUP:
+                if kind is LOOP:
+                    if code.co_name == "_run":  # a task's step: go on in who awaits it
+                        self._awaiting_key(key)
+                elif kind is SETUP:
                     setup = True
                 elif not library_seen:
                     library_seen = True
@@ -239,7 +208,7 @@ class FrameIndex:
             mark = len(key)
             body = self._cross(key, floor, thread, body_code) or body
             crossed = key[mark:]
-            projects = projects or len(crossed) > crossed.count(-1) + crossed.count(-2)
+            projects = projects or len(crossed) > sum(crossed.count(m) for m in (-1, -2, -3))
         if not projects:
             return NO_SITE, orm, body
         if setup:
@@ -252,13 +221,29 @@ class FrameIndex:
 
     def kind(self, filename: str) -> bool | Library:
         """What a frame of ``filename`` is: True for project code, ``SETUP``, a tagged library,
-        or False (for walks of other modules: read ``self.kinds`` first, the cache)."""
-        return self._classify(filename)
+        or False (one lookup once known; walks of other modules read ``self.kinds`` first)."""
+        try:
+            return self._project[filename]
+        except KeyError:
+            return self._classify(filename)
 
     @property
     def kinds(self) -> dict[str, bool | Library]:
         """The walk's own cache of ``kind``, by ``co_filename`` (one lookup a frame)."""
         return self._project
+
+    def _awaiting_key(self, key: list[int]) -> None:
+        """Extend ``key`` with the project frames of the tasks awaiting the running one."""
+        found: list[int] = []
+        for frame in awaiting_frames():
+            code = frame.f_code
+            if self.relpath(code.co_filename) is not None:
+                self._alive[id(code)] = code
+                found.append(id(code))
+                found.append(frame.f_lasti)
+        if found:  # a boundary (-3), then the awaiting task's frames
+            key.append(-3)
+            key.extend(found)
 
     def release(self) -> None:
         """Forget the test body's frame (the phase ended): its locals are the test's to free."""
@@ -268,7 +253,7 @@ class FrameIndex:
         """Statements whose innermost frame of code under ``folder`` (an ORM's package) is a
         function named in ``senders`` (those that hand statements to the driver) are ``name``'s.
         """
-        self._libraries.append((_folder_prefix(folder), Library(name, frozenset(senders))))
+        self._libraries.append((folder_prefix(folder), Library(name, frozenset(senders))))
         self._project.clear()  # classified again, with the tag, on their next walk
 
     def _classify(self, filename: str) -> bool | Library:
@@ -276,8 +261,9 @@ class FrameIndex:
         kind: bool | Library = self.relpath(filename) is not None
         if not kind and filename and not filename.startswith("<"):
             norm = os.path.normcase(os.path.realpath(filename))
-            if _SETUP_PATH.search(norm.replace(os.sep, "/")):
-                kind = SETUP
+            special = special_kind(norm)
+            if special is not None:
+                kind = special
             else:
                 for prefix, library in self._libraries:
                     if norm.startswith(prefix):
@@ -351,6 +337,8 @@ class FrameIndex:
                         self._alive[id(code)] = code
                         key.append(id(code))
                         key.append(at.f_lasti)
+                elif not managing and self._is_task_step(at):
+                    self._awaiting_key(key)
                 at = at.f_back
         return body
 
@@ -361,6 +349,8 @@ class FrameIndex:
         current = frame
         while current is not None and current is not floor:
             yield current
+            if self._is_task_step(current):
+                yield from awaiting_frames()
             current = current.f_back
         if current is None and floor is not None:
             for hops, (start, managing) in enumerate(crossings(thread, self._is_project)):
@@ -370,6 +360,8 @@ class FrameIndex:
                 while at is not None and at is not floor:
                     if not managing:
                         yield at
+                        if self._is_task_step(at):
+                            yield from awaiting_frames()
                     at = at.f_back
                 if at is not None:
                     current = at
@@ -377,6 +369,10 @@ class FrameIndex:
         while current is not None:  # the floor and what is below it
             yield current
             current = current.f_back
+
+    def _is_task_step(self, frame: FrameType) -> bool:
+        code = frame.f_code
+        return code.co_name == "_run" and self.kind(code.co_filename) is LOOP
 
     def _remember(
         self,

@@ -8,6 +8,7 @@ A ``# site: NAME`` comment marks the line that issues a repeated statement.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -101,5 +102,32 @@ async def titles_selectin(db: Database) -> int:
     try:
         async with AsyncSession(engine) as session:
             return len((await session.scalars(select(Book.title))).all())
+    finally:
+        await engine.dispose()
+
+
+async def _name(engine: Any, author_id: int) -> str:
+    """One author's name, in a session of its own (a task's)."""
+    async with AsyncSession(engine) as session:
+        query = select(Author.name).where(Author.id == author_id)
+        return (await session.execute(query)).scalar_one()  # site: task_name
+
+
+async def names_gathered(db: Database, ids: list[int]) -> list[str]:
+    """One task per author, gathered on one line (N+1: the same lookup per author)."""
+    engine = db.async_engine()
+    try:
+        return list(await asyncio.gather(*(_name(engine, i) for i in ids)))
+    finally:
+        await engine.dispose()
+
+
+async def two_gathers(db: Database) -> tuple[str, str]:
+    """The same lookup in tasks gathered on two lines: two call sites, not a loop."""
+    engine = db.async_engine()
+    try:
+        (first,) = await asyncio.gather(_name(engine, 1))
+        second = await asyncio.create_task(_name(engine, 2))
+        return first, second
     finally:
         await engine.dispose()

@@ -43,6 +43,16 @@ def test_the_same_statement_awaited_on_two_lines(db: Database) -> None:
     assert asyncio.run(boundaries.two_awaited_lookups(db)) == ("Ann", "Bob")
 
 
+@label(n_plus_one("task_name", 3, "authors"))
+def test_tasks_gathered_on_one_line(db: Database) -> None:
+    assert asyncio.run(boundaries.names_gathered(db, [1, 2, 3])) == ["Ann", "Bob", "Cid"]
+
+
+@label()
+def test_tasks_awaited_on_two_lines(db: Database) -> None:
+    assert asyncio.run(boundaries.two_gathers(db)) == ("Ann", "Bob")
+
+
 @label()
 def test_one_awaited_statement(db: Database) -> None:
     assert asyncio.run(boundaries.titles_selectin(db)) == 8
