@@ -136,9 +136,11 @@ class Facts:
 
     @property
     def new_n_plus_one_caller(self) -> str:
-        """Where the ``regress`` step's loop touches ``author.books``."""
+        """Where the ``regress`` step runs the authors' query whose rows its loop then loads
+        ``author.books`` for, one by one (a lazy load's line to change: the line above the
+        one touching the relation)."""
         path = self.project / "bookshop" / "services" / "authors.py"
-        line = line_of(path, "pages.append(_page(author, author.books))")
+        line = line_of(path, "pages.append(_page(author, author.books))") - 1
         return f"bookshop/services/authors.py:{line} author_pages_eager"
 
     @property
