@@ -37,6 +37,8 @@ def test_the_page_positions_of_a_statement(
         "SELECT a FROM t WHERE id > ?",  # a range with no LIMIT: no page
         "SELECT 'LIMIT 5' FROM t WHERE b = ?",  # the word in a string
         'SELECT "limit" FROM t',  # a quoted column
+        # a literal limit is the same for every statement of its text (Django's get())
+        "SELECT a FROM t WHERE id = %s LIMIT 21",
     ],
 )
 def test_statements_that_are_no_page(text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,28 @@ def test_a_helper_with_no_other_project_frame_is_the_site(tmp_path: Path) -> Non
 
 def test_no_project_frame_is_no_site(tmp_path: Path) -> None:
     assert QuerySites(FrameIndex(str(tmp_path))).here(sys._getframe()) == ""
+
+
+def test_a_mark_reads_later_as_the_site_here_gives(tmp_path: Path) -> None:
+    # a project function calling into a library (here: this test file, outside the root),
+    # which asks where it was called from, as Django's manager methods do
+    source = "def build(ask):\n    return ask()\n"
+    path = tmp_path / "views.py"
+    path.write_text(source, encoding="utf-8")
+    names: dict[str, Any] = {}
+    exec(compile(source, str(path), "exec"), names)
+    sites = QuerySites(FrameIndex(str(tmp_path)))
+    first, again = (names["build"](lambda: sites.mark(sys._getframe())) for _ in range(2))
+    # the first time the full answer; then the cheap form (code and offset), read if asked
+    assert first == "views.py:2 build" and not isinstance(again, str)
+    assert sites.text(again) == first
+    assert sites.text(None) == ""
+
+
+def test_a_mark_far_from_any_project_frame_gives_up(tmp_path: Path) -> None:
+    sites = QuerySites(FrameIndex(str(tmp_path)))  # nothing here is under this root
+
+    def deep(n: int) -> object:
+        return deep(n - 1) if n else sites.mark(sys._getframe())
+
+    assert deep(20) == ""

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.adapters import Adapter
 from devformance_nb.plugin.capture.djangoeager import eager_relations
-from devformance_nb.plugin.capture.loadmarks import LoadMarks
 
 if TYPE_CHECKING:
     from devformance_nb.plugin.capture.eagerloads import EagerLoads
@@ -41,8 +39,9 @@ if TYPE_CHECKING:
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
 PEERS = "devformance_peers"
-#: attribute of a queryset, and of its instances' ``_state``, holding where the queryset was
-#: built (the project frame that asked a manager for it; its clones keep it)
+#: attribute of a queryset's SQL ``Query``, and of its instances' ``_state``, holding where the
+#: queryset was built (the project frame that asked a manager for it): a clone of the queryset
+#: clones its ``Query`` with a copy of its ``__dict__``, so every queryset of the chain has it
 ORIGIN = "devformance_origin"
 
 
@@ -60,12 +59,12 @@ def peers_of(instance: Any) -> int:
     return int(getattr(getattr(instance, "_state", None), PEERS, 1))
 
 
-def origin_of(instance: Any) -> str:
+def origin_of(instance: Any, sites: QuerySites) -> str:
     """Where the queryset ``instance`` came from was built ('' when not known)."""
-    return str(getattr(getattr(instance, "_state", None), ORIGIN, ""))
+    return sites.text(getattr(getattr(instance, "_state", None), ORIGIN, None))
 
 
-def mark_peers(rows: list[Any], origin: str = "") -> None:
+def mark_peers(rows: list[Any], origin: object = None) -> None:
     """Give every model instance of a multi-row result the result's size, and where its
     queryset was built (``origin``, when known)."""
     if len(rows) < 2 or not hasattr(rows[0], "_state"):
@@ -119,16 +118,15 @@ class DjangoLoadsAdapter(Adapter):
         from django.db.models.query import QuerySet
         from django.db.models.query_utils import DeferredAttribute
 
-        marks, eager = self.recorder.loads, self.recorder.eager
+        eager = self.recorder.eager
         self._restore: list[tuple[Any, str, Any]] = []
         self._wrap(QuerySet, "_fetch_all", _fetch_all(self.recorder))
         self._wrap(BaseManager, "get_queryset", _built(self.recorder.query_sites))
-        self._wrap(QuerySet, "_clone", _cloned)
-        self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(marks))
+        self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(self.recorder))
         self._wrap(ForwardManyToOneDescriptor, "__get__", _read(eager, _field_name))
         self._wrap(ReverseManyToOneDescriptor, "__get__", _read(eager, _many_name))
-        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(marks, eager))
-        self._wrap(DeferredAttribute, "__get__", _deferred(marks))
+        self._wrap(ReverseOneToOneDescriptor, "__get__", _reverse_one(self.recorder))
+        self._wrap(DeferredAttribute, "__get__", _deferred(self.recorder))
         self._wrap(query, "prefetch_one_level", _prefetch)
 
     def _wrap(self, owner: Any, name: str, make: Any) -> None:
@@ -144,7 +142,7 @@ class DjangoLoadsAdapter(Adapter):
 
 
 def _fetch_all(recorder: Recorder) -> Any:
-    marks = recorder.loads
+    marks, sites = recorder.loads, recorder.query_sites
 
     def wrap(original: Any) -> Any:
         def _fetch_all(self: Any) -> None:
@@ -161,12 +159,16 @@ def _fetch_all(recorder: Recorder) -> Any:
             if found is None:
                 original(self)
             else:
-                with marks.during(found[0], peers_of(parent), found[1], origin_of(parent)):
+                built = origin_of(parent, sites)
+                with marks.during(found[0], peers_of(parent), found[1], built):
                     original(self)
             rows: Any = self._result_cache
-            if type(rows) is list:
-                mark_peers(rows, getattr(self, ORIGIN, ""))
-                if rows and not _prefetching.depth:
+            if type(rows) is list and rows:
+                if len(rows) > 1:
+                    mark_peers(rows, built_at(self))
+                query = self.__dict__.get("_query")
+                eager = self._prefetch_related_lookups or getattr(query, "select_related", 0)
+                if eager and not _prefetching.depth:
                     _note_eager(recorder, self, sys._getframe(1))
 
         return _fetch_all
@@ -177,12 +179,16 @@ def _fetch_all(recorder: Recorder) -> Any:
 def _built(sites: QuerySites) -> Any:
     """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
     built (the innermost project frame asking the manager)."""
+    mark = sites.mark
 
     def wrap(original: Any) -> Any:
         def get_queryset(self: Any) -> Any:
             queryset = original(self)
-            with suppress(Exception):  # never break a query over a call site
-                setattr(queryset, ORIGIN, sites.here(sys._getframe(1)))
+            # try/except, not contextlib.suppress: this runs for every manager call
+            try:  # noqa: SIM105
+                queryset.__dict__["_query"].__dict__[ORIGIN] = mark(sys._getframe(1))
+            except Exception:  # never break a query over a call site
+                pass
             return queryset
 
         return get_queryset
@@ -190,31 +196,22 @@ def _built(sites: QuerySites) -> Any:
     return wrap
 
 
-def _cloned(original: Any) -> Any:
-    """A wrapper of ``QuerySet._clone``: a clone keeps where its chain was built."""
-
-    def _clone(self: Any) -> Any:
-        clone = original(self)
-        origin = self.__dict__.get(ORIGIN)
-        if origin:
-            clone.__dict__[ORIGIN] = origin
-        return clone
-
-    return _clone
+def built_at(queryset: Any) -> object:
+    """Where ``queryset`` (or the queryset it was cloned from) was built, as
+    ``QuerySites.mark`` gave it (None if not known)."""
+    query = queryset.__dict__.get("_query")
+    return getattr(query, ORIGIN, None) if query is not None else None
 
 
 def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
     """Tell the recorder the relations ``queryset`` just loaded eagerly."""
-    query = queryset.query
-    if not (getattr(query, "select_related", False) or queryset._prefetch_related_lookups):
-        return
     try:
         found = eager_relations(queryset)
     except Exception:  # never break a query over a finding
         return
-    built_at = queryset.__dict__.get(ORIGIN, "")
+    built = recorder.query_sites.text(built_at(queryset))  # type: ignore[arg-type]
     for model, attribute, relation, option in found:
-        recorder.note_eager(model, attribute, relation, option, "django", frame, None, built_at)
+        recorder.note_eager(model, attribute, relation, option, "django", frame, None, built)
 
 
 def _field_name(descriptor: Any) -> str:
@@ -254,10 +251,11 @@ def _prefetch(original: Any) -> Any:
     return prefetch_one_level
 
 
-def _loading(marks: LoadMarks, instance: Any, name: str, fix: str) -> Any:
+def _loading(recorder: Recorder, instance: Any, name: str, fix: str) -> Any:
     """The mark of a load of ``name`` for ``instance`` (a context manager)."""
     relation = f"{type(instance).__name__}.{name}"
-    return marks.during(relation, peers_of(instance), fix, origin_of(instance))
+    built = origin_of(instance, recorder.query_sites)
+    return recorder.loads.during(relation, peers_of(instance), fix, built)
 
 
 class DjangoGenericLoadsAdapter(Adapter):
@@ -271,13 +269,13 @@ class DjangoGenericLoadsAdapter(Adapter):
         """Wrap ``GenericForeignKey.__get__``."""
         from django.contrib.contenttypes.fields import GenericForeignKey
 
-        marks = self.recorder.loads
+        recorder = self.recorder
         original = GenericForeignKey.__dict__["__get__"]
 
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
             if instance is None or self.is_cached(instance):
                 return original(self, instance, cls)
-            with _loading(marks, instance, self.name, f'.prefetch_related("{self.name}")'):
+            with _loading(recorder, instance, self.name, f'.prefetch_related("{self.name}")'):
                 return original(self, instance, cls)
 
         GenericForeignKey.__get__ = __get__
@@ -290,11 +288,11 @@ class DjangoGenericLoadsAdapter(Adapter):
         self._restore = []
 
 
-def _get_object(marks: LoadMarks) -> Any:
+def _get_object(recorder: Recorder) -> Any:
     def wrap(original: Any) -> Any:
         def get_object(self: Any, instance: Any) -> Any:
             name = self.field.name
-            with _loading(marks, instance, name, f'.select_related("{name}")'):
+            with _loading(recorder, instance, name, f'.select_related("{name}")'):
                 return original(self, instance)
 
         return get_object
@@ -302,7 +300,9 @@ def _get_object(marks: LoadMarks) -> Any:
     return wrap
 
 
-def _reverse_one(marks: LoadMarks, eager: EagerLoads) -> Any:
+def _reverse_one(recorder: Recorder) -> Any:
+    eager = recorder.eager
+
     def wrap(original: Any) -> Any:
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
             if instance is not None and eager.pending:
@@ -310,7 +310,7 @@ def _reverse_one(marks: LoadMarks, eager: EagerLoads) -> Any:
             if instance is None or self.related.is_cached(instance):
                 return original(self, instance, cls)
             name = self.related.get_accessor_name()
-            with _loading(marks, instance, name, f'.select_related("{name}")'):
+            with _loading(recorder, instance, name, f'.select_related("{name}")'):
                 return original(self, instance, cls)
 
         return __get__
@@ -318,14 +318,14 @@ def _reverse_one(marks: LoadMarks, eager: EagerLoads) -> Any:
     return wrap
 
 
-def _deferred(marks: LoadMarks) -> Any:
+def _deferred(recorder: Recorder) -> Any:
     def wrap(original: Any) -> Any:
         def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
             if instance is None or self.field.attname in instance.__dict__:
                 return original(self, instance, cls)
             name = self.field.attname
             fix = f'load "{name}" with the rows: drop it from .defer(...) or add it to .only(...)'
-            with _loading(marks, instance, name, fix):
+            with _loading(recorder, instance, name, fix):
                 return original(self, instance, cls)
 
         return __get__

@@ -66,19 +66,22 @@ def plan_of(text: str) -> Plan | None:
     literals: list[str] = []
     blanks: list[tuple[int, int]] = []
     position = 0
-    expect_page = in_limit = False
+    expect_page = in_limit = after_limit = moves = False
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
         if kind in ("pyname", "name", "num"):
             kind = "ph"
         if kind == "kw":
-            expect_page, in_limit = True, match.group("kw").upper() == "LIMIT"
+            in_limit = match.group("kw").upper() == "LIMIT"
+            expect_page = after_limit = in_limit
+            if not in_limit:
+                expect_page = True
             continue
         if kind == "range":
-            expect_page, in_limit = True, False
+            expect_page, in_limit, after_limit = True, False, False
             continue
         if kind == "comma" and in_limit:  # MySQL's "LIMIT offset, count"
-            expect_page = True
+            expect_page, after_limit = True, False
             continue
         if kind == "ph":
             ref: Ref
@@ -92,11 +95,13 @@ def plan_of(text: str) -> Plan | None:
         elif kind == "lit" and expect_page:
             literals.append(match.group("lit"))
             blanks.append(match.span())
+            # a literal LIMIT is the same for every page of a text; an offset or a cursor moves
+            moves = moves or not after_limit
         if kind not in ("ph", "lit"):
             in_limit = False
-        expect_page = False
-    if not page and not literals:
-        return None
+        expect_page = after_limit = False
+    if not page and not moves:
+        return None  # nothing moves a page within this text (Django's get(): LIMIT 21)
     key = text
     for start, end in reversed(blanks):
         key = key[:start] + "?" + key[end:]

@@ -16,6 +16,12 @@ from devformance_nb.plugin.capture.frames import FrameIndex
 #: code locations described before the cache is dropped (bounds memory)
 MAX_SITES = 20_000
 
+#: frames ``QuerySites.mark`` looks through for a project frame before it gives up
+MARK_DEPTH = 8
+
+#: what ``QuerySites.mark`` returns: a (code, offset) pair, or a text already
+Site = tuple[CodeType, int] | str
+
 
 class QuerySites:
     """``path:line function`` of the project frame that builds or runs a query."""
@@ -28,7 +34,7 @@ class QuerySites:
         self._helpers: dict[int, bool] = {}
         self._alive: dict[int, CodeType] = {}
 
-    def here(self, frame: FrameType | None) -> str:
+    def here(self, frame: FrameType | None, depth: int = 1 << 30) -> str:
         """The innermost project frame from ``frame`` outward that was not handed the statement
         (a query helper, as for a statement's caller; the innermost project frame when all
         were), or '' when no project code is on the stack. Cached per code location, and
@@ -36,7 +42,8 @@ class QuerySites:
         known = self.index.kinds  # the walk's own cache: a frame costs one lookup
         first: FrameType | None = None
         current = frame
-        while current is not None:
+        while current is not None and depth > 0:
+            depth -= 1
             code = current.f_code
             try:
                 kind = known[code.co_filename]
@@ -53,16 +60,50 @@ class QuerySites:
             current = current.f_back
         return "" if first is None else self._described(first)
 
+    def mark(self, frame: FrameType) -> Site:
+        """A cheap stand-in for ``here(frame)``, to be read with :meth:`text` only if needed
+        (Django stamps every queryset; few are ever asked where they were built): the code
+        and offset of ``frame`` or of its caller when that is project code (a manager's method
+        called from the project), else what ``here`` finds within ``MARK_DEPTH`` frames ('' if
+        nothing: the lazy loads of those rows then name their own line)."""
+        known, helpers = self.index.kinds, self._helpers
+        for candidate in (frame, frame.f_back):
+            if candidate is None:
+                break
+            code = candidate.f_code
+            if known.get(code.co_filename) is True:
+                if helpers.get(id(code)) is False:  # known not to be a query helper
+                    return (code, candidate.f_lasti)
+                break  # ask ``here``, which tells (and remembers)
+        # a manager called from library code: look a little further, never the whole stack
+        # (a stack with no project frame near would be walked whole for every queryset)
+        return self.here(frame, MARK_DEPTH)
+
+    def text(self, site: Site | None) -> str:
+        """The ``path:line function`` of what :meth:`mark` returned ('' for None)."""
+        if site is None or isinstance(site, str):
+            return site or ""
+        code, lasti = site
+        where = (id(code), lasti)
+        text = self._texts.get(where)
+        if text is None:
+            self._keep(code)
+            line = next((n for start, end, n in code.co_lines() if start <= lasti < end), 0)
+            text = self._texts[where] = self._format(code, line or 0)
+        return text
+
     def _described(self, frame: FrameType) -> str:
         code = frame.f_code
         where = (id(code), frame.f_lasti)
         text = self._texts.get(where)
         if text is None:
             self._keep(code)
-            name = getattr(code, "co_qualname", code.co_name)
-            path = self.index.relpath(code.co_filename)
-            text = self._texts[where] = f"{path}:{frame.f_lineno or 0} {name}"
+            text = self._texts[where] = self._format(code, frame.f_lineno or 0)
         return text
+
+    def _format(self, code: CodeType, line: int) -> str:
+        name = getattr(code, "co_qualname", code.co_name)
+        return f"{self.index.relpath(code.co_filename)}:{line} {name}"
 
     def _keep(self, code: CodeType) -> None:
         if len(self._alive) >= MAX_SITES:
