@@ -175,6 +175,18 @@ def test_built_in_one_place_run_in_another():
     assert titles_by(BOOKS)[0] == "a0"
 
 
+def test_querysets_still_pickle():
+    import pickle
+
+    # two querysets built in one function: the second line is stamped in the capture's
+    # cheapest form, which must still be a plain text
+    authors = Author.objects.order_by("id")
+    backwards = Author.objects.order_by("-id")
+    for query in (authors, backwards):
+        assert str(pickle.loads(pickle.dumps(query.query))) == str(query.query)
+    assert [a.name for a in pickle.loads(pickle.dumps(backwards))] == ["a2", "a1", "a0"]
+
+
 def test_one_author_alone():
     author = Author.objects.get(name="a1")
     assert [b.title for b in author.books.all()] == ["b10", "b11"]

@@ -179,14 +179,17 @@ def _fetch_all(recorder: Recorder) -> Any:
 def _built(sites: QuerySites) -> Any:
     """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
     built (the innermost project frame asking the manager)."""
-    mark = sites.mark
+    mark, text = sites.mark, sites.text
 
     def wrap(original: Any) -> Any:
         def get_queryset(self: Any) -> Any:
             queryset = original(self)
             # try/except, not contextlib.suppress: this runs for every manager call
-            try:  # noqa: SIM105
-                queryset.__dict__["_query"].__dict__[ORIGIN] = mark(sys._getframe(1))
+            try:
+                built = mark(sys._getframe(1))
+                if type(built) is not str:  # a text: a queryset may be pickled (code may not)
+                    built = text(built)
+                queryset.__dict__["_query"].__dict__[ORIGIN] = built
             except Exception:  # never break a query over a call site
                 pass
             return queryset

@@ -62,10 +62,12 @@ class QuerySites:
 
     def mark(self, frame: FrameType) -> Site:
         """A cheap stand-in for ``here(frame)``, to be read with :meth:`text` only if needed
-        (Django stamps every queryset; few are ever asked where they were built): the code
-        and offset of ``frame`` or of its caller when that is project code (a manager's method
-        called from the project), else what ``here`` finds within ``MARK_DEPTH`` frames ('' if
-        nothing: the lazy loads of those rows then name their own line)."""
+        (Django stamps every queryset; few are ever asked where they were built): for
+        ``frame`` or its caller when that is project code (a manager's method called from the
+        project), its text once known, else its code and offset; otherwise what ``here`` finds
+        within ``MARK_DEPTH`` frames ('' if nothing: the lazy loads of those rows then name
+        their own line). Callers that keep the result where it may be pickled (a queryset)
+        store ``text(...)`` of a (code, offset) pair, never the pair."""
         known, helpers = self.index.kinds, self._helpers
         for candidate in (frame, frame.f_back):
             if candidate is None:
@@ -73,7 +75,8 @@ class QuerySites:
             code = candidate.f_code
             if known.get(code.co_filename) is True:
                 if helpers.get(id(code)) is False:  # known not to be a query helper
-                    return (code, candidate.f_lasti)
+                    text = self._texts.get((id(code), candidate.f_lasti))
+                    return (code, candidate.f_lasti) if text is None else text
                 break  # ask ``here``, which tells (and remembers)
         # a manager called from library code: look a little further, never the whole stack
         # (a stack with no project frame near would be walked whole for every queryset)
