@@ -149,3 +149,53 @@ def test_report_without_the_notebook_extra_names_the_fix(tmp_path: Path) -> None
     assert proc.returncode == 4, proc.stderr
     assert "pip install 'devformance_nb[notebook]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+EAGER_APP = {
+    "app/__init__.py": "",
+    "app/models.py": (
+        "from sqlalchemy import ForeignKey, create_engine\n"
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship\n"
+        "\n"
+        "class Base(DeclarativeBase):\n"
+        "    pass\n"
+        "\n"
+        "class Author(Base):\n"
+        "    __tablename__ = 'authors'\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "    books: Mapped[list['Book']] = relationship()\n"
+        "\n"
+        "class Book(Base):\n"
+        "    __tablename__ = 'books'\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "    author_id: Mapped[int] = mapped_column(ForeignKey('authors.id'))\n"
+        "\n"
+        "def session():\n"
+        "    engine = create_engine('sqlite://')\n"
+        "    Base.metadata.create_all(engine)\n"
+        "    made = Session(engine)\n"
+        "    made.add_all([Author(id=1, books=[Book(id=1)]), Author(id=2)])\n"
+        "    made.commit()\n"
+        "    return made\n"
+    ),
+    "tests/test_names.py": (
+        "from sqlalchemy import select\n"
+        "from sqlalchemy.orm import selectinload\n"
+        "from app.models import Author, session\n"
+        "\n"
+        "def test_names():\n"
+        "    query = select(Author).options(selectinload(Author.books))\n"
+        "    assert [a.id for a in session().scalars(query)] == [1, 2]\n"
+    ),
+}
+
+
+def test_eager_lists_the_loads_a_test_never_read(make_project: MakeProject) -> None:
+    root = make_project(EAGER_APP)
+    assert cli("run", "--no-coverage", cwd=root).returncode == 0
+    out = cli("eager", cwd=root)
+    assert out.returncode == 0, out.stderr
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert "1 unused eager loads" in lines[0]
+    assert lines[1].startswith("Author.books  tests/test_names.py:7 test_names")
+    assert "drop the option" in lines[2]

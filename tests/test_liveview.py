@@ -15,6 +15,7 @@ from conftest import MakeProject
 
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneFinding
+from devformance_nb.logic.eager import unused_eager_load
 from devformance_nb.logic.slow import SlowQuery
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.state import RunState
@@ -183,6 +184,23 @@ def test_sql_findings_and_coverage_slot_in_when_present(view: LiveRunView, drive
     assert "250 ms" in side and "pg_sleep" in side and "87.4%" in side
     summary = text.summarize(drive.state)
     assert (summary.slow, summary.n_plus_one, summary.coverage) == (2, 1, "87%")
+    assert "Unused eager loads" not in side  # a kind most files never have: listed when found
+
+
+def test_unused_eager_loads_get_a_badge_and_a_list(view: LiveRunView, drive: Driver) -> None:
+    drive.start(["t.py"])
+    drive.file_started("t.py", collected=1)
+    event = ev.EagerUnused(
+        file="t.py", nodeid="t.py::t1", phase="call", relation="Author.books",
+        option="selectinload(Author.books)", orm="sqlalchemy", caller="app/q.py:7 names",
+    )  # fmt: skip
+    drive.state.files["t.py"].unused_eager.append(unused_eager_load(event))
+    drive.test("t.py", "t1")
+    drive.tick()
+    assert "unused eager ×1" in title_of(view, "t.py")
+    side = view._panes["t.py"].side.value
+    assert "Unused eager loads</b> (1)" in side and "Author.books" in side
+    assert "app/q.py:7 names" in side and "drop the option" in side
 
 
 def test_forty_files_and_100k_lines_keep_every_pane_capped(
