@@ -39,15 +39,19 @@ def test_the_frame_that_handed_the_statement_to_a_helper_is_the_query_site() -> 
     assert build(lambda: sites.here(sys._getframe(1))) == found  # cached, same answer
 
 
-def test_a_helper_with_no_other_project_frame_is_the_site(tmp_path: Path) -> None:
-    source = "def run(sql, probe):\n    return probe()\n"
-    path = tmp_path / "app.py"
+def project_function(folder: Path, module: str, source: str) -> Any:
+    """The one function ``source`` defines, compiled as ``folder/module`` (a project file)."""
+    path = folder / module
     path.write_text(source, encoding="utf-8")
-    names: dict[str, object] = {}
+    names: dict[str, Any] = {}
     exec(compile(source, str(path), "exec"), names)
+    (function,) = (value for key, value in names.items() if not key.startswith("__"))
+    return function
+
+
+def test_a_helper_with_no_other_project_frame_is_the_site(tmp_path: Path) -> None:
+    run = project_function(tmp_path, "app.py", "def run(sql, probe):\n    return probe()\n")
     sites = QuerySites(FrameIndex(str(tmp_path)))
-    run = names["run"]
-    assert callable(run)
     assert run("SELECT 1", lambda: sites.here(sys._getframe(1))) == "app.py:2 run"
 
 
@@ -58,16 +62,12 @@ def test_no_project_frame_is_no_site(tmp_path: Path) -> None:
 def test_a_mark_reads_later_as_the_site_here_gives(tmp_path: Path) -> None:
     # a project function calling into a library (here: this test file, outside the root),
     # which asks where it was called from, as Django's manager methods do
-    source = "def build(ask):\n    return ask()\n"
-    path = tmp_path / "views.py"
-    path.write_text(source, encoding="utf-8")
-    names: dict[str, Any] = {}
-    exec(compile(source, str(path), "exec"), names)
+    build = project_function(tmp_path, "views.py", "def build(ask):\n    return ask()\n")
     sites = QuerySites(FrameIndex(str(tmp_path)))
-    first, again = (names["build"](lambda: sites.mark(sys._getframe())) for _ in range(2))
+    first, again = (build(lambda: sites.mark(sys._getframe())) for _ in range(2))
     assert first == again == "views.py:2 build"  # the text, once known
     sites._texts.clear()  # known a helper or not, but not described yet: the cheap form
-    cheap = names["build"](lambda: sites.mark(sys._getframe()))
+    cheap = build(lambda: sites.mark(sys._getframe()))
     assert not isinstance(cheap, str) and sites.text(cheap) == first
     assert sites.text(None) == ""
 
