@@ -59,17 +59,15 @@ def test_no_project_frame_is_no_site(tmp_path: Path) -> None:
     assert QuerySites(FrameIndex(str(tmp_path))).here(sys._getframe()) == ""
 
 
-def test_a_mark_reads_later_as_the_site_here_gives(tmp_path: Path) -> None:
+def test_a_mark_names_the_project_frame_calling_into_a_library(tmp_path: Path) -> None:
     # a project function calling into a library (here: this test file, outside the root),
     # which asks where it was called from, as Django's manager methods do
     build = project_function(tmp_path, "views.py", "def build(ask):\n    return ask()\n")
     sites = QuerySites(FrameIndex(str(tmp_path)))
+    # the first time through ``here``, then at once (the function is known not to be a helper)
     first, again = (build(lambda: sites.mark(sys._getframe())) for _ in range(2))
-    assert first == again == "views.py:2 build"  # the text, once known
-    sites._texts.clear()  # known a helper or not, but not described yet: the cheap form
-    cheap = build(lambda: sites.mark(sys._getframe()))
-    assert not isinstance(cheap, str) and sites.text(cheap) == first
-    assert sites.text(None) == ""
+    assert first == again == "views.py:2 build"
+    assert build(lambda: sites.here(sys._getframe())) == first
 
 
 def test_a_mark_far_from_any_project_frame_gives_up(tmp_path: Path) -> None:

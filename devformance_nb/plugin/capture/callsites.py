@@ -84,6 +84,10 @@ def _is_statement(cls: type) -> bool:
     return False
 
 
+#: the opcodes that jump (relative or absolute): a backward one closes a loop
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
 @lru_cache(maxsize=4_096)
 def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
     """The (start, end) offsets of ``code``'s loops: a backward jump goes from the end of a loop
@@ -100,9 +104,6 @@ def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
         ):
             spans.append((target, instruction.offset))
     return tuple(spans)
-
-
-_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 
 def in_loop(frame: FrameType) -> bool:

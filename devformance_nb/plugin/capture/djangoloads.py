@@ -59,12 +59,12 @@ def peers_of(instance: Any) -> int:
     return int(getattr(getattr(instance, "_state", None), PEERS, 1))
 
 
-def origin_of(instance: Any, sites: QuerySites) -> str:
+def origin_of(instance: Any) -> str:
     """Where the queryset ``instance`` came from was built ('' when not known)."""
-    return sites.text(getattr(getattr(instance, "_state", None), ORIGIN, None))
+    return str(getattr(getattr(instance, "_state", None), ORIGIN, ""))
 
 
-def mark_peers(rows: list[Any], origin: object = None) -> None:
+def mark_peers(rows: list[Any], origin: str = "") -> None:
     """Give every model instance of a multi-row result the result's size, and where its
     queryset was built (``origin``, when known)."""
     if len(rows) < 2 or not hasattr(rows[0], "_state"):
@@ -142,7 +142,7 @@ class DjangoLoadsAdapter(Adapter):
 
 
 def _fetch_all(recorder: Recorder) -> Any:
-    marks, sites = recorder.loads, recorder.query_sites
+    marks = recorder.loads
 
     def wrap(original: Any) -> Any:
         def _fetch_all(self: Any) -> None:
@@ -159,7 +159,7 @@ def _fetch_all(recorder: Recorder) -> Any:
             if found is None:
                 original(self)
             else:
-                built = origin_of(parent, sites)
+                built = origin_of(parent)
                 with marks.during(found[0], peers_of(parent), found[1], built):
                     original(self)
             rows: Any = self._result_cache
@@ -179,17 +179,15 @@ def _fetch_all(recorder: Recorder) -> Any:
 def _built(sites: QuerySites) -> Any:
     """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
     built (the innermost project frame asking the manager)."""
-    mark, text = sites.mark, sites.text
+    mark = sites.mark
 
     def wrap(original: Any) -> Any:
         def get_queryset(self: Any) -> Any:
             queryset = original(self)
-            # try/except, not contextlib.suppress: this runs for every manager call
-            try:
-                built = mark(sys._getframe(1))
-                if type(built) is not str:  # a text: a queryset may be pickled (code may not)
-                    built = text(built)
-                queryset.__dict__["_query"].__dict__[ORIGIN] = built
+            # try/except, not contextlib.suppress: this runs for every manager call; a text,
+            # never a code object, since querysets may be pickled
+            try:  # noqa: SIM105
+                queryset.__dict__["_query"].__dict__[ORIGIN] = mark(sys._getframe(1))
             except Exception:  # never break a query over a call site
                 pass
             return queryset
@@ -199,11 +197,9 @@ def _built(sites: QuerySites) -> Any:
     return wrap
 
 
-def built_at(queryset: Any) -> object:
-    """Where ``queryset`` (or the queryset it was cloned from) was built, as
-    ``QuerySites.mark`` gave it (None if not known)."""
-    query = queryset.__dict__.get("_query")
-    return getattr(query, ORIGIN, None) if query is not None else None
+def built_at(queryset: Any) -> str:
+    """Where ``queryset`` (or the queryset it was cloned from) was built ('' if not known)."""
+    return str(getattr(queryset.__dict__.get("_query"), ORIGIN, ""))
 
 
 def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
@@ -212,7 +208,7 @@ def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:
         found = eager_relations(queryset)
     except Exception:  # never break a query over a finding
         return
-    built = recorder.query_sites.text(built_at(queryset))  # type: ignore[arg-type]
+    built = built_at(queryset)
     for model, attribute, relation, option in found:
         recorder.note_eager(model, attribute, relation, option, "django", frame, None, built)
 
@@ -257,8 +253,7 @@ def _prefetch(original: Any) -> Any:
 def _loading(recorder: Recorder, instance: Any, name: str, fix: str) -> Any:
     """The mark of a load of ``name`` for ``instance`` (a context manager)."""
     relation = f"{type(instance).__name__}.{name}"
-    built = origin_of(instance, recorder.query_sites)
-    return recorder.loads.during(relation, peers_of(instance), fix, built)
+    return recorder.loads.during(relation, peers_of(instance), fix, origin_of(instance))
 
 
 class DjangoGenericLoadsAdapter(Adapter):

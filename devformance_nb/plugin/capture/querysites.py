@@ -19,9 +19,6 @@ MAX_SITES = 20_000
 #: frames ``QuerySites.mark`` looks through for a project frame before it gives up
 MARK_DEPTH = 8
 
-#: what ``QuerySites.mark`` returns: a (code, offset) pair, or a text already
-Site = tuple[CodeType, int] | str
-
 
 class QuerySites:
     """``path:line function`` of the project frame that builds or runs a query."""
@@ -60,14 +57,11 @@ class QuerySites:
             current = current.f_back
         return "" if first is None else self._described(first)
 
-    def mark(self, frame: FrameType) -> Site:
-        """A cheap stand-in for ``here(frame)``, to be read with :meth:`text` only if needed
-        (Django stamps every queryset; few are ever asked where they were built): for
-        ``frame`` or its caller when that is project code (a manager's method called from the
-        project), its text once known, else its code and offset; otherwise what ``here`` finds
-        within ``MARK_DEPTH`` frames ('' if nothing: the lazy loads of those rows then name
-        their own line). Callers that keep the result where it may be pickled (a queryset)
-        store ``text(...)`` of a (code, offset) pair, never the pair."""
+    def mark(self, frame: FrameType) -> str:
+        """``here(frame)`` for a call made on every queryset (Django's manager methods): when
+        ``frame`` or its caller is project code already known not to be a query helper, its
+        text at once; otherwise what ``here`` finds within ``MARK_DEPTH`` frames ('' if
+        nothing: the lazy loads of those rows then name their own line)."""
         known, helpers = self.index.kinds, self._helpers
         for candidate in (frame, frame.f_back):
             if candidate is None:
@@ -75,25 +69,11 @@ class QuerySites:
             code = candidate.f_code
             if known.get(code.co_filename) is True:
                 if helpers.get(id(code)) is False:  # known not to be a query helper
-                    text = self._texts.get((id(code), candidate.f_lasti))
-                    return (code, candidate.f_lasti) if text is None else text
+                    return self._described(candidate)
                 break  # ask ``here``, which tells (and remembers)
         # a manager called from library code: look a little further, never the whole stack
         # (a stack with no project frame near would be walked whole for every queryset)
         return self.here(frame, MARK_DEPTH)
-
-    def text(self, site: Site | None) -> str:
-        """The ``path:line function`` of what :meth:`mark` returned ('' for None)."""
-        if site is None or isinstance(site, str):
-            return site or ""
-        code, lasti = site
-        where = (id(code), lasti)
-        text = self._texts.get(where)
-        if text is None:
-            self._keep(code)
-            line = next((n for start, end, n in code.co_lines() if start <= lasti < end), 0)
-            text = self._texts[where] = self._format(code, line or 0)
-        return text
 
     def _described(self, frame: FrameType) -> str:
         code = frame.f_code
@@ -101,12 +81,10 @@ class QuerySites:
         text = self._texts.get(where)
         if text is None:
             self._keep(code)
-            text = self._texts[where] = self._format(code, frame.f_lineno or 0)
+            name = getattr(code, "co_qualname", code.co_name)
+            path = self.index.relpath(code.co_filename)
+            text = self._texts[where] = f"{path}:{frame.f_lineno or 0} {name}"
         return text
-
-    def _format(self, code: CodeType, line: int) -> str:
-        name = getattr(code, "co_qualname", code.co_name)
-        return f"{self.index.relpath(code.co_filename)}:{line} {name}"
 
     def _keep(self, code: CodeType) -> None:
         if len(self._alive) >= MAX_SITES:
