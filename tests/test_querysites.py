@@ -60,20 +60,37 @@ def test_no_project_frame_is_no_site(tmp_path: Path) -> None:
 
 
 def test_a_mark_names_the_project_frame_calling_into_a_library(tmp_path: Path) -> None:
-    # a project function calling into a library (here: this test file, outside the root),
-    # which asks where it was called from, as Django's manager methods do
+    # a project function calling into a library's query-making code (here: this test file,
+    # outside the root), which asks where it was called from, as Django's managers do
     build = project_function(tmp_path, "views.py", "def build(ask):\n    return ask()\n")
     sites = QuerySites(FrameIndex(str(tmp_path)))
+    through = frozenset({__file__})
     # the first time through ``here``, then at once (the function is known not to be a helper)
-    first, again = (build(lambda: sites.mark(sys._getframe())) for _ in range(2))
+    first, again = (build(lambda: sites.mark(sys._getframe(), through)) for _ in range(2))
     assert first == again == "views.py:2 build"
     assert build(lambda: sites.here(sys._getframe())) == first
 
 
+def test_a_query_a_library_makes_for_itself_has_no_mark(tmp_path: Path) -> None:
+    # the frame past the query-making code is library code (as a model's save asking a manager
+    # for its own insert): no mark, though project code calls that library a frame further
+    build = project_function(tmp_path, "views.py", "def build(ask):\n    return ask()\n")
+    sites = QuerySites(FrameIndex(str(tmp_path)))
+    through = frozenset({"/elsewhere/manager.py"})
+
+    def save() -> str:
+        return sites.mark(sys._getframe(), through)
+
+    assert build(save) == ""
+    assert build(lambda: sites.here(sys._getframe())) == "views.py:2 build"
+
+
 def test_a_mark_far_from_any_project_frame_gives_up(tmp_path: Path) -> None:
     sites = QuerySites(FrameIndex(str(tmp_path)))  # nothing here is under this root
+    build = project_function(tmp_path, "views.py", "def build(ask):\n    return ask()\n")
 
     def deep(n: int) -> object:
-        return deep(n - 1) if n else sites.mark(sys._getframe())
+        return deep(n - 1) if n else sites.mark(sys._getframe(), frozenset({__file__}))
 
-    assert deep(20) == ""
+    assert build(lambda: deep(2)) == "views.py:2 build"
+    assert build(lambda: deep(20)) == ""

@@ -25,6 +25,7 @@ runs them (``prefetch_one_level``) is wrapped to say so, and they are never mark
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,6 @@ from devformance_nb.plugin.capture.djangoeager import eager_relations
 
 if TYPE_CHECKING:
     from devformance_nb.plugin.capture.eagerloads import EagerLoads
-    from devformance_nb.plugin.capture.querysites import QuerySites
     from devformance_nb.plugin.capture.recorder import Recorder
 
 #: attribute of an instance's ``_state`` holding the size of the result it came from
@@ -121,7 +121,8 @@ class DjangoLoadsAdapter(Adapter):
         eager = self.recorder.eager
         self._restore: list[tuple[Any, str, Any]] = []
         self._wrap(QuerySet, "_fetch_all", _fetch_all(self.recorder))
-        self._wrap(BaseManager, "get_queryset", _built(self.recorder.query_sites))
+        managers = _manager_files()
+        self._wrap(BaseManager, "get_queryset", _built(self.recorder, managers))
         self._wrap(ForwardManyToOneDescriptor, "get_object", _get_object(self.recorder))
         self._wrap(ForwardManyToOneDescriptor, "__get__", _read(eager, _field_name))
         self._wrap(ReverseManyToOneDescriptor, "__get__", _read(eager, _many_name))
@@ -166,8 +167,7 @@ def _fetch_all(recorder: Recorder) -> Any:
             if type(rows) is list and rows:
                 if len(rows) > 1:
                     mark_peers(rows, built_at(self))
-                query = self.__dict__.get("_query")
-                eager = self._prefetch_related_lookups or getattr(query, "select_related", 0)
+                eager = self._prefetch_related_lookups or self._query.select_related
                 if eager and not _prefetching.depth:
                     _note_eager(recorder, self, sys._getframe(1))
 
@@ -176,18 +176,48 @@ def _fetch_all(recorder: Recorder) -> Any:
     return wrap
 
 
-def _built(sites: QuerySites) -> Any:
+def _manager_files() -> frozenset[str]:
+    """The files of Django's code that makes querysets for its caller (managers, related
+    managers): a queryset's build line is the first frame past them."""
+    from django.db.models import manager
+    from django.db.models.fields import related_descriptors
+
+    files = {manager.__file__, related_descriptors.__file__}
+    # generic relations' managers, without importing contenttypes (its models need the app)
+    files.add(
+        os.path.join(
+            os.path.dirname(manager.__file__), "..", "..", "contrib", "contenttypes", "fields.py"
+        )
+    )
+    return frozenset(os.path.normpath(str(path)) for path in files)
+
+
+def _built(recorder: Recorder, managers: frozenset[str]) -> Any:
     """A wrapper of ``BaseManager.get_queryset`` that stamps each queryset with where it was
-    built (the innermost project frame asking the manager)."""
-    mark = sites.mark
+    built: the project line that asked a manager for it (``QuerySites.mark``). Not the
+    querysets of a lazy load (one object: no lazy load of theirs can have peers)."""
+    mark, marks = recorder.query_sites.mark, recorder.query_sites.marks
+    loads = recorder.loads
 
     def wrap(original: Any) -> Any:
         def get_queryset(self: Any) -> Any:
             queryset = original(self)
-            # try/except, not contextlib.suppress: this runs for every manager call; a text,
-            # never a code object, since querysets may be pickled
-            try:  # noqa: SIM105
-                queryset.__dict__["_query"].__dict__[ORIGIN] = mark(sys._getframe(1))
+            if loads.marks and loads.active():
+                return queryset
+            # this runs for every manager call: the common case (a manager method called by a
+            # line seen before) is one lookup; try/except, not contextlib.suppress, for speed
+            try:
+                frame: Any = sys._getframe(1)  # None past the stack's end: caught below
+                if frame.f_code.co_filename in managers:
+                    frame = frame.f_back
+                text = marks.get((id(frame.f_code), frame.f_lasti))
+                if text is None:
+                    text = mark(frame, managers)
+                # a text, never a code object or frame: querysets may be pickled. Set as an
+                # attribute: reading an object's ``__dict__`` makes CPython build it a dict
+                # of its own, which slows every later step of every clone of that Query
+                # (about 10,000 instructions a statement under Django)
+                queryset._query.devformance_origin = text  # ORIGIN
             except Exception:  # never break a query over a call site
                 pass
             return queryset
@@ -199,7 +229,7 @@ def _built(sites: QuerySites) -> Any:
 
 def built_at(queryset: Any) -> str:
     """Where ``queryset`` (or the queryset it was cloned from) was built ('' if not known)."""
-    return str(getattr(queryset.__dict__.get("_query"), ORIGIN, ""))
+    return str(getattr(getattr(queryset, "_query", None), ORIGIN, ""))
 
 
 def _note_eager(recorder: Recorder, queryset: Any, frame: Any) -> None:

@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from threading import get_ident
 
 
@@ -28,6 +29,7 @@ def _here() -> Hashable:
     return get_ident(), id(greenlet.getcurrent())
 
 
+@lru_cache(maxsize=1024)  # a loop loads one relation for the rows of one result, over and over
 def encode(relation: str, peers: int, fix: str, query_at: str = "") -> str:
     """The event fields of a mark, JSON-encoded (``query_at``: where the query that loaded the
     instance was built, when the ORM adapter knows)."""

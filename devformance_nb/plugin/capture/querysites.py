@@ -30,6 +30,8 @@ class QuerySites:
         #: id(code) -> whether its function is a query helper (handed statements)
         self._helpers: dict[int, bool] = {}
         self._alive: dict[int, CodeType] = {}
+        #: (id(code), f_lasti) of a frame that alone decides a mark -> the mark (see ``mark``)
+        self.marks: dict[tuple[int, int], str] = {}
 
     def here(self, frame: FrameType | None, depth: int = 1 << 30) -> str:
         """The innermost project frame from ``frame`` outward that was not handed the statement
@@ -47,33 +49,52 @@ class QuerySites:
             except KeyError:
                 kind = self.index.kind(code.co_filename)
             if kind is True:
-                helper = self._helpers.get(id(code))
-                if helper is None:
-                    self._keep(code)
-                    helper = self._helpers[id(code)] = is_helper(current)
-                if not helper:
+                if not self._helper(current):
                     return self._described(current)
                 first = first or current
             current = current.f_back
         return "" if first is None else self._described(first)
 
-    def mark(self, frame: FrameType) -> str:
-        """``here(frame)`` for a call made on every queryset (Django's manager methods): when
-        ``frame`` or its caller is project code already known not to be a query helper, its
-        text at once; otherwise what ``here`` finds within ``MARK_DEPTH`` frames ('' if
-        nothing: the lazy loads of those rows then name their own line)."""
-        known, helpers = self.index.kinds, self._helpers
-        for candidate in (frame, frame.f_back):
-            if candidate is None:
-                break
-            code = candidate.f_code
-            if known.get(code.co_filename) is True:
-                if helpers.get(id(code)) is False:  # known not to be a query helper
-                    return self._described(candidate)
-                break  # ask ``here``, which tells (and remembers)
-        # a manager called from library code: look a little further, never the whole stack
-        # (a stack with no project frame near would be walked whole for every queryset)
-        return self.here(frame, MARK_DEPTH)
+    def mark(self, frame: FrameType, through: frozenset[str]) -> str:
+        """Where a query is built, for a call made on every queryset (Django's managers):
+        ``frame`` and its callers are passed while they are the library's own query-making
+        code (files in ``through``, such as its managers), and the first frame past them
+        decides. Project code not a query helper: its text; other project code: what
+        ``here`` finds within ``MARK_DEPTH`` frames; other library code: '' (a query the
+        library makes for itself, as a model's save does: the lazy loads of its rows, if
+        any, name their own line). A frame that decides alone is remembered by code
+        location in ``marks``, which callers read first: one lookup, no walk."""
+        known = self.index.kinds
+        current: FrameType | None = frame
+        for _ in range(MARK_DEPTH):
+            if current is None:
+                return ""
+            code = current.f_code
+            path = code.co_filename
+            kind = known.get(path)
+            if kind is None:
+                kind = self.index.kind(path)
+            if kind is True:
+                if self._helper(current):  # the site is further out, it depends on the caller
+                    return self.here(current, MARK_DEPTH)
+                text = self._described(current)
+            elif path in through:
+                current = current.f_back
+                continue
+            else:
+                text = ""
+            self._keep(code)
+            self.marks[(id(code), current.f_lasti)] = text
+            return text
+        return ""
+
+    def _helper(self, frame: FrameType) -> bool:
+        code = frame.f_code
+        helper = self._helpers.get(id(code))
+        if helper is None:
+            self._keep(code)
+            helper = self._helpers[id(code)] = is_helper(frame)
+        return helper
 
     def _described(self, frame: FrameType) -> str:
         code = frame.f_code
@@ -90,5 +111,6 @@ class QuerySites:
         if len(self._alive) >= MAX_SITES:
             self._texts.clear()
             self._helpers.clear()
+            self.marks.clear()
             self._alive.clear()
         self._alive[id(code)] = code
