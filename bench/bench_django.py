@@ -1,6 +1,7 @@
 """Capture overhead on Django ORM and raw psycopg workloads, on a local PostgreSQL.
 
 Run: python bench/bench_django.py [--n 1000] [--repeat 5] [--rounds 10] [--paired-only]
+[--instructions]
 
 The server is ``DEVFORMANCE_PG_DSN`` if set, else a throwaway cluster started from Debian's
 binaries (``tests/pgcluster.py``) for the length of the bench; a ``devformance_bench``
@@ -20,7 +21,9 @@ microseconds: the hardest case), ``psycopg`` and ``psycopg2`` (raw cursors: N ``
 
 Times are the best (lowest) of their runs, which other processes disturb least; the paired
 ratios are the median over rounds of each round's capture / off (two runs back to back, so
-a slow drift of the machine's load cancels), the children's ratios are of best times. Wall
+a slow drift of the machine's load cancels), the children's ratios are of best times.
+``--instructions`` adds what no machine load disturbs: the instructions a django-sqlite
+statement adds under valgrind's callgrind (a run of 200 rows against one of 1,200). Wall
 time, and the client's CPU time (``process_time``; the server's work is not in it, so CPU
 ratios overstate what a user waits). Prints markdown tables for bench/RESULTS.md.
 """
@@ -205,6 +208,38 @@ def test_paired():
 """
 
 
+#: the django-sqlite loop once, capture on or off, under valgrind (``--instructions``)
+COUNTED = """
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ["BENCH_WORKLOAD"] = "django-sqlite"
+import benchwork
+from devformance_nb.core.contract import ChildOptions
+from devformance_nb.core.eventlog import EventWriter
+from devformance_nb.plugin import TestContext
+from devformance_nb.plugin.capture import start_capture
+
+
+def main(mode, n):
+    work = benchwork.work()
+    work.setup()
+    context = TestContext()
+    context.nodeid, context.phase = "counted", "call"
+    context.floor = sys._getframe()
+    if mode == "on":
+        writer = EventWriter(os.environ["BENCH_EVENTS"], "bench", "bench")
+        capture = start_capture(writer, context, ChildOptions(root=os.getcwd()))
+    work.run(50)  # every cache warm, as in a suite's later tests
+    work.run(n)
+    if mode == "on":
+        capture.stop()
+        writer.close()
+
+
+main(sys.argv[1], int(sys.argv[2]))
+"""
+
+
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
     """The DSN of a server: DEVFORMANCE_PG_DSN, else a throwaway cluster."""
@@ -244,6 +279,7 @@ def make_suite(folder: Path) -> None:
     (folder / "test_once.py").write_text(CHILD_TEST, encoding="utf-8")
     (folder / "test_paired.py").write_text(PAIRED_TEST, encoding="utf-8")
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (folder / "counted.py").write_text(COUNTED, encoding="utf-8")
 
 
 def child(folder: Path, test: str, workload: str, mode: str, env: dict[str, str]) -> dict[str, Any]:
@@ -342,6 +378,33 @@ def children_table(folder: Path, env: dict[str, str], repeat: int) -> str:
     return "\n".join(lines)
 
 
+def counted(folder: Path, env: dict[str, str], mode: str, n: int) -> int:
+    """Instructions (callgrind's Ir) of one ``counted.py`` run."""
+    out = folder / f"callgrind-{mode}-{n}.out"
+    (folder / "bench.sqlite3").unlink(missing_ok=True)
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    command += [sys.executable, "counted.py", mode, str(n)]
+    subprocess.run(command, cwd=folder, env=env, capture_output=True, check=True)
+    for line in out.read_text(encoding="utf-8").splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
+
+
+def instructions(folder: Path, env: dict[str, str]) -> str:
+    """Instructions a django-sqlite statement adds, capture on against off: the difference
+    between a run of 200 and one of 1,200 rows (3,000 statements), so start-up and set-up
+    cancel. No machine load disturbs it (valgrind's count), unlike the times."""
+    per: dict[str, float] = {}
+    for mode in ("off", "on"):
+        small, large = (counted(folder, env, mode, n) for n in (200, 1_200))
+        per[mode] = (large - small) / 3_000
+    return (
+        "| workload | instructions/stmt off | on | added |\n|---|---|---|---|\n"
+        f"| django-sqlite | {per['off']:,.0f} | {per['on']:,.0f} | {per['on'] - per['off']:+,.0f} |"
+    )
+
+
 def main() -> None:
     """Run both measurements and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -349,6 +412,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="children per mode")
     parser.add_argument("--rounds", type=int, default=10, help="paired rounds per mode")
     parser.add_argument("--paired-only", action="store_true", help="skip the fresh children")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions under callgrind"
+    )
     args = parser.parse_args()
     with (
         postgres() as server,
@@ -360,10 +426,13 @@ def main() -> None:
         env = base_env(folder, dsn, args.n, args.rounds)
         paired = paired_table(folder, env)
         children = "" if args.paired_only else children_table(folder, env, args.repeat)
+        counts = instructions(folder, env) if args.instructions else ""
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, N={args.n}\n")
     print(f"Paired in one child, {args.rounds} rounds per mode:\n\n{paired}\n")
     if children:
-        print(f"Fresh children, best of {args.repeat} per mode:\n\n{children}")
+        print(f"Fresh children, best of {args.repeat} per mode:\n\n{children}\n")
+    if counts:
+        print(f"Instructions per statement (valgrind callgrind):\n\n{counts}")
 
 
 if __name__ == "__main__":
