@@ -20,8 +20,8 @@ from devformance_nb.logic.slow import SlowQuery
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.state import RunState
 from devformance_nb.ui import liveview, text
-from devformance_nb.ui.liveview import LiveRunView, split_filter
-from devformance_nb.ui.pane import TAIL_CHARS, TAIL_LINES, Budget
+from devformance_nb.ui.liveview import LiveRunView
+from devformance_nb.ui.pane import TAIL_CHARS, TAIL_LINES, Budget, FilePane
 
 UNLIMITED = (1e9, 1e12)
 
@@ -99,13 +99,19 @@ def drive(view: LiveRunView) -> Driver:
     return Driver(view)
 
 
+def pane_of(view: LiveRunView, key: str) -> FilePane:
+    pane = view.pane_for(key)
+    assert pane is not None, f"{key} has no pane"
+    return pane
+
+
 def pane_text(view: LiveRunView, key: str) -> str:
-    outputs = view._panes[key].pane.outputs
+    outputs = pane_of(view, key).pane.outputs
     return "".join(o["text"] for o in outputs)
 
 
 def title_of(view: LiveRunView, key: str) -> str:
-    return str(view.accordion.titles[view._order.index(key)])
+    return str(view.accordion.titles[view.accordion.children.index(pane_of(view, key).box)])
 
 
 @pytest.mark.quick
@@ -117,7 +123,7 @@ def test_items_titles_progress_and_summary_follow_the_run(view: LiveRunView, dri
     drive.test("tests/test_a.py", "t1")
     drive.output("tests/test_a.py", "tests/test_a.py::t1 PASSED")
     drive.tick()
-    a = view._panes["tests/test_a.py"]
+    a = pane_of(view, "tests/test_a.py")
     assert title_of(view, "tests/test_a.py").startswith("▶ running  ·  tests/test_a.py")
     assert (a.progress.value, a.progress.max, a.progress.description) == (1, 4, "1/4 tests")
     assert a.progress.bar_style == "info"
@@ -157,7 +163,7 @@ def test_sql_findings_and_coverage_slot_in_when_present(view: LiveRunView, drive
     drive.start(["t.py"])
     drive.file_started("t.py", collected=1)
     drive.tick()
-    assert "N+1</b>: none" in view._panes["t.py"].side.value
+    assert "N+1</b>: none" in pane_of(view, "t.py").side.value
     fs = drive.state.files["t.py"]
     fs.n_plus_one.append(
         NPlusOneFinding(
@@ -179,7 +185,7 @@ def test_sql_findings_and_coverage_slot_in_when_present(view: LiveRunView, drive
     drive.tick()
     title = title_of(view, "t.py")
     assert "N+1 ×1" in title and "slow ×2" in title and "cov 87%" in title
-    side = view._panes["t.py"].side.value
+    side = pane_of(view, "t.py").side.value
     assert "authors" in side and "×12" in side and "selectinload" in side
     assert "250 ms" in side and "pg_sleep" in side and "87.4%" in side
     summary = text.summarize(drive.state)
@@ -198,7 +204,7 @@ def test_unused_eager_loads_get_a_badge_and_a_list(view: LiveRunView, drive: Dri
     drive.test("t.py", "t1")
     drive.tick()
     assert "unused eager ×1" in title_of(view, "t.py")
-    side = view._panes["t.py"].side.value
+    side = pane_of(view, "t.py").side.value
     assert "Unused eager loads</b> (1)" in side and "Author.books" in side
     assert "app/q.py:7 names" in side and "drop the option" in side
 
@@ -278,7 +284,7 @@ def test_all_files_failing_to_collect(view: LiveRunView, drive: Driver) -> None:
     drive.close("failed")
     for key in keys:
         assert title_of(view, key).startswith("⚠ error")
-        pane = view._panes[key]
+        pane = pane_of(view, key)
         assert "Collection errors" in pane.side.value and f"SyntaxError in {key}" in pane.side.value
         assert pane.progress.bar_style == "danger"
     assert "All 3 files failed to collect" in view.summary.value
@@ -323,7 +329,8 @@ def test_files_announced_off_the_main_thread_get_no_widgets(view: LiveRunView) -
     thread.join()
     drive.tick()
     assert len(view.accordion.children) == 0
-    assert "2 files have no item" in view.summary.value
+    assert "2 files have no pane" in view.summary.value
+    assert "a.py" in view.table.table.value and "b.py" in view.table.table.value
 
 
 @pytest.mark.quick
@@ -339,7 +346,7 @@ def test_full_log_button_shows_the_log_file(
     view: LiveRunView, drive: Driver, tmp_path: Path
 ) -> None:
     drive.start(["tests/test_a.py"], run_dir=str(tmp_path))
-    pane = view._panes["tests/test_a.py"]
+    pane = pane_of(view, "tests/test_a.py")
     assert pane.log_path is not None and pane.log_path.parent == tmp_path
     pane.log_button.click()
     assert "no log yet" in pane.log_view.outputs[0]["text"]
@@ -363,13 +370,6 @@ def test_tail_text_caps_and_colours() -> None:
     assert text.colourize("\x1b[32mcoloured\x1b[0m FAILED").startswith("\x1b[32m")
     huge = text.tail_text(["\x1b[31m" + "y" * 500], 1, 100)
     assert len(huge) <= 102 and "\x1b" not in huge
-
-
-@pytest.mark.quick
-def test_split_filter(tmp_path: Path) -> None:
-    (tmp_path / "tests").mkdir()
-    assert split_filter("tests *order* , books", tmp_path) == (["tests"], ["*order*", "*books*"])
-    assert split_filter("  ", tmp_path) == ([], [])
 
 
 SUITE = {
@@ -421,3 +421,80 @@ def test_a_filter_matching_nothing_says_so(make_project: MakeProject) -> None:
     view._on_run_click()
     assert "no test file matches" in view.status.value
     assert view.run is None and not view.run_button.disabled
+
+
+def widget_count() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    return len(_instances)
+
+
+@pytest.mark.quick
+def test_a_large_run_costs_what_a_small_one_does(view: LiveRunView, drive: Driver) -> None:
+    # widget models follow what is shown, never the number of files
+    before = widget_count()
+    view.expect([f"tests/test_{i:04d}.py" for i in range(100)])
+    made_for_100 = widget_count() - before
+    other = LiveRunView(root=view.root)
+    before = widget_count()
+    other.expect([f"tests/test_{i:04d}.py" for i in range(2_000)])
+    assert widget_count() - before == made_for_100
+    assert len(other.accordion.children) == 0, "nothing worth a pane yet: the table shows all"
+    assert "files 1–50 of 2,000" in other.table.where.value
+    assert other.table.table.value.count("<tr>") == 51  # the header and one page
+
+
+@pytest.mark.quick
+def test_failing_and_opened_files_get_panes_in_a_large_run(
+    view: LiveRunView, drive: Driver
+) -> None:
+    keys = [f"tests/test_{i:04d}.py" for i in range(1_000)]
+    view.expect(keys)
+    drive.start(keys)
+    for key in keys:
+        drive.file_started(key, collected=1)
+        failing = key in ("tests/test_0100.py", "tests/test_0500.py", "tests/test_0999.py")
+        drive.test(key, "t", "failed" if failing else "passed")
+        drive.finish(key, "failed" if failing else "passed")
+    drive.tick()
+    failing_keys = ["tests/test_0100.py", "tests/test_0500.py", "tests/test_0999.py"]
+    assert [pane_of(view, k).key for k in failing_keys] == failing_keys
+    assert len(view.accordion.children) == 3
+    assert view.accordion.selected_index == 0, "the first failure opens by itself"
+    # problems first: the three failures head the table's first page
+    rows = re.findall(r"<code>(tests/test_\d+\.py)</code>", view.table.table.value)
+    assert rows[:3] == failing_keys and len(rows) == 50
+    # open a passing file from the table: it gets a pane, opened; closing it hides it
+    view.open_file("tests/test_0007.py")
+    drive.tick()
+    opened = pane_of(view, "tests/test_0007.py")
+    assert view.accordion.children[view.accordion.selected_index] is opened.box
+    assert len(view.accordion.children) == 4, "panes in the run's order: it comes first"
+    assert title_of(view, "tests/test_0007.py").startswith("✔ passed")
+    pane_of(view, "tests/test_0007.py").close_button.click()
+    drive.tick()
+    assert view.pane_for("tests/test_0007.py") is None and len(view.accordion.children) == 3
+    drive.close("failed")
+    assert "files 1–50 of 1,000" in view.table.where.value
+
+
+@pytest.mark.quick
+def test_the_table_sorts_filters_and_pages(view: LiveRunView, drive: Driver) -> None:
+    keys = [f"tests/api/test_{i:03d}.py" for i in range(60)] + ["tests/web/test_home.py"]
+    view.expect(keys)
+    drive.start(keys)
+    drive.file_started("tests/web/test_home.py", collected=2)
+    drive.finish("tests/web/test_home.py", "passed")
+    drive.close()
+    assert "files 1–50 of 61" in view.table.where.value
+    view.table.next.click()
+    assert "files 51–61 of 61" in view.table.where.value and view.table.next.disabled
+    view.filter.value = "web"
+    assert "files 1–1 of 1 matching (61 in the run)" in view.table.where.value
+    assert "tests/web/test_home.py" in view.table.table.value
+    view.filter.value = "tests/api/test_00?.py"
+    assert "of 10 matching" in view.table.where.value
+    view.filter.value = ""
+    view.table.sort.value = "file"
+    rows = re.findall(r"<code>(tests/[^<]+)</code>", view.table.table.value)
+    assert rows == sorted(keys)[:50]

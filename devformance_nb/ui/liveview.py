@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -40,15 +39,20 @@ from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.run.state import FileState, Observer, RunState
 from devformance_nb.ui import text
+from devformance_nb.ui.filetable import FileTable
+from devformance_nb.ui.filters import split_filter
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
+from devformance_nb.ui.panepool import POOL_PANES, PanePool, wanted
 
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
 MIN_REDRAW = 0.2
-_GLOB = re.compile(r"[*?\[]")
 
 
 class LiveRunView:
-    """A live dashboard of a test run: header, summary cards, one Accordion item per file.
+    """A live dashboard of a test run: header, summary cards, a table of every file (sorted,
+    filtered, paged) and an Accordion of live panes: every file's when the run has at most
+    ``POOL_PANES`` files, else the files opened from the table, the failing ones and those
+    running for a while.
 
     ``LiveRunView(paths, root=..., workers=..., ...)`` then ``display(view)`` and
     ``view.start()`` (or the Run button) runs the tests with it. To watch a
@@ -99,14 +103,23 @@ class LiveRunView:
         self.messages = 0
         self.state: RunState | None = None
         self._buffers: dict[str, FileBuffer] = {}
-        self._panes: dict[str, FilePane] = {}
+        self._pool = PanePool(on_close=self._dismiss)
+        #: every file of the run, in its order; the files shown in panes, in the same order
         self._order: list[str] = []
+        self._shown: list[str] = []
+        #: files opened from the table (newest last) and panes the user closed
+        self._opened: list[str] = []
+        self._dismissed: set[str] = set()
+        #: the file whose pane is open, and the index the view itself last opened
+        self._selected: str | None = None
+        self._auto_index: int | None = None
         self._run_id: str | None = None
+        self._run_dir: str | None = None
         self._active = False
         self._stopping = False
         self._notice = ""
-        self._auto_index: int | None = None
         self._user_chose = False
+        self._drawing = False
         self._unshown = 0
         self._last_redraw = 0.0
         #: comm messages and bytes a second the redraws may use (replace it to tune)
@@ -136,38 +149,66 @@ class LiveRunView:
         )  # fmt: skip
         self.status = w.HTML(value=text.status_html(None))
         self.summary = w.HTML(value=text.summary_html(text.Summary()))
+        self.table = FileTable(on_open=self.open_file, on_change=self._request_redraw)
         self.accordion = w.Accordion()
         self.accordion.observe(self._on_select, names="selected_index")
+        self.filter.observe(lambda _: self._request_redraw(), names="value")
         self.run_button.on_click(self._on_run_click)
         self.stop_button.on_click(lambda _: self.stop())
         header = w.HBox(
             [self.run_button, self.stop_button, self.workers, self.filter, self.status],
             layout=w.Layout(align_items="center", flex_flow="row wrap"),
         )
-        self.widget = w.VBox([w.HTML(CSS), header, self.summary, self.accordion])
+        self.widget = w.VBox([w.HTML(CSS), header, self.summary, self.table.box, self.accordion])
         self.widget.add_class("devformance-view")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def expect(self, keys: Sequence[str]) -> None:
-        """One pending Accordion item per file key, replacing an earlier run's (main thread)."""
-        old = list(self._panes.values())
-        self._panes, self._order, self._buffers = {}, [], {}
-        self._auto_index, self._user_chose = None, False
+        """Show these files, pending, replacing an earlier run's (main thread)."""
+        self._order, self._buffers, self._shown = [], {}, []
+        self._opened, self._dismissed = [], set()
+        self._selected, self._auto_index, self._user_chose = None, None, False
+        self._run_dir = None
         self.accordion.selected_index = None
         self._add(keys)
-        for pane in old:  # closed once no longer shown: frees their comms
-            pane.close()
 
     def _add(self, keys: Sequence[str]) -> None:
         for key in keys:
-            self._panes[key] = FilePane(key)
-            self._buffers.setdefault(key, FileBuffer())
-            self._order.append(key)
-        with self.accordion.hold_sync():
-            self.accordion.children = [self._panes[k].box for k in self._order]
-            self.accordion.titles = tuple(text.title(FileState(key=k)) for k in self._order)
+            if key not in self._buffers:
+                self._buffers[key] = FileBuffer()
+                self._order.append(key)
+        self._pool.grow(min(len(self._order), POOL_PANES))  # widgets: main thread only
+        self._redraw(self.state, time.monotonic(), final=True)
+
+    def pane_for(self, key: str) -> FilePane | None:
+        """The live pane showing the file ``key``, or None when it has none now."""
+        return self._pool.bound.get(key)
+
+    def open_file(self, key: str) -> None:
+        """Give the file ``key`` a pane and open it (what picking it in the table does)."""
+        if key not in self._buffers:
+            raise KeyError(f"{key!r} is not a file of this view's run")
+        self._opened = [k for k in self._opened if k != key] + [key]
+        self._dismissed.discard(key)
+        self._selected, self._user_chose = key, True
+        self._request_redraw()
+
+    def _dismiss(self, key: str) -> None:
+        # the pane's "close" button: hidden until opened again
+        self._opened = [k for k in self._opened if k != key]
+        self._dismissed.add(key)
+        if self._selected == key:
+            self._selected = None
+        self._request_redraw()
+
+    def _request_redraw(self) -> None:
+        # main thread (a click): while a run goes its loop draws at the next tick; otherwise
+        # nothing else draws, so draw now
+        self._last_redraw = 0.0
+        if not self._active:
+            self._redraw(self.state, time.monotonic(), final=True)
 
     def start(self) -> api.Run:
         """Discover the files (header filter applied), show them, start the run in the background.
@@ -236,8 +277,11 @@ class LiveRunView:
 
     def _on_select(self, change: dict[str, Any]) -> None:
         # the view sets selected_index only to _auto_index: anything else is the user's click
-        if change["new"] != self._auto_index:
+        if not self._drawing and change["new"] != self._auto_index:
             self._user_chose = True
+            index = change["new"]
+            shown = self._shown
+            self._selected = shown[index] if index is not None and index < len(shown) else None
 
     # ----- loop thread -------------------------------------------------------
 
@@ -262,16 +306,25 @@ class LiveRunView:
 
     def _on_run_started(self, event: ev.RunStarted, state: RunState) -> None:
         self._run_id, self.state, self._active = state.run_id, state, True
-        missing = [key for key in event.files if key not in self._panes]
+        run_dir = state.meta.get("run_dir")
+        self._run_dir = str(run_dir) if run_dir else None
+        for key, pane in self._pool.bound.items():
+            pane.log_path = self._log_path(key)
+        missing = [key for key in event.files if key not in self._buffers]
         if missing and threading.current_thread() is threading.main_thread():
             self._add(missing)  # replays and tests drive the view from the main thread
-        else:
-            self._unshown = len(missing)  # widgets are never created off the main thread
-        run_dir = state.meta.get("run_dir")
-        for key, pane in self._panes.items():
-            if run_dir:
-                pane.log_path = RunDir.at(str(run_dir)).log_path(key)
-            self._buffers[key].version += 1
+        elif missing:
+            # widgets are never made off the main thread: the table lists every file, the
+            # panes are the ones made by expect()
+            for key in missing:
+                self._buffers[key] = FileBuffer()
+                self._order.append(key)
+            self._unshown = max(0, min(len(self._order), POOL_PANES) - len(self._pool.panes))
+        for buffer in self._buffers.values():
+            buffer.version += 1
+
+    def _log_path(self, key: str) -> Path | None:
+        return RunDir.at(self._run_dir).log_path(key) if self._run_dir else None
 
     def tick(self, state: RunState) -> None:
         """Redraw what changed, at most every MIN_REDRAW seconds and within the budget."""
@@ -290,81 +343,81 @@ class LiveRunView:
         self.accordion.send_state(["titles", "selected_index"])
         self.summary.send_state("value")
         self.status.send_state("value")
-        self.messages += 3 + assign(self.run_button, disabled=False)
+        self.table.table.send_state("value")
+        self.messages += 4 + assign(self.run_button, disabled=False)
         self.messages += assign(self.stop_button, disabled=True)
         self._active = self._stopping = False
 
-    def _redraw(self, state: RunState, now: float, *, final: bool) -> None:
+    def _files(self, state: RunState | None) -> dict[str, FileState]:
+        known = state.files if state is not None else {}
+        return {k: known.get(k) or FileState(key=k) for k in self._order}
+
+    def _redraw(self, state: RunState | None, now: float, *, final: bool) -> None:
         self.budget.refill(now)
-        sent, nbytes = self._draw_overview(state)
+        files = self._files(state)
+        sent, nbytes = self._draw_overview(state, files)
         self.budget.charge(sent, nbytes)
         for key in self._dirty_panes():
             if not final and not self.budget.allows():
                 break  # the rest stays dirty and goes out on a later tick
-            pane = self._panes[key]
-            messages, size = pane.update(
-                state.files.get(key) or FileState(key=key), self._buffers[key]
-            )
+            pane = self._pool.bound[key]
+            messages, size = pane.update(files[key], self._buffers[key])
             pane.sent_at = now
             self.budget.charge(messages, size)
             sent += messages
         self.messages += sent
 
-    def _draw_overview(self, state: RunState) -> tuple[int, int]:
-        titles = tuple(text.title(state.files.get(k) or FileState(key=k)) for k in self._order)
-        values: dict[str, Any] = {"titles": titles}
-        index = self._auto_open(state)
-        if not self._user_chose and index != self.accordion.selected_index:
+    def _draw_overview(
+        self, state: RunState | None, files: dict[str, FileState]
+    ) -> tuple[int, int]:
+        sent, size = self.table.update(list(files.values()), self.filter.value)
+        shown = wanted(self._order, files, self._opened, self._dismissed, len(self._pool.panes))
+        panes = self._pool.bind(shown, self._log_path)
+        self._shown = shown
+        titles = tuple(text.title(files[k]) for k in shown)
+        values: dict[str, Any] = {"children": tuple(p.box for p in panes), "titles": titles}
+        key = self._auto_open(files)
+        self._selected = key
+        index = shown.index(key) if key in shown else None
+        if index != self.accordion.selected_index:
             self._auto_index = values["selected_index"] = index
+        self._drawing = True  # its own changes (and the children's reset) are not a click
+        try:
+            sent_a = assign(self.accordion, **values)
+        finally:
+            self._drawing = False
+        size += sent_a * sum(map(len, titles))
+        if state is None:
+            return sent + sent_a, size
         summary = text.summarize(state)
         if self._unshown:
-            summary.notes.append(f"{self._unshown} files have no item: call view.expect() first")
+            summary.notes.append(f"{self._unshown} files have no pane: call view.expect() first")
         head = text.status_html(state, self._notice, self._stopping)
         body = text.summary_html(summary)
-        sent = assign(self.accordion, **values)
         sent_h, sent_b = assign(self.status, value=head), assign(self.summary, value=body)
-        size = sent * sum(map(len, titles)) + sent_h * len(head) + sent_b * len(body)
-        return sent + sent_h + sent_b, size
+        size += sent_h * len(head) + sent_b * len(body)
+        return sent + sent_a + sent_h + sent_b, size
 
-    def _auto_open(self, state: RunState) -> int | None:
-        """The item to open: the first failing file, else a running one; the user's choice wins."""
-        current = self.accordion.selected_index
+    def _auto_open(self, files: dict[str, FileState]) -> str | None:
+        """The file to open: the first failing one, else a running one; the user's choice
+        wins (a file closed from the table stays closed)."""
+        current, shown = self._selected, self._shown
+        if current not in shown:
+            current = None
         if self._user_chose:
-            return current  # type: ignore[no-any-return]
-        files = [state.files.get(k) or FileState(key=k) for k in self._order]
-        if current is not None and current < len(files) and text.is_failing(files[current]):
-            return current  # type: ignore[no-any-return]
-        failing = next((i for i, fs in enumerate(files) if text.is_failing(fs)), None)
+            return current
+        if current is not None and text.is_failing(files[current]):
+            return current
+        failing = next((k for k in shown if text.is_failing(files[k])), None)
         if failing is not None:
             return failing
-        running = next((i for i, fs in enumerate(files) if fs.status == "running"), None)
-        if current is None or (current < len(files) and files[current].is_finished):
-            return running if running is not None else current  # type: ignore[no-any-return]
-        return current  # type: ignore[no-any-return]
+        running = next((k for k in shown if files[k].status == "running"), None)
+        if current is None or files[current].is_finished:
+            return running if running is not None else current
+        return current
 
     def _dirty_panes(self) -> list[str]:
         """Changed panes: the open one first, then the longest waiting."""
-        index = self.accordion.selected_index
-        open_key = self._order[index] if index is not None and index < len(self._order) else None
-        dirty = [k for k in self._order if self._buffers[k].version != self._panes[k].sent_version]
-        return sorted(dirty, key=lambda k: (k != open_key, self._panes[k].sent_at))
-
-
-def split_filter(value: str, root: Path) -> tuple[list[str], list[str]]:
-    """Split the header's filter into paths (that exist under ``root``) and key patterns.
-
-    A token with ``*``, ``?`` or ``[`` is a glob on file keys; a token naming a
-    file or folder is a path; any other token matches keys containing it.
-    """
-    paths: list[str] = []
-    patterns: list[str] = []
-    for token in re.split(r"[\s,]+", value.strip()):
-        if not token:
-            continue
-        if _GLOB.search(token):
-            patterns.append(token)
-        elif (root / token).exists():
-            paths.append(token)
-        else:
-            patterns.append(f"*{token}*")
-    return paths, patterns
+        bound = self._pool.bound
+        dirty = [k for k in self._shown if self._buffers[k].version != bound[k].sent_version]
+        return sorted(dirty, key=lambda k: (k != self._selected, bound[k].sent_at))

@@ -119,6 +119,10 @@ class FilePane:
         self.sent_version = -1
         self.sent_at = 0.0
         self._colour_cache: dict[str, str] = {}
+        #: called with the pane's key when its "close" button is pressed (main thread)
+        self.on_close: Any = None
+        #: rebound to another file since the last update (its full log is hidden then)
+        self._rebound = False
         self.progress = w.IntProgress(
             value=0, min=0, max=1, description="waiting", style={"description_width": "initial"}
         )
@@ -144,15 +148,28 @@ class FilePane:
         )
         self.log_view.add_class("devformance-log")
         self.log_button.on_click(self._toggle_log)
+        self.close_button = w.Button(description="close", tooltip="hide this file's pane")
+        self.close_button.on_click(lambda _: self.on_close and self.on_close(self.key))
         self.box = w.VBox(
             [
                 w.HBox([self.progress, self.head], layout=w.Layout(align_items="center")),
                 self.pane,
                 self.side,
-                w.HBox([self.log_button, self.log_link], layout=w.Layout(align_items="center")),
+                w.HBox(
+                    [self.log_button, self.close_button, self.log_link],
+                    layout=w.Layout(align_items="center"),
+                ),
                 self.log_view,
             ]
         )
+
+    def rebind(self, key: str, log_path: Path | None) -> None:
+        """Show another file from now on (loop thread: plain state; its next ``update`` sends
+        every widget, and hides the previous file's full log)."""
+        self.key, self.log_path = key, log_path
+        self.sent_version = -1
+        self._colour_cache = {}
+        self._rebound = True
 
     def update(self, fs: FileState, buffer: FileBuffer) -> tuple[int, int]:
         """Redraw from the file's state; returns (messages, bytes) sent. Loop thread only."""
@@ -160,6 +177,9 @@ class FilePane:
         head, side = text.head_html(fs), text.side_html(fs)
         link = f"log: <code>{html.escape(str(self.log_path))}</code>" if self.log_path else ""
         sent = assign(self.progress, **text.progress_values(fs))
+        if self._rebound:
+            self._rebound = False
+            sent += assign(self.log_view.layout, display="none")
         sent_bytes = sent * MESSAGE_OVERHEAD
         for widget, values, size in (
             (self.head, {"value": head}, len(head)),
