@@ -1,6 +1,6 @@
 """UI cost of the live notebook view under a flood of output.
 
-Usage: python bench/bench_ui.py [--seconds 10] [--files 20] [--rate 2000]
+Usage: python bench/bench_ui.py [--seconds 10] [--files 20] [--rate 2000] [--suite 2000]
 
 What it measures: 20 test files each print 2,000 lines a second (40,000
 output events a second) and finish a test every 0.2 s. The events go through
@@ -11,6 +11,14 @@ replaced): every message a kernel would send to the frontend is counted with
 its JSON size; there is no kernel and no browser. "UI CPU" is the thread CPU
 time spent inside the view's methods over the wall time (the run state's own
 bookkeeping is the launcher's, not the UI's).
+
+``--suite N`` measures a real run instead: N generated trivial test files (3 of them
+failing), run by the real launcher (discovery, fork server, 2 workers, the readers and the
+queue, coverage off) with a ``LiveRunView`` started as a notebook user starts it
+(``view.start()``), widgets on the counting comm. It reports how long the view took to list
+every file after discovery, the comm messages a second sampled each second of the run (the
+steady state and the worst second), the widget models made, and the kernel's CPU (this
+process: launcher, readers, loop and view) over the run's wall time.
 
 Targets (DESIGN.md, the live notebook issue): under 100 messages a second,
 under 10 % of a core for the UI. Prints a markdown table for bench/RESULTS.md.
@@ -162,13 +170,108 @@ def table(r: dict[str, float], files: int, rate: int) -> str:
     return "\n".join(out)
 
 
+FAILING = (3, 0, -1)  # positions of the planted failing files (first, middle, last)
+
+
+def make_suite(folder: str, files: int) -> list[str]:
+    """``files`` trivial test files under ``folder``/tests, three failing; their keys."""
+    import os
+
+    tests = os.path.join(folder, "tests")
+    os.makedirs(tests)
+    keys = [f"tests/test_{i:04d}.py" for i in range(files)]
+    failing = {keys[FAILING[0]], keys[len(keys) // 2], keys[-1]}
+    for key in keys:
+        body = "    assert 1 + 1 == 3, 'planted'\n" if key in failing else "    assert True\n"
+        with open(os.path.join(folder, key), "w", encoding="utf-8") as fh:
+            fh.write(f"def test_one():\n{body}")
+    with open(os.path.join(folder, "pytest.ini"), "w", encoding="utf-8") as fh:
+        fh.write("[pytest]\ntestpaths = tests\n")
+    return keys
+
+
+def suite_run(files: int, workers: int) -> dict[str, float]:
+    """A real run of ``files`` generated files with a live view; returns the figures."""
+    import tempfile
+
+    from ipywidgets.widgets.widget import _instances
+
+    install_counting_comm()
+    from devformance_nb.ui.liveview import LiveRunView  # widgets only after the comm swap
+
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as folder:
+        make_suite(folder, files)
+        view = LiveRunView(root=folder, workers=workers, coverage=False, db=f"{folder}/s.duckdb")
+        listed: list[float] = []
+        expect = view.expect
+
+        def timed_expect(keys: Any) -> None:
+            began = time.perf_counter()
+            expect(keys)
+            listed.append(time.perf_counter() - began)
+
+        view.expect = timed_expect  # type: ignore[method-assign]
+        models_before = len(_instances)
+        cpu, began = time.process_time(), time.monotonic()
+        run = view.start()
+        models = len(_instances) - models_before
+        per_second: list[int] = []
+        last = CountingComm.counts.get("comm_msg", 0)
+        while not run.wait(timeout=1.0).done:
+            now_count = CountingComm.counts.get("comm_msg", 0)
+            per_second.append(now_count - last)
+            last = now_count
+        wall, cpu = time.monotonic() - began, time.process_time() - cpu
+        table_text = view.table.where.value
+        failing_panes = len(view.accordion.children)
+    steady = sorted(per_second)[len(per_second) // 2] if per_second else 0
+    return {
+        "files": files,
+        "wall": wall,
+        "listed_s": listed[0] if listed else float("nan"),
+        "models": models,
+        "messages_median": steady,
+        "messages_max": max(per_second, default=0),
+        "messages_mean": sum(per_second) / max(len(per_second), 1),
+        "kernel_cpu_share": cpu / wall,
+        "table": table_text,  # type: ignore[dict-item]
+        "panes_at_end": failing_panes,
+    }
+
+
+def suite_table(r: dict[str, Any]) -> str:
+    """The real run's figures as a markdown table."""
+    rows = [
+        ("files (3 failing), 2 workers", f"{r['files']:,}", ""),
+        ("every file listed after discovery", f"{r['listed_s']:.2f} s", "< 2 s"),
+        ("widget models made for the view", f"{r['models']}", "follows what is shown"),
+        ("comm messages a second, median second", f"{r['messages_median']}", "< 100/s"),
+        ("comm messages a second, mean / worst second",
+         f"{r['messages_mean']:.1f} / {r['messages_max']}", ""),
+        ("kernel CPU over the run (launcher + view)", f"{r['kernel_cpu_share'] * 100:.0f} %", ""),
+        ("run wall time", f"{r['wall']:.1f} s", ""),
+        ("table at the end", r["table"], ""),
+        ("live panes at the end", f"{r['panes_at_end']}", "the 3 failing files"),
+    ]  # fmt: skip
+    out = ["| measure | value | target |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(out)
+
+
 def main() -> None:
     """Run the bench and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--rate", type=int, default=2000, help="lines per second per file")
+    parser.add_argument("--suite", type=int, default=0, help="a real run of this many files")
+    parser.add_argument("--workers", type=int, default=2, help="workers of the real run")
     args = parser.parse_args()
+    if args.suite:
+        figures_ = suite_run(args.suite, args.workers)
+        print(f"bench_ui --suite {args.suite}: a real run through the launcher, counting comm\n")
+        print(suite_table(figures_))
+        return
     figures = run(args.seconds, args.files, args.rate)
     print(
         f"bench_ui: synthetic events through the real LiveRunView, counting comm, "

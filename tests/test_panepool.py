@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from devformance_nb.run.state import FileState
-from devformance_nb.ui.panepool import FAILING_PANES, PanePool, wanted
+from devformance_nb.ui.panepool import (
+    FAILING_PANES,
+    OPENED_PANES,
+    POOL_PANES,
+    PanePool,
+    pool_size,
+    wanted,
+)
 
 pytestmark = pytest.mark.quick
 
@@ -42,3 +49,10 @@ def test_panes_keep_their_file_and_freed_ones_are_reused() -> None:
         "a.py", "b.py",
     ]  # fmt: skip
     assert set(pool.bound) == {"a.py", "b.py"}
+
+
+def test_a_pane_per_file_when_they_fit_else_what_matters() -> None:
+    assert pool_size(12, 2) == 12
+    assert pool_size(POOL_PANES, 2) == POOL_PANES
+    assert pool_size(2_000, 2) == OPENED_PANES + FAILING_PANES + 2
+    assert pool_size(2_000, 512) == POOL_PANES

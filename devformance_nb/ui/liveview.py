@@ -42,7 +42,7 @@ from devformance_nb.ui import text
 from devformance_nb.ui.filetable import FileTable
 from devformance_nb.ui.filters import split_filter
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
-from devformance_nb.ui.panepool import POOL_PANES, PanePool, wanted
+from devformance_nb.ui.panepool import PanePool, pool_size, wanted
 
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
 MIN_REDRAW = 0.2
@@ -51,8 +51,8 @@ MIN_REDRAW = 0.2
 class LiveRunView:
     """A live dashboard of a test run: header, summary cards, a table of every file (sorted,
     filtered, paged) and an Accordion of live panes: every file's when the run has at most
-    ``POOL_PANES`` files, else the files opened from the table, the failing ones and those
-    running for a while.
+    ``panepool.POOL_PANES`` files, else the files opened from the table, the failing ones and
+    those running for a while.
 
     ``LiveRunView(paths, root=..., workers=..., ...)`` then ``display(view)`` and
     ``view.start()`` (or the Run button) runs the tests with it. To watch a
@@ -179,7 +179,8 @@ class LiveRunView:
             if key not in self._buffers:
                 self._buffers[key] = FileBuffer()
                 self._order.append(key)
-        self._pool.grow(min(len(self._order), POOL_PANES))  # widgets: main thread only
+        # widgets: main thread only
+        self._pool.grow(pool_size(len(self._order), self.workers.value))
         self._redraw(self.state, time.monotonic(), final=True)
 
     def pane_for(self, key: str) -> FilePane | None:
@@ -319,7 +320,8 @@ class LiveRunView:
             for key in missing:
                 self._buffers[key] = FileBuffer()
                 self._order.append(key)
-            self._unshown = max(0, min(len(self._order), POOL_PANES) - len(self._pool.panes))
+            wanted_panes = pool_size(len(self._order), self.workers.value)
+            self._unshown = max(0, wanted_panes - len(self._pool.panes))
         for buffer in self._buffers.values():
             buffer.version += 1
 

@@ -28,6 +28,14 @@ OPENED_PANES = 5
 RUNNING_PANE_AFTER = 1.0
 
 
+def pool_size(files: int, workers: int) -> int:
+    """Panes a view makes for a run: one per file when they fit, else enough for the opened
+    and failing files and one per worker."""
+    if files <= POOL_PANES:
+        return files
+    return min(POOL_PANES, OPENED_PANES + FAILING_PANES + workers)
+
+
 def wanted(
     order: Sequence[str],
     files: Mapping[str, FileState],
