@@ -167,6 +167,7 @@ class LiveRunView:
 
     def expect(self, keys: Sequence[str]) -> None:
         """Show these files, pending, replacing an earlier run's (main thread)."""
+        self.state = None  # the earlier run's figures are not this one's
         self._order, self._buffers, self._shown = [], {}, []
         self._opened, self._dismissed = [], set()
         self._selected, self._auto_index, self._user_chose = None, None, False
