@@ -180,5 +180,14 @@ def test_a_thousand_files_in_voila(tmp_path: Path) -> None:
         finally:
             browser.close()
     assert not_voila(blocked) == [], "the page asked for something outside localhost"
-    # Voila's page template asks a CDN for its icon font, which the blocked network refuses
-    check(shown, [m for m in console if not m.startswith("Failed to load resource")])
+    check(shown, [m for m in console if not voila_noise(m)])
+
+
+def voila_noise(message: str) -> bool:
+    """Console errors of Voila's own page, whatever it shows: its template's icon font
+    (refused by the blocked network), and Notebook 7's JupyterLab extension (installed with
+    the notebook extra), which Voila's extension loader cannot host (module federation
+    error RUNTIME-012 raised from that extension's remoteEntry script)."""
+    if message.startswith("Failed to load resource"):
+        return True
+    return "RUNTIME-012" in message and "/voila/labextensions/@jupyter-notebook/" in message
