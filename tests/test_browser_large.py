@@ -39,21 +39,35 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOK = REPO / "notebooks" / "01_live_run.ipynb"
 FILES = 1_000
-FAILING = ("tests/test_0003.py", "tests/test_0500.py", "tests/test_0999.py")
-KEYS = [f"tests/test_{i:04d}.py" for i in range(FILES)]
+
+
+def keys_of(files: int) -> list[str]:
+    """The keys of a generated project of ``files`` files."""
+    return [f"tests/test_{i:04d}.py" for i in range(files)]
+
+
+def failing_of(files: int) -> tuple[str, ...]:
+    """Its three failing files: near the start, in the middle, the last."""
+    keys = keys_of(files)
+    return keys[3], keys[files // 2], keys[-1]
+
+
+KEYS = keys_of(FILES)
+FAILING = failing_of(FILES)
 #: the run is over in the page once its Run button is enabled again
 RUN_ENABLED = ".devformance-view button:not([disabled])"
 TITLES = ".widget-accordion .jupyter-widget-Collapse-header"
 
 
-def make_project(folder: Path) -> Path:
-    """1,000 one-test files, three failing with a planted message; coverage off."""
+def make_project(folder: Path, files: int = FILES) -> Path:
+    """One-test files, three failing with a planted message (``failing_of``); coverage off."""
     project = folder / "big"
     (project / "tests").mkdir(parents=True)
     config = '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n[tool.devformance]\n'
     (project / "pyproject.toml").write_text(config + "coverage = false\n", encoding="utf-8")
-    for key in KEYS:
-        body = "assert 1 + 1 == 3, 'planted failure'" if key in FAILING else "assert True"
+    failing = failing_of(files)
+    for key in keys_of(files):
+        body = "assert 1 + 1 == 3, 'planted failure'" if key in failing else "assert True"
         (project / key).write_text(f"def test_one():\n    {body}\n", encoding="utf-8")
     return project
 

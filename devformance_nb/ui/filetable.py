@@ -137,7 +137,10 @@ class FileTable:
             options=[("open a file…", NO_FILE)], value=NO_FILE, description="",
             layout=w.Layout(width="24em"),
         )  # fmt: skip
-        self.table = w.HTML(value=table_html([]), layout=w.Layout(overflow="auto"))
+        # a page scrolls inside its own box: the live panes below stay in sight
+        self.table = w.HTML(
+            value=table_html([]), layout=w.Layout(overflow="auto", max_height="22em")
+        )
         self.sort.observe(lambda _: self._turn(0), names="value")
         self.previous.on_click(lambda _: self._turn(self.page - 1))
         self.next.on_click(lambda _: self._turn(self.page + 1))
