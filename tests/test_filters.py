@@ -21,5 +21,6 @@ def test_matches_globs_parts_and_nothing() -> None:
     assert matches("tests/api/test_order.py", "")
     assert matches("tests/api/test_order.py", "web, order")
     assert matches("tests/api/test_order.py", "tests/api/*.py")
+    assert matches("tests/api/test_order.py", "./tests/api")
     assert not matches("tests/api/test_order.py", "tests/web/*")
     assert not matches("tests/api/test_order.py", "books")

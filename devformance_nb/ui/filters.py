@@ -34,7 +34,7 @@ def split_filter(value: str, root: Path) -> tuple[list[str], list[str]]:
 def matches(key: str, filter_text: str) -> bool:
     """Whether a file key matches the header's filter: any of its tokens, a glob (``*``,
     ``?``, ``[``) on the key or else a part of it ('' matches every file)."""
-    tokens = _tokens(filter_text)
+    tokens = [t.removeprefix("./") for t in _tokens(filter_text)]  # a path as typed
     if not tokens:
         return True
     return any(fnmatch.fnmatchcase(key, t) if _GLOB.search(t) else t in key for t in tokens)
