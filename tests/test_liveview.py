@@ -498,3 +498,22 @@ def test_the_table_sorts_filters_and_pages(view: LiveRunView, drive: Driver) -> 
     view.table.sort.value = "file"
     rows = re.findall(r"<code>(tests/[^<]+)</code>", view.table.table.value)
     assert rows == sorted(keys)[:50]
+
+
+@pytest.mark.quick
+def test_a_pane_the_user_opens_stays_when_its_file_ends(view: LiveRunView, drive: Driver) -> None:
+    keys = [f"tests/test_{i:03d}.py" for i in range(100)]
+    view.expect(keys)
+    drive.start(keys)
+    for key in ("tests/test_050.py", "tests/test_060.py"):
+        drive.file_started(key, collected=1)
+        drive.state.files[key].started = time.time() - 5  # running for a while
+    drive.tick()
+    assert view._shown == ["tests/test_050.py", "tests/test_060.py"], "long runs get panes"
+    assert view.accordion.selected_index == 0, "the first running file opens by itself"
+    view.accordion.selected_index = 1  # the user opens the other (as a frontend update would)
+    drive.test("tests/test_060.py", "t")
+    drive.finish("tests/test_060.py", "passed")
+    drive.tick()
+    opened = pane_of(view, "tests/test_060.py")  # it stays: the user is reading it
+    assert view.accordion.children[view.accordion.selected_index] is opened.box

@@ -284,6 +284,9 @@ class LiveRunView:
             index = change["new"]
             shown = self._shown
             self._selected = shown[index] if index is not None and index < len(shown) else None
+            if self._selected is not None:  # a pane the user opened keeps its file
+                self._opened = [k for k in self._opened if k != self._selected]
+                self._opened.append(self._selected)
 
     # ----- loop thread -------------------------------------------------------
 
@@ -403,7 +406,7 @@ class LiveRunView:
 
     def _auto_open(self, files: dict[str, FileState]) -> str | None:
         """The file to open: the first failing one, else a running one; the user's choice
-        wins (a file closed from the table stays closed)."""
+        wins (a pane the user closed stays closed)."""
         current, shown = self._selected, self._shown
         if current not in shown:
             current = None
