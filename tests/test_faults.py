@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -258,6 +259,13 @@ def test_what_a_child_recorded_before_it_died_is_stored(
             [run.id, key],
         )
         assert [t["nodeid"] for t in tests] == [f"{key}::test_first"], key
+        # the crash names the test that was running, and a segfault keeps its traceback
+        (message,) = [r["message"] for r in run_rows(run) if r["file"] == key]
+        assert f"while {key}::test_dies was running" in message, message
+        if key == "tests/test_segfault.py":
+            assert "(SIGSEGV)" in message and "Fatal Python error: Segmentation fault" in message
+            assert re.search(r'File ".*test_segfault\.py", line 12 in test_dies', message)
+            assert "Extension modules" not in message
         # the dead child's mapped events file was sealed: no unwritten room left in it
         events = RunDir.at(run.run_dir).events_path(key).read_bytes()
         assert events.endswith(b"\n") and b"\0" not in events, key

@@ -517,3 +517,30 @@ def test_a_pane_the_user_opens_stays_when_its_file_ends(view: LiveRunView, drive
     drive.tick()
     opened = pane_of(view, "tests/test_060.py")  # it stays: the user is reading it
     assert view.accordion.children[view.accordion.selected_index] is opened.box
+
+
+@pytest.mark.quick
+def test_a_crash_shows_what_happened_and_the_crashing_frames(
+    view: LiveRunView, drive: Driver
+) -> None:
+    drive.start(["t.py"])
+    drive.file_started("t.py", collected=1)
+    frames = [f'  File "/lib/f{n}.py", line {n} in outer_{n}' for n in range(50)]
+    message = "\n".join(
+        [
+            "killed by signal 11 (SIGSEGV) while t.py::test_dies was running",
+            "Fatal Python error: Segmentation fault",
+            "",
+            "Current thread 0x1 (most recent call first):",
+            '  File "/p/t.py", line 12 in test_dies',
+            *frames,
+        ]
+    )
+    drive.send(ev.FileCrashed(file="t.py", reason="crashed", returncode=-11, signal=11,
+                              message=message))  # fmt: skip
+    drive.finish("t.py", "crashed")
+    drive.close("failed")
+    head = pane_of(view, "t.py").head.value
+    assert "while t.py::test_dies was running" in head
+    assert "File &quot;/p/t.py&quot;, line 12 in test_dies" in head  # HTML-escaped
+    assert "outer_40" not in head, "the top of the dump, not all of it"

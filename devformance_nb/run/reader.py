@@ -21,6 +21,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.appendmap import seal
 from devformance_nb.core.eventlog import EventTail
 from devformance_nb.run import runcoverage
+from devformance_nb.run.crashdump import CrashDump
 from devformance_nb.run.executor import Child, Executor, Job
 from devformance_nb.run.state import file_status
 
@@ -104,6 +105,7 @@ class FileReader:
         self.tail = EventTail(job.events_path)
         self.lines = 0
         self.outcome = _Outcome()
+        self.crash = CrashDump()
 
     def run(self, executor: Executor) -> None:
         """Run the job to the end; always finishes with a ``file_finished`` event."""
@@ -151,13 +153,15 @@ class FileReader:
         rc = self.outcome.returncode
         sig = -rc if rc is not None and rc < 0 else None
         if status == "timeout":
-            message = f"timed out after {self.timeout:g} s; killed with its process group"
+            message = self.crash.describe(
+                None, f"timed out after {self.timeout:g} s; killed with its process group"
+            )
         elif status == "stopped":
-            message = "stopped by the user"
+            message = self.crash.describe(None, "stopped by the user")
         elif sig is not None:
-            message = f"killed by signal {sig}"
+            message = self.crash.describe(sig, f"killed by signal {sig}")
         else:
-            message = f"exited with code {rc} before pytest finished"
+            message = self.crash.describe(None, f"exited with code {rc} before pytest finished")
         return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
 
     def _pump(self, child: Child, log: io.FileIO, started: float) -> None:
@@ -202,6 +206,7 @@ class FileReader:
     def _lines(self, lines: list[str]) -> None:
         for text in lines:
             self.lines += 1
+            self.crash.line(text)
             self._emit(ev.Output(line=self.lines, text=text))
 
     def _events(self, final: bool = False) -> None:
@@ -216,6 +221,7 @@ class FileReader:
                 continue
             if isinstance(event, ev.FileDone):
                 self.outcome.exitstatus = event.exitstatus
+            self.crash.event(event)
             self.emit(event)
             if isinstance(event, ev.CoverageWritten) and event.data_file:
                 self._read_coverage(event)

@@ -63,6 +63,9 @@ _CUT_SHORT = frozenset({"crashed", "timeout", "stopped", "interrupted"})
 LABELS = {"not_run": "not run", "timeout": "timed out"}
 #: list items shown per side list; the rest is counted
 SIDE_ITEMS = 8
+#: lines and characters of a crash message shown above a pane (the log has all of it)
+CRASH_LINES = 8
+CRASH_CHARS = 800
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: a failure word anywhere in a line wins over a pass word (two plain searches are fast)
@@ -194,7 +197,12 @@ def head_html(fs: FileState) -> str:
         parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", MUTED))
     text = " ".join(parts)
     if fs.crash and fs.status != "passed":
-        text += f'<div style="color:{COLOURS["failed"]}">{_esc(fs.crash.strip()[-300:])}</div>'
+        # what happened first, then the top of a fatal-error dump (the crashing frames)
+        shown = "\n".join(fs.crash.strip().splitlines()[:CRASH_LINES])[:CRASH_CHARS]
+        text += (
+            f'<div style="color:{COLOURS["failed"]};white-space:pre-wrap;font-size:90%">'
+            f"{_esc(shown)}</div>"
+        )
     return text
 
 
