@@ -32,11 +32,23 @@ def file_line(fs: FileState, colour: bool = False) -> str:
     counts = ", ".join(f"{n} {c}" for c, n in sorted(fs.counts.items()) if n)
     took = f"{fs.duration:.2f}s" if fs.duration is not None else ""
     line = f"{shown} {fs.key}  {counts or 'no tests'}  {took}"
-    detail = fs.crash or (fs.errors[0] if fs.errors else "")
-    if detail and fs.status != "passed":
-        first = detail.strip().splitlines()[-1][:160]
-        line += f"\n         {first}"
+    if fs.status == "passed":
+        return line
+    for detail in _details(fs):
+        line += f"\n         {detail[:160]}"
     return line
+
+
+def _details(fs: FileState) -> list[str]:
+    # a crash: what happened (its first line) and the crashing frame of a fatal-error dump;
+    # an error: its last line (the exception)
+    if fs.crash:
+        lines = [t.strip() for t in fs.crash.strip().splitlines() if t.strip()]
+        frame = next((t for t in lines if t.startswith('File "')), None)
+        return lines[:1] + ([frame] if frame else [])
+    if fs.errors and fs.errors[0].strip():
+        return [fs.errors[0].strip().splitlines()[-1]]
+    return []
 
 
 def progress_line(state: RunState) -> str:
