@@ -151,7 +151,10 @@ def test_a_timeout_kills_the_file_and_marks_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("returncode", "message"),
-    [(-11, "killed by signal 11"), (3, "exited with code 3 before pytest finished")],
+    [
+        (-11, "killed by signal 11 (SIGSEGV) while c.py::test_b was running"),
+        (3, "exited with code 3 before pytest finished while c.py::test_b was running"),
+    ],
 )
 def test_a_child_that_ends_without_file_done_crashed(
     tmp_path: Path, returncode: int, message: str

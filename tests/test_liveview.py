@@ -19,7 +19,7 @@ from devformance_nb.logic.eager import unused_eager_load
 from devformance_nb.logic.slow import SlowQuery
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.state import RunState
-from devformance_nb.ui import liveview, text
+from devformance_nb.ui import cards, liveview, text
 from devformance_nb.ui.liveview import LiveRunView
 from devformance_nb.ui.pane import TAIL_CHARS, TAIL_LINES, Budget, FilePane
 
@@ -138,7 +138,7 @@ def test_items_titles_progress_and_summary_follow_the_run(view: LiveRunView, dri
         r"✘ failed  ·  tests/test_a\.py  ·  \d\.\d\d s", title_of(view, "tests/test_a.py")
     )
     assert (a.progress.value, a.progress.max, a.progress.bar_style) == (4, 4, "danger")
-    summary = text.summarize(drive.state)
+    summary = cards.summarize(drive.state)
     assert (summary.tests, summary.passed, summary.failed, summary.finished) == (4, 3, 1, 1)
     assert ">4<" in view.summary.value and ">3<" in view.summary.value
     assert "running" in view.status.value and drive.state.run_id in view.status.value
@@ -188,7 +188,7 @@ def test_sql_findings_and_coverage_slot_in_when_present(view: LiveRunView, drive
     side = pane_of(view, "t.py").side.value
     assert "authors" in side and "×12" in side and "selectinload" in side
     assert "250 ms" in side and "pg_sleep" in side and "87.4%" in side
-    summary = text.summarize(drive.state)
+    summary = cards.summarize(drive.state)
     assert (summary.slow, summary.n_plus_one, summary.coverage) == (2, 1, "87%")
     assert "Unused eager loads" not in side  # a kind most files never have: listed when found
 
@@ -288,7 +288,7 @@ def test_all_files_failing_to_collect(view: LiveRunView, drive: Driver) -> None:
         assert "Collection errors" in pane.side.value and f"SyntaxError in {key}" in pane.side.value
         assert pane.progress.bar_style == "danger"
     assert "All 3 files failed to collect" in view.summary.value
-    assert text.summarize(drive.state).errors == 3
+    assert cards.summarize(drive.state).errors == 3
     assert "failed" in view.status.value
 
 
@@ -544,3 +544,22 @@ def test_a_crash_shows_what_happened_and_the_crashing_frames(
     assert "while t.py::test_dies was running" in head
     assert "File &quot;/p/t.py&quot;, line 12 in test_dies" in head  # HTML-escaped
     assert "outer_40" not in head, "the top of the dump, not all of it"
+
+
+@pytest.mark.quick
+def test_cpu_and_memory_show_while_a_file_runs_and_its_peak_after(
+    view: LiveRunView, drive: Driver
+) -> None:
+    drive.start(["a.py", "b.py"])
+    for key, rss, cpu in (("a.py", 310_000_000, 99.0), ("b.py", 90_000_000, 12.0)):
+        drive.file_started(key, collected=1)
+        drive.send(ev.Resources(file=key, cpu_percent=cpu, rss=rss, threads=2, processes=1,
+                                cpu_user=1.0, cpu_system=0.1))  # fmt: skip
+    drive.tick()
+    assert "CPU 99%, 310 MB" in title_of(view, "a.py")
+    cards = re.sub(r"<[^>]+>", " ", view.summary.value)
+    assert re.search(r"running\s+2\b", cards) and re.search(r"CPU\s+111%", cards)
+    assert re.search(r"memory\s+400 MB", cards), cards
+    drive.finish("a.py", "passed")
+    drive.tick()
+    assert "peak 310 MB" in title_of(view, "a.py") and "CPU" not in title_of(view, "a.py")

@@ -78,3 +78,28 @@ def test_exit_codes_follow_pytest() -> None:
         5,
         3,
     ]
+
+
+def sample(rss: int, cpu: float, threads: int = 3, processes: int = 1) -> ev.Resources:
+    return ev.Resources(
+        file="t.py", cpu_percent=cpu, rss=rss, threads=threads, processes=processes,
+        cpu_user=cpu / 100, cpu_system=0.0,
+    )  # fmt: skip
+
+
+def test_samples_give_the_current_figures_and_the_peaks() -> None:
+    state = RunState(run_id="r")
+    state.apply(ev.FileStarted(file="t.py", path="/p/t.py", pid=1, command=[]))
+    state.apply(sample(300_000_000, 95.0, threads=4, processes=2))
+    state.apply(sample(120_000_000, 40.0))
+    fs = state.files["t.py"]
+    assert (fs.rss, fs.cpu_percent) == (120_000_000, 40.0), "now"
+    assert (fs.peak_rss, fs.peak_threads, fs.peak_processes) == (300_000_000, 4, 2)
+    assert fs.cpu_user == 0.4, "the samples' count until the child's own"
+    # the child's own figures at its end win for CPU, and for the peak when higher
+    state.apply(ev.FileDone(file="t.py", exitstatus=0, counts={}, duration=1.0,
+                            cpu_user=1.5, cpu_system=0.25, max_rss=310_000_000))  # fmt: skip
+    state.apply(sample(100_000_000, 5.0))  # a late sample changes no total
+    assert (fs.cpu_user, fs.cpu_system, fs.peak_rss) == (1.5, 0.25, 310_000_000)
+    state.apply(ev.FileFinished(file="t.py", status="passed", returncode=0, duration=1.0))
+    assert fs.rss is None and fs.cpu_percent is None, "nothing runs any more"

@@ -92,7 +92,7 @@ def test_a_run_lands_with_its_files_tests_queries_and_output(tmp_path: Path) -> 
     ]
     a, _, c = files
     assert (a["tests"], a["queries"], a["output_lines"]) == (2, 4, 2)
-    assert c["message"] == "killed by signal 11"
+    assert c["message"] == "killed by signal 11 (SIGSEGV) while c.py::test_x was running"
     assert a["log_path"] == os.fspath(plan(tmp_path, SCRIPTS).run_dir.log_path("a.py"))
     assert Path(a["log_path"]).read_bytes() == b"a.py ..\n\x1b[32m2 passed\x1b[0m\n"
 

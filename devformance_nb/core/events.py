@@ -201,6 +201,26 @@ class FileDone(Event):
     exitstatus: int
     counts: dict[str, int]
     duration: float
+    #: the child's own CPU seconds and peak resident memory (bytes), its children included,
+    #: as the OS counts them (``getrusage``); None from a child that could not tell
+    cpu_user: float | None = None
+    cpu_system: float | None = None
+    max_rss: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources(Event):
+    """A sample of a running child's process tree, taken by its reader a few times a second."""
+
+    kind: ClassVar[str] = "resources"
+    #: CPU since the previous sample, in percent of one core (200 = two cores busy)
+    cpu_percent: float
+    rss: int
+    threads: int
+    processes: int
+    #: CPU seconds the tree has used so far (processes that ended and were waited for included)
+    cpu_user: float
+    cpu_system: float
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from devformance_nb.core.eventlog import EventTail
 from devformance_nb.run import runcoverage
 from devformance_nb.run.crashdump import CrashDump
 from devformance_nb.run.executor import Child, Executor, Job
+from devformance_nb.run.sampler import ProcessSampler
 from devformance_nb.run.state import file_status
 
 #: longest output line kept in events and the store; the log file keeps all of it
@@ -168,8 +169,13 @@ class FileReader:
         fd = child.output_fd()
         eof = False
         exited_at: float | None = None
+        sampler = ProcessSampler(child.pid)
         try:
             while not eof:
+                if exited_at is None and sampler.due(now := time.monotonic()):
+                    sample = sampler.sample(now)
+                    if sample is not None:
+                        self._emit(sample)
                 ready, _, _ = select.select([fd], [], [], _POLL)
                 if ready:
                     chunk = os.read(fd, _READ)

@@ -109,6 +109,16 @@ class FileState:
     #: percent of the project's code this file alone covers (None: not measured)
     coverage: float | None = None
     coverage_info: FileCoverage | None = None
+    #: the child's process tree now (while it runs, from its reader's samples)
+    cpu_percent: float | None = None
+    rss: int | None = None
+    #: the most it used: resident bytes, threads and processes at once
+    peak_rss: int | None = None
+    peak_threads: int | None = None
+    peak_processes: int | None = None
+    #: CPU seconds the child used (its own count at the end; the samples' if it died)
+    cpu_user: float | None = None
+    cpu_system: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -299,6 +309,22 @@ def _file_done(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.FileDone)
     fs = state.file(e.file)
     fs.exitstatus = e.exitstatus
+    if e.cpu_user is not None:
+        fs.cpu_user, fs.cpu_system = e.cpu_user, e.cpu_system
+    if e.max_rss is not None:  # the OS's own peak: samples can miss a short spike
+        fs.peak_rss = max(fs.peak_rss or 0, e.max_rss)
+    return fs
+
+
+def _resources(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.Resources)
+    fs = state.file(e.file)
+    fs.cpu_percent, fs.rss = e.cpu_percent, e.rss
+    fs.peak_rss = max(fs.peak_rss or 0, e.rss)
+    fs.peak_threads = max(fs.peak_threads or 0, e.threads)
+    fs.peak_processes = max(fs.peak_processes or 0, e.processes)
+    if fs.exitstatus is None:  # the child's own count, at its end, is exact: keep it
+        fs.cpu_user, fs.cpu_system = e.cpu_user, e.cpu_system
     return fs
 
 
@@ -345,6 +371,7 @@ def _file_finished(state: RunState, e: ev.Event) -> FileState:
     fs = state.file(e.file)
     fs.n_plus_one += state.detector.finish_file(e.file)
     fs.status, fs.returncode, fs.finished = e.status, e.returncode, e.t
+    fs.cpu_percent = fs.rss = None  # nothing runs any more
     if fs.started is None:
         fs.started = e.t - e.duration
     return fs
@@ -369,6 +396,7 @@ _HANDLERS: dict[str, Any] = {
     "query": _query,
     "eager_unused": _eager_unused,
     "file_done": _file_done,
+    "resources": _resources,
     "coverage": _coverage,
     "coverage_read": _coverage_read,
     "run_coverage": _run_coverage,

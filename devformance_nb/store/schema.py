@@ -250,6 +250,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        7,
+        "what each test file's process tree used: peak memory, CPU seconds, threads, processes",
+        """
+        ALTER TABLE test_files ADD COLUMN peak_rss BIGINT;
+        ALTER TABLE test_files ADD COLUMN cpu_user DOUBLE;
+        ALTER TABLE test_files ADD COLUMN cpu_system DOUBLE;
+        ALTER TABLE test_files ADD COLUMN peak_threads INTEGER;
+        ALTER TABLE test_files ADD COLUMN peak_processes INTEGER;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

@@ -38,7 +38,7 @@ from devformance_nb.core.errors import DevformanceError, NoTestsFoundError
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.run.state import FileState, Observer, RunState
-from devformance_nb.ui import text
+from devformance_nb.ui import cards, text
 from devformance_nb.ui.filetable import FileTable
 from devformance_nb.ui.filters import split_filter
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
@@ -148,7 +148,7 @@ class LiveRunView:
             style={"description_width": "initial"}, layout=w.Layout(width="18em"),
         )  # fmt: skip
         self.status = w.HTML(value=text.status_html(None))
-        self.summary = w.HTML(value=text.summary_html(text.Summary()))
+        self.summary = w.HTML(value=cards.summary_html(cards.Summary()))
         self.table = FileTable(on_open=self.open_file, on_change=self._request_redraw)
         self.accordion = w.Accordion()
         self.accordion.observe(self._on_select, names="selected_index")
@@ -395,11 +395,11 @@ class LiveRunView:
         size += sent_a * sum(map(len, titles))
         if state is None:
             return sent + sent_a, size
-        summary = text.summarize(state)
+        summary = cards.summarize(state)
         if self._unshown:
             summary.notes.append(f"{self._unshown} files have no pane: call view.expect() first")
         head = text.status_html(state, self._notice, self._stopping)
-        body = text.summary_html(summary)
+        body = cards.summary_html(summary)
         sent_h, sent_b = assign(self.status, value=head), assign(self.summary, value=body)
         size += sent_h * len(head) + sent_b * len(body)
         return sent + sent_a + sent_h + sent_b, size

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from devformance_nb.run.state import FILE_PROBLEMS, FileState, RunState
@@ -117,7 +116,16 @@ def badges(fs: FileState) -> list[str]:
         out.append(f"unused eager ×{len(fs.unused_eager)}")
     if fs.coverage is not None:
         out.append(f"cov {fs.coverage:.0f}%")
+    if fs.status == "running" and fs.rss is not None:
+        out.append(f"CPU {fs.cpu_percent or 0:.0f}%, {megabytes(fs.rss)}")
+    elif fs.is_finished and fs.peak_rss:
+        out.append(f"peak {megabytes(fs.peak_rss)}")
     return out
+
+
+def megabytes(value: int | None) -> str:
+    """Bytes as whole megabytes (MB of 10^6: what ``ps`` and ``top`` near enough say)."""
+    return "–" if value is None else f"{value / 1e6:,.0f} MB"
 
 
 def title(fs: FileState) -> str:
@@ -279,90 +287,6 @@ def side_html(fs: FileState) -> str:
         )
     # side by side under the output, wrapping on a narrow page
     return '<div style="display:flex;flex-wrap:wrap;gap:4px 32px">' + "".join(parts) + "</div>"
-
-
-@dataclass
-class Summary:
-    """The figures of the summary cards."""
-
-    files: int = 0
-    finished: int = 0
-    tests: int = 0
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    slow: int = 0
-    n_plus_one: int = 0
-    coverage: str = "–"
-    status: str = "pending"
-    notes: list[str] = field(default_factory=list)
-
-
-def _coverage_text(state: RunState, files: Iterable[FileState]) -> str:
-    # the run total is the union of lines, which per-file percentages cannot give:
-    # show it when the core provides it, otherwise the per-file range
-    total = getattr(state, "coverage", None)
-    if isinstance(total, (int, float)):
-        return f"{total:.1f}%"
-    values = [fs.coverage for fs in files if fs.coverage is not None]
-    if not values:
-        return "–"
-    low, high = min(values), max(values)
-    return f"{low:.0f}%" if round(low) == round(high) else f"{low:.0f}–{high:.0f}% per file"
-
-
-def summarize(state: RunState) -> Summary:
-    """Summary figures of a run, from its state."""
-    files = list(state.files.values())
-    totals = state.totals()
-    summary = Summary(
-        files=len(files),
-        finished=sum(fs.is_finished for fs in files),
-        tests=totals["tests"],
-        passed=totals.get("passed", 0),
-        failed=totals.get("failed", 0),
-        errors=totals.get("error", 0),
-        skipped=totals.get("skipped", 0),
-        slow=sum(len(fs.slow) for fs in files),
-        n_plus_one=sum(len(fs.n_plus_one) for fs in files),
-        coverage=_coverage_text(state, files),
-        status=state.status,
-    )
-    not_collected = sum(bool(fs.errors) and fs.status in ("error", "running") for fs in files)
-    if files and not_collected == len(files):
-        summary.notes.append(f"All {len(files)} files failed to collect: see each file's errors.")
-    elif not_collected:
-        summary.notes.append(f"{not_collected} of {len(files)} files failed to collect.")
-    return summary
-
-
-def _card(name: str, value: Any, colour: str = "inherit") -> str:
-    return (
-        f'<div style="border:1px solid {BORDER};border-radius:6px;padding:4px 12px;min-width:6em">'
-        f'<div style="font-size:85%;opacity:.75">{_esc(name)}</div>'
-        f'<div style="font-size:150%;font-weight:600;color:{colour}">{_esc(value)}</div></div>'
-    )
-
-
-def summary_html(s: Summary) -> str:
-    """The summary cards as one HTML block (one widget: one message per change)."""
-    bad = s.failed + s.errors
-    cards = [
-        _card("files", f"{s.finished}/{s.files}"),
-        _card("tests run", s.tests),
-        _card("passed", s.passed, COLOURS["passed"] if s.passed else "inherit"),
-        _card(
-            "failed",
-            bad if not s.errors else f"{bad} ({s.errors} err)",
-            COLOURS["failed"] if bad else "inherit",
-        ),
-        _card("slow queries", s.slow, COLOURS["timeout"] if s.slow else "inherit"),
-        _card("N+1", s.n_plus_one, COLOURS["timeout"] if s.n_plus_one else "inherit"),
-        _card("coverage", s.coverage),
-    ]
-    notes = "".join(f'<div style="color:{COLOURS["error"]}">{_esc(n)}</div>' for n in s.notes)
-    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cards)}</div>{notes}'
 
 
 def status_html(state: RunState | None, notice: str = "", stopping: bool = False) -> str:

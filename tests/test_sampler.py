@@ -1,0 +1,50 @@
+"""Samples of a real child's process tree: memory, threads, processes and CPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from devformance_nb.run.sampler import ProcessSampler
+
+HOLDS_MEMORY = """
+import subprocess, sys
+data = bytearray(120 * 1000 * 1000)  # touched: resident, not only reserved
+for i in range(0, len(data), 4096):
+    data[i] = 1
+helper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                          stdin=subprocess.PIPE)
+print("ready", flush=True)
+sys.stdin.read()
+helper.stdin.close()
+helper.wait()
+"""
+
+
+def test_a_child_and_its_own_child_are_sampled_until_they_are_gone() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_MEMORY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        sampler = ProcessSampler(child.pid)
+        first = sampler.sample()
+        assert first is not None
+        assert first.processes == 2, "the child and the process it started"
+        assert first.rss >= 120e6, "the touched buffer is resident"
+        assert first.threads >= 2 and first.cpu_percent == 0.0  # no earlier sample yet
+        assert first.cpu_user + first.cpu_system > 0
+        deadline = time.monotonic() + 30
+        while not sampler.due(time.monotonic()) and time.monotonic() < deadline:
+            pass  # the next sample is due a fraction of a second later
+        second = sampler.sample()
+        assert second is not None and second.cpu_percent >= 0.0
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert ProcessSampler(child.pid).sample() is None, "gone: no sample, no error"
