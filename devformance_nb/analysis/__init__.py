@@ -27,6 +27,7 @@ from devformance_nb.analysis.questions import (
     unused_eager_loads,
 )
 from devformance_nb.analysis.select import select_runs
+from devformance_nb.analysis.usage import resource_usage
 
 __all__ = [
     "coverage_contribution",
@@ -39,6 +40,7 @@ __all__ = [
     "n_plus_one_hotspots",
     "query_counts_per_file",
     "query_counts_per_test",
+    "resource_usage",
     "runs_overview",
     "select_runs",
     "slowest_files",

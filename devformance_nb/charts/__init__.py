@@ -25,6 +25,7 @@ from devformance_nb.charts.figures import (
     slowest_tests,
 )
 from devformance_nb.charts.renderer import PALETTE, RENDERER, resend_bundle, spec_of
+from devformance_nb.charts.usage import resource_usage
 
 __all__ = [
     "OUTCOME_COLORS",
@@ -41,6 +42,7 @@ __all__ = [
     "n_plus_one_hotspots",
     "query_count_heatmap",
     "resend_bundle",
+    "resource_usage",
     "run_comparison",
     "runs_overview",
     "slow_query_ranking",

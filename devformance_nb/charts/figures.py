@@ -50,7 +50,7 @@ def devformance_theme() -> alt.theme.ThemeConfig:
     return {"config": THEME_CONFIG}  # type: ignore[typeddict-item]
 
 
-def _ours(make: Callable[_P, Chart]) -> Callable[_P, Chart]:
+def ours(make: Callable[_P, Chart]) -> Callable[_P, Chart]:
     """Mark what ``make`` returns as ours (its description) and show our charts offline."""
 
     @functools.wraps(make)
@@ -74,16 +74,16 @@ def _outcome_color(df: pd.DataFrame, field: str, title: str) -> alt.Color:
     )
 
 
-def _title(text: str, subtitle: str) -> alt.TitleParams:
+def chart_title(text: str, subtitle: str) -> alt.TitleParams:
     return alt.TitleParams(text, subtitle=subtitle)
 
 
-@_ours
+@ours
 def runs_overview(df: pd.DataFrame) -> Chart:
     """Each run's wall time, coloured by its status (frame of ``analysis.runs_overview``)."""
     pick = alt.selection_point(fields=["status"], bind="legend")
     chart: Chart = (
-        alt.Chart(df, title=_title("Runs", "wall time per run; click the legend to pick"))
+        alt.Chart(df, title=chart_title("Runs", "wall time per run; click the legend to pick"))
         .mark_bar()
         .encode(
             x=_RUN,
@@ -111,7 +111,7 @@ def runs_overview(df: pd.DataFrame) -> Chart:
     return chart
 
 
-@_ours
+@ours
 def slow_query_ranking(df: pd.DataFrame) -> Chart:
     """Fingerprints ranked by their slowest run; p50 and p95 ticks; click a bar to highlight.
 
@@ -136,7 +136,7 @@ def slow_query_ranking(df: pd.DataFrame) -> Chart:
         "n_tests:Q",
     ]
     base = alt.Chart(
-        df, title=_title("Slowest queries", "max per fingerprint; ticks: p50 and p95 (ms)")
+        df, title=chart_title("Slowest queries", "max per fingerprint; ticks: p50 and p95 (ms)")
     ).transform_calculate(label=label)
     bars = (
         base.mark_bar()
@@ -154,7 +154,7 @@ def slow_query_ranking(df: pd.DataFrame) -> Chart:
     return alt.layer(bars, p95, p50)
 
 
-@_ours
+@ours
 def n_plus_one_hotspots(df: pd.DataFrame) -> Chart:
     """N+1 call sites by the SELECTs they issued, per table; faded once fixed.
 
@@ -163,7 +163,7 @@ def n_plus_one_hotspots(df: pd.DataFrame) -> Chart:
     table = alt.selection_point(fields=["table_name"], bind="legend")
     chart: Chart = (
         alt.Chart(
-            df, title=_title("N+1 hotspots", "repeated SELECTs per call site; faded: gone now")
+            df, title=chart_title("N+1 hotspots", "repeated SELECTs per call site; faded: gone now")
         )
         .mark_bar()
         .encode(
@@ -194,10 +194,10 @@ def n_plus_one_hotspots(df: pd.DataFrame) -> Chart:
     return chart
 
 
-@_ours
+@ours
 def coverage_total(df: pd.DataFrame) -> Chart:
     """The run total over runs (frame of ``analysis.coverage_over_runs``)."""
-    base = alt.Chart(df, title=_title("Coverage", "total per run (%)")).encode(
+    base = alt.Chart(df, title=chart_title("Coverage", "total per run (%)")).encode(
         x=_RUN,
         y=alt.Y("percent:Q", title="covered (%)", scale=alt.Scale(zero=False)),
         tooltip=[
@@ -217,7 +217,7 @@ def coverage_total(df: pd.DataFrame) -> Chart:
     return chart
 
 
-@_ours
+@ours
 def coverage_per_file(df: pd.DataFrame) -> Chart:
     """Each source file's percent over runs; click the legend to pick files.
 
@@ -225,7 +225,7 @@ def coverage_per_file(df: pd.DataFrame) -> Chart:
     """
     pick = alt.selection_point(fields=["source_file"], bind="legend")
     chart: Chart = (
-        alt.Chart(df, title=_title("Coverage per source file", "percent per run"))
+        alt.Chart(df, title=chart_title("Coverage per source file", "percent per run"))
         .mark_line(point=True)
         .encode(
             x=_RUN,
@@ -248,13 +248,13 @@ def coverage_per_file(df: pd.DataFrame) -> Chart:
     return chart
 
 
-@_ours
+@ours
 def coverage_over_runs(total: pd.DataFrame, per_file: pd.DataFrame) -> Chart:
     """The total above, each source file below (frames of the two coverage functions)."""
     return alt.vconcat(coverage_total(total), coverage_per_file(per_file))
 
 
-@_ours
+@ours
 def coverage_contribution(df: pd.DataFrame) -> Chart:
     """Lines each test file covers, and those only it covers.
 
@@ -269,9 +269,8 @@ def coverage_contribution(df: pd.DataFrame) -> Chart:
         "source_files:Q",
     ]
     y = alt.Y("test_file:N", title=None, sort="-x")
-    base = alt.Chart(
-        df, title=_title("What each test file covers", "light: lines covered; dark: only by it")
-    )
+    titled = chart_title("What each test file covers", "light: lines covered; dark: only by it")
+    base = alt.Chart(df, title=titled)
     covered = base.mark_bar(color="#a5d8ff").encode(
         y=y, x=alt.X("covered:Q", title="lines"), tooltip=tooltip
     )
@@ -279,7 +278,7 @@ def coverage_contribution(df: pd.DataFrame) -> Chart:
     return alt.layer(covered, unique)
 
 
-@_ours
+@ours
 def query_count_heatmap(df: pd.DataFrame, value: str = "queries") -> Chart:
     """Statements per test file (rows) and run (columns); click a file to highlight it.
 
@@ -287,7 +286,7 @@ def query_count_heatmap(df: pd.DataFrame, value: str = "queries") -> Chart:
     """
     pick = alt.selection_point(fields=["file"], on="click")
     chart: Chart = (
-        alt.Chart(df, title=_title("Queries per test file", f"{value} per run"))
+        alt.Chart(df, title=chart_title("Queries per test file", f"{value} per run"))
         .mark_rect()
         .encode(
             x=_RUN,
@@ -313,7 +312,7 @@ def query_count_heatmap(df: pd.DataFrame, value: str = "queries") -> Chart:
     return chart
 
 
-@_ours
+@ours
 def duration_distribution(df: pd.DataFrame) -> Chart:
     """Histogram of test durations (log scale) by outcome; brush it to see those tests below.
 
@@ -329,7 +328,7 @@ def duration_distribution(df: pd.DataFrame) -> Chart:
         alt.Tooltip("duration_s:Q", format=".3f"),
     ]
     histogram = (
-        alt.Chart(df, title=_title("Test durations", "drag across the bars to pick tests"))
+        alt.Chart(df, title=chart_title("Test durations", "drag across the bars to pick tests"))
         .transform_calculate(log_ms=f"log({ms}) / LN10")
         .mark_bar()
         .encode(
@@ -362,7 +361,7 @@ def duration_distribution(df: pd.DataFrame) -> Chart:
     return alt.vconcat(histogram, strip)
 
 
-@_ours
+@ours
 def slowest_tests(df: pd.DataFrame) -> Chart:
     """Median duration per test with its min-max range (frame of ``analysis.slowest_tests``)."""
     y = alt.Y("nodeid:N", title=None, sort=alt.EncodingSortField("median_s", order="descending"))
@@ -375,7 +374,7 @@ def slowest_tests(df: pd.DataFrame) -> Chart:
         alt.Tooltip("latest_s:Q", format=".3f"),
         "latest_outcome:N",
     ]
-    base = alt.Chart(df, title=_title("Slowest tests", "median, with min to max over runs"))
+    base = alt.Chart(df, title=chart_title("Slowest tests", "median, with min to max over runs"))
     bars = base.mark_bar(color="#748ffc").encode(
         y=y, x=alt.X("median_s:Q", title="seconds"), tooltip=tooltip
     )
@@ -383,7 +382,7 @@ def slowest_tests(df: pd.DataFrame) -> Chart:
     return alt.layer(bars, spread)
 
 
-@_ours
+@ours
 def run_comparison(query_changes: pd.DataFrame, coverage_changes: pd.DataFrame) -> Chart:
     """What changed from run a to run b: statements per test and coverage per source file.
 
@@ -393,7 +392,7 @@ def run_comparison(query_changes: pd.DataFrame, coverage_changes: pd.DataFrame) 
     pick = alt.selection_point(fields=["nodeid"], on="click")
     worse = alt.condition("datum.queries_delta > 0", alt.value("#e03131"), alt.value("#2f9e44"))
     queries = (
-        alt.Chart(query_changes, title=_title("Statements per test", "b minus a"))
+        alt.Chart(query_changes, title=chart_title("Statements per test", "b minus a"))
         .transform_filter("isValid(datum.queries_delta) && datum.queries_delta != 0")
         .mark_bar()
         .encode(
@@ -414,7 +413,7 @@ def run_comparison(query_changes: pd.DataFrame, coverage_changes: pd.DataFrame) 
     )
     better = alt.condition("datum.delta < 0", alt.value("#e03131"), alt.value("#2f9e44"))
     coverage = (
-        alt.Chart(coverage_changes, title=_title("Coverage per source file", "b minus a"))
+        alt.Chart(coverage_changes, title=chart_title("Coverage per source file", "b minus a"))
         .transform_filter("isValid(datum.delta) && datum.delta != 0")
         .mark_bar()
         .encode(
