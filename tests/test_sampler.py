@@ -6,6 +6,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from devformance_nb.run import sampler as sampling
 from devformance_nb.run.sampler import ProcessSampler
 
 HOLDS_MEMORY = """
@@ -22,7 +25,16 @@ helper.wait()
 """
 
 
-def test_a_child_and_its_own_child_are_sampled_until_they_are_gone() -> None:
+def sampler_for(pid: int, way: str) -> ProcessSampler:
+    """A sampler reading /proc itself (Linux) or through psutil (elsewhere)."""
+    sampler = ProcessSampler(pid)
+    if way == "psutil":
+        sampler._usage, sampler._find = sampling._psutil_usage, sampling._psutil_tree
+    return sampler
+
+
+@pytest.mark.parametrize("way", ["proc", "psutil"])
+def test_a_child_and_its_own_child_are_sampled_until_they_are_gone(way: str) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", HOLDS_MEMORY],
         stdin=subprocess.PIPE,
@@ -31,7 +43,7 @@ def test_a_child_and_its_own_child_are_sampled_until_they_are_gone() -> None:
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        sampler = ProcessSampler(child.pid)
+        sampler = sampler_for(child.pid, way)
         first = sampler.sample()
         assert first is not None
         assert first.processes == 2, "the child and the process it started"
@@ -47,4 +59,4 @@ def test_a_child_and_its_own_child_are_sampled_until_they_are_gone() -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(timeout=30)
-    assert ProcessSampler(child.pid).sample() is None, "gone: no sample, no error"
+    assert sampler_for(child.pid, way).sample() is None, "gone: no sample, no error"
