@@ -164,15 +164,18 @@ class FileTable:
     def update(self, files: Sequence[FileState], filter_text: str) -> tuple[int, int]:
         """Redraw the page from ``files`` (the run's order); returns (messages, bytes)."""
         rows = ordered(files, self.sort.value, filter_text)
-        shown, self.page = page_of(rows, self.page)
+        page = self.page  # read once: a click (main thread) may turn it meanwhile
+        shown, number = page_of(rows, page)
+        if number != page:  # past the last page (fewer rows now): the last one
+            self.page = number
         body = table_html(shown)
-        where = page_text(self.page, len(rows), len(files))
+        where = page_text(number, len(rows), len(files))
         options = [("open a file…", NO_FILE), *((fs.key, fs.key) for fs in shown)]
         sent = assign(self.table, value=body)
         size = sent * (len(body) + MESSAGE_OVERHEAD)
         sent += assign(self.where, value=where)
-        sent += assign(self.previous, disabled=self.page == 0)
-        sent += assign(self.next, disabled=(self.page + 1) * PAGE_ROWS >= len(rows))
+        sent += assign(self.previous, disabled=number == 0)
+        sent += assign(self.next, disabled=(number + 1) * PAGE_ROWS >= len(rows))
         if list(self.open.options) != options:
             # the options and the value in one message; the list keeps "open a file…" chosen
             sent += assign(self.open, options=options, value=NO_FILE)
