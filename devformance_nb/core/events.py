@@ -273,6 +273,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         EagerUnused,
         CoverageWritten,
         FileDone,
+        Resources,
         Output,
         FileCrashed,
         FileFinished,

@@ -33,7 +33,11 @@ from devformance_nb.run.state import Observer, RunState
 #: how often observers get ``tick`` (the UI redraws at most this often)
 TICK_SECONDS = 0.25
 #: parent events kept on disk; output lines live in each file's log instead
-_DURABLE = frozenset({"run_started", "file_started", "file_crashed", "file_finished", "run_done"})
+#: the parent's own events kept in the run's journal (the children's are in their own files):
+#: what ``ingest`` needs to rebuild the run's rows from its directory
+_DURABLE = frozenset(
+    {"run_started", "file_started", "resources", "file_crashed", "file_finished", "run_done"}
+)
 
 
 def new_run_id() -> str:

@@ -99,6 +99,8 @@ def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev
         yield from (e for e in own if e.kind == "file_started")
         if own:
             yield from _file_events(folder, started, key, queries)
+        # after the child's own events, as live: its own CPU count (file_done) wins
+        yield from (e for e in own if e.kind == "resources")
         yield from (e for e in own if e.kind in ("file_crashed", "file_finished"))
     done = [e for e in parent if isinstance(e, ev.RunDone)]
     last_t = max((e.t for e in parent), default=started.t)

@@ -119,6 +119,8 @@ class FileState:
     #: CPU seconds the child used (its own count at the end; the samples' if it died)
     cpu_user: float | None = None
     cpu_system: float | None = None
+    #: whether they are the child's own count (samples no longer change them)
+    cpu_counted: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -310,7 +312,7 @@ def _file_done(state: RunState, e: ev.Event) -> FileState:
     fs = state.file(e.file)
     fs.exitstatus = e.exitstatus
     if e.cpu_user is not None:
-        fs.cpu_user, fs.cpu_system = e.cpu_user, e.cpu_system
+        fs.cpu_user, fs.cpu_system, fs.cpu_counted = e.cpu_user, e.cpu_system, True
     if e.max_rss is not None:  # the OS's own peak: samples can miss a short spike
         fs.peak_rss = max(fs.peak_rss or 0, e.max_rss)
     return fs
@@ -323,7 +325,7 @@ def _resources(state: RunState, e: ev.Event) -> FileState:
     fs.peak_rss = max(fs.peak_rss or 0, e.rss)
     fs.peak_threads = max(fs.peak_threads or 0, e.threads)
     fs.peak_processes = max(fs.peak_processes or 0, e.processes)
-    if fs.exitstatus is None:  # the child's own count, at its end, is exact: keep it
+    if not fs.cpu_counted:  # the child's own count, at its end, is exact: keep it
         fs.cpu_user, fs.cpu_system = e.cpu_user, e.cpu_system
     return fs
 
