@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
+from devformance_nb import analysis
 from devformance_nb.api import facade as api
 from devformance_nb.core import events as ev
 from devformance_nb.run.state import RunState
@@ -53,9 +54,19 @@ BURNS_CPU = (
     REPORT
     + """
 
+KEPT = []
+
+
 def test_burns_cpu():
     busy(2.0)
     report("cpu.json")
+
+
+def test_keeps_60_mb():
+    data = bytearray(60 * 1000 * 1000)
+    for i in range(0, len(data), 4096):
+        data[i] = 1
+    KEPT.append(data)  # still held after the test: the process grew by it
 """
 )
 
@@ -117,3 +128,30 @@ def test_the_memory_heavy_and_the_cpu_bound_file_are_named(
     by_file = {r["file"]: r for r in rows}
     assert abs(by_file["tests/test_cpu.py"]["cpu"] - cpu["cpu"]) <= 0.2 * cpu["cpu"]
     assert all(r["peak_threads"] >= 1 and r["peak_processes"] >= 1 for r in rows)
+
+
+def test_each_test_costs_what_it_used(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    monkeypatch.setenv("REPORTS", str(reports))
+    root = make_project({"tests/test_cpu.py": BURNS_CPU})
+    run = api.run_tests(root=root, workers=1, coverage=False)
+    (fs,) = run.files
+    burner = fs.tests["tests/test_cpu.py::test_burns_cpu"]
+    keeper = fs.tests["tests/test_cpu.py::test_keeps_60_mb"]
+    assert burner.cpu is not None and 2.0 <= burner.cpu <= 2.0 * 1.2
+    assert keeper.memory_growth is not None and keeper.memory_growth >= 0.8 * 60 * MB
+    assert burner.memory_growth is not None and abs(burner.memory_growth) < 20 * MB
+    rows = api.open_store(run.db).query(
+        "SELECT nodeid, cpu, memory_growth FROM tests WHERE run_id = ? ORDER BY nodeid",
+        [run.id],
+    )
+    assert [(r["cpu"], r["memory_growth"]) for r in rows] == [
+        (burner.cpu, burner.memory_growth),
+        (keeper.cpu, keeper.memory_growth),
+    ]
+    heavy = analysis.heaviest_tests(run.db, "latest")
+    assert heavy.iloc[0]["nodeid"] == "tests/test_cpu.py::test_keeps_60_mb"
+    assert heavy.iloc[0]["median_growth_mb"] >= 48

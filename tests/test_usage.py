@@ -1,13 +1,17 @@
-"""CPU and memory per test file over runs, and its chart, on the real bookshop history."""
+"""CPU and memory: measured in a test process, and per test file over runs (with its chart)
+on the real bookshop history."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from test_charts import check, fields, mark, units
 
 from devformance_nb import analysis, charts, open_store
+from devformance_nb.plugin.usage import TestCost, own_usage, resident_bytes
 
 if TYPE_CHECKING:
     from history import Facts
@@ -39,3 +43,20 @@ def test_the_chart_puts_cpu_across_and_memory_up(db: Path) -> None:
     (unit,) = units(spec)
     assert mark(unit) == "circle"
     assert fields(unit) == {"x": "median_cpu_s", "y": "median_peak_mb"}
+
+
+@pytest.mark.quick
+def test_a_test_cost_is_its_cpu_and_what_it_kept() -> None:
+    cost = TestCost()
+    cost.start()
+    kept = bytearray(30 * 1000 * 1000)
+    for i in range(0, len(kept), 4096):
+        kept[i] = 1
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    measured = cost.stop()
+    assert measured["cpu"] >= 0.05
+    assert measured["memory_growth"] >= 0.8 * len(kept)
+    usage = own_usage()
+    assert usage["cpu_user"] > 0 and usage["max_rss"] >= (resident_bytes() or 0) * 0.5

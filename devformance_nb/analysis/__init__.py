@@ -27,7 +27,7 @@ from devformance_nb.analysis.questions import (
     unused_eager_loads,
 )
 from devformance_nb.analysis.select import select_runs
-from devformance_nb.analysis.usage import resource_usage
+from devformance_nb.analysis.usage import heaviest_tests, resource_usage
 
 __all__ = [
     "coverage_contribution",
@@ -37,6 +37,7 @@ __all__ = [
     "durations_per_test",
     "failures",
     "flaky_tests",
+    "heaviest_tests",
     "n_plus_one_hotspots",
     "query_counts_per_file",
     "query_counts_per_test",

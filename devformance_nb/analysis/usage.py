@@ -1,4 +1,4 @@
-"""What test files cost the machine: peak memory and CPU seconds, over runs.
+"""What test files and tests cost the machine: memory and CPU seconds, over runs.
 
 Each test file's process tree is sampled while it runs and counts its own CPU and peak
 memory when it ends (``test_files.peak_rss``, ``cpu_user``, ``cpu_system``); these questions
@@ -35,6 +35,31 @@ def resource_usage(store: StoreLike, runs: Runs = "last:20", limit: int = 30) ->
             FROM test_files x JOIN runs r USING (run_id)
             WHERE x.{IN_RUNS} AND x.peak_rss IS NOT NULL
             GROUP BY x.file ORDER BY median_peak_mb DESC, x.file LIMIT ?
+            """,
+            [ids, limit],
+        )
+
+
+def heaviest_tests(store: StoreLike, runs: Runs = "last:20", limit: int = 30) -> pd.DataFrame:
+    """Per test over the selected runs: median and largest growth of its process's resident
+    memory (MB, measured in the child from set-up to teardown; a test that keeps what it
+    allocated grows it), median CPU seconds and CPU share of its duration; most growth first."""
+    s = as_store(store)
+    with s.reading() as con:
+        ids = select_in(con, runs, s.path)
+        return frame(
+            con,
+            f"""
+            SELECT x.nodeid, any_value(x.file) AS file, count(*) AS runs,
+                   median(x.memory_growth) / 1e6 AS median_growth_mb,
+                   max(x.memory_growth) / 1e6 AS max_growth_mb,
+                   median(x.cpu) AS median_cpu_s,
+                   median(x.cpu) / nullif(median(x.duration), 0) AS cpu_share,
+                   arg_max(x.outcome, r.started) AS latest_outcome
+            FROM tests x JOIN runs r USING (run_id)
+            WHERE x.{IN_RUNS} AND x.cpu IS NOT NULL
+            GROUP BY x.nodeid
+            ORDER BY median_growth_mb DESC NULLS LAST, median_cpu_s DESC, x.nodeid LIMIT ?
             """,
             [ids, limit],
         )

@@ -83,6 +83,10 @@ class TestPhase(Event):
     #: pytest's own report category (passed, failed, error, skipped, xfailed, xpassed, or '')
     category: str = ""
     message: str = ""
+    #: on the teardown report: the CPU seconds the whole test took (set-up to teardown) and
+    #: how much its process's resident memory grew meanwhile, in bytes (None: not measured)
+    cpu: float | None = None
+    memory_growth: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,6 +43,7 @@ from devformance_nb.core.events import (
     TestPhase,
 )
 from devformance_nb.plugin.context import TestContext
+from devformance_nb.plugin.usage import TestCost, own_usage
 
 PLUGIN_NAME = "devformance-recorder"
 MESSAGE_LIMIT = 2000
@@ -96,6 +97,8 @@ class DevformancePlugin:
         self.context = TestContext()
         self.started = time.perf_counter()
         self.counts: dict[str, int] = {}
+        #: the running test's CPU and memory since its set-up began
+        self.cost = TestCost()
         self.capture: Any = None
         #: a covchild.CoverageStart once start_coverage ran (None: coverage not asked for)
         self.coverage_start: Any = None
@@ -155,6 +158,8 @@ class DevformancePlugin:
         self.writer.flush()
 
     def _phase(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
+        if phase == "setup":
+            self.cost.start()
         self.context.nodeid = item.nodeid
         self.context.phase = phase
         self.context.floor = _hook_frame()
@@ -202,6 +207,7 @@ class DevformancePlugin:
                 duration=report.duration,
                 category=category,
                 message=message,
+                **(self.cost.stop() if report.when == "teardown" else {}),
             )
         )
         self.writer.flush()
@@ -221,27 +227,6 @@ class DevformancePlugin:
 
 
 _THIS_FILE = _hook_frame.__code__.co_filename
-
-
-def own_usage() -> dict[str, Any]:
-    """This process's CPU seconds and peak resident bytes, with the children it waited for,
-    as the OS counts them (empty where ``resource`` does not exist: Windows)."""
-    try:
-        import resource
-    except ImportError:
-        return {}
-    mine, theirs = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    # ru_maxrss: kilobytes on Linux, bytes on macOS; the larger of the two peaks (not a sum:
-    # they need not have happened at once)
-    unit = 1 if sys.platform == "darwin" else 1024
-    return {
-        "cpu_user": mine.ru_utime + theirs.ru_utime,
-        "cpu_system": mine.ru_stime + theirs.ru_stime,
-        "max_rss": max(mine.ru_maxrss, theirs.ru_maxrss) * unit,
-    }
 
 
 def _watch_parent(parent: int) -> None:

@@ -71,6 +71,9 @@ class TestRecord:
     message: str = ""
     queries: int = 0
     query_time: float = 0.0
+    #: CPU seconds and resident-memory growth (bytes), measured in the child
+    cpu: float | None = None
+    memory_growth: int | None = None
 
     @property
     def outcome(self) -> str:
@@ -278,6 +281,7 @@ def _test_phase(state: RunState, e: ev.Event) -> FileState:
     if e.category:
         fs.counts[e.category] = fs.counts.get(e.category, 0) + 1
     if e.phase == "teardown":
+        record.cpu, record.memory_growth = e.cpu, e.memory_growth
         fs.done += 1
         fs.n_plus_one += state.detector.finish_test(e.file, e.nodeid)
     return fs

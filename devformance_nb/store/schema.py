@@ -261,6 +261,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE test_files ADD COLUMN peak_processes INTEGER;
         """,
     ),
+    Migration(
+        8,
+        "what each test cost its process: CPU seconds and resident-memory growth",
+        """
+        ALTER TABLE tests ADD COLUMN cpu DOUBLE;
+        ALTER TABLE tests ADD COLUMN memory_growth BIGINT;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

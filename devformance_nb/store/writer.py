@@ -184,6 +184,8 @@ def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
             "message": t.message or None,
             "queries": t.queries,
             "query_time": t.query_time,
+            "cpu": t.cpu,
+            "memory_growth": t.memory_growth,
         }
         for t in fs.tests.values()
     ]
