@@ -88,12 +88,18 @@ class Samples:
         pass
 
 
+@pytest.fixture
+def reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the children's tests write what the OS told them (their REPORTS variable)."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    monkeypatch.setenv("REPORTS", str(folder))
+    return folder
+
+
 def test_the_memory_heavy_and_the_cpu_bound_file_are_named(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_project: MakeProject, reports: Path
 ) -> None:
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    monkeypatch.setenv("REPORTS", str(reports))
     root = make_project({"tests/test_memory.py": HOLDS_MEMORY, "tests/test_cpu.py": BURNS_CPU})
     samples = Samples()
     run = api.run_tests(root=root, workers=2, coverage=False, observers=[samples])
@@ -130,12 +136,7 @@ def test_the_memory_heavy_and_the_cpu_bound_file_are_named(
     assert all(r["peak_threads"] >= 1 and r["peak_processes"] >= 1 for r in rows)
 
 
-def test_each_test_costs_what_it_used(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    monkeypatch.setenv("REPORTS", str(reports))
+def test_each_test_costs_what_it_used(make_project: MakeProject, reports: Path) -> None:
     root = make_project({"tests/test_cpu.py": BURNS_CPU})
     run = api.run_tests(root=root, workers=1, coverage=False)
     (fs,) = run.files

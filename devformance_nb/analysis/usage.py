@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from devformance_nb.analysis.select import IN_RUNS, Runs, StoreLike, as_store, frame, select_in
+from devformance_nb.analysis.select import IN_RUNS, Runs, StoreLike, runs_frame
 
 
 def resource_usage(store: StoreLike, runs: Runs = "last:20", limit: int = 30) -> pd.DataFrame:
     """Per test file over the selected runs: median and largest peak memory (MB), median CPU
     seconds and wall seconds, the CPU share (CPU over wall: 1.0 is one core busy all the
     time), peak threads and processes; heaviest memory first."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            f"""
+    return runs_frame(
+        store,
+        runs,
+        f"""
             SELECT x.file, count(*) AS runs,
                    median(x.peak_rss) / 1e6 AS median_peak_mb,
                    max(x.peak_rss) / 1e6 AS max_peak_mb,
@@ -34,22 +32,19 @@ def resource_usage(store: StoreLike, runs: Runs = "last:20", limit: int = 30) ->
                    arg_max(x.status, r.started) AS latest_status
             FROM test_files x JOIN runs r USING (run_id)
             WHERE x.{IN_RUNS} AND x.peak_rss IS NOT NULL
-            GROUP BY x.file ORDER BY median_peak_mb DESC, x.file LIMIT ?
+            GROUP BY x.file ORDER BY median_peak_mb DESC, x.file LIMIT {int(limit)}
             """,
-            [ids, limit],
-        )
+    )
 
 
 def heaviest_tests(store: StoreLike, runs: Runs = "last:20", limit: int = 30) -> pd.DataFrame:
     """Per test over the selected runs: median and largest growth of its process's resident
     memory (MB, measured in the child from set-up to teardown; a test that keeps what it
     allocated grows it), median CPU seconds and CPU share of its duration; most growth first."""
-    s = as_store(store)
-    with s.reading() as con:
-        ids = select_in(con, runs, s.path)
-        return frame(
-            con,
-            f"""
+    return runs_frame(
+        store,
+        runs,
+        f"""
             SELECT x.nodeid, any_value(x.file) AS file, count(*) AS runs,
                    median(x.memory_growth) / 1e6 AS median_growth_mb,
                    max(x.memory_growth) / 1e6 AS max_growth_mb,
@@ -59,7 +54,7 @@ def heaviest_tests(store: StoreLike, runs: Runs = "last:20", limit: int = 30) ->
             FROM tests x JOIN runs r USING (run_id)
             WHERE x.{IN_RUNS} AND x.cpu IS NOT NULL
             GROUP BY x.nodeid
-            ORDER BY median_growth_mb DESC NULLS LAST, median_cpu_s DESC, x.nodeid LIMIT ?
+            ORDER BY median_growth_mb DESC NULLS LAST, median_cpu_s DESC, x.nodeid
+            LIMIT {int(limit)}
             """,
-            [ids, limit],
-        )
+    )

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from devformance_nb.run.state import FileState, RunState
-from devformance_nb.ui.text import BORDER, COLOURS, megabytes
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
+from devformance_nb.ui.text import BORDER, COLOURS, esc, megabytes
 
 
 @dataclass
@@ -84,8 +79,8 @@ def summarize(state: RunState) -> Summary:
 def _card(name: str, value: Any, colour: str = "inherit") -> str:
     return (
         f'<div style="border:1px solid {BORDER};border-radius:6px;padding:4px 12px;min-width:6em">'
-        f'<div style="font-size:85%;opacity:.75">{_esc(name)}</div>'
-        f'<div style="font-size:150%;font-weight:600;color:{colour}">{_esc(value)}</div></div>'
+        f'<div style="font-size:85%;opacity:.75">{esc(name)}</div>'
+        f'<div style="font-size:150%;font-weight:600;color:{colour}">{esc(value)}</div></div>'
     )
 
 
@@ -108,5 +103,5 @@ def summary_html(s: Summary) -> str:
         _card("CPU", f"{s.cpu:.0f}%" if s.memory is not None else "–"),
         _card("memory", megabytes(s.memory)),
     ]
-    notes = "".join(f'<div style="color:{COLOURS["error"]}">{_esc(n)}</div>' for n in s.notes)
+    notes = "".join(f'<div style="color:{COLOURS["error"]}">{esc(n)}</div>' for n in s.notes)
     return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cards)}</div>{notes}'

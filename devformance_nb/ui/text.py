@@ -178,14 +178,15 @@ def tail_text(
     return head + "\n".join(kept) + ("\n" if kept else "")
 
 
-def _esc(value: Any) -> str:
+def esc(value: Any) -> str:
+    """``value`` as text safe inside HTML."""
     return html.escape(str(value), quote=True)
 
 
 def _chip(text: str, colour: str) -> str:
     return (
         f'<span style="display:inline-block;padding:0 6px;margin-right:4px;border-radius:8px;'
-        f'border:1px solid {colour};color:{colour};font-size:90%">{_esc(text)}</span>'
+        f'border:1px solid {colour};color:{colour};font-size:90%">{esc(text)}</span>'
     )
 
 
@@ -193,12 +194,12 @@ def head_html(fs: FileState) -> str:
     """The line above a pane: the status in colour, test counts, queries, crash reason."""
     colour = COLOURS.get(fs.status, MUTED)
     parts = [
-        f'<b style="color:{colour}">{_esc(icon(fs.status))} {_esc(label(fs.status))}</b>',
-        f"<code>{_esc(fs.key)}</code>",
+        f'<b style="color:{colour}">{esc(icon(fs.status))} {esc(label(fs.status))}</b>',
+        f"<code>{esc(fs.key)}</code>",
     ]
     counts = ", ".join(f"{n} {c}" for c, n in sorted(fs.counts.items()) if n)
     if counts:
-        parts.append(_esc(counts))
+        parts.append(esc(counts))
     if fs.is_finished and fs.duration is not None:
         parts.append(_chip(seconds(fs.duration), MUTED))
     if fs.queries:
@@ -209,7 +210,7 @@ def head_html(fs: FileState) -> str:
         shown = "\n".join(fs.crash.strip().splitlines()[:CRASH_LINES])[:CRASH_CHARS]
         text += (
             f'<div style="color:{COLOURS["failed"]};white-space:pre-wrap;font-size:90%">'
-            f"{_esc(shown)}</div>"
+            f"{esc(shown)}</div>"
         )
     return text
 
@@ -223,11 +224,11 @@ def _n_plus_one_item(item: Any) -> str:
     sql = getattr(item, "example_sql", "") or ""
     total = getattr(item, "total_duration", None)
     took = f", {total * 1000:.0f} ms" if isinstance(total, (int, float)) else ""
-    sender = f" (sent by <code>{_esc(sent_by)}</code>)" if sent_by and sent_by != caller else ""
+    sender = f" (sent by <code>{esc(sent_by)}</code>)" if sent_by and sent_by != caller else ""
     return (
-        f"<li><b>{_esc(table)}</b> ×{_esc(count)}{took} <code>{_esc(caller)}</code>{sender}"
-        + (f'<br><span style="opacity:.8">{_esc(hint)}</span>' if hint else "")
-        + (f"<br><code>{_esc(sql[:200])}</code>" if sql else "")
+        f"<li><b>{esc(table)}</b> ×{esc(count)}{took} <code>{esc(caller)}</code>{sender}"
+        + (f'<br><span style="opacity:.8">{esc(hint)}</span>' if hint else "")
+        + (f"<br><code>{esc(sql[:200])}</code>" if sql else "")
         + "</li>"
     )
 
@@ -237,8 +238,8 @@ def _unused_eager_item(item: Any) -> str:
     caller = getattr(item, "caller", "") or ""
     hint = getattr(item, "hint", "") or ""
     return (
-        f"<li><b>{_esc(relation)}</b> <code>{_esc(caller)}</code>"
-        + (f'<br><span style="opacity:.8">{_esc(hint)}</span>' if hint else "")
+        f"<li><b>{esc(relation)}</b> <code>{esc(caller)}</code>"
+        + (f'<br><span style="opacity:.8">{esc(hint)}</span>' if hint else "")
         + "</li>"
     )
 
@@ -249,8 +250,7 @@ def _slow_item(item: Any) -> str:
     caller = getattr(item, "caller", "") or ""
     sql = getattr(item, "sql", "") or ""
     return (
-        f"<li><b>{_esc(took)}</b> <code>{_esc(caller)}</code>"
-        f"<br><code>{_esc(sql[:200])}</code></li>"
+        f"<li><b>{esc(took)}</b> <code>{esc(caller)}</code><br><code>{esc(sql[:200])}</code></li>"
     )
 
 
@@ -275,11 +275,11 @@ def side_html(fs: FileState) -> str:
             [_side_list("Unused eager loads", fs.unused_eager, _unused_eager_item)]
             * bool(fs.unused_eager)
         ),
-        f"<div><b>Coverage</b>: {_esc(cov)}</div>",
+        f"<div><b>Coverage</b>: {esc(cov)}</div>",
     ]
     if fs.errors:
         errors = "".join(
-            f"<pre style='white-space:pre-wrap;margin:0'>{_esc(e[-600:])}</pre>"
+            f"<pre style='white-space:pre-wrap;margin:0'>{esc(e[-600:])}</pre>"
             for e in fs.errors[:3]
         )
         parts.append(
@@ -296,11 +296,11 @@ def status_html(state: RunState | None, notice: str = "", stopping: bool = False
         status = "stopping…" if stopping and state.status == "running" else label(state.status)
         colour = COLOURS.get(state.status, "inherit")
         parts.append(
-            f'run <code>{_esc(state.run_id)}</code>: <b style="color:{colour}">{_esc(status)}</b>'
+            f'run <code>{esc(state.run_id)}</code>: <b style="color:{colour}">{esc(status)}</b>'
             f" · elapsed {clock(state.duration)}"
         )
     if notice:
-        parts.append(f"<i>{_esc(notice)}</i>")
+        parts.append(f"<i>{esc(notice)}</i>")
     return " · ".join(parts) or "<i>no run yet: press Run</i>"
 
 
