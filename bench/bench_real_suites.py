@@ -51,6 +51,13 @@ class Suite:
 
 SUITES = (
     Suite(
+        "djangorestframework",
+        "Django ORM, pytest-django, 60 test files",
+        "djangorestframework==3.18.3",
+        "rest_framework",
+        ("django", "pytest-django", "dj-database-url", "uritemplate", "inflection"),
+    ),
+    Suite(
         "alembic",
         "SQLAlchemy's pytest plugin (follower databases, scratch folders)",
         "alembic==1.20.1",

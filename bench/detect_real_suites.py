@@ -26,14 +26,7 @@ from pathlib import Path
 
 from bench_real_suites import SUITES, Suite, prepare
 
-DJANGO_REST_FRAMEWORK = Suite(
-    "djangorestframework",
-    "Django ORM, pytest-django, 60 test files",
-    "djangorestframework==3.18.3",
-    "rest_framework",
-    ("django", "pytest-django", "dj-database-url", "uritemplate", "inflection"),
-)
-DETECTION_SUITES = {s.name: s for s in (DJANGO_REST_FRAMEWORK, *SUITES)}
+DETECTION_SUITES = {s.name: s for s in SUITES}
 
 
 def findings(store: Path) -> list[tuple[object, ...]]:

@@ -148,10 +148,19 @@ def write_stacks(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> 
     unique = list({row["stack_hash"]: row for row in rows}.values())
     if not unique:
         return
-    con.executemany(
-        "INSERT OR IGNORE INTO stacks (stack_hash, frames, first_run) VALUES (?, ?, ?)",
-        [(row["stack_hash"], row["frames"], row["first_run"]) for row in unique],
-    )
+    # one set-based insert: executemany goes row by row (about 1 ms a stack: 26,000 stacks of
+    # a real suite took 29 s of the parent's CPU while its children ran)
+    import pandas as pd
+
+    frame = pd.DataFrame(unique, columns=["stack_hash", "frames", "first_run"])
+    con.register("_devformance_stacks", frame)
+    try:
+        con.execute(
+            "INSERT OR IGNORE INTO stacks (stack_hash, frames, first_run) "
+            "SELECT stack_hash, CAST(frames AS VARCHAR[]), first_run FROM _devformance_stacks"
+        )
+    finally:
+        con.unregister("_devformance_stacks")
 
 
 def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[str, Any]]:
