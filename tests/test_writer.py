@@ -275,3 +275,25 @@ def test_a_launcher_killed_mid_file_leaves_no_statement_without_its_file(
     assert store.query("SELECT file, status FROM test_files") == [
         {"file": "x.py", "status": "running"}
     ]
+
+
+def test_only_fingerprints_the_store_lacks_are_described(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devformance_nb.logic.fingerprint import fingerprint_hash
+    from devformance_nb.store import rows
+
+    store = Store(tmp_path / "runs.duckdb")
+    described: list[str] = []
+    real = rows.describe
+    monkeypatch.setattr(rows, "describe", lambda fp: described.append(fp) or real(fp))
+    old, new = "SELECT * FROM books WHERE id = ?", "SELECT * FROM authors WHERE id = ?"
+    with store.writing() as con:
+        rows.add_fingerprints(con, {fingerprint_hash(old): old})
+        rows.add_fingerprints(con, {fingerprint_hash(old): old, fingerprint_hash(new): new})
+    assert described == [old, new]
+    stored = store.query("SELECT fingerprint, tables FROM fingerprints ORDER BY fingerprint")
+    assert [(r["fingerprint"], list(r["tables"])) for r in stored] == [
+        (new, ["authors"]),
+        (old, ["books"]),
+    ]

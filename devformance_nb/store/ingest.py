@@ -47,7 +47,7 @@ from devformance_nb.run.launcher import run_coverage_event
 from devformance_nb.run.replay import replay
 from devformance_nb.run.state import FileState, Observer, RunState, TestRecord
 from devformance_nb.store.database import Store
-from devformance_nb.store.rows import fingerprint_frame, write_fingerprints
+from devformance_nb.store.rows import add_fingerprints
 from devformance_nb.store.writer import StoreWriter
 
 #: the fields of a query event DuckDB reads, with their types (other keys are ignored)
@@ -373,10 +373,7 @@ def load_queries(
     Runs in the caller's transaction; DuckDB reads the events files itself.
     """
     con.execute("DELETE FROM queries WHERE run_id = ?", [run_id])
-    # only fingerprints the store lacks are described: describing (sqlparse) is the cost
-    known = {row[0] for row in con.execute("SELECT fingerprint_hash FROM fingerprints").fetchall()}
-    new = {h: fp for h, fp in facts.fingerprints.items() if h not in known}
-    write_fingerprints(con, fingerprint_frame(new))
+    add_fingerprints(con, facts.fingerprints)
     if not paths:
         return
     con.register("_devformance_texts", facts.texts)

@@ -76,14 +76,18 @@ class QueryBuffer:
         c["peers"].append(q.peers)
         c["fix"].append(q.fix)
 
-    def take(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(queries frame, new fingerprints frame), emptying the buffer."""
+    def take(self) -> tuple[pd.DataFrame, dict[str, str]]:
+        """(queries frame, fingerprints new to this run: hash -> text), emptying the buffer.
+
+        The fingerprints are described (sqlparse: about 1 ms each) only when written, by the
+        store's writer thread and only if the store does not hold them already.
+        """
         import pandas as pd  # imported on first use, while the children run
 
         queries = pd.DataFrame({"run_id": self.run_ids, "file": self.files, **self.columns})
         queries["started"] = pd.to_datetime(queries["started"], unit="s")
         queries["rows"] = queries["rows"].astype("Int64")
-        fingerprints = fingerprint_frame(self.new_fingerprints)
+        fingerprints = self.new_fingerprints
         self._reset()
         return queries, fingerprints
 
@@ -123,11 +127,35 @@ def write_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: pd.DataFram
         con.unregister("_devformance_fps")
 
 
+def add_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: dict[str, str]) -> None:
+    """Describe and insert those of ``fingerprints`` (hash -> text) the store lacks.
+
+    Describing is the cost (a run of a real suite: 3,700 fingerprints, 3 s of sqlparse),
+    so the store is asked first: a suite run again describes only its new statements.
+    """
+    if not fingerprints:
+        return
+    import pandas as pd
+
+    asked = pd.DataFrame({"fingerprint_hash": list(fingerprints)})
+    con.register("_devformance_asked", asked)
+    try:
+        known = con.execute(
+            "SELECT fingerprint_hash FROM fingerprints "
+            "WHERE fingerprint_hash IN (SELECT fingerprint_hash FROM _devformance_asked)"
+        ).fetchall()
+    finally:
+        con.unregister("_devformance_asked")
+    held = {row[0] for row in known}
+    new = {digest: fp for digest, fp in fingerprints.items() if digest not in held}
+    write_fingerprints(con, fingerprint_frame(new))
+
+
 def write_queries(
-    con: duckdb.DuckDBPyConnection, queries: pd.DataFrame, fingerprints: pd.DataFrame
+    con: duckdb.DuckDBPyConnection, queries: pd.DataFrame, fingerprints: dict[str, str]
 ) -> None:
-    """Insert statements, and fingerprints the store does not know yet."""
-    write_fingerprints(con, fingerprints)
+    """Insert statements, and fingerprints (hash -> text) the store does not know yet."""
+    add_fingerprints(con, fingerprints)
     if len(queries):
         names = ", ".join(queries.columns)
         con.register("_devformance_queries", queries)
