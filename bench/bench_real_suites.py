@@ -203,7 +203,10 @@ def table(suite: Suite, rows: list[Row]) -> str:
     plain = next(row.counts for row in rows if row.label == "pytest (plain)")
     out = []
     for row in rows:
-        ratio = f"{best[row.label] / best[pairs[row.label]]:.2f}x" if row.label in pairs else ""
+        ratio = ""
+        if row.label in pairs:  # against a pair that ran the suite; else it cannot compare
+            pair = next(r for r in rows if r.label == pairs[row.label])
+            ratio = f"{best[row.label] / best[pair.label]:.2f}x" if pair.counts else "(no pair)"
         same = "yes" if row.counts == plain else "NO"
         shown = ", ".join(f"{n} {word}" for word, n in sorted(row.counts.items()))
         out.append(
