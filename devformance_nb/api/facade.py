@@ -320,7 +320,15 @@ def make_executor(config: Config, root: Path) -> Executor:
     python = config.python or sys.executable
     name = config.executor or ("forkserver" if forkserver_available() else "spawn")
     if name == "forkserver":
-        return shared_executor(root, python, config.preload, config.coverage)
+        source = config.coverage_source
+        return shared_executor(
+            root,
+            python,
+            config.preload,
+            config.coverage,
+            tuple(source) if source is not None else None,
+            config.coverage_contexts,
+        )
     return SpawnExecutor()
 
 

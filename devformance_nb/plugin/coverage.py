@@ -30,6 +30,7 @@ with the child's own file.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import sys
 import warnings
@@ -84,11 +85,20 @@ class CoverageStart:
 class ChildCoverage:
     """A started ``coverage.Coverage`` and what the parent needs to know about it."""
 
-    def __init__(self, cov: Any, data_file: str, config_file: str | None, contexts: bool):
+    def __init__(
+        self,
+        cov: Any,
+        data_file: str,
+        config_file: str | None,
+        contexts: bool,
+        inherited: bool = False,
+    ):
         self.cov = cov
         self.data_file = data_file
         self.config_file = config_file
         self.contexts = contexts
+        #: started by the fork server (its data in memory): saved as a copy into data_file
+        self.inherited = inherited
         self.notes: list[str] = []
         #: set when saving failed: why there is no data file
         self.message = ""
@@ -122,7 +132,10 @@ class ChildCoverage:
         try:
             with _recorded_warnings(self.notes):
                 self.cov.stop()
-                self.cov.save()
+                if self.inherited:
+                    _save_copy(self.cov, self.data_file)
+                else:
+                    self.cov.save()
         except Exception as exc:  # coverage or the file system: report, never raise
             self.message = f"coverage data could not be saved to {self.data_file}: {_line(exc)}"
             return ""
@@ -137,6 +150,19 @@ def start_child_coverage(
     Never raises: a missing coverage package or a broken configuration gives a
     result without coverage and a ``message`` saying why; the tests run anyway.
     """
+    warm = _WARM.pop() if _WARM else None
+    try:
+        started = _start_child(options, rootpath, inipath, warm)
+    finally:
+        adopted = started.coverage is not None and started.coverage.inherited
+        if warm is not None and not adopted:
+            _stop_quietly(warm.cov)
+    return started
+
+
+def _start_child(
+    options: ChildOptions, rootpath: Path, inipath: Path | None, warm: WarmCoverage | None
+) -> CoverageStart:
     if not options.coverage or not options.coverage_data:
         return CoverageStart(None)
     try:
@@ -156,6 +182,11 @@ def start_child_coverage(
         cov = _make_coverage(coverage, data_file, options, config_file, rootpath)
         child = ChildCoverage(cov, data_file, config_file, False)
         child.contexts = _contexts_wanted(cov, options, child.notes)
+        if warm is not None and warm.key == coverage_key(cov, config_file, child.contexts):
+            # the server measured the same way since before it imported anything: go on
+            # with its measurement (import-time lines and coverage's file decisions kept)
+            child = ChildCoverage(warm.cov, data_file, config_file, child.contexts, True)
+            return CoverageStart(child, notes=child.notes)
         with _recorded_warnings(child.notes):
             cov.erase()  # a data file left from an earlier attempt must not merge in
             cov.start()
@@ -167,6 +198,86 @@ def start_child_coverage(
             None, f"coverage is off: the coverage configuration{where} is broken: {_line(exc)}"
         )
     return CoverageStart(child, notes=child.notes)
+
+
+@dataclass
+class WarmCoverage:
+    """A measurement the fork server started before importing anything (``start_warm``)."""
+
+    cov: Any
+    #: ``coverage_key`` of its configuration: a child takes it over only when its own is equal
+    key: tuple[Any, ...]
+
+
+#: the fork server's measurement, if it started one; each forked child takes it (once)
+_WARM: list[WarmCoverage] = []
+
+
+def start_warm(options: ChildOptions, root: Path) -> str:
+    """In the fork server, before any import: start measuring exactly as a child of ``root``
+    would (the data kept in memory); '' if it started, else why not.
+
+    Each forked child inherits the running measurement: the lines the server ran while it
+    imported (a ``preload`` module's import-time lines) and coverage's decision for every
+    file seen so far, so a child neither imports under a fresh tracer nor decides again.
+    A child whose configuration differs (its pytest rootdir holds another coverage config)
+    stops it and starts its own (:func:`start_child_coverage`).
+    """
+    try:
+        import coverage
+
+        config_file = find_config_file(_config_folders(root, None, options.root))
+        cov = _make_coverage(coverage, None, options, config_file, root)
+        contexts = _contexts_wanted(cov, options, [])
+        with _recorded_warnings([]):
+            cov.start()
+    except Exception as exc:  # any problem: the children start their own, as before
+        return f"coverage not started in the server: {_line(exc)}"
+    _WARM[:] = [WarmCoverage(cov, coverage_key(cov, config_file, contexts))]
+    return ""
+
+
+def warm_started() -> bool:
+    """Whether this process holds a measurement started by :func:`start_warm`."""
+    return bool(_WARM)
+
+
+#: the options that decide what a measurement records
+_KEY_OPTIONS = (
+    "run:source", "run:source_pkgs", "run:include", "run:omit", "run:branch", "run:timid",
+    "run:cover_pylib", "run:dynamic_context", "run:core", "run:plugins", "run:concurrency",
+    "run:context", "run:relative_files",
+)  # fmt: skip
+
+
+def coverage_key(cov: Any, config_file: str | None, contexts: bool) -> tuple[Any, ...]:
+    """What makes two measurements the same: the configuration file and every option that
+    decides what is recorded, as this coverage.py reads them."""
+    values: list[str] = []
+    for name in _KEY_OPTIONS:
+        try:
+            values.append(repr(cov.get_option(name)))
+        except Exception:  # an option this coverage.py does not have
+            values.append("")
+    return (config_file, contexts, *values)
+
+
+def _stop_quietly(cov: Any) -> None:
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cov.stop()
+
+
+def _save_copy(cov: Any, data_file: str) -> None:
+    """Write ``cov``'s data (kept in memory) to ``data_file``, as ``save`` would have."""
+    from coverage import CoverageData
+
+    data = cov.get_data()  # also marks the source files never run, as save does
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(data_file)  # a file left by an earlier attempt must not merge in
+    out = CoverageData(basename=data_file)
+    out.update(data)
+    out.write()
 
 
 def silence_pytest_cov(namespace: Any) -> str:
@@ -312,7 +423,11 @@ def _data_file(asked: str) -> str:
 
 
 def _make_coverage(
-    coverage: Any, data_file: str, options: ChildOptions, config_file: str | None, rootpath: Path
+    coverage: Any,
+    data_file: str | None,
+    options: ChildOptions,
+    config_file: str | None,
+    rootpath: Path,
 ) -> Any:
     cov = coverage.Coverage(
         data_file=data_file,

@@ -41,6 +41,10 @@ def warm_up(warm: dict[str, Any]) -> None:
     that are not test infrastructure (``importscan.server_imports``). Plugins and conftest
     files load in each child, through pytest's assertion-rewriting importer, as usual.
     """
+    measured = bool(warm.get("coverage"))
+    # coverage on: measure from here, before anything is imported, so children inherit the
+    # import-time lines of what the server imports and coverage's decision for each file
+    warm_coverage = measured and start_coverage(warm) == ""
     import pytest  # noqa: F401 - every child imports it first
     from _pytest.config import default_plugins
 
@@ -50,19 +54,36 @@ def warm_up(warm: dict[str, Any]) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
     import_installed_plugins(frozenset(warm.get("skip", [])))
-    measured = bool(warm.get("coverage"))  # coverage on: no project code in the server
     # what every child imports when it starts recording: SQL capture, and coverage.py
     for name in _RECORDING_MODULES[: None if measured else 1]:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     for name in warm.get("preload", []):
-        if measured and is_project_module(name, warm.get("root", "")):
+        if measured and not warm_coverage and is_project_module(name, warm.get("root", "")):
             continue  # imported in each child instead, where coverage sees its import-time lines
         importlib.import_module(name)
     skip = frozenset(warm.get("skip", []))
     if warm.get("root"):
         for name in server_imports(warm["root"])[0]:
             try_import(name, skip)
+
+
+def start_coverage(warm: dict[str, Any]) -> str:
+    """Start the measurement every child takes over (see ``plugin.coverage.start_warm``);
+    '' if it started, else why not."""
+    from pathlib import Path
+
+    from devformance_nb.core.contract import ChildOptions
+    from devformance_nb.plugin.coverage import start_warm
+
+    source = warm.get("coverage_source")
+    options = ChildOptions(
+        coverage=True,
+        coverage_source=tuple(source) if source is not None else None,
+        coverage_contexts=bool(warm.get("coverage_contexts")),
+        root=warm.get("root", ""),
+    )
+    return start_warm(options, Path(warm.get("root") or os.getcwd()))
 
 
 #: modules whose import failed in this server process (see ``serve``)

@@ -203,11 +203,22 @@ class ForkServerExecutor:
 
     name = "forkserver"
 
-    def __init__(self, root: Path, python: str, preload: list[str], coverage: bool):
+    def __init__(
+        self,
+        root: Path,
+        python: str,
+        preload: list[str],
+        coverage: bool,
+        coverage_source: tuple[str, ...] | None = None,
+        coverage_contexts: bool = False,
+    ):
         self.root = root
         self.python = python
         self.preload = list(preload)
         self.coverage = coverage
+        #: what the server's own measurement follows (each child checks it is its own)
+        self.coverage_source = coverage_source
+        self.coverage_contexts = coverage_contexts
         self._server: ForkServer | None = None
         self._signature: tuple[tuple[str, float], ...] = ()
         #: whether this run already checked the server against the project
@@ -235,7 +246,13 @@ class ForkServerExecutor:
             return self._server
 
     def _start_server(self) -> None:
-        warm = {"preload": self.preload, "coverage": self.coverage, "root": os.fspath(self.root)}
+        warm = {
+            "preload": self.preload,
+            "coverage": self.coverage,
+            "coverage_source": self.coverage_source,
+            "coverage_contexts": self.coverage_contexts,
+            "root": os.fspath(self.root),
+        }
         server = ForkServer(self.root, self.python, warm)
         self._server = server
         self._signature = self._current_signature()
@@ -296,17 +313,24 @@ class ForkServerExecutor:
                 self._server = None
 
 
-_EXECUTORS: dict[tuple[str, str, tuple[str, ...], bool], ForkServerExecutor] = {}
+_EXECUTORS: dict[tuple[Any, ...], ForkServerExecutor] = {}
 
 
 def shared_executor(
-    root: Path, python: str, preload: list[str], coverage: bool
+    root: Path,
+    python: str,
+    preload: list[str],
+    coverage: bool,
+    coverage_source: tuple[str, ...] | None = None,
+    coverage_contexts: bool = False,
 ) -> ForkServerExecutor:
     """The fork-server executor for this project, reused across runs in this process."""
-    key = (os.fspath(root), python, tuple(preload), coverage)
+    key = (os.fspath(root), python, tuple(preload), coverage, coverage_source, coverage_contexts)
     executor = _EXECUTORS.get(key)
     if executor is None:
-        executor = _EXECUTORS[key] = ForkServerExecutor(root, python, preload, coverage)
+        executor = _EXECUTORS[key] = ForkServerExecutor(
+            root, python, preload, coverage, coverage_source, coverage_contexts
+        )
     return executor
 
 
