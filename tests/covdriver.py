@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,3 +146,12 @@ def run_children(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(zip(test_files, pool.map(one, test_files), strict=True))
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> dedented source) under ``root``."""
+    for rel, source in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
+    return root

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import textwrap
 from argparse import Namespace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from covdriver import ChildRun, run_child
+from covdriver import ChildRun, run_child, write_project
 from coverage import CoverageData
 
 from devformance_nb.core.contract import ChildOptions
-from devformance_nb.plugin.coverage import (
-    CoverageConfigProblem,
-    default_source,
-    find_config_file,
-    resolve_source,
-    silence_pytest_cov,
-    start_child_coverage,
-)
+from devformance_nb.plugin.coverage import silence_pytest_cov, start_child_coverage
 from devformance_nb.run import covdata
 
 SHOP = {
@@ -88,14 +80,6 @@ if importlib.util.find_spec("pytest_cov") is not None:
         {},
         [],
     )
-
-
-def write_project(root: Path, files: dict[str, str]) -> Path:
-    for rel, source in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -255,82 +239,6 @@ def test_a_failed_save_is_reported_not_raised(tmp_path: Path) -> None:
 
 
 @pytest.mark.quick
-@pytest.mark.parametrize(
-    ("files", "expected"),
-    [
-        ({}, None),
-        ({"setup.cfg": "[metadata]\nname = x\n"}, None),
-        ({"setup.cfg": "[coverage:run]\nbranch = true\n"}, "setup.cfg"),
-        ({"tox.ini": "[coverage:report]\nshow_missing = true\n"}, "tox.ini"),
-        ({"pyproject.toml": "[tool.coverage.run]\nbranch = true\n"}, "pyproject.toml"),
-        ({"pyproject.toml": "[tool.ruff]\n"}, None),
-        ({".coveragerc": "", "pyproject.toml": "[tool.coverage.run]\n"}, ".coveragerc"),
-        ({".coveragerc.toml": "[run]\n", "setup.cfg": "[coverage:run]\n"}, ".coveragerc.toml"),
-        ({"setup.cfg": "[coverage:run]\n", "tox.ini": "[coverage:run]\n"}, "setup.cfg"),
-    ],
-)
-def test_config_file_is_the_one_coverage_would_read(
-    tmp_path: Path, files: dict[str, str], expected: str | None
-) -> None:
-    write_project(tmp_path, files)
-    found = find_config_file([tmp_path])
-    assert found == (str(tmp_path / expected) if expected else None)
-
-
-@pytest.mark.quick
-def test_config_file_search_order_and_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rootdir, project = tmp_path / "rootdir", tmp_path / "project"
-    write_project(rootdir, {"setup.cfg": "[metadata]\n"})
-    write_project(project, {".coveragerc": "[run]\n"})
-    assert find_config_file([rootdir, project]) == str(project / ".coveragerc")
-    monkeypatch.setenv("COVERAGE_RCFILE", str(tmp_path / "custom.ini"))
-    assert find_config_file([rootdir, project]) == str(tmp_path / "custom.ini")
-
-
-@pytest.mark.quick
-def test_an_unreadable_shared_file_is_a_config_problem(tmp_path: Path) -> None:
-    write_project(tmp_path, {"pyproject.toml": "[tool.coverage.run\n"})
-    with pytest.raises(CoverageConfigProblem, match=r"pyproject\.toml"):
-        find_config_file([tmp_path])
-
-
-@pytest.mark.quick
-def test_default_source_is_the_projects_packages(tmp_path: Path) -> None:
-    write_project(
-        tmp_path,
-        {
-            "app/__init__.py": "",
-            "src/lib/__init__.py": "",
-            "tests/__init__.py": "",
-            "test_helpers/__init__.py": "",
-            "docs/__init__.py": "",
-            "not-a-name/__init__.py": "",
-            "scripts/run.py": "",  # a folder without __init__.py is no package
-            ".venv/__init__.py": "",
-        },
-    )
-    assert default_source(tmp_path) == [str(tmp_path / "app"), str(tmp_path / "src" / "lib")]
-
-
-@pytest.mark.quick
-def test_a_flat_project_measures_its_root(tmp_path: Path) -> None:
-    write_project(tmp_path, {"app.py": "", "test_app.py": ""})
-    assert default_source(tmp_path) == [str(tmp_path.resolve())]
-
-
-@pytest.mark.quick
-def test_source_folders_are_made_absolute_and_package_names_kept(tmp_path: Path) -> None:
-    write_project(tmp_path, {"src/lib/__init__.py": ""})
-    assert resolve_source(["src/lib", "lib", "json"], tmp_path) == [
-        str(tmp_path / "src" / "lib"),
-        "lib",
-        "json",
-    ]
-
-
-@pytest.mark.quick
 def test_pytest_cov_is_silenced_only_when_asked_for() -> None:
     asked = Namespace(cov_source=[True], no_cov=False)
     assert "switched off" in silence_pytest_cov(asked)
@@ -341,3 +249,26 @@ def test_pytest_cov_is_silenced_only_when_asked_for() -> None:
         Namespace(cov_source=["x"], no_cov=True),
     ):
         assert silence_pytest_cov(namespace) == ""
+
+
+@pytest.mark.quick
+def test_a_child_takes_over_the_servers_measurement_only_when_configured_alike(
+    tmp_path: Path,
+) -> None:
+    import coverage
+
+    from devformance_nb.plugin.covconfig import make_coverage
+    from devformance_nb.plugin.coverage import coverage_key
+
+    root = write_project(tmp_path, {**SHOP, ".coveragerc": "[run]\nbranch = true\n"})
+    config = str(root / ".coveragerc")
+
+    def key(options: ChildOptions, contexts: bool = False) -> tuple[object, ...]:
+        cov = make_coverage(coverage, None, options, config, root)  # built, never started
+        return coverage_key(cov, config, contexts)
+
+    server = ChildOptions(coverage=True, root=str(root))
+    assert key(server) == key(ChildOptions(coverage=True, root=str(root), coverage_data="x"))
+    assert key(server) != key(ChildOptions(coverage=True, coverage_source=("shop.calc",)))
+    assert key(server) != key(server, contexts=True)
+    assert coverage_key(coverage.Coverage(config_file=False), None, False) != key(server)

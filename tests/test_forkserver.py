@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from conftest import MakeProject
 
-from devformance_nb.analysis.runfindings import coverage_of
 from devformance_nb.api import facade as api
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import read_events
@@ -95,8 +94,18 @@ def test_signature_sees_conftest_and_config_changes(tmp_path: Path) -> None:
 
 
 def test_preloaded_project_modules_keep_their_import_time_coverage(
-    make_project: MakeProject,
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With coverage on, the server measures from before its first import: a preloaded
+    project module is imported once, there, and its import-time lines count in every file."""
+    imports = tmp_path / "imports.log"
+    monkeypatch.setenv("IMPORTS_LOG", str(imports))
+    test = """
+        from app.mod import used
+
+        def test_used():
+            assert used() == 1
+    """
     root = make_project(
         {
             "pyproject.toml": (
@@ -105,6 +114,10 @@ def test_preloaded_project_modules_keep_their_import_time_coverage(
             ),
             "app/__init__.py": "",
             "app/mod.py": """
+                import os
+
+                with open(os.environ["IMPORTS_LOG"], "a") as log:
+                    log.write(f"{os.getpid()}\\n")
                 VALUE = 1
 
                 def used():
@@ -113,21 +126,28 @@ def test_preloaded_project_modules_keep_their_import_time_coverage(
                 def unused():
                     return 0
             """,
-            "tests/test_mod.py": """
-                from app.mod import used
-
-                def test_used():
-                    assert used() == 1
-            """,
+            "tests/test_a.py": test,
+            "tests/test_b.py": test,
         }
     )
     covered = {}
     for name in ("spawn", "forkserver"):
-        run = api.run_tests(root=root, workers=1, executor=name)
-        covered[name] = coverage_of(api.open_store(run.db), run.id, "app/mod.py")
-    # VALUE, both def lines and used()'s body: the import-time lines count with both executors
+        imports.write_text("")
+        run = api.run_tests(root=root, workers=2, executor=name)
+        covered[name] = api.open_store(run.db).query(
+            "SELECT test_file, covered, missing_lines FROM coverage_by_test_file "
+            "WHERE run_id = ? AND source_file = 'app/mod.py' ORDER BY test_file",
+            [run.id],
+        )
+        imported = imports.read_text().split()
+        # spawn: each child imports it; the warm server: once, for both children
+        assert len(imported) == (2 if name == "spawn" else 1), imported
+    # import-time lines (the import, the with block, VALUE, both defs) and used()'s body
     assert covered["forkserver"] == covered["spawn"]
-    assert covered["spawn"] is not None and covered["spawn"]["covered"] == 4
+    assert [(row["test_file"], row["covered"]) for row in covered["spawn"]] == [
+        ("tests/test_a.py", 7),
+        ("tests/test_b.py", 7),
+    ]
 
 
 def test_is_project_module(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.plugin.coverage import CoverageConfigProblem, find_config_file
+from devformance_nb.plugin.covconfig import CoverageConfigProblem, find_config_file
 
 
 @dataclass(frozen=True)
