@@ -381,31 +381,42 @@ def _cached_reporter(self: Any, morf: Any) -> Any:
             reporter = parent(morf)
             with contextlib.suppress(Exception):  # a file that cannot be parsed: as before
                 reporter.parser  # noqa: B018 - parse once, here, not in every report
-            _keep_regions(reporter)
+            _keep_answers(reporter)
             if len(_REPORTERS) >= MAX_REPORTERS:
                 _REPORTERS.clear()
             _REPORTERS[key] = reporter
     return reporter
 
 
-def _keep_regions(reporter: Any) -> None:
-    """Make ``reporter.code_regions()`` parse its source once, not at every report.
+#: file reporter methods whose answer depends only on the file's text and the configuration
+_KEPT_ANSWERS = ("code_regions", "no_branch_lines", "exit_counts")
+
+
+def _keep_answers(reporter: Any) -> None:
+    """Make ``reporter``'s text-only answers computed once, not at every report.
 
     coverage 7.10+'s JSON report lists each file's functions and classes from a fresh
     ``ast.parse`` of its source every time (sqlite-utils: 8 s of the parent's CPU for 52
-    reports); the regions, like the statements, depend only on the unchanged text.
+    reports), and every analysis scans the source for ``# pragma: no branch`` lines and
+    counts exits again; like the statements, they depend only on the unchanged text and the
+    configuration (both part of the reporter's cache key). Callers get a copy each time.
     """
-    regions = getattr(reporter, "code_regions", None)
-    if regions is None:
-        return
+    for name in _KEPT_ANSWERS:
+        method = getattr(reporter, name, None)
+        if method is not None:
+            setattr(reporter, name, _answered_once(method))
+
+
+def _answered_once(method: Any) -> Any:
     kept: list[Any] = []
 
-    def code_regions() -> list[Any]:
+    def answer() -> Any:
         if not kept:
-            kept.append(list(regions()))
-        return list(kept[0])
+            found = method()
+            kept.append(list(found) if not isinstance(found, (set, dict)) else found)
+        return type(kept[0])(kept[0])  # a copy: a caller may change what it gets
 
-    reporter.code_regions = code_regions
+    return answer
 
 
 def _json_report(cov: Any, morfs: list[str], notes: list[str]) -> dict[str, Any]:
