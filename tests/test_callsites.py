@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dis
 import sys
+from pathlib import Path
 from types import CoroutineType, FrameType
 from typing import Any
 
@@ -101,3 +102,27 @@ def test_a_frame_outside_loops_and_an_await_are_not() -> None:
         assert coroutine.cr_frame is not None and not in_loop(coroutine.cr_frame)
     finally:
         coroutine.close()
+
+
+@pytest.mark.quick
+def test_loop_spans_read_from_the_bytecode_equal_dis_on_a_large_module() -> None:
+    import argparse
+    import types
+
+    from devformance_nb.plugin.capture import callsites
+
+    def codes(code: types.CodeType) -> list[types.CodeType]:
+        found = [code]
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found += codes(const)
+        return found
+
+    source = Path(argparse.__file__).read_text(encoding="utf-8")
+    every = codes(compile(source, argparse.__file__, "exec"))
+    assert len(every) > 150
+    if sys.version_info >= (3, 11):  # relative backward jumps: the scan is used
+        assert callsites._SPANS is callsites._spans_by_scan
+    looped = [c for c in every if callsites._spans_by_dis(c)]
+    assert len(looped) > 30
+    assert [callsites._SPANS(c) for c in every] == [callsites._spans_by_dis(c) for c in every]

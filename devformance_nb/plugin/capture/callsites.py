@@ -7,6 +7,7 @@ Both are asked once per distinct stack, when its site is described, never per st
 from __future__ import annotations
 
 import dis
+import opcode
 import re
 from functools import lru_cache
 from types import CodeType, FrameType
@@ -88,11 +89,8 @@ def _is_statement(cls: type) -> bool:
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 
-@lru_cache(maxsize=4_096)
-def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
-    """The (start, end) offsets of ``code``'s loops: a backward jump goes from the end of a loop
-    body to its head (an ``await``'s own backward jump, ``JUMP_BACKWARD_NO_INTERRUPT``, is no
-    loop)."""
+def _spans_by_dis(code: CodeType) -> tuple[tuple[int, int], ...]:
+    """Loop spans read through ``dis`` (any Python version; builds an object per instruction)."""
     spans = []
     for instruction in dis.get_instructions(code):
         target = instruction.argval
@@ -104,6 +102,82 @@ def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
         ):
             spans.append((target, instruction.offset))
     return tuple(spans)
+
+
+#: Python 3.11+'s relative backward jumps (an ``await``'s own NO_INTERRUPT one is no loop)
+_BACKWARD = frozenset(
+    code
+    for name, code in opcode.opmap.items()
+    if name.startswith(("JUMP_BACKWARD", "POP_JUMP_BACKWARD")) and "NO_INTERRUPT" not in name
+)
+
+
+def _spans_by_scan(code: CodeType) -> tuple[tuple[int, int], ...]:
+    """Loop spans read straight from the bytecode: 3.11+'s backward jumps are relative, to
+    ``offset + 2 + 2 * (inline caches) - 2 * arg``. Fourteen times faster than ``dis`` (a big
+    module's code objects: 39 ms -> 2.7 ms, paid again in every child)."""
+    raw, spans, extended = code.co_code, [], 0
+    for offset in range(0, len(raw), 2):
+        op = raw[offset]
+        if op == _EXTENDED_ARG:
+            extended = (extended | raw[offset + 1]) << 8
+            continue
+        arg, extended = extended | raw[offset + 1], 0
+        if op in _BACKWARD:
+            spans.append((offset + 2 + 2 * _caches(op) - 2 * arg, offset))
+    return tuple(spans)
+
+
+_EXTENDED_ARG = opcode.EXTENDED_ARG
+
+
+def _caches(op: int) -> int:
+    entries: Any = getattr(opcode, "_inline_cache_entries", None)
+    if isinstance(entries, dict):  # 3.13: by name
+        return int(entries.get(opcode.opname[op], 0))
+    return int(entries[op]) if entries is not None else 0
+
+
+def _sample_loops(items: list[int]) -> int:  # pragma: no cover - only compiled, never run
+    total = 0
+    for item in items:
+        while item > 0:
+            item -= 1
+            if item == 3:
+                continue
+            total += sum(x for x in range(item) if x % 2)
+        else:
+            total += 1
+    return total + len([i for i in items for _ in range(i) if i]) + len({i: i for i in items})
+
+
+async def _sample_awaits(items: Any) -> None:  # pragma: no cover - only compiled, never run
+    async for item in items:
+        await item
+
+
+def _faithful_scan() -> bool:
+    """Whether the byte scan reads this Python's bytecode as ``dis`` does (checked once, on a
+    function with nested loops, comprehensions and ``continue``); else ``dis`` is used."""
+    if not _BACKWARD:
+        return False  # before 3.11: absolute jumps back
+    codes = [_sample_loops.__code__, _sample_awaits.__code__]
+    codes += [c for c in _sample_loops.__code__.co_consts if isinstance(c, CodeType)]
+    try:
+        return all(_spans_by_scan(c) == _spans_by_dis(c) for c in codes)
+    except Exception:
+        return False
+
+
+_SPANS = _spans_by_scan if _faithful_scan() else _spans_by_dis
+
+
+@lru_cache(maxsize=4_096)
+def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
+    """The (start, end) offsets of ``code``'s loops: a backward jump goes from the end of a loop
+    body to its head (an ``await``'s own backward jump, ``JUMP_BACKWARD_NO_INTERRUPT``, is no
+    loop)."""
+    return _SPANS(code)
 
 
 def in_loop(frame: FrameType) -> bool:
