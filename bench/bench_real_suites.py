@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: worker processes on both sides (this machine has 2 cores)
+WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ SUITES = (
 
 #: outcome words of pytest's and devformance's summary lines
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+#: devformance's summary line: how many test files ran
+_FILES = re.compile(r"tests? in (\d+) files?")
 
 
 @dataclass
@@ -103,6 +107,8 @@ class Row:
     label: str
     seconds: list[float] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: test files devformance ran (0 for pytest's rows)
+    files: int = 0
 
 
 def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
@@ -160,9 +166,9 @@ def counts(output: str) -> dict[str, int]:
 def bench(suite: Suite, workdir: Path, rounds: int) -> list[Row]:
     """Every command of one suite, interleaved round by round."""
     project, python = prepare(suite, workdir)
-    devformance = [str(python), "-m", "devformance_nb.cli", "run", "--workers", "2"]
+    devformance = [str(python), "-m", "devformance_nb.cli", "run", "--workers", str(WORKERS)]
     pytest = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    xdist = [*pytest, "-n", "2", "--dist", "loadfile"]
+    xdist = [*pytest, "-n", str(WORKERS), "--dist", "loadfile"]
     db = workdir / f"{suite.name}.duckdb"
     after = ["--", *suite.pytest_args] if suite.pytest_args else []
     args = [*suite.pytest_args, *suite.paths]
@@ -189,6 +195,8 @@ def bench(suite: Suite, workdir: Path, rounds: int) -> list[Row]:
             seconds, output = timed(command, project)
             rows[label].seconds.append(seconds)
             rows[label].counts = counts(output)
+            ran = _FILES.findall(output)
+            rows[label].files = int(ran[-1]) if ran else 0
             print(f"{suite.name}: {label}: {seconds:.1f} s {rows[label].counts}", flush=True)
     return list(rows.values())
 
@@ -203,14 +211,17 @@ def table(suite: Suite, rows: list[Row]) -> str:
     plain = next(row.counts for row in rows if row.label == "pytest (plain)")
     out = []
     for row in rows:
-        ratio = ""
+        ratio = extra = ""
         if row.label in pairs:  # against a pair that ran the suite; else it cannot compare
             pair = next(r for r in rows if r.label == pairs[row.label])
             ratio = f"{best[row.label] / best[pair.label]:.2f}x" if pair.counts else "(no pair)"
+            if pair.counts and row.files:  # worker-seconds more than xdist's, per test file
+                extra = f"{(best[row.label] - best[pair.label]) * WORKERS / row.files:+.3f}"
         same = "yes" if row.counts == plain else "NO"
         shown = ", ".join(f"{n} {word}" for word, n in sorted(row.counts.items()))
         out.append(
-            f"| {suite.name} | {row.label} | {best[row.label]:.1f} | {ratio} | {shown} | {same} |"
+            f"| {suite.name} | {row.label} | {best[row.label]:.1f} | {ratio} | {extra} | {shown} "
+            f"| {same} |"
         )
     return "\n".join(out)
 
@@ -224,8 +235,8 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="devformance-suites-"))
     chosen = [s for s in SUITES if not args.suite or s.name in args.suite]
     lines = [
-        "| suite | command | wall s | vs xdist | outcomes | = plain pytest |",
-        "|---|---|---|---|---|---|",
+        "| suite | command | wall s | vs xdist | s/file over xdist | outcomes | = plain pytest |",
+        "|---|---|---|---|---|---|---|",
     ]
     for suite in chosen:
         lines.append(table(suite, bench(suite, workdir, args.rounds)))
