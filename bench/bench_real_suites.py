@@ -144,9 +144,22 @@ def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
     return project, python
 
 
+def user_env() -> dict[str, str]:
+    """This process's environment as a user's shell has it: no devformance settings, and
+    bytecode written. ``PYTHONDONTWRITEBYTECODE`` (set on some CI machines and sandboxes)
+    stops pytest from caching its assertion rewriting, so every process rewrites each
+    plugin's modules again (hypothesis: 0.5 s a process): that flatters the tool that starts
+    the fewest processes and is not what a user runs."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DEVFORMANCE_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+
+
 def timed(command: list[str], cwd: Path) -> tuple[float, str]:
     """(wall seconds, output) of one command."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVFORMANCE_")}
+    env = user_env()
     began = time.perf_counter()
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     return time.perf_counter() - began, proc.stdout + proc.stderr
