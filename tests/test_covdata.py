@@ -266,44 +266,12 @@ def test_children_with_branches_match_coverage_and_a_new_test_raises_the_total(
     assert alone.percent is not None and alone.percent < after.percent
 
 
-def test_a_source_file_is_parsed_once_while_unchanged(
-    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from coverage.parser import PythonParser
-
-    parsed: list[str] = []
-    original = PythonParser.parse_source
-
-    def counting(self: PythonParser) -> None:
-        parsed.append(str(self.filename))
-        original(self)
-
-    monkeypatch.setattr(PythonParser, "parse_source", counting)
-    trees: list[str] = []  # every ast.parse (coverage's JSON report lists functions from one)
-    build = ast.parse
-    monkeypatch.setattr(ast, "parse", lambda *a, **k: trees.append("") or build(*a, **k))
-    calc = shop / "shop" / "calc.py"
-    first = lines_data(tmp_path / "a.coverage", {calc: [1, 2, 5, 6, 7, 8]})
-    second = lines_data(tmp_path / "b.coverage", {calc: [1, 2]})
-    assert covdata.read_test_file(first, shop).files[0].covered == 6
-    built = len(trees)
-    assert covdata.read_test_file(second, shop).files[0].covered == 2
-    assert parsed.count(str(calc)) == 1  # the second report reused the parse
-    assert len(trees) == built  # and its functions and classes
-    # an edited file is parsed again: its statements changed
-    calc.write_text(CALC + "\n\ndef extra():\n    return 2\n", encoding="utf-8")
-    (row,) = covdata.read_test_file(second, shop).files
-    assert (row.statements, row.covered) == (10, 2)
-    assert parsed.count(str(calc)) == 2
-
-
 def test_reads_in_two_threads_never_build_asts_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CPython 3.11 can break its AST construction when two threads parse at once, which lost
     a file's coverage under load: reader threads take turns, so a parse never overlaps another.
     """
-    import ast
     import threading
 
     root = project(

@@ -1,8 +1,9 @@
 """Reading the children's coverage data files through coverage.py's own API (runtime layer).
 
-Every number comes from coverage's JSON report (``Coverage.json_report``), so a
-file's statements, branches and percent are exactly what ``coverage report``
-shows for the same data, and the run total, read from the union of every
+Every number comes from coverage's own analysis of each file, the step all its reports
+share (``coverage.report_core.get_analysis_to_report``; its JSON report on a coverage.py
+without it), so a file's statements, branches and percent are exactly what ``coverage
+report`` shows for the same data, and the run total, read from the union of every
 child's data (``CoverageData.update``), is what ``coverage combine`` followed by
 ``coverage report`` gives. The SQLite inside a data file is never read directly.
 
@@ -13,7 +14,6 @@ out with a note. Turning a result into store rows is ``store.rows``'s job.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.plugin.covconfig import CoverageConfigProblem, find_config_file
+from devformance_nb.run.covparse import reporting_class
 
 
 @dataclass(frozen=True)
@@ -237,11 +238,11 @@ def _span(start: int, end: int | None) -> str:
 def _report(
     datas: dict[str, list[Any]], root: Path, config_file: str | bool, out: CoverageResult
 ) -> None:
-    """Fill ``out`` from coverage's JSON report on the union of ``datas`` (path -> its data)."""
+    """Fill ``out`` from coverage's analysis of the union of ``datas`` (path -> its data)."""
     import coverage
 
     cwd = os.getcwd()  # coverage names files inside the working directory relative to it
-    cov = _reporting_class(coverage.Coverage)(data_file=None, config_file=config_file)
+    cov = reporting_class(coverage.Coverage)(data_file=None, config_file=config_file)
     union = cov.get_data()
     for path, parts in datas.items():
         try:
@@ -338,85 +339,6 @@ def _analysis_row(name: str, analysis: Any, branched: bool) -> SourceFileCoverag
         partial_branches=numbers.n_partial_branches if branched else None,
         missing_branches=_arcs_text(arcs) if branched else None,
     )
-
-
-#: parsed source files kept for the next report: (path, mtime, size, config file) -> reporter
-_REPORTERS: dict[tuple[str, int, int, str], Any] = {}
-_REPORTERS_LOCK = threading.Lock()
-#: source files kept parsed at most (a run's project files, many times over)
-MAX_REPORTERS = 20_000
-_REPORTING: dict[type, type] = {}
-
-
-def _reporting_class(base: type) -> type:
-    """``coverage.Coverage`` that keeps each source file's parse for the next report.
-
-    Every test file's data is reported on its own, and each report parsed every measured
-    source file again: 2 s a test file on alembic (53 files), most of the parent's coverage
-    work. A file's statements depend only on its text and the configuration's exclusion
-    rules, so one parse serves every report while the file is unchanged. The hook is
-    coverage.py's ``_get_file_reporter`` (in coverage since 5.0); were it gone, reports would
-    just parse as before.
-    """
-    found = _REPORTING.get(base)
-    if found is None:
-        found = _REPORTING[base] = type(
-            "ReportingCoverage", (base,), {"_get_file_reporter": _cached_reporter}
-        )
-    return found
-
-
-def _cached_reporter(self: Any, morf: Any) -> Any:
-    parent = super(type(self), self)._get_file_reporter  # type: ignore[misc]
-    if not isinstance(morf, str) or self._data is None or self._data.file_tracer(morf):
-        return parent(morf)  # a module object, or a file a coverage plugin reports
-    try:
-        stat = os.stat(morf)
-    except OSError:
-        return parent(morf)
-    key = (morf, stat.st_mtime_ns, stat.st_size, str(self.config.config_file))
-    with _REPORTERS_LOCK:
-        reporter = _REPORTERS.get(key)
-        if reporter is None:
-            reporter = parent(morf)
-            with contextlib.suppress(Exception):  # a file that cannot be parsed: as before
-                reporter.parser  # noqa: B018 - parse once, here, not in every report
-            _keep_answers(reporter)
-            if len(_REPORTERS) >= MAX_REPORTERS:
-                _REPORTERS.clear()
-            _REPORTERS[key] = reporter
-    return reporter
-
-
-#: file reporter methods whose answer depends only on the file's text and the configuration
-_KEPT_ANSWERS = ("code_regions", "no_branch_lines", "exit_counts")
-
-
-def _keep_answers(reporter: Any) -> None:
-    """Make ``reporter``'s text-only answers computed once, not at every report.
-
-    coverage 7.10+'s JSON report lists each file's functions and classes from a fresh
-    ``ast.parse`` of its source every time (sqlite-utils: 8 s of the parent's CPU for 52
-    reports), and every analysis scans the source for ``# pragma: no branch`` lines and
-    counts exits again; like the statements, they depend only on the unchanged text and the
-    configuration (both part of the reporter's cache key). Callers get a copy each time.
-    """
-    for name in _KEPT_ANSWERS:
-        method = getattr(reporter, name, None)
-        if method is not None:
-            setattr(reporter, name, _answered_once(method))
-
-
-def _answered_once(method: Any) -> Any:
-    kept: list[Any] = []
-
-    def answer() -> Any:
-        if not kept:
-            found = method()
-            kept.append(list(found) if not isinstance(found, (set, dict)) else found)
-        return type(kept[0])(kept[0])  # a copy: a caller may change what it gets
-
-    return answer
 
 
 def _json_report(cov: Any, morfs: list[str], notes: list[str]) -> dict[str, Any]:
