@@ -14,7 +14,9 @@ pytest-cov. Then, interleaved, each round:
 
 Every devformance row is the whole command a user runs (interpreter start, discovery, the
 fork server, the files, the store). Outcome counts of every row are printed beside plain
-pytest's, so a run that is fast because it ran the wrong tests shows as such. Prints a
+pytest's, so a run that is fast because it ran the wrong tests shows as such, and each
+coverage total beside pytest-cov's, so one that is fast because it measured nothing does too
+(a broken coverage read once made a run look 10% faster). Prints a
 markdown table (paste it into bench/RESULTS.md). ``--workdir`` keeps the downloads and
 virtualenvs for the next run.
 """
@@ -96,6 +98,9 @@ SUITES = (
 
 #: outcome words of pytest's and devformance's summary lines
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+#: the run's coverage total: devformance's line, and pytest-cov's TOTAL row
+_OUR_COVERAGE = re.compile(r"coverage: ([\d.]+)% of")
+_COV_TOTAL = re.compile(r"^TOTAL\s.*?(\d+(?:\.\d+)?)%\s*$", re.MULTILINE)
 #: devformance's summary line: how many test files ran
 _FILES = re.compile(r"tests? in (\d+) files?")
 
@@ -109,6 +114,8 @@ class Row:
     counts: dict[str, int] = field(default_factory=dict)
     #: test files devformance ran (0 for pytest's rows)
     files: int = 0
+    #: the coverage total the command printed ('' when it measured none)
+    coverage: str = ""
 
 
 def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
@@ -209,6 +216,8 @@ def bench(suite: Suite, workdir: Path, rounds: int) -> list[Row]:
             rows[label].seconds.append(seconds)
             rows[label].counts = counts(output)
             ran = _FILES.findall(output)
+            total = _OUR_COVERAGE.findall(output) or _COV_TOTAL.findall(output)
+            rows[label].coverage = f"{float(total[-1]):.1f}%" if total else ""
             rows[label].files = int(ran[-1]) if ran else 0
             print(f"{suite.name}: {label}: {seconds:.1f} s {rows[label].counts}", flush=True)
     return list(rows.values())
@@ -234,7 +243,7 @@ def table(suite: Suite, rows: list[Row]) -> str:
         shown = ", ".join(f"{n} {word}" for word, n in sorted(row.counts.items()))
         out.append(
             f"| {suite.name} | {row.label} | {best[row.label]:.1f} | {ratio} | {extra} | {shown} "
-            f"| {same} |"
+            f"| {same} | {row.coverage} |"
         )
     return "\n".join(out)
 
@@ -248,8 +257,9 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="devformance-suites-"))
     chosen = [s for s in SUITES if not args.suite or s.name in args.suite]
     lines = [
-        "| suite | command | wall s | vs xdist | s/file over xdist | outcomes | = plain pytest |",
-        "|---|---|---|---|---|---|---|",
+        "| suite | command | wall s | vs xdist | s/file over xdist | outcomes | = plain pytest "
+        "| coverage |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for suite in chosen:
         lines.append(table(suite, bench(suite, workdir, args.rounds)))
