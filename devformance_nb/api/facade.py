@@ -32,8 +32,8 @@ from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.logic.importscan import config_mentions, uses_controller_hooks
 from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
 from devformance_nb.run.executor import Executor, SpawnExecutor
+from devformance_nb.run.forkserver import MeasureSettings, shared_executor
 from devformance_nb.run.forkserver import available as forkserver_available
-from devformance_nb.run.forkserver import shared_executor
 from devformance_nb.run.launcher import Launcher, LaunchPlan, new_run_id
 from devformance_nb.run.nodes import xdist_installed
 from devformance_nb.run.replay import replay
@@ -321,14 +321,10 @@ def make_executor(config: Config, root: Path) -> Executor:
     name = config.executor or ("forkserver" if forkserver_available() else "spawn")
     if name == "forkserver":
         source = config.coverage_source
-        return shared_executor(
-            root,
-            python,
-            config.preload,
-            config.coverage,
-            tuple(source) if source is not None else None,
-            config.coverage_contexts,
+        measure = MeasureSettings(
+            tuple(source) if source is not None else None, config.coverage_contexts
         )
+        return shared_executor(root, python, config.preload, config.coverage, measure)
     return SpawnExecutor()
 
 

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,16 @@ def project_signature(root: Path, preload: list[str]) -> tuple[tuple[str, float]
 _SKIP_DIRS = frozenset({"node_modules", "site-packages", "build", "dist", "venv", "env"})
 
 
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How the server's coverage measurement is set up, as each child's would be."""
+
+    #: what coverage measures (None: the project's coverage config, else its packages)
+    source: tuple[str, ...] | None = None
+    #: record which test ran each line
+    contexts: bool = False
+
+
 class ForkServerExecutor:
     """Starts children by forking a warm server; the server is reused while the project is
     unchanged (across runs of one notebook session, too)."""
@@ -209,16 +220,14 @@ class ForkServerExecutor:
         python: str,
         preload: list[str],
         coverage: bool,
-        coverage_source: tuple[str, ...] | None = None,
-        coverage_contexts: bool = False,
+        measure: MeasureSettings = MeasureSettings(),
     ):
         self.root = root
         self.python = python
         self.preload = list(preload)
         self.coverage = coverage
         #: what the server's own measurement follows (each child checks it is its own)
-        self.coverage_source = coverage_source
-        self.coverage_contexts = coverage_contexts
+        self.measure = measure
         self._server: ForkServer | None = None
         self._signature: tuple[tuple[str, float], ...] = ()
         #: whether this run already checked the server against the project
@@ -249,8 +258,8 @@ class ForkServerExecutor:
         warm = {
             "preload": self.preload,
             "coverage": self.coverage,
-            "coverage_source": self.coverage_source,
-            "coverage_contexts": self.coverage_contexts,
+            "coverage_source": self.measure.source,
+            "coverage_contexts": self.measure.contexts,
             "root": os.fspath(self.root),
         }
         server = ForkServer(self.root, self.python, warm)
@@ -321,16 +330,13 @@ def shared_executor(
     python: str,
     preload: list[str],
     coverage: bool,
-    coverage_source: tuple[str, ...] | None = None,
-    coverage_contexts: bool = False,
+    measure: MeasureSettings = MeasureSettings(),
 ) -> ForkServerExecutor:
     """The fork-server executor for this project, reused across runs in this process."""
-    key = (os.fspath(root), python, tuple(preload), coverage, coverage_source, coverage_contexts)
+    key = (os.fspath(root), python, tuple(preload), coverage, measure)
     executor = _EXECUTORS.get(key)
     if executor is None:
-        executor = _EXECUTORS[key] = ForkServerExecutor(
-            root, python, preload, coverage, coverage_source, coverage_contexts
-        )
+        executor = _EXECUTORS[key] = ForkServerExecutor(root, python, preload, coverage, measure)
     return executor
 
 
