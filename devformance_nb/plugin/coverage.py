@@ -132,9 +132,10 @@ def start_child_coverage(
     result without coverage and a ``message`` saying why; the tests run anyway.
     """
     warm = _WARM.pop() if _WARM else None
+    started = CoverageStart(None)
     try:
         started = _start_child(options, rootpath, inipath, warm)
-    finally:
+    finally:  # a measurement not taken over must not keep tracing beside the child's own
         adopted = started.coverage is not None and started.coverage.inherited
         if warm is not None and not adopted:
             _stop_quietly(warm.cov)
@@ -166,8 +167,9 @@ def _start_child(
         if warm is not None and warm.key == coverage_key(cov, config_file, child.contexts):
             # the server measured the same way since before it imported anything: go on
             # with its measurement (import-time lines and coverage's file decisions kept)
-            child = ChildCoverage(warm.cov, data_file, config_file, child.contexts, True)
-            return CoverageStart(child, notes=child.notes)
+            taken = ChildCoverage(warm.cov, data_file, config_file, child.contexts, True)
+            taken.notes = child.notes
+            return CoverageStart(taken, notes=taken.notes)
         with _recorded_warnings(child.notes):
             cov.erase()  # a data file left from an earlier attempt must not merge in
             cov.start()
@@ -216,11 +218,6 @@ def start_warm(options: ChildOptions, root: Path) -> str:
         return f"coverage not started in the server: {_line(exc)}"
     _WARM[:] = [WarmCoverage(cov, coverage_key(cov, config_file, contexts))]
     return ""
-
-
-def warm_started() -> bool:
-    """Whether this process holds a measurement started by :func:`start_warm`."""
-    return bool(_WARM)
 
 
 #: the options that decide what a measurement records

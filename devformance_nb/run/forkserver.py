@@ -10,10 +10,10 @@ starts its own session (process group), points stdout and stderr at the pipe,
 and runs ``pytest.main``. The server reaps children and reports their exit
 status back, so the launcher sees the same ``Child`` as with ``spawn``.
 
-Coverage stays exact because project code never runs in the server while
-coverage is on: ``preload`` modules of the project itself are then imported in
-each child, as with spawn (third-party modules, usually the bulk of the import
-time, stay warm in the server).
+With coverage on, the server starts coverage.py before its first import, configured as a
+child would be (``MeasureSettings``), and each child takes that measurement over: the
+import-time lines of what the server imported (``preload`` modules of the project) count in
+every child, and coverage's decision on each file is made once (``plugin.coverage``).
 """
 
 from __future__ import annotations
