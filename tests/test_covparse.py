@@ -29,7 +29,7 @@ def test_a_source_file_is_parsed_once_while_unchanged(
         original(self)
 
     monkeypatch.setattr(PythonParser, "parse_source", counting)
-    trees: list[str] = []  # every ast.parse (coverage's JSON report lists functions from one)
+    trees: list[str] = []  # every ast.parse
     build = ast.parse
     monkeypatch.setattr(ast, "parse", lambda *a, **k: trees.append("") or build(*a, **k))
     calc = shop / "shop" / "calc.py"
@@ -39,7 +39,7 @@ def test_a_source_file_is_parsed_once_while_unchanged(
     built = len(trees)
     assert covdata.read_test_file(second, shop).files[0].covered == 2
     assert parsed.count(str(calc)) == 1  # the second report reused the parse
-    assert len(trees) == built  # and its functions and classes
+    assert len(trees) == built  # no tree built again either
     # an edited file is parsed again: its statements changed
     calc.write_text(CALC + "\n\ndef extra():\n    return 2\n", encoding="utf-8")
     (row,) = covdata.read_test_file(second, shop).files

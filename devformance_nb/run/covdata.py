@@ -1,11 +1,11 @@
 """Reading the children's coverage data files through coverage.py's own API (runtime layer).
 
 Every number comes from coverage's own analysis of each file, the step all its reports
-share (``coverage.report_core.get_analysis_to_report``; its JSON report on a coverage.py
-without it), so a file's statements, branches and percent are exactly what ``coverage
-report`` shows for the same data, and the run total, read from the union of every
-child's data (``CoverageData.update``), is what ``coverage combine`` followed by
-``coverage report`` gives. The SQLite inside a data file is never read directly.
+share (``coverage.report_core.get_analysis_to_report``), so a file's statements, branches
+and percent are exactly what ``coverage report`` shows for the same data, and the run
+total, read from the union of every child's data (``CoverageData.update``), is what
+``coverage combine`` followed by ``coverage report`` gives. The SQLite inside a data file
+is never read directly.
 
 Bad input never raises: a missing or corrupt data file (a crashed child) is
 skipped with a reason, and a source file deleted since it was measured is left
@@ -15,9 +15,7 @@ out with a note. Turning a result into store rows is ``store.rows``'s job.
 from __future__ import annotations
 
 import glob
-import json
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -241,7 +239,6 @@ def _report(
     """Fill ``out`` from coverage's analysis of the union of ``datas`` (path -> its data)."""
     import coverage
 
-    cwd = os.getcwd()  # coverage names files inside the working directory relative to it
     cov = reporting_class(coverage.Coverage)(data_file=None, config_file=config_file)
     union = cov.get_data()
     for path, parts in datas.items():
@@ -261,35 +258,23 @@ def _report(
     ]
     if not present:  # a report would cover every measured file for an empty list
         return
-    if _analysed(cov, present, root, out):
-        return
-    report = _json_report(cov, present, out.notes)
-    for key, entry in sorted(report.get("files", {}).items()):
-        name = relative_name(os.path.join(cwd, key), root)
-        out.files.append(_file_row(name, entry))
-    if out.files:
-        out.total = _total_row(report["totals"], len(out.files))
+    _analysed(cov, present, root, out)
 
 
-def _analysed(cov: Any, morfs: list[str], root: Path, out: CoverageResult) -> bool:
-    """Fill ``out`` from coverage's analysis of each file, as its reports do; False when this
-    coverage.py lacks the reporters' shared analysis step (then its JSON report is used).
+def _analysed(cov: Any, morfs: list[str], root: Path, out: CoverageResult) -> None:
+    """Fill ``out`` from coverage's analysis of each file, the step every report of coverage
+    shares (``get_analysis_to_report``, in coverage.py since 7.3).
 
     The figures are the ones every report of coverage prints (``Analysis.numbers``, summed
-    the way its reporters sum them); only the JSON report's extras are skipped: its
+    the way its reporters sum them); the JSON report's extras are never built: its
     functions and classes sections and the JSON text cost a real suite's parent 36 s for
     60 test files (djangorestframework), more than the children's own work.
     """
-    try:
-        from coverage.exceptions import NoDataError
-        from coverage.report_core import get_analysis_to_report
-        from coverage.results import Numbers
-    except ImportError:
-        return False
-    prepare = getattr(cov, "_prepare_data_for_reporting", None)
-    if prepare is None:
-        return False
-    prepare()  # the configuration's [paths] remapping, as every report does first
+    from coverage.exceptions import NoDataError
+    from coverage.report_core import get_analysis_to_report
+    from coverage.results import Numbers
+
+    cov._prepare_data_for_reporting()  # the [paths] remapping, as every report does first
     cov.set_option("report:ignore_errors", True)
     data = cov.get_data()
     data.set_query_contexts(cov.get_option("report:contexts"))
@@ -315,7 +300,6 @@ def _analysed(cov: Any, morfs: list[str], root: Path, out: CoverageResult) -> bo
             branches=total.n_branches if branched else None,
             covered_branches=total.n_executed_branches if branched else None,
         )
-    return True
 
 
 def _analysis_row(name: str, analysis: Any, branched: bool) -> SourceFileCoverage:
@@ -341,58 +325,9 @@ def _analysis_row(name: str, analysis: Any, branched: bool) -> SourceFileCoverag
     )
 
 
-def _json_report(cov: Any, morfs: list[str], notes: list[str]) -> dict[str, Any]:
-    from coverage.exceptions import NoDataError
-
-    with tempfile.TemporaryDirectory(prefix="devformance-cov-") as tmp:
-        outfile = os.path.join(tmp, "coverage.json")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                cov.json_report(morfs=morfs, outfile=outfile, ignore_errors=True)
-            except NoDataError:  # every file omitted by the [report] settings
-                return {}
-        notes += [str(w.message) for w in caught]
-        with open(outfile, encoding="utf-8") as handle:
-            report: dict[str, Any] = json.load(handle)
-    return report
-
-
-def _file_row(name: str, entry: dict[str, Any]) -> SourceFileCoverage:
-    summary = entry["summary"]
-    missing = tuple(entry["missing_lines"])
-    statements = [*entry["executed_lines"], *missing]
-    branched = "num_branches" in summary
-    return SourceFileCoverage(
-        source_file=name,
-        statements=summary["num_statements"],
-        covered=summary["covered_lines"],
-        missing_lines=missing,
-        missing=compact_lines(missing, statements),
-        excluded=summary["excluded_lines"],
-        percent=float(summary["percent_covered"]),
-        branches=summary["num_branches"] if branched else None,
-        covered_branches=summary["covered_branches"] if branched else None,
-        partial_branches=summary["num_partial_branches"] if branched else None,
-        missing_branches=_arcs_text(entry.get("missing_branches", [])) if branched else None,
-    )
-
-
 def _arcs_text(arcs: Iterable[Sequence[int]]) -> str:
     """Missing branches as coverage prints them: ``12->14, 20->exit``."""
     return ", ".join(f"{a}->{b if b > 0 else 'exit'}" for a, b in arcs)
-
-
-def _total_row(totals: dict[str, Any], files: int) -> CoverageTotal:
-    branched = "num_branches" in totals
-    return CoverageTotal(
-        files=files,
-        statements=totals["num_statements"],
-        covered=totals["covered_lines"],
-        percent=float(totals["percent_covered"]),
-        branches=totals["num_branches"] if branched else None,
-        covered_branches=totals["covered_branches"] if branched else None,
-    )
 
 
 # -- what a total leaves out ----------------------------------------------------------------

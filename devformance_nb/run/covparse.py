@@ -2,7 +2,7 @@
 
 Each test file's coverage is reported on its own, and each report made coverage.py parse every
 measured source file again (alembic: 53 files, 2 s a test file). What a report needs from a
-source file (its statements, branches, functions and classes, ``# pragma: no branch`` lines)
+source file (its statements, branches, exits, ``# pragma: no branch`` lines)
 depends only on its text and the configuration, so one parse serves every report while the
 file is unchanged.
 """
@@ -63,18 +63,15 @@ def _cached_reporter(self: Any, morf: Any) -> Any:
     return reporter
 
 
-#: file reporter methods whose answer depends only on the file's text and the configuration
-_KEPT_ANSWERS = ("code_regions", "no_branch_lines", "exit_counts")
+#: file reporter methods an analysis calls whose answer depends only on the text and config
+_KEPT_ANSWERS = ("no_branch_lines", "exit_counts")
 
 
 def _keep_answers(reporter: Any) -> None:
-    """Make ``reporter``'s text-only answers computed once, not at every report.
-
-    coverage 7.10+'s JSON report lists each file's functions and classes from a fresh
-    ``ast.parse`` of its source every time (sqlite-utils: 8 s of the parent's CPU for 52
-    reports), and every analysis scans the source for ``# pragma: no branch`` lines and
-    counts exits again; like the statements, they depend only on the unchanged text and the
-    configuration (both part of the reporter's cache key). Callers get a copy each time.
+    """Make ``reporter``'s text-only answers computed once, not at every report: each analysis
+    scans the source for ``# pragma: no branch`` lines and counts exits again, though, like
+    the statements, they depend only on the unchanged text and the configuration (both part
+    of the reporter's cache key). Callers get a copy each time.
     """
     for name in _KEPT_ANSWERS:
         method = getattr(reporter, name, None)
@@ -87,8 +84,7 @@ def _answered_once(method: Any) -> Any:
 
     def answer() -> Any:
         if not kept:
-            found = method()
-            kept.append(found if isinstance(found, (set, dict)) else list(found))
+            kept.append(method())  # a set or a dict
         return copy.copy(kept[0])  # a copy (a defaultdict stays one): a caller may change it
 
     return answer

@@ -153,16 +153,16 @@ class FileReader:
     def _crash_event(self, status: str) -> ev.FileCrashed:
         rc = self.outcome.returncode
         sig = -rc if rc is not None and rc < 0 else None
+        named = None  # the signal named in the message: only when it is what happened
         if status == "timeout":
-            message = self.crash.describe(
-                None, f"timed out after {self.timeout:g} s; killed with its process group"
-            )
+            what = f"timed out after {self.timeout:g} s; killed with its process group"
         elif status == "stopped":
-            message = self.crash.describe(None, "stopped by the user")
+            what = "stopped by the user"
         elif sig is not None:
-            message = self.crash.describe(sig, f"killed by signal {sig}")
+            what, named = f"killed by signal {sig}", sig
         else:
-            message = self.crash.describe(None, f"exited with code {rc} before pytest finished")
+            what = f"exited with code {rc} before pytest finished"
+        message = self.crash.describe(named, what)
         return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
 
     def _pump(self, child: Child, log: io.FileIO, started: float) -> None:
