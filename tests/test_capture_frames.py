@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -222,6 +223,10 @@ def per_item(probe, n):
 
 def once(probe):
     return lookup(probe, 1)
+
+
+def two_waits_on_one_line(first, second):
+    return first.wait() and second.wait()
 """
 
 
@@ -334,6 +339,55 @@ def test_a_test_waiting_on_a_worker_is_at_the_line_that_asked(tmp_path: Path) ->
     with ThreadPoolExecutor(1) as pool:
         first, second = app["requests_on_two_lines"](pool, probe)
     assert first.stack_hash != second.stack_hash
+
+
+def blocked_at(thread: int, code: Any) -> int | None:
+    """Where ``thread``'s frame running ``code`` stands while the thread is blocked in a
+    condition's wait (a library waiting for work it handed over), else None."""
+    top = sys._current_frames().get(thread)
+    if top is None or top.f_code is not threading.Condition.wait.__code__:
+        return None
+    frame: FrameType | None = top
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    return None if frame is None else frame.f_lasti
+
+
+def poll(condition: Any) -> Any:
+    """``condition()``'s first true answer, polled for up to a minute."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.001)
+    raise AssertionError("the test thread never got there")
+
+
+@pytest.mark.quick
+def test_statements_of_one_request_share_a_stack_while_the_test_thread_moves_on(
+    tmp_path: Path,
+) -> None:
+    # a test client's request line is first inside submit(), then inside result(): the same
+    # line at two instructions, and the worker's statements must not depend on the race
+    app, _, probe = senders(tmp_path)
+    test_thread, code = threading.get_ident(), app["two_waits_on_one_line"].__code__
+    first, second = threading.Event(), threading.Event()
+    sites: list[Any] = []
+
+    def worker() -> None:
+        was = poll(lambda: blocked_at(test_thread, code))
+        sites.append(app["send"](probe, "SELECT 1"))
+        first.set()
+        poll(lambda: blocked_at(test_thread, code) not in (None, was))
+        sites.append(app["send"](probe, "SELECT 1"))
+        second.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(worker)
+        assert app["two_waits_on_one_line"](first, second)
+        done.result()
+    assert sites[0] == sites[1] and sites[0].stack_hash
 
 
 @pytest.mark.quick

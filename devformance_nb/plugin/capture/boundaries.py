@@ -33,10 +33,15 @@ MAX_THREADING_FRAMES = 8
 class Crossing(NamedTuple):
     """Where a walk goes on after a boundary; ``managing``: the thread there is not waiting
     for the work (it starts or joins threads, or runs on), so its frames above the floor,
-    which say nothing about who asked for the statement, are left out of the stack."""
+    which say nothing about who asked for the statement, are left out of the stack;
+    ``running``: the frame is another thread's, which moves on while the statements run (a
+    test client's request line is first inside ``submit``, then inside ``result``), so only
+    its lines are stable, not the instructions it stands at (a greenlet parent's suspended
+    frame stays put)."""
 
     frame: FrameType
     managing: bool
+    running: bool = False
 
 
 def crossings(thread: int, project: Callable[[str], bool]) -> Iterator[Crossing]:
@@ -63,7 +68,7 @@ def crossings(thread: int, project: Callable[[str], bool]) -> Iterator[Crossing]
     if thread and _thread.get_ident() != thread:
         frame = sys._current_frames().get(thread)
         if frame is not None:
-            yield Crossing(frame, not _waits_for_work(frame, project))
+            yield Crossing(frame, not _waits_for_work(frame, project), True)
 
 
 def _waits_for_work(frame: FrameType, project: Callable[[str], bool]) -> bool:

@@ -317,7 +317,7 @@ class FrameIndex:
         """Extend ``key`` across boundaries until the floor (see :func:`crossings`); returns
         the frame running ``body_code`` found across them, or None."""
         body: FrameType | None = None
-        for hops, (current, managing) in enumerate(crossings(thread, self._is_project)):
+        for hops, (current, managing, running) in enumerate(crossings(thread, self._is_project)):
             if hops >= MAX_CROSSINGS:
                 break
             key.append(-2 if managing else -1)  # a boundary: another stack across each
@@ -336,7 +336,7 @@ class FrameIndex:
                     if not managing:
                         self._alive[id(code)] = code
                         key.append(id(code))
-                        key.append(at.f_lasti)
+                        key.append(at.f_lineno or 0 if running else at.f_lasti)
                 elif not managing and self._is_task_step(at):
                     self._awaiting_key(key)
                 at = at.f_back
@@ -344,30 +344,32 @@ class FrameIndex:
 
     def _chain(
         self, frame: FrameType | None, floor: FrameType | None, thread: int
-    ) -> Iterator[FrameType]:
-        """Every frame ``walk`` keys (without the floor shortcut), innermost first."""
+    ) -> Iterator[tuple[FrameType, bool]]:
+        """Every frame ``walk`` keys (without the floor shortcut), innermost first, each with
+        whether the instruction it stands at is stable (False in another running thread,
+        where only its line is: see :class:`Crossing`)."""
         current = frame
         while current is not None and current is not floor:
-            yield current
+            yield current, True
             if self._is_task_step(current):
-                yield from awaiting_frames()
+                yield from ((f, True) for f in awaiting_frames())
             current = current.f_back
         if current is None and floor is not None:
-            for hops, (start, managing) in enumerate(crossings(thread, self._is_project)):
+            for hops, (start, managing, running) in enumerate(crossings(thread, self._is_project)):
                 if hops >= MAX_CROSSINGS:
                     return
                 at: FrameType | None = start
                 while at is not None and at is not floor:
                     if not managing:
-                        yield at
+                        yield at, not running
                         if self._is_task_step(at):
-                            yield from awaiting_frames()
+                            yield from ((f, True) for f in awaiting_frames())
                     at = at.f_back
                 if at is not None:
                     current = at
                     break
         while current is not None:  # the floor and what is below it
-            yield current
+            yield current, True
             current = current.f_back
 
     def _is_task_step(self, frame: FrameType) -> bool:
@@ -388,7 +390,7 @@ class FrameIndex:
             self._below = (None, ())
         found: list[tuple[FrameType, str, int, str]] = []  # innermost first
         parts: list[str] = []
-        for current in self._chain(frame, floor, thread):
+        for current, stable in self._chain(frame, floor, thread):
             code = current.f_code
             path = self.relpath(code.co_filename)
             if path is None and not found:  # library code above the project's frames
@@ -400,7 +402,8 @@ class FrameIndex:
                 self._alive[id(code)] = code
                 name = getattr(code, "co_qualname", code.co_name)
                 line = current.f_lineno or 0
-                parts.append(f"{path}:{line} {name}@{call_offset(code, current.f_lasti)}")
+                at = call_offset(code, current.f_lasti) if stable else -1
+                parts.append(f"{path}:{line} {name}@{at}")
                 found.append((current, path, line, name))
         if not found:  # a crossing that changed under us: nothing to describe
             return NO_SITE
