@@ -63,6 +63,59 @@ def test_bad_settings_say_what_to_fix(tmp_path: Path, text: str, message: str) -
         load_config(write(tmp_path, text))
 
 
+def test_query_budgets_keep_their_table_order(tmp_path: Path) -> None:
+    text = """[tool.devformance]
+query_budgets = {"tests/api/test_users.py::*" = 5, "tests/api/*" = 12, "tests/x.py::t" = 0}
+"""
+    config = load_config(write(tmp_path, text))
+    assert list(config.query_budgets.items()) == [
+        ("tests/api/test_users.py::*", 5),
+        ("tests/api/*", 12),
+        ("tests/x.py::t", 0),
+    ]
+    assert Config().query_budgets == {}, "no budgets unless asked"
+
+
+def test_query_budgets_as_their_own_toml_section(tmp_path: Path) -> None:
+    text = '[tool.devformance.query_budgets]\n"tests/test_reports.py::*" = 40\n'
+    config = load_config(write(tmp_path, text))
+    assert config.query_budgets == {"tests/test_reports.py::*": 40}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('query_budgets = {"tests/*" = -1}', r"query_budgets\['tests/\*'\] .* 0 or more, not -1"),
+        ('query_budgets = {"tests/*" = "12"}', r"whole number of queries, 0 or more, not '12'"),
+        ('query_budgets = {"tests/*" = 1.5}', r"not 1\.5"),
+        ('query_budgets = {"tests/*" = true}', r"not True"),
+        ('query_budgets = ["tests/*"]', r"'query_budgets' .* must be a table \(dict\), not list"),
+        ("query_budgets = 12", r"must be a table \(dict\), not int"),
+    ],
+)
+def test_bad_query_budgets_say_what_to_write(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_config(write(tmp_path, f"[tool.devformance]\n{line}\n"))
+    assert "pyproject.toml" in str(raised.value), "names the file to fix"
+    assert 'e.g. query_budgets = {"tests/api/*" = 12' in str(raised.value), "shows a good line"
+
+
+def test_bad_query_budgets_as_arguments_show_a_dict(tmp_path: Path) -> None:
+    root = write(tmp_path, "")
+    with pytest.raises(ConfigError, match=r"in the arguments .* 0 or more, not -2") as raised:
+        load_config(root, query_budgets={"tests/*": -2})
+    assert 'e.g. query_budgets={"tests/api/*": 12' in str(raised.value)
+    with pytest.raises(ConfigError, match=r"7 must be a glob over test node ids"):
+        load_config(root, query_budgets={7: 1})  # type: ignore[dict-item]
+
+
+def test_query_budgets_given_are_copied(tmp_path: Path) -> None:
+    given = {"tests/*": 3}
+    config = load_config(write(tmp_path, ""), query_budgets=given)
+    given["tests/*"] = 99
+    assert config.query_budgets == {"tests/*": 3}
+
+
 def test_effective_workers_never_exceed_files() -> None:
     assert Config(workers=8).effective_workers(3) == 3
     assert Config(workers=2).effective_workers(10) == 2
@@ -123,6 +176,7 @@ def test_given_settings_reach_the_config(make_project: MakeProject, in_dir: Any)
         "slow_query_ms": 5,
         "n_plus_one_min": 4,
         "allow_n_plus_one": ["app.py:1"],
+        "query_budgets": {"tests/*": 3},
         "capture_sql": False,
         "capture_params": True,
         "coverage": False,

@@ -27,6 +27,8 @@ ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", ".git")
 STATE_DIR = ".devformance"
 DEFAULT_DB = f"{STATE_DIR}/devformance.duckdb"
 EXECUTORS = ("spawn", "forkserver")
+#: where settings given to a function come from, as messages name it
+ARGUMENTS = "the arguments"
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Config:
     coverage_source: list[str] | None = None
     coverage_contexts: bool = False
     allow_n_plus_one: list[str] = field(default_factory=list)
+    #: most queries a test may send, by glob over node ids (first match in table order)
+    query_budgets: dict[str, int] = field(default_factory=dict)
     preload: list[str] = field(default_factory=list)
     lock_timeout: float = 10.0
 
@@ -79,6 +83,7 @@ class Overrides(TypedDict, total=False):
     slow_query_ms: float | None
     n_plus_one_min: int | None
     allow_n_plus_one: list[str] | tuple[str, ...] | None
+    query_budgets: dict[str, int] | None
     capture_sql: bool | None
     capture_params: bool | None
     coverage: bool | None
@@ -104,6 +109,9 @@ else the default shown; README "Configuration"):
 - ``slow_query_ms``: a statement at least this slow is a slow query (default 100).
 - ``n_plus_one_min``: repeats of one SELECT from one call stack that make an N+1 (default 2).
 - ``allow_n_plus_one``: accepted N+1 findings, by call site, ``sql:`` pattern or stack hash.
+- ``query_budgets``: most statements a test may send, by node-id glob, e.g.
+  ``{"tests/api/*": 12}``; the first glob that matches applies, and a test's own
+  ``@pytest.mark.devformance(max_queries=N)`` wins over them (default: no budgets).
 - ``capture_sql``: record every SQL statement (default True).
 - ``capture_params``: record parameter values too; they may hold personal data (default False).
 - ``coverage``: measure line coverage, one data file per test file (default True).
@@ -153,10 +161,35 @@ def _check_types(values: dict[str, Any], source: str) -> None:
             continue
         expected = _EXPECTED[key]
         if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            kinds = " or ".join(t.__name__ for t in expected)
+            kinds = " or ".join(_KIND_NAMES.get(t, t.__name__) for t in expected)
+            example = f"; e.g. {_budgets_example(source)}" if key == "query_budgets" else ""
             raise ConfigError(
-                f"setting {key!r} in {source} must be {kinds}, not {type(value).__name__}"
+                f"setting {key!r} in {source} must be {kinds}, not {type(value).__name__}{example}"
             )
+        if key == "query_budgets" and isinstance(value, dict):  # a dict: checked just above
+            _check_budgets(value, source)
+
+
+def _check_budgets(budgets: dict[Any, Any], source: str) -> None:
+    for pattern, budget in budgets.items():
+        if not isinstance(pattern, str):
+            raise ConfigError(
+                f"query_budgets in {source}: {pattern!r} must be a glob over test node ids "
+                f"(a string); e.g. {_budgets_example(source)}"
+            )
+        # bool is an int to Python, never a count of statements to a user
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+            raise ConfigError(
+                f"query_budgets[{pattern!r}] in {source} must be a whole number of queries, "
+                f"0 or more, not {budget!r}; e.g. {_budgets_example(source)}"
+            )
+
+
+def _budgets_example(source: str) -> str:
+    # the syntax of where the user wrote it: a notebook argument is a dict, the file is TOML
+    if source == ARGUMENTS:
+        return 'query_budgets={"tests/api/*": 12, "tests/test_reports.py::*": 40}'
+    return 'query_budgets = {"tests/api/*" = 12, "tests/test_reports.py::*" = 40}'
 
 
 _NUMBER = (int, float)
@@ -175,9 +208,14 @@ _EXPECTED: dict[str, tuple[type, ...]] = {
     "coverage_source": (list, tuple),
     "coverage_contexts": (bool,),
     "allow_n_plus_one": (list, tuple),
+    "query_budgets": (dict,),
     "preload": (list, tuple),
     "lock_timeout": _NUMBER,
 }
+
+
+#: how a message names a type a user writes in TOML
+_KIND_NAMES: dict[type, str] = {dict: "a table (dict)"}
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -204,11 +242,13 @@ def load_config(root: Path, **overrides: Unpack[Overrides]) -> Config:
     from_file = read_pyproject(root)
     _check_types(from_file, f"[tool.devformance] of {root / 'pyproject.toml'}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    _check_types(given, "the arguments")
+    _check_types(given, ARGUMENTS)
     merged = {**from_file, **given}
     for key in ("pytest_args", "coverage_source", "allow_n_plus_one", "preload"):
         if merged.get(key) is not None:
             merged[key] = [str(item) for item in merged[key]]
+    if merged.get("query_budgets") is not None:  # a copy: the caller's dict stays theirs
+        merged["query_budgets"] = dict(merged["query_budgets"])
     if "db" in merged:
         merged["db"] = os.fspath(merged["db"])
     config = Config(**merged)

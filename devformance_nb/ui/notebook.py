@@ -68,6 +68,7 @@ def run_tests(
     slow_query_ms: float | None = None,
     n_plus_one_min: int | None = None,
     allow_n_plus_one: list[str] | tuple[str, ...] | None = None,
+    query_budgets: dict[str, int] | None = None,
     capture_sql: bool | None = None,
     capture_params: bool | None = None,
     coverage: bool | None = None,
