@@ -20,6 +20,15 @@ pytestmark = pytest.mark.quick
             category="failed",
             message="AssertionError",
         ),
+        ev.TestPhase(
+            nodeid="a.py::t1",
+            phase="teardown",
+            outcome="passed",
+            duration=0.1,
+            cpu=0.25,
+            memory_growth=4096,
+            max_queries=3,
+        ),
         ev.Query(
             nodeid="a.py::t",
             phase="call",

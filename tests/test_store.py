@@ -39,6 +39,23 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.quick
+def test_a_store_of_version_8_gains_max_queries_and_keeps_its_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.duckdb"
+    with monkeypatch.context() as patch:  # a store written before query budgets
+        patch.setattr(database, "MIGRATIONS", MIGRATIONS[:8])
+        with Store(path).writing() as con:
+            con.execute(
+                "INSERT INTO tests (run_id, file, nodeid, outcome) VALUES ('r', 'f', 'n', 'passed')"
+            )
+            assert database.schema_version(con) == 8
+    rows = Store(path).query("SELECT nodeid, max_queries FROM tests")
+    assert rows == [{"nodeid": "n", "max_queries": None}], "an old test has no budget"
+    assert Store(path).schema_version() == SCHEMA_VERSION == 9
+
+
+@pytest.mark.quick
 def test_a_migration_another_connection_committed_first_is_taken_as_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

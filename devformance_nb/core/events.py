@@ -87,6 +87,9 @@ class TestPhase(Event):
     #: how much its process's resident memory grew meanwhile, in bytes (None: not measured)
     cpu: float | None = None
     memory_growth: int | None = None
+    #: on the teardown report: the test's query budget from its closest
+    #: ``@pytest.mark.devformance(max_queries=N)`` marker (None: no marker gave one)
+    max_queries: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

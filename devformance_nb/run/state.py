@@ -74,6 +74,8 @@ class TestRecord:
     #: CPU seconds and resident-memory growth (bytes), measured in the child
     cpu: float | None = None
     memory_growth: int | None = None
+    #: the budget of the test's own ``devformance`` marker (None: none)
+    max_queries: int | None = None
 
     @property
     def outcome(self) -> str:
@@ -282,6 +284,7 @@ def _test_phase(state: RunState, e: ev.Event) -> FileState:
         fs.counts[e.category] = fs.counts.get(e.category, 0) + 1
     if e.phase == "teardown":
         record.cpu, record.memory_growth = e.cpu, e.memory_growth
+        record.max_queries = e.max_queries
         fs.done += 1
         fs.n_plus_one += state.detector.finish_test(e.file, e.nodeid)
     return fs

@@ -269,6 +269,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE tests ADD COLUMN memory_growth BIGINT;
         """,
     ),
+    Migration(
+        9,
+        "per-test query budgets: the max_queries of a test's devformance marker",
+        """
+        ALTER TABLE tests ADD COLUMN max_queries INTEGER;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads

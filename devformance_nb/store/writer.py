@@ -186,6 +186,7 @@ def testcase_rows(state: RunState, fs: FileState) -> list[dict[str, Any]]:
             "query_time": t.query_time,
             "cpu": t.cpu,
             "memory_growth": t.memory_growth,
+            "max_queries": t.max_queries,
         }
         for t in fs.tests.values()
     ]
