@@ -43,6 +43,7 @@ from devformance_nb.core.events import (
     TestPhase,
 )
 from devformance_nb.plugin.context import TestContext
+from devformance_nb.plugin.marker import MARKER_HELP, MarkerError, marker_errors, max_queries_of
 from devformance_nb.plugin.usage import TestCost, own_usage
 
 PLUGIN_NAME = "devformance-recorder"
@@ -102,6 +103,8 @@ class DevformancePlugin:
         self.capture: Any = None
         #: a covchild.CoverageStart once start_coverage ran (None: coverage not asked for)
         self.coverage_start: Any = None
+        #: each running test's budget from its marker, read at set-up, sent at teardown
+        self.max_queries: dict[str, int | None] = {}
 
     def start_coverage(self, config: pytest.Config) -> None:
         """Start coverage.py if the launcher asked for it (before the project imports)."""
@@ -151,6 +154,23 @@ class DevformancePlugin:
             )
             self.writer.flush()
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        """Fail the collection of a module or class holding a bad ``devformance`` marker.
+
+        As ``--strict-markers`` does with an unknown marker: the file's run stops before any
+        test, and the report names each bad test and how to write its marker.
+        """
+        report = yield
+        errors = marker_errors(list(report.result)) if report.passed else []
+        if not errors:
+            return report
+        return pytest.CollectReport(
+            report.nodeid, "failed", "\n".join(errors), [], sections=report.sections
+        )
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         nodeids = [item.nodeid for item in session.items]
@@ -183,7 +203,13 @@ class DevformancePlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        return (yield from self._phase(item, "setup"))
+        try:
+            self.max_queries[item.nodeid], wrong = max_queries_of(item), ""
+        except MarkerError as exc:  # a marker added after collection (modifyitems)
+            self.max_queries[item.nodeid], wrong = None, str(exc)
+        yield from self._phase(item, "setup")  # pytest_runtest_setup returns nothing
+        if wrong:  # only now: the teardown of every plugin's set-up needs that set-up done
+            pytest.fail(wrong, pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -207,10 +233,14 @@ class DevformancePlugin:
                 duration=report.duration,
                 category=category,
                 message=message,
-                **(self.cost.stop() if report.when == "teardown" else {}),
+                **(self._teardown_fields(report.nodeid) if report.when == "teardown" else {}),
             )
         )
         self.writer.flush()
+
+    def _teardown_fields(self, nodeid: str) -> dict[str, Any]:
+        """What a test's teardown report adds: its cost and its marker's budget."""
+        return {**self.cost.stop(), "max_queries": self.max_queries.pop(nodeid, None)}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -303,7 +333,12 @@ def _take_worker_input(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the recorder when the launcher asked for it (and only then)."""
+    """Register the recorder when the launcher asked for it (and only then).
+
+    The ``devformance`` marker is registered either way, so a ``--strict-markers`` run
+    accepts tests that carry it.
+    """
+    config.addinivalue_line("markers", MARKER_HELP)
     _setup(config)
 
 
