@@ -72,14 +72,45 @@ def test_a_new_n_plus_one_and_slow_query_are_regressions(db: Path, facts: Facts)
     assert list(regressions["subject"]) == [facts.new_n_plus_one_caller, facts.new_slow_caller]
 
 
-def test_a_newly_failing_test_is_a_regression(db: Path, facts: Facts) -> None:
+def test_a_test_failing_on_a_commit_it_passed_on_is_flaky_reported_never_failing(
+    db: Path, facts: Facts
+) -> None:
     cmp = compare_runs(db, facts.run("regress"), facts.run("flaky"))
-    failing = cmp.newly_failing[["nodeid", "outcome_b", "outcome_a"]].to_dict("records")
-    assert failing == [{"nodeid": facts.flaky_test, "outcome_b": "failed", "outcome_a": "passed"}]
-    assert cmp.coverage_delta == 0
-    assert cmp.regressions().to_dict("records") == [
-        {"kind": "newly failing", "subject": facts.flaky_test, "detail": "failed (was passed)"}
+    failing = cmp.newly_failing[["nodeid", "outcome_b", "outcome_a", "flaky"]]
+    assert failing.to_dict("records") == [
+        {"nodeid": facts.flaky_test, "outcome_b": "failed", "outcome_a": "passed", "flaky": True}
     ]
+    assert cmp.coverage_delta == 0
+    assert cmp.regressions().empty  # the same commit passed it: the change under test did not
+    assert cmp.notices().to_dict("records") == [
+        {
+            "kind": "flaky test",
+            "subject": facts.flaky_test,
+            "detail": "failed in b; passed and failed on one commit",
+        }
+    ]
+
+
+def test_a_newly_failing_test_is_a_regression(make_project: MakeProject, tmp_path: Path) -> None:
+    db, a, b = _two_runs(
+        make_project,
+        tmp_path,
+        {"tests/test_ok.py": OK_FILE},
+        {
+            "tests/test_ok.py": OK_FILE.replace(
+                "def test_two():\n    pass", "def test_two():\n    assert 0"
+            )
+        },
+    )
+    cmp = compare_runs(db, a, b)
+    assert cmp.regressions().to_dict("records") == [
+        {
+            "kind": "newly failing",
+            "subject": "tests/test_ok.py::test_two",
+            "detail": "failed (was passed)",
+        }
+    ]
+    assert cmp.notices().empty  # no git commit here: nothing can be called flaky
 
 
 def test_coverage_drop_counts_beyond_the_allowed_points(db: Path, facts: Facts) -> None:

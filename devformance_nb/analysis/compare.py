@@ -1,12 +1,14 @@
 """Two runs side by side: what got better, what got worse, and whether that is a regression.
 
-``compare_runs(store, a, b)`` reads both runs (``a`` the base, ``b`` the new
-one) in DuckDB and returns a ``Comparison`` of small DataFrames. Its
-``regressions()`` lists what should fail a CI job: a new N+1 (a call site and
-fingerprint not in ``a``), a new slow query (a fingerprint the slow-query rule
-reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule never
-reported in ``a``), total coverage down by more than ``max_coverage_drop``
-percentage points, tests failing in ``b`` that did not fail in ``a``, and what went
+``compare_runs(store, a, b)`` reads run ``b`` and its base ``a`` (one run, or a baseline
+of several: ``branch:main:last:5``) in DuckDB and returns a ``Comparison`` of small
+DataFrames. Its ``regressions()`` lists what fails a CI job (``analysis.gate``): a new N+1
+(a call site and fingerprint no base run had), a new slow query (a fingerprint the
+slow-query rule reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule
+never reported in a base run), total coverage down by more than the allowed points, tests
+failing in ``b`` that did not fail in the base (unless flaky: both outcomes on one commit,
+which is reported, never failing), tests over their query budget, and, when asked for,
+statements per test or a file's peak memory up by more than a threshold; and what went
 missing with no test failing at all:
 
 - a broken file: a test file that errored (collection or import error), crashed or
@@ -17,6 +19,8 @@ missing with no test failing at all:
   file of ``a`` with no row at all in ``b`` is not a regression: it was deleted,
   renamed or not selected by ``b``'s paths, and the run records cannot tell which,
   so removing a whole test file is taken as deliberate.
+
+``statement_changes`` says, per test, which statements it sends more or fewer of.
 """
 
 from __future__ import annotations
@@ -25,23 +29,36 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from devformance_nb.analysis.gate import BROKEN_FILE_STATUSES, REGRESSION_COLUMNS, Gate
+from devformance_nb.analysis.gate import notices as gate_notices
+from devformance_nb.analysis.gate import regressions as gate_regressions
 from devformance_nb.analysis.questions import SITE_SQL
-from devformance_nb.analysis.select import STATEMENT_TYPES, StoreLike, as_store, frame, select_one
+from devformance_nb.analysis.select import (
+    IN_RUNS,
+    STATEMENT_TYPES,
+    Runs,
+    StoreLike,
+    as_store,
+    frame,
+    select_in,
+    select_one,
+)
+from devformance_nb.analysis.statements import over_budget, statement_changes
+from devformance_nb.core.errors import RunNotFoundError
 from devformance_nb.logic.slow import slow_sql
 
-#: regressions() columns
-REGRESSION_COLUMNS = ["kind", "subject", "detail"]
-#: file statuses of a file whose tests did not all run to an outcome (see run/state.py)
-BROKEN_FILE_STATUSES = ("error", "crashed", "timeout")
+__all__ = ["REGRESSION_COLUMNS", "Comparison", "Gate", "compare_runs"]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Run ``b`` against run ``a``: each field a DataFrame (empty when nothing changed)."""
+    """Run ``b`` against run ``a`` (or a baseline of runs, ``base``): each field a DataFrame
+    (empty when nothing changed)."""
 
+    #: the newest base run (the one base run, when comparing two runs)
     a: str
     b: str
-    #: both runs' rows of ``runs_overview`` (a first)
+    #: both runs' rows of ``runs_overview`` (the base runs first, oldest first, then b)
     runs: pd.DataFrame
     new_n_plus_one: pd.DataFrame
     fixed_n_plus_one: pd.DataFrame
@@ -57,6 +74,15 @@ class Comparison:
     missing_tests: pd.DataFrame
     coverage_a: float | None
     coverage_b: float | None
+    #: every base run, oldest first (``(a,)`` when comparing two runs)
+    base: tuple[str, ...] = ()
+    #: per test of both runs, each statement (fingerprint) whose count changed: see
+    #: ``analysis.statements.statement_changes``
+    statement_changes: pd.DataFrame | None = None
+    #: tests of b over their query budget (marker or ``query_budgets``), with their statements
+    over_budget: pd.DataFrame | None = None
+    #: test files' peak memory (their process tree's) in a and b, growth in percent
+    memory_changes: pd.DataFrame | None = None
 
     @property
     def coverage_delta(self) -> float | None:
@@ -65,98 +91,48 @@ class Comparison:
             return None
         return self.coverage_b - self.coverage_a
 
-    def regressions(self, max_coverage_drop: float = 0.0) -> pd.DataFrame:
-        """What got worse (kind, subject, detail); empty when b is no worse than a.
+    def regressions(self, max_coverage_drop: float = 0.0, gate: Gate | None = None) -> pd.DataFrame:
+        """What got worse and fails the gate (kind, subject, detail); empty when b is no worse.
 
-        ``max_coverage_drop``: percentage points the total may fall before it counts.
+        ``gate`` chooses what counts (default: ``Gate()``, every kind of regression but the
+        opt-in thresholds); ``max_coverage_drop``: percentage points the total may fall, when
+        no gate is given. Tests flaky on one commit never count: see ``notices``.
         """
-        rows: list[dict[str, str]] = []
-        for r in self.new_n_plus_one.itertuples():
-            rows.append(
-                {
-                    "kind": "new N+1",
-                    "subject": str(r.caller),
-                    "detail": f"{r.queries} SELECTs on {r.table_name} in {', '.join(r.tests)}",
-                }
-            )
-        for r in self.new_slow_queries.itertuples():
-            rows.append(
-                {
-                    "kind": "new slow query",
-                    "subject": str(r.call_site),
-                    "detail": f"{r.max_ms:.0f} ms: {_short(str(r.fingerprint))}",
-                }
-            )
-        delta = self.coverage_delta
-        if delta is not None and -delta > max_coverage_drop + 1e-9:
-            rows.append(
-                {
-                    "kind": "coverage down",
-                    "subject": "total",
-                    "detail": f"{self.coverage_a:.2f}% -> {self.coverage_b:.2f}% "
-                    f"({delta:+.2f} points, allowed -{max_coverage_drop:g})",
-                }
-            )
-        for r in self.newly_failing.itertuples():
-            rows.append(
-                {
-                    "kind": "newly failing",
-                    "subject": str(r.nodeid),
-                    "detail": f"{r.outcome_b} (was {r.outcome_a or 'absent'})",
-                }
-            )
-        for r in self.broken_files.itertuples():
-            lost = f"; {r.missing_tests} tests of a not run" if r.missing_tests else ""
-            message = f": {_short(_last_line(r.message), 70)}" if _text(r.message) else ""
-            rows.append(
-                {
-                    "kind": "broken file",
-                    "subject": str(r.file),
-                    "detail": f"{r.status_b} (was {_text(r.status_a) or 'absent'}){message}{lost}",
-                }
-            )
-        for r in self.missing_tests.itertuples():
-            rows.append(
-                {
-                    "kind": "missing test",
-                    "subject": str(r.nodeid),
-                    "detail": f"{r.outcome_a} in a, absent from b ({r.file} {r.file_status_b})",
-                }
-            )
-        return pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
+        chosen = gate if gate is not None else Gate(coverage_drop=max_coverage_drop)
+        return gate_regressions(self, chosen)
+
+    def notices(self) -> pd.DataFrame:
+        """What is reported but never fails the gate (kind, subject, detail): tests failing in
+        b that both passed and failed on one commit (flaky)."""
+        return gate_notices(self)
 
 
-def _text(value: object) -> str | None:
-    """A text cell of a frame, None for SQL NULL (which pandas may hand over as NaN)."""
-    return value if isinstance(value, str) else None
+#: the base runs' filter: their ids are its one parameter
+IN_BASE = IN_RUNS
 
-
-def _last_line(text: str) -> str:
-    """The last non-blank line of a collection error: the exception, after its traceback."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1].removeprefix("E").strip() if lines else ""
-
-
-def _short(text: str, width: int = 90) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
+#: N+1 findings of b not in any base run (``is_b`` true), or of the base runs not in b (false);
+#: per run first (a finding's statements summed over its tests), then the median over runs
 _N_PLUS_ONE = f"""
 WITH f AS (
     SELECT run_id, {SITE_SQL} AS site, fingerprint_hash, caller, table_name, count, nodeid,
            hint, example_sql
-    FROM n_plus_one WHERE run_id IN (?, ?)
+    FROM n_plus_one WHERE run_id = ? OR {IN_BASE}
 ), per AS (
     SELECT run_id, site, fingerprint_hash, any_value(caller) AS caller,
            any_value(table_name) AS table_name, sum(count)::BIGINT AS queries,
            list(DISTINCT nodeid ORDER BY nodeid) AS tests, any_value(hint) AS hint,
            any_value(example_sql) AS example_sql
     FROM f GROUP BY run_id, site, fingerprint_hash
+), side AS (
+    SELECT run_id = ? AS is_b, site, fingerprint_hash, arg_max(caller, run_id) AS caller,
+           any_value(table_name) AS table_name, round(median(queries))::BIGINT AS queries,
+           list_sort(list_distinct(flatten(list(tests)))) AS tests,
+           arg_max(hint, run_id) AS hint, arg_max(example_sql, run_id) AS example_sql
+    FROM per GROUP BY is_b, site, fingerprint_hash
 )
 SELECT site, fingerprint_hash, caller, table_name, queries, tests, hint, example_sql
-FROM per x WHERE run_id = ? AND NOT EXISTS (
-    SELECT 1 FROM per y WHERE y.run_id = ? AND y.site = x.site
+FROM side x WHERE is_b = ? AND NOT EXISTS (
+    SELECT 1 FROM side y WHERE y.is_b <> x.is_b AND y.site = x.site
     AND y.fingerprint_hash = x.fingerprint_hash)
 ORDER BY queries DESC, site, fingerprint_hash
 """
@@ -173,7 +149,7 @@ b AS (
 ), a AS (
     SELECT q.fingerprint_hash, max(q.duration) * 1000 AS max_ms_a, bool_or({_SLOW}) AS slow_a
     FROM queries q LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash), thr
-    WHERE q.run_id = ? AND q.fingerprint_hash IN (SELECT fingerprint_hash FROM b)
+    WHERE q.{IN_BASE} AND q.fingerprint_hash IN (SELECT fingerprint_hash FROM b)
     GROUP BY q.fingerprint_hash
 )
 SELECT b.fingerprint_hash, (SELECT any_value(fingerprint) FROM fingerprints f
@@ -184,8 +160,14 @@ WHERE a.slow_a IS NOT TRUE
 ORDER BY b.max_ms DESC, b.fingerprint_hash
 """
 
-_QUERY_CHANGES = """
-WITH a AS (SELECT * FROM tests WHERE run_id = ?), b AS (SELECT * FROM tests WHERE run_id = ?)
+#: a test's base figures: medians over the base runs it ran in, its most common outcome
+_QUERY_CHANGES = f"""
+WITH a AS (
+    SELECT nodeid, arg_max(file, run_id) AS file, median(queries) AS queries,
+           median(query_time) AS query_time, median(duration) AS duration,
+           mode(outcome) AS outcome
+    FROM tests WHERE {IN_BASE} GROUP BY nodeid
+), b AS (SELECT * FROM tests WHERE run_id = ?)
 SELECT coalesce(b.nodeid, a.nodeid) AS nodeid, coalesce(b.file, a.file) AS file,
        a.queries AS queries_a, b.queries AS queries_b, b.queries - a.queries AS queries_delta,
        a.query_time * 1000 AS query_ms_a, b.query_time * 1000 AS query_ms_b,
@@ -196,9 +178,12 @@ FROM a FULL OUTER JOIN b ON a.nodeid = b.nodeid
 ORDER BY abs(queries_delta) DESC NULLS LAST, abs(query_ms_delta) DESC NULLS LAST, nodeid
 """
 
-_COVERAGE_CHANGES = """
-WITH a AS (SELECT * FROM coverage_files WHERE run_id = ?),
-     b AS (SELECT * FROM coverage_files WHERE run_id = ?)
+_COVERAGE_CHANGES = f"""
+WITH a AS (
+    SELECT source_file, median(percent) AS percent, median(covered) AS covered,
+           median(statements) AS statements, median(missing) AS missing
+    FROM coverage_files WHERE {IN_BASE} GROUP BY source_file
+), b AS (SELECT * FROM coverage_files WHERE run_id = ?)
 SELECT coalesce(b.source_file, a.source_file) AS source_file,
        a.percent AS percent_a, b.percent AS percent_b, b.percent - a.percent AS delta,
        a.covered AS covered_a, b.covered AS covered_b, a.statements AS statements_a,
@@ -207,19 +192,33 @@ FROM a FULL OUTER JOIN b ON a.source_file = b.source_file
 ORDER BY delta NULLS LAST, source_file
 """
 
-_NEWLY_FAILING = """
-SELECT b.nodeid, b.file, b.outcome AS outcome_b, a.outcome AS outcome_a, b.message
-FROM tests b LEFT JOIN (SELECT * FROM tests WHERE run_id = ?) a ON a.nodeid = b.nodeid
+#: failing in b, mostly not failing in the base runs; ``flaky``: it both passed and failed on
+#: one git commit, among b's and the base runs' commits (clean checkouts only)
+_NEWLY_FAILING = f"""
+WITH a AS (SELECT nodeid, mode(outcome) AS outcome FROM tests WHERE {IN_BASE} GROUP BY nodeid),
+commits AS (
+    SELECT DISTINCT git_commit FROM runs
+    WHERE (run_id = ? OR {IN_BASE}) AND git_commit IS NOT NULL AND git_dirty IS NOT TRUE
+), flaky AS (
+    SELECT t.nodeid FROM tests t JOIN runs r USING (run_id)
+    WHERE r.git_commit IN (SELECT git_commit FROM commits) AND r.git_dirty IS NOT TRUE
+    GROUP BY t.nodeid, r.git_commit
+    HAVING bool_or(t.outcome = 'passed') AND bool_or(t.outcome IN ('failed', 'error'))
+)
+SELECT b.nodeid, b.file, b.outcome AS outcome_b, a.outcome AS outcome_a, b.message,
+       b.nodeid IN (SELECT nodeid FROM flaky) AS flaky
+FROM tests b LEFT JOIN a ON a.nodeid = b.nodeid
 WHERE b.run_id = ? AND b.outcome IN ('failed', 'error')
   AND (a.outcome IS NULL OR a.outcome NOT IN ('failed', 'error'))
 ORDER BY b.file, b.nodeid
 """
 
 _BROKEN = ", ".join(f"'{status}'" for status in BROKEN_FILE_STATUSES)
+#: a file's base status: its most common one; its lost tests: the newest base run's
 _BROKEN_FILES = f"""
-WITH a AS (SELECT * FROM test_files WHERE run_id = ?),
+WITH a AS (SELECT file, mode(status) AS status FROM test_files WHERE {IN_BASE} GROUP BY file),
      b AS (SELECT * FROM test_files WHERE run_id = ?),
-     lost AS (  -- tests of a with no row in b, per file
+     lost AS (  -- tests of the newest base run with no row in b, per file
          SELECT ta.file, count(*) AS n FROM tests ta
          WHERE ta.run_id = ? AND NOT EXISTS (
              SELECT 1 FROM tests tb WHERE tb.run_id = ? AND tb.nodeid = ta.nodeid)
@@ -231,8 +230,9 @@ WHERE b.status IN ({_BROKEN}) AND (a.status IS NULL OR a.status NOT IN ({_BROKEN
 ORDER BY b.file
 """
 
-#: a file broken in b is one regression (see _BROKEN_FILES), not one per test it lost; a file
-#: with no row in b at all was deleted or not selected, which is no regression either
+#: tests of the newest base run missing from b. A file broken in b is one regression (see
+#: _BROKEN_FILES), not one per test it lost; a file with no row in b at all was deleted or not
+#: selected, which is no regression either
 _MISSING_TESTS = f"""
 SELECT ta.nodeid, ta.file, ta.outcome AS outcome_a, fb.status AS file_status_b
 FROM tests ta JOIN test_files fb ON fb.run_id = ? AND fb.file = ta.file
@@ -241,35 +241,73 @@ WHERE ta.run_id = ? AND fb.status NOT IN ({_BROKEN})
 ORDER BY ta.file, ta.nodeid
 """
 
-_RUNS = """
+_RUNS = f"""
 SELECT run_id, started, status, git_branch, git_commit, tests, passed, failed, errors,
        queries, query_time * 1000 AS query_ms, slow_queries, n_plus_one, coverage_percent
-FROM runs WHERE run_id IN (?, ?) ORDER BY run_id = ? DESC
+FROM runs WHERE run_id = ? OR {IN_BASE} ORDER BY run_id = ?, started, run_id
 """
 
 
-def compare_runs(store: StoreLike, a: str = "previous", b: str = "latest") -> Comparison:
-    """Compare run ``b`` with run ``a`` (selectors: ids, prefixes, latest, previous...)."""
+def compare_runs(store: StoreLike, a: Runs = "previous", b: str = "latest") -> Comparison:
+    """Compare run ``b`` with ``a``: one run, or a baseline of several (selectors: ids,
+    prefixes, latest, previous, last:N, branch:NAME:last:N...; a list selects the union).
+
+    Against several base runs (``b`` itself left out), a test's or a file's base figure is
+    its median over the runs it ran in (a status or outcome: the most common one), so one
+    noisy run does not set the bar; an N+1 finding or a slow query any base run had is not
+    new; missing tests are those of the newest base run.
+    """
     s = as_store(store)
     with s.reading() as con:
-        run_a, run_b = select_one(con, a, s.path), select_one(con, b, s.path)
-        runs = frame(con, _RUNS, [run_a, run_b, run_a])
-        per_run = runs.set_index("run_id")["coverage_percent"]
+        run_b = select_one(con, b, s.path)
+        base = [run for run in select_in(con, a, s.path) if run != run_b]
+        if not base:
+            raise RunNotFoundError(
+                f"the baseline {a!r} selects no run other than b ({run_b}) in {s.path}; "
+                "name older runs (previous, last:N, branch:NAME:last:N, a run id)"
+            )
+        newest = base[-1]
+        runs = frame(con, _RUNS, [run_b, base, run_b])
+        coverage = runs.set_index("run_id")["coverage_percent"]
         return Comparison(
-            a=run_a,
+            a=newest,
             b=run_b,
+            base=tuple(base),
             runs=runs,
-            new_n_plus_one=frame(con, _N_PLUS_ONE, [run_a, run_b, run_b, run_a], ["tests"]),
-            fixed_n_plus_one=frame(con, _N_PLUS_ONE, [run_a, run_b, run_a, run_b], ["tests"]),
-            new_slow_queries=frame(con, _NEW_SLOW, [run_b, run_b, run_a], ["tests"]),
-            query_changes=frame(con, _QUERY_CHANGES, [run_a, run_b]),
-            coverage_changes=frame(con, _COVERAGE_CHANGES, [run_a, run_b]),
-            newly_failing=frame(con, _NEWLY_FAILING, [run_a, run_b]),
-            broken_files=frame(con, _BROKEN_FILES, [run_a, run_b, run_a, run_b]),
-            missing_tests=frame(con, _MISSING_TESTS, [run_b, run_a, run_b]),
-            coverage_a=_percent(per_run.get(run_a)),
-            coverage_b=_percent(per_run.get(run_b)),
+            new_n_plus_one=frame(con, _N_PLUS_ONE, [run_b, base, run_b, True], ["tests"]),
+            fixed_n_plus_one=frame(con, _N_PLUS_ONE, [run_b, base, run_b, False], ["tests"]),
+            new_slow_queries=frame(con, _NEW_SLOW, [run_b, run_b, base], ["tests"]),
+            query_changes=frame(con, _QUERY_CHANGES, [base, run_b]),
+            statement_changes=statement_changes(con, base, run_b),
+            coverage_changes=frame(con, _COVERAGE_CHANGES, [base, run_b]),
+            newly_failing=frame(con, _NEWLY_FAILING, [base, run_b, base, run_b]),
+            broken_files=frame(con, _BROKEN_FILES, [base, run_b, newest, run_b]),
+            missing_tests=frame(con, _MISSING_TESTS, [run_b, newest, run_b]),
+            over_budget=over_budget(con, run_b),
+            memory_changes=frame(con, _MEMORY_CHANGES, [base, run_b]),
+            coverage_a=_median([coverage.get(run) for run in base]),
+            coverage_b=_percent(coverage.get(run_b)),
         )
+
+
+_MEMORY_CHANGES = f"""
+WITH a AS (
+    SELECT file, median(peak_rss) AS peak_rss FROM test_files
+    WHERE {IN_BASE} AND peak_rss IS NOT NULL GROUP BY file
+), b AS (SELECT file, peak_rss FROM test_files WHERE run_id = ? AND peak_rss IS NOT NULL)
+SELECT b.file, a.peak_rss / 1e6 AS peak_mb_a, b.peak_rss / 1e6 AS peak_mb_b,
+       (b.peak_rss - a.peak_rss) * 100.0 / a.peak_rss AS growth_percent
+FROM b JOIN a USING (file) WHERE a.peak_rss > 0
+ORDER BY growth_percent DESC, b.file
+"""
+
+
+def _median(values: list[object]) -> float | None:
+    known = sorted(v for v in (_percent(x) for x in values) if v is not None)
+    if not known:
+        return None
+    mid = len(known) // 2
+    return known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2
 
 
 def _percent(value: object) -> float | None:

@@ -5,7 +5,8 @@ A selector names runs the way a person would:
 - ``"latest"``, ``"previous"`` (the run before the latest), ``"latest~N"`` (N runs before it)
 - ``"last:N"`` or ``"last N"``: the N most recent runs
 - ``"all"``: every run
-- ``"branch:NAME"``: every run on git branch NAME; ``"branch:NAME:N"``: its N most recent
+- ``"branch:NAME"``: every run on git branch NAME; ``"branch:NAME:N"`` (or
+  ``"branch:NAME:last:N"``): its N most recent
 - anything else: a run id, or a prefix that matches exactly one run
 
 A list of selectors selects the union. Runs come back oldest first.
@@ -79,6 +80,7 @@ def _one(con: duckdb.DuckDBPyConnection, selector: str, path: object) -> list[st
         return _latest(con, int(last.group(1)))
     if text.startswith("branch:"):
         name, _, count = text.removeprefix("branch:").partition(":")
+        count = count.removeprefix("last:")  # branch:main:last:5 reads as branch:main:5
         limit = int(count) if count.isdigit() else 1 << 62
         found = _latest(con, limit, "WHERE git_branch = ?", [name])
         if not found:
@@ -91,7 +93,7 @@ def _one(con: duckdb.DuckDBPyConnection, selector: str, path: object) -> list[st
     many = "no run" if not found else f"{len(found)} runs"
     raise RunNotFoundError(
         f"{many} matching {selector!r} in {path}; list them with devformance runs "
-        "(selectors: latest, previous, latest~N, last:N, all, branch:NAME, a run id)"
+        "(selectors: latest, previous, latest~N, last:N, all, branch:NAME[:last:N], a run id)"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -98,11 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", nargs="?", default="latest", help="new run (default: latest)")
     compare.add_argument("--db")
     compare.add_argument(
+        "--baseline",
+        metavar="RUNS",
+        help="compare against several runs instead of a, per test the median "
+        "(e.g. branch:main:last:5, last:5)",
+    )
+    compare.add_argument(
+        "--fail-on",
+        metavar="KINDS",
+        help="what fails the gate, comma-separated (default: default): default, new-n-plus-one, "
+        "new-slow-query, newly-failing, broken-file, missing-test, budget, "
+        "coverage-drop[:POINTS], queries-up:PCT%% or queries-up:COUNT, memory-up:PCT%%",
+    )
+    compare.add_argument(
         "--max-coverage-drop",
         type=float,
-        default=0.0,
         metavar="PCT",
         help="percentage points the total coverage may fall (default: 0)",
+    )
+    compare.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="what to print"
     )
     return parser
 
@@ -323,12 +339,15 @@ def cmd_report(args: argparse.Namespace, _: list[str]) -> int:
 
 def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
     # the bare package suffices: neither the report nor the charts (Altair) are imported here
-    from devformance_nb.analysis.compare import compare_runs
-    from devformance_nb.cli.comparison import comparison_text
+    from devformance_nb.analysis.compare import Gate, compare_runs
+    from devformance_nb.cli.comparison import render
 
-    comparison = compare_runs(api.open_store(args.db), args.a, args.b)
-    print(comparison_text(comparison, args.max_coverage_drop))
-    return 1 if len(comparison.regressions(args.max_coverage_drop)) else 0
+    gate = Gate.parse(args.fail_on) if args.fail_on else Gate()
+    if args.max_coverage_drop is not None:
+        gate = dataclasses.replace(gate, coverage_drop=args.max_coverage_drop)
+    comparison = compare_runs(api.open_store(args.db), args.baseline or args.a, args.b)
+    print(render(comparison, args.format, gate))
+    return 1 if len(comparison.regressions(gate=gate)) else 0
 
 
 COMMANDS = {
