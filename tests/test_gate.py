@@ -185,27 +185,13 @@ def test_a_test_over_its_budget_fails_the_gate_with_its_statements(
     assert "7 statements, budget 3: 7 x SELECT ?" in budget_rows["detail"].iloc[1]
     assert cmp.regressions(gate=Gate.parse("newly-failing")).empty  # budgets off
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)]
+        return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120)
+
+    proc = cli()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "over budget: tests/test_budget.py::test_marked_over" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)]
-        + ["--fail-on", "default"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 1
-    within = [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)]
-    proc = subprocess.run(
-        [*within, "--fail-on", "newly-failing,new-n-plus-one"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    assert cli("--fail-on", "default").returncode == 1
+    proc = cli("--fail-on", "newly-failing,new-n-plus-one")  # budgets not asked for
     assert proc.returncode == 0, proc.stdout
