@@ -36,6 +36,19 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 BOOKSHOP = REPO / "examples" / "bookshop"
 PLANTED: dict[str, Any] = json.loads((BOOKSHOP / "planted.json").read_text(encoding="utf-8"))
 STEPS = ("baseline", "fix", "regress", "flaky")
+#: the tests whose statements each step's edit changes, against the step before (which
+#: statements: tests/test_statements.py): the book listings load their authors with a join,
+#: then the author pages load their books one author at a time
+CHANGED_TESTS = {
+    "fix": (
+        "tests/services/test_catalog.py::test_list_books_shows_each_books_author",
+        "tests/services/test_catalog.py::test_one_book_of_a_genre_loads_one_author",
+    ),
+    "regress": (
+        "tests/api/test_catalog.py::test_authors_with_their_titles",
+        "tests/services/test_authors.py::test_eager_author_pages_of_one_country",
+    ),
+}
 
 
 def postbuild_env(base: Path) -> dict[str, str]:
@@ -158,8 +171,14 @@ class Facts:
     def site(planted: dict[str, Any]) -> str:
         return f"{planted['module']} {planted['function']}"
 
+    @property
+    def main_branch(self) -> str:
+        """The branch of the history's first runs (``flaky`` runs on another)."""
+        return str(self.history.runs[0].git_branch)
+
     planted = PLANTED
     steps = STEPS
+    changed_tests = CHANGED_TESTS
     postbuild_env = staticmethod(postbuild_env)
     flaky_test = "tests/test_housekeeping.py::test_no_maintenance_flag"
     stock_test_file = "tests/api/test_stock.py"

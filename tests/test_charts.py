@@ -11,6 +11,7 @@ import pytest
 
 from devformance_nb import analysis, charts
 from devformance_nb.analysis.compare import compare_runs
+from devformance_nb.analysis.statements import STATEMENT_CHANGE_COLUMNS
 
 if TYPE_CHECKING:
     from history import Facts
@@ -161,11 +162,49 @@ def test_run_comparison(db: Path, facts: Facts) -> None:
     assert all("tooltip" in u["encoding"] for u in (queries, coverage))
 
 
+@pytest.mark.parametrize(("base", "step"), [("baseline", "fix"), ("main", "flaky")])
+def test_statement_changes(db: Path, facts: Facts, base: str, step: str) -> None:
+    # against the run before, and against main's runs (the median: the regress step's loop
+    # ran in one of three, so the flaky run on feature differs from main by that loop)
+    a = f"branch:{facts.main_branch}:last:5" if base == "main" else facts.run(base)
+    cmp = compare_runs(db, a, facts.run(step))
+    df = cmp.statement_changes
+    assert df is not None
+    spec = check(charts.statement_changes(df), df)
+    (unit,) = units(spec)
+    assert mark(unit) == "bar"
+    assert fields(unit) == {"x": "delta", "y": "nodeid", "color": "change", "order": "size"}
+    assert unit["encoding"]["color"]["scale"]["domain"] == list(charts.CHANGE_COLORS)
+    tooltip = {t["field"] for t in unit["encoding"]["tooltip"]}
+    assert {"nodeid", "change", "statement", "caller", "count_a", "count_b", "delta"} <= tooltip
+    assert params(spec)[0]["bind"] == "legend"
+    # a bar per test whose statements changed: exactly the tests the step's edit touches
+    (data,) = rows(spec)
+    expected = facts.changed_tests["fix" if step == "fix" else "regress"]
+    assert sorted({r["nodeid"] for r in data}) == sorted(expected)
+    assert all(r["statement"] and "\n" not in r["statement"] for r in data)
+
+
+def test_statement_changes_show_the_removed_lookups_compactly(db: Path, facts: Facts) -> None:
+    cmp = compare_runs(db, facts.run("baseline"), facts.run("fix"))
+    (data,) = rows(charts.statement_changes(cmp.statement_changes).to_dict())
+    planted = facts.fixed_n_plus_one
+    (lookups,) = [r for r in data if r["nodeid"] == planted["nodeid"] and r["delta"] < -1]
+    assert lookups["statement"] == f"SELECT … FROM {planted['table']} WHERE authors.id = ?"
+    assert (lookups["change"], lookups["count_a"], lookups["count_b"]) == (
+        "removed",
+        planted["count"],
+        0,
+    )
+    assert lookups["caller"] == f"{planted['touched_at']} {planted['function']}"
+
+
 @pytest.mark.parametrize(
     ("chart", "columns"),
     [
         (charts.n_plus_one_hotspots, ["site", "queries", "table_name", "open"]),
         (charts.slow_query_ranking, ["fingerprint_hash", "fingerprint", "max_ms"]),
+        (charts.statement_changes, STATEMENT_CHANGE_COLUMNS),
     ],
 )
 def test_charts_take_any_frame_even_an_empty_one(chart: Any, columns: list[str]) -> None:

@@ -25,9 +25,11 @@ from devformance_nb.charts.figures import (
     slowest_tests,
 )
 from devformance_nb.charts.renderer import PALETTE, RENDERER, resend_bundle, spec_of
+from devformance_nb.charts.statements import CHANGE_COLORS, statement_changes
 from devformance_nb.charts.usage import resource_usage
 
 __all__ = [
+    "CHANGE_COLORS",
     "OUTCOME_COLORS",
     "PALETTE",
     "RENDERER",
@@ -48,4 +50,5 @@ __all__ = [
     "slow_query_ranking",
     "slowest_tests",
     "spec_of",
+    "statement_changes",
 ]
