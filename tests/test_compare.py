@@ -123,6 +123,19 @@ def test_coverage_drop_counts_beyond_the_allowed_points(db: Path, facts: Facts) 
     assert list(back.regressions(max_coverage_drop=drop - 0.01)["kind"]) == kinds
 
 
+def test_a_baseline_knows_what_at_least_half_of_its_runs_had(db: Path, facts: Facts) -> None:
+    main = [facts.run(step) for step in ("baseline", "fix", "regress")]
+    cmp = compare_runs(db, "branch:main:last:5", facts.run("flaky"))
+    assert cmp.base == tuple(main) and cmp.a == facts.run("regress")
+    # regress's N+1 and slow query are in one of three base runs: not yet the base's
+    assert list(cmp.new_n_plus_one["caller"]) == [facts.new_n_plus_one_caller]
+    assert list(cmp.new_slow_queries["call_site"]) == [facts.new_slow_caller]
+    assert cmp.fixed_n_plus_one.empty  # list_books' N+1 was in one of three as well
+    assert list(cmp.runs["run_id"]) == [*main, facts.run("flaky")]
+    half = compare_runs(db, main[1:], facts.run("flaky"))  # in one of two: known
+    assert half.new_n_plus_one.empty and half.new_slow_queries.empty
+
+
 def test_selectors_default_to_previous_and_latest(db: Path, facts: Facts) -> None:
     cmp = compare_runs(db)
     assert (cmp.a, cmp.b) == (facts.run("regress"), facts.run("flaky"))

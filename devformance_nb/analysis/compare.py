@@ -3,9 +3,9 @@
 ``compare_runs(store, a, b)`` reads run ``b`` and its base ``a`` (one run, or a baseline
 of several: ``branch:main:last:5``) in DuckDB and returns a ``Comparison`` of small
 DataFrames. Its ``regressions()`` lists what fails a CI job (``analysis.gate``): a new N+1
-(a call site and fingerprint no base run had), a new slow query (a fingerprint the
+(a call site and fingerprint not in the base), a new slow query (a fingerprint the
 slow-query rule reports as slow in ``b``, at ``b``'s ``slow_query_ms``, that the same rule
-never reported in a base run), total coverage down by more than the allowed points, tests
+did not report in the base), total coverage down by more than the allowed points, tests
 failing in ``b`` that did not fail in the base (unless flaky: both outcomes on one commit,
 which is reported, never failing), tests over their query budget, and, when asked for,
 statements per test or a file's peak memory up by more than a threshold; and what went
@@ -110,8 +110,9 @@ class Comparison:
 #: the base runs' filter: their ids are its one parameter
 IN_BASE = IN_RUNS
 
-#: N+1 findings of b not in any base run (``is_b`` true), or of the base runs not in b (false);
-#: per run first (a finding's statements summed over its tests), then the median over runs
+#: N+1 findings of b not in the base (``is_b`` true), or of the base not in b (false): a
+#: finding is in the base when at least half of the base runs have it; per run first (a
+#: finding's statements summed over its tests), then the median over runs
 _N_PLUS_ONE = f"""
 WITH f AS (
     SELECT run_id, {SITE_SQL} AS site, fingerprint_hash, caller, table_name, count, nodeid,
@@ -124,16 +125,17 @@ WITH f AS (
            any_value(example_sql) AS example_sql
     FROM f GROUP BY run_id, site, fingerprint_hash
 ), side AS (
-    SELECT run_id = ? AS is_b, site, fingerprint_hash, arg_max(caller, run_id) AS caller,
+    SELECT run_id = ? AS is_b, count(*) AS runs, site, fingerprint_hash,
+           arg_max(caller, run_id) AS caller,
            any_value(table_name) AS table_name, round(median(queries))::BIGINT AS queries,
            list_sort(list_distinct(flatten(list(tests)))) AS tests,
            arg_max(hint, run_id) AS hint, arg_max(example_sql, run_id) AS example_sql
     FROM per GROUP BY is_b, site, fingerprint_hash
 )
 SELECT site, fingerprint_hash, caller, table_name, queries, tests, hint, example_sql
-FROM side x WHERE is_b = ? AND NOT EXISTS (
-    SELECT 1 FROM side y WHERE y.is_b <> x.is_b AND y.site = x.site
-    AND y.fingerprint_hash = x.fingerprint_hash)
+FROM side x WHERE is_b = ? AND (is_b OR runs * 2 >= ?) AND NOT EXISTS (
+    SELECT 1 FROM side y WHERE y.is_b <> x.is_b AND (y.is_b OR y.runs * 2 >= ?)
+    AND y.site = x.site AND y.fingerprint_hash = x.fingerprint_hash)
 ORDER BY queries DESC, site, fingerprint_hash
 """
 
@@ -147,7 +149,8 @@ b AS (
     FROM queries q LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash), thr
     WHERE q.run_id = ? AND {_SLOW} GROUP BY q.fingerprint_hash
 ), a AS (
-    SELECT q.fingerprint_hash, max(q.duration) * 1000 AS max_ms_a, bool_or({_SLOW}) AS slow_a
+    SELECT q.fingerprint_hash, max(q.duration) * 1000 AS max_ms_a,
+           count(DISTINCT q.run_id) FILTER (WHERE {_SLOW}) * 2 >= ? AS slow_a
     FROM queries q LEFT JOIN {STATEMENT_TYPES} t USING (fingerprint_hash), thr
     WHERE q.{IN_BASE} AND q.fingerprint_hash IN (SELECT fingerprint_hash FROM b)
     GROUP BY q.fingerprint_hash
@@ -253,9 +256,9 @@ def compare_runs(store: StoreLike, a: Runs = "previous", b: str = "latest") -> C
     prefixes, latest, previous, last:N, branch:NAME:last:N...; a list selects the union).
 
     Against several base runs (``b`` itself left out), a test's or a file's base figure is
-    its median over the runs it ran in (a status or outcome: the most common one), so one
-    noisy run does not set the bar; an N+1 finding or a slow query any base run had is not
-    new; missing tests are those of the newest base run.
+    its median over the runs it ran in (a status or outcome: the most common one), and an
+    N+1 finding or a slow query is in the base when at least half of the base runs had it, so
+    one noisy run does not set the bar; missing tests are those of the newest base run.
     """
     s = as_store(store)
     with s.reading() as con:
@@ -267,6 +270,7 @@ def compare_runs(store: StoreLike, a: Runs = "previous", b: str = "latest") -> C
                 "name older runs (previous, last:N, branch:NAME:last:N, a run id)"
             )
         newest = base[-1]
+        n_plus_one, half = [run_b, base, run_b], [len(base), len(base)]
         runs = frame(con, _RUNS, [run_b, base, run_b])
         coverage = runs.set_index("run_id")["coverage_percent"]
         return Comparison(
@@ -274,9 +278,9 @@ def compare_runs(store: StoreLike, a: Runs = "previous", b: str = "latest") -> C
             b=run_b,
             base=tuple(base),
             runs=runs,
-            new_n_plus_one=frame(con, _N_PLUS_ONE, [run_b, base, run_b, True], ["tests"]),
-            fixed_n_plus_one=frame(con, _N_PLUS_ONE, [run_b, base, run_b, False], ["tests"]),
-            new_slow_queries=frame(con, _NEW_SLOW, [run_b, run_b, base], ["tests"]),
+            new_n_plus_one=frame(con, _N_PLUS_ONE, [*n_plus_one, True, *half], ["tests"]),
+            fixed_n_plus_one=frame(con, _N_PLUS_ONE, [*n_plus_one, False, *half], ["tests"]),
+            new_slow_queries=frame(con, _NEW_SLOW, [run_b, run_b, len(base), base], ["tests"]),
             query_changes=frame(con, _QUERY_CHANGES, [base, run_b]),
             statement_changes=statement_changes(con, base, run_b),
             coverage_changes=frame(con, _COVERAGE_CHANGES, [base, run_b]),

@@ -90,14 +90,15 @@ def comparison_markdown(cmp: Comparison, gate: Gate | None = None) -> str:
     changed, and coverage (GitHub-flavoured: tables, ``<details>``)."""
     gate = gate if gate is not None else Gate()
     regressions = cmp.regressions(gate=gate)
-    verdict = f"{len(regressions)} regressions" if len(regressions) else "no regressions"
+    count = len(regressions)
+    verdict = f"{count} regression{'s' * (count != 1)}" if count else "no regressions"
     out = [f"## devformance: {verdict}", "", f"Run `{cmp.b}` against {_md(against(cmp))}.", ""]
     if len(regressions):
-        out += _md_table(regressions, ["kind", "subject", "detail"])
+        out += markdown_table(regressions, ["kind", "subject", "detail"])
     notices = cmp.notices()
     if len(notices):
         out += ["### Reported, not failing", ""]
-        out += _md_table(notices, ["kind", "subject", "detail"])
+        out += markdown_table(notices, ["kind", "subject", "detail"])
     out += _md_statements(cmp)
     if cmp.coverage_delta is not None:
         out += [
@@ -124,11 +125,12 @@ def _md_statements(cmp: Comparison) -> list[str]:
         statement=shown["fingerprint"],
         at=shown["caller"].fillna(""),
     )
-    out += _md_table(table, ["test", "change", "base", "new", "statement", "at"], code="statement")
+    columns = ["test", "change", "base", "new", "statement", "at"]
+    out += markdown_table(table, columns, code="statement")
     return [*out, "</details>", ""]
 
 
-def _md_table(df: pd.DataFrame, columns: list[str], code: str | None = None) -> list[str]:
+def markdown_table(df: pd.DataFrame, columns: list[str], code: str | None = None) -> list[str]:
     """A GitHub Markdown table; cells escaped (pipes, newlines, HTML), ``code`` as code."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in df[columns].itertuples(index=False):
