@@ -183,6 +183,14 @@ def test_statement_changes(db: Path, facts: Facts, base: str, step: str) -> None
     expected = facts.changed_tests["fix" if step == "fix" else "regress"]
     assert sorted({r["nodeid"] for r in data}) == sorted(expected)
     assert all(r["statement"] and "\n" not in r["statement"] for r in data)
+    assert spec["title"]["subtitle"] == "b minus a, a segment per statement"
+
+
+def test_statement_changes_of_one_commit_say_nothing_changed(db: Path, facts: Facts) -> None:
+    cmp = compare_runs(db, facts.run("regress"), facts.run("flaky"))
+    spec = charts.statement_changes(cmp.statement_changes).to_dict()
+    assert rows(spec) == [[]]
+    assert spec["title"]["subtitle"] == "no test's statements changed"
 
 
 def test_statement_changes_show_the_removed_lookups_compactly(db: Path, facts: Facts) -> None:

@@ -30,8 +30,10 @@ def statement_changes(df: pd.DataFrame) -> Chart:
     fingerprints = df["fingerprint"] if "fingerprint" in df else pd.Series("", index=df.index)
     data = df.assign(statement=[compact(f) if isinstance(f, str) else "" for f in fingerprints])
     pick = alt.selection_point(fields=["change"], bind="legend")
+    # an empty chart says why it is empty: two runs of one commit often change nothing
+    subtitle = "b minus a, a segment per statement" if len(df) else "no test's statements changed"
     chart: Chart = (
-        alt.Chart(data, title=chart_title("Statements per test", "what changed, b minus a"))
+        alt.Chart(data, title=chart_title("Changed statements per test", subtitle))
         .transform_calculate(size="abs(datum.delta)")
         .mark_bar(stroke="white", strokeWidth=1)  # a visible edge between two statements
         .encode(
@@ -42,7 +44,7 @@ def statement_changes(df: pd.DataFrame) -> Chart:
                 sort=alt.EncodingSortField("delta", op="sum", order="descending"),
                 axis=alt.Axis(labelLimit=420),
             ),
-            x=alt.X("delta:Q", title="statements (b - a), one segment per statement"),
+            x=alt.X("delta:Q", title="statements (b - a)"),
             color=alt.Color(
                 "change:N",
                 title="change",
