@@ -42,6 +42,31 @@ def report(db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def fix_report(db: Path, facts: Facts, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the baseline and fix runs: the fix changes two tests' statements."""
+    out = tmp_path_factory.mktemp("report") / "fix.html"
+    out.write_text(build_report(db, [facts.run("baseline"), facts.run("fix")]), encoding="utf-8")
+    return out
+
+
+def _section(page: str, heading: str) -> str:
+    """The part of ``page`` from ``heading`` (an h2 or h3 starting so) to the next heading."""
+    start = re.search(rf"<h[23]>{re.escape(heading)}", page)
+    assert start, f"no {heading!r} heading"
+    end = re.compile(r"<h[23]>").search(page, start.end())
+    return page[start.start() : end.start() if end else len(page)]
+
+
+def _rows(part: str) -> list[list[str]]:
+    """The cells of each row of the tables in ``part``, unescaped (header rows left out)."""
+    return [
+        [html.unescape(c) for c in re.findall(r"<td>(?:<pre>)?(.*?)(?:</pre>)?</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", part, re.S)
+        if "<td>" in row
+    ]
+
+
 def _specs(page: str) -> list[dict[str, Any]]:
     match = re.search(r"const specs = (\[.*?\]);\nconst opts", page, re.S)
     assert match, "no chart specs in the page"
@@ -72,7 +97,36 @@ def test_report_sections_name_the_findings(report: Path, facts: Facts) -> None:
     assert facts.new_n_plus_one_caller in page
     assert facts.caller(facts.fixed_n_plus_one) in page
     assert facts.flaky_test in page
-    assert "1 regressions" in page  # the flaky run against the one before
+    # the flaky run against the one before: the failing test is flaky, reported, not failing
+    compared = _section(page, "Latest run against the one before")
+    assert "<p class='good'>no regressions</p>" in compared
+    notices = _rows(_section(page, "Reported, never failing"))
+    assert [row[:2] for row in notices] == [["flaky test", facts.flaky_test]]
+    # the same commit again: no test's statements changed
+    statements = _section(page, "Which statements changed, per test")
+    assert "no test sends other statements" in statements and not _rows(statements)
+
+
+def test_report_shows_each_tests_statement_changes(fix_report: Path, facts: Facts) -> None:
+    page = fix_report.read_text(encoding="utf-8")
+    part = _section(page, "Which statements changed, per test")
+    found = _rows(part)
+    assert [len(row) for row in found] == [6] * len(found)  # test, change, a, b, statement, caller
+    assert sorted({row[0] for row in found}) == sorted(facts.changed_tests["fix"])
+    # the planted N+1's lookups, one per book, are gone: shown compactly, with their caller
+    planted = facts.fixed_n_plus_one
+    lookups = [planted["nodeid"], "removed", str(planted["count"]), "0"]
+    lookups += ["SELECT … FROM authors WHERE authors.id = ?"]
+    lookups += [f"{planted['touched_at']} {planted['function']}"]
+    assert lookups in found
+    assert {row[1] for row in found} == {"added", "removed"}
+    # its chart, in the section, draws a bar for exactly those tests
+    (chart,) = re.findall(r"<div class='chart' id='chart-(\d+)'>", part)
+    spec = _specs(page)[int(chart)]
+    assert spec["description"].startswith("devformance_nb statement_changes")
+    (data,) = spec["datasets"].values()
+    assert sorted({r["nodeid"] for r in data}) == sorted(facts.changed_tests["fix"])
+    assert _rows(_section(page, "Reported, never failing")) == []
 
 
 def test_report_escapes_sql_and_output(report: Path, db: Path) -> None:
@@ -110,7 +164,9 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_report_charts_render_in_chromium(report: Path) -> None:
+@pytest.mark.parametrize("which", ["report", "fix_report"])
+def test_report_charts_render_in_chromium(which: str, request: pytest.FixtureRequest) -> None:
+    report: Path = request.getfixturevalue(which)
     if not CHROMIUM.exists():  # a failure, never a skip
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium fonts-dejavu-core")
     from playwright.sync_api import Route, sync_playwright
@@ -143,7 +199,8 @@ def test_report_charts_render_in_chromium(report: Path) -> None:
             assert drawn.count() == charts
             assert page.locator(".chart svg.marks path, .chart svg.marks rect").count() > 100
             assert not page.get_by_text("chart failed").count()
-            page.screenshot(path=os.fspath(ARTIFACTS / "report.png"), full_page=True)
+            shot = ARTIFACTS / ("report.png" if which == "report" else "report-fix.png")
+            page.screenshot(path=os.fspath(shot), full_page=True)
         finally:
             browser.close()
     assert errors == []

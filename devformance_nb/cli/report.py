@@ -21,6 +21,7 @@ import pandas as pd
 from devformance_nb import analysis, charts
 from devformance_nb.analysis.compare import Comparison, compare_runs
 from devformance_nb.analysis.select import Runs, StoreLike, as_store
+from devformance_nb.analysis.statements import compact
 from devformance_nb.charts.renderer import spec_of, vega_bundle
 
 # re-exported: notebooks written before the text moved import it from here
@@ -118,9 +119,34 @@ def _comparison(page: _Page, cmp: Comparison) -> None:
         else "<p class='good'>no regressions</p>"
     )
     page.add(verdict + html_table(regressions, ["kind", "subject", "detail"]))
+    page.add("<h3>Reported, never failing</h3>")
+    page.add("<p class='meta'>flaky tests: failing now, but passed and failed on one commit</p>")
+    page.add(html_table(cmp.notices(), ["kind", "subject", "detail"]))
     page.add("<h3>N+1 fixed</h3>")
     page.add(html_table(cmp.fixed_n_plus_one, ["caller", "table_name", "queries", "tests"]))
     page.chart(charts.run_comparison(cmp.query_changes, cmp.coverage_changes))
+    _statement_changes(page, cmp.statement_changes)
+
+
+def _statement_changes(page: _Page, changes: pd.DataFrame | None) -> None:
+    """Per test, each statement it sends more or fewer of: the chart and the table."""
+    page.add("<h3>Which statements changed, per test</h3>")
+    if changes is None or changes.empty:
+        page.add("<p class='meta'>no test sends other statements than before</p>")
+        return
+    page.chart(charts.statement_changes(changes))
+    table = pd.DataFrame(
+        {
+            "test": changes["nodeid"],
+            "change": changes["change"],
+            # a base count is a median over base runs: whole, or a half
+            "count_a": [f"{n:g}" for n in changes["count_a"]],
+            "count_b": [f"{n:g}" for n in changes["count_b"]],
+            "statement": [compact(f) if isinstance(f, str) else "" for f in changes["fingerprint"]],
+            "caller": changes["caller"],
+        }
+    )
+    page.add(html_table(table, list(table.columns), pre=["statement"]))
 
 
 def build_report(store: StoreLike, runs: Runs = "last:20", title: str | None = None) -> str:
