@@ -195,3 +195,30 @@ def test_a_test_over_its_budget_fails_the_gate_with_its_statements(
     assert cli("--fail-on", "default").returncode == 1
     proc = cli("--fail-on", "newly-failing,new-n-plus-one")  # budgets not asked for
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("steps", "fail_on", "code"),
+    [
+        (("fix", "regress"), "default", 1),  # a new N+1 and a new slow query
+        (("fix", "regress"), "newly-failing,missing-test,broken-file", 0),
+        (("fix", "regress"), "new-slow-query", 1),
+        (("fix", "regress"), "queries-up:1000%", 0),
+        (("fix", "regress"), "queries-up:100%", 1),  # the author pages: 5 -> 12
+        (("fix", "baseline"), "coverage-drop:5", 0),  # the fix undone: coverage down 1.3
+        (("fix", "baseline"), "coverage-drop", 1),
+        (("regress", "flaky"), "default", 0),  # the flaky test: reported, never failing
+        (("regress", "flaky"), "newly-failing", 0),
+    ],
+)
+def test_the_exit_code_is_the_gate(
+    db: Path, facts: Facts, steps: tuple[str, str], fail_on: str, code: int
+) -> None:
+    a, b = (facts.run(step) for step in steps)
+    command = [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)]
+    proc = subprocess.run(
+        [*command, "--fail-on", fail_on], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    counted = [line for line in proc.stdout.splitlines() if line.startswith("regressions: ")]
+    assert (counted == ["regressions: 0"]) == (code == 0), proc.stdout
