@@ -372,11 +372,13 @@ def interrupt_once_running(run: api.Run, to_main: bool) -> dict[str, Any]:
             if slow is not None and slow.status == "running" and slow.collected:
                 break
             time.sleep(0.05)
+        # said before it is sent: the main thread may handle it, return from wait() and
+        # check ``seen`` before this thread runs again
+        seen["sent"] = True
         if to_main:
             os.kill(os.getpid(), signal.SIGINT)
         else:
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)
-        seen["sent"] = True
         deadline = time.monotonic() + 120
         while not run.done and time.monotonic() < deadline:
             time.sleep(0.05)
