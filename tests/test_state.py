@@ -103,3 +103,11 @@ def test_samples_give_the_current_figures_and_the_peaks() -> None:
     assert (fs.cpu_user, fs.cpu_system, fs.peak_rss) == (1.5, 0.25, 310_000_000)
     state.apply(ev.FileFinished(file="t.py", status="passed", returncode=0, duration=1.0))
     assert fs.rss is None and fs.cpu_percent is None, "nothing runs any more"
+
+
+def test_the_last_output_line_with_text_on_it_is_kept() -> None:
+    state = RunState(run_id="r")
+    for number, text in enumerate(["collected 2 items", "t.py .", "   ", ""], start=1):
+        state.apply(ev.Output(file="t.py", line=number, text=text))
+    fs = state.files["t.py"]
+    assert (fs.output_lines, fs.last_output) == (4, "t.py ."), "blank lines do not replace it"

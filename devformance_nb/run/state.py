@@ -105,6 +105,8 @@ class FileState:
     errors: list[str] = field(default_factory=list)
     crash: str = ""
     output_lines: int = 0
+    #: the last line of its output with any text on it (the terminal view shows it)
+    last_output: str = ""
     queries: int = 0
     query_time: float = 0.0
     slow: list[SlowQuery] = field(default_factory=list)
@@ -341,6 +343,8 @@ def _output(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.Output)
     fs = state.file(e.file)
     fs.output_lines = max(fs.output_lines, e.line)
+    if e.text.strip():
+        fs.last_output = e.text
     return fs
 
 
