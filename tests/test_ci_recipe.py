@@ -6,7 +6,8 @@ Its steps run as Actions would run them: each ``run`` in bash with the job's env
 ``continue-on-error``, ``always()`` steps run anyway. The ``uses:`` steps (checkout, Python,
 the cache) are Actions' own; the install step is skipped (this environment is the installed
 one). First two pushes to ``main`` add to the history, then a pull request that brings back
-the per-book author lookups is gated against the newest five ``main`` runs.
+the per-book author lookups is gated against the newest five ``main`` runs (an odd number: each
+median is one run's figure).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def test_the_recipe_records_main_and_gates_a_pull_request(
 
     ci = slow_floor_env()
 
-    for _ in range(2):  # two pushes to main: recorded, never gated
+    for _ in range(2):  # two pushes to main: recorded, never gated; five main runs in all
         push = run_job(project, "push", {**ci, "GITHUB_REF_NAME": "main"})
         assert push.statuses == {"Run the suite": 0}, push
         assert not push.failed and push.summary == ""
@@ -155,7 +156,7 @@ def test_the_recipe_records_main_and_gates_a_pull_request(
     assert pull.failed
     summary = pull.summary
     assert summary.startswith("## devformance: 3 regressions\n"), summary
-    assert "against a baseline of 5 runs" in summary
+    assert "against a baseline of 5 runs" in summary  # main's three, and the pushes
     assert table_rows(summary, 0) == [
         ["new N+1", facts.caller(facts.fixed_n_plus_one)],
         ["statements up", LIST_BOOKS],  # +8: the author lookups, one per book

@@ -16,6 +16,7 @@ from conftest import MakeProject
 
 from devformance_nb.analysis.compare import Gate, compare_runs
 from devformance_nb.api import facade as api
+from devformance_nb.cli import main
 from devformance_nb.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -212,13 +213,15 @@ def test_a_test_over_its_budget_fails_the_gate_with_its_statements(
     ],
 )
 def test_the_exit_code_is_the_gate(
-    db: Path, facts: Facts, steps: tuple[str, str], fail_on: str, code: int
+    db: Path,
+    facts: Facts,
+    steps: tuple[str, str],
+    fail_on: str,
+    code: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     a, b = (facts.run(step) for step in steps)
-    command = [sys.executable, "-m", "devformance_nb.cli", "compare", a, b, "--db", str(db)]
-    proc = subprocess.run(
-        [*command, "--fail-on", fail_on], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    counted = [line for line in proc.stdout.splitlines() if line.startswith("regressions: ")]
-    assert (counted == ["regressions: 0"]) == (code == 0), proc.stdout
+    assert main(["compare", a, b, "--db", str(db), "--fail-on", fail_on]) == code
+    printed = capsys.readouterr().out
+    counted = [line for line in printed.splitlines() if line.startswith("regressions: ")]
+    assert (counted == ["regressions: 0"]) == (code == 0), printed
