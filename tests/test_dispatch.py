@@ -80,3 +80,28 @@ def test_notify_passes_an_already_folded_event_without_folding_again() -> None:
     dispatcher.notify(started)
     assert log == ["one:run_started:-"]
     assert list(state.files) == ["a.py"]
+
+
+class Interrupted(Recorder):
+    """Ctrl-C lands while it handles ``fail_on`` (as in a view writing to a slow terminal)."""
+
+    def on_event(self, event: ev.Event, state: RunState) -> None:
+        self.log.append(f"{self.name}:{event.kind}")
+        if event.kind == self.fail_on:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_an_observer_reaches_the_caller_once_the_others_heard_the_event() -> None:
+    log: list[str] = []
+    first, second = Interrupted("one", log, fail_on="file_started"), Recorder("two", log)
+    dispatcher = Dispatcher(RunState(run_id="r"), [first, second])
+    started, finished = _events()[:2], _events()[2]
+    dispatcher.deliver(started[0])
+    with pytest.raises(KeyboardInterrupt):
+        dispatcher.deliver(started[1])
+    dispatcher.deliver(finished)
+    assert log[2:] == [
+        "one:file_started", "two:file_started:running",
+        "one:file_finished", "two:file_finished:passed",
+    ]  # fmt: skip
+    assert dispatcher.errors == [], "an interrupt is not an observer's failure"

@@ -137,6 +137,29 @@ def test_stop_kills_the_running_file_and_starts_no_other(tmp_path: Path) -> None
     assert recorder.kinds("z.py") == []  # never started, so nothing about it but the run's
 
 
+class CtrlCWhileDrawing(Recorder):
+    """Ctrl-C lands in its first tick while h.py runs (a view writing to a slow terminal)."""
+
+    def tick(self, state: RunState) -> None:
+        super().tick(state)
+        hung = state.files.get("h.py")
+        if hung is not None and hung.status == "running" and not self.closed:
+            self.closed.append("interrupted")  # once: the next ticks draw as usual
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_inside_an_observer_stops_the_run_as_in_the_wait(tmp_path: Path) -> None:
+    scripts = {**passing("a.py"), "h.py": HANG, **passing("z.py")}
+    executor, observer = FakeExecutor(scripts), CtrlCWhileDrawing()
+    launcher = Launcher(plan(tmp_path, scripts), executor, [observer])
+    loop = run_in_thread(launcher)  # an interrupt escaping the loop ends only this thread
+    loop.join(60)
+    assert not loop.is_alive()
+    assert statuses(launcher.state) == {"a.py": "passed", "h.py": "stopped", "z.py": "not_run"}
+    assert launcher.state.status == "stopped" and executor.children["h.py"].killed
+    assert observer.closed == ["interrupted", "stopped"], "the run ended through its close"
+
+
 def test_a_timeout_kills_the_file_and_marks_it(tmp_path: Path) -> None:
     scripts = {"h.py": HANG, **passing("a.py")}
     launcher, executor, _ = launch(tmp_path, scripts, workers=2, timeout=FAKE_TIMEOUT)

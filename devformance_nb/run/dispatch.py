@@ -47,18 +47,27 @@ class Dispatcher:
 
     def notify(self, event: ev.Event) -> None:
         """Pass an event already folded into the state to each observer."""
-        for observer in self.observers:
-            self._call(observer.on_event, event, self.state)
+        self._each([(o.on_event, (event, self.state)) for o in self.observers])
 
     def tick(self) -> None:
         """Tell every observer that time passed (views redraw here)."""
-        for observer in self.observers:
-            self._call(observer.tick, self.state)
+        self._each([(o.tick, (self.state,)) for o in self.observers])
 
     def close(self) -> None:
         """Tell every observer that the run ended."""
-        for observer in self.observers:
-            self._call(observer.close, self.state)
+        self._each([(o.close, (self.state,)) for o in self.observers])
+
+    def _each(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+        # Ctrl-C can land inside an observer (a view writing to a terminal that reads slowly):
+        # the others still hear the event, then the interrupt goes on to the caller
+        interrupted = False
+        for method, args in calls:
+            try:
+                self._call(method, *args)
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
 
     def _call(self, method: Callable[..., Any], *args: Any) -> None:
         try:

@@ -13,7 +13,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -223,10 +223,18 @@ class Launcher:
             if isinstance(item, _WorkerDone):
                 workers -= 1
             elif item is not None:
-                self._deliver(item, journal)
+                self._stop_on_interrupt(self._deliver, item, journal)
             if time.monotonic() - last_tick >= TICK_SECONDS:
                 last_tick = time.monotonic()
-                self.dispatcher.tick()
+                self._stop_on_interrupt(self.dispatcher.tick)
+
+    def _stop_on_interrupt(self, step: Callable[..., object], *args: object) -> None:
+        # Ctrl-C lands wherever the loop is: while an observer draws or writes (a terminal
+        # view) as well as while it waits, and it stops the run the same way in both
+        try:
+            step(*args)
+        except KeyboardInterrupt:
+            self.stop()
 
     def _deliver(self, event: ev.Event, journal: EventWriter) -> None:
         if event.kind in _DURABLE:
