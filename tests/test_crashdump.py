@@ -56,3 +56,12 @@ def test_a_long_dump_is_capped() -> None:
     for n in range(500):
         crash.line(f'  File "f.py", line {n} in g')
     assert len(crash.dump.splitlines()) == MAX_DUMP_LINES
+
+
+def test_a_cause_follows_the_signal_and_precedes_the_running_test() -> None:
+    crash = CrashDump()
+    crash.event(phase("t.py::test_grows", "setup"))
+    cause = "out of memory: the kernel's out-of-memory killer (cgroup oom_kill went 0 -> 1)"
+    assert crash.describe(signal.SIGKILL, "killed by signal 9", cause) == (
+        f"killed by signal 9 (SIGKILL), {cause} while t.py::test_grows was running"
+    )

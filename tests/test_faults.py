@@ -54,6 +54,7 @@ def test_crashes_syntax_errors_and_import_errors(make_project: MakeProject, exec
     files = {fs.key: fs for fs in run.files}
     assert "exited with code 3" in files["tests/test_exit.py"].crash
     assert "signal 9" in files["tests/test_signal.py"].crash
+    assert "memory" not in files["tests/test_signal.py"].crash, "killed by itself, not for memory"
     assert "SyntaxError" in files["tests/test_syntax.py"].errors[0]
     assert "not_a_module_xyz" in files["tests/test_import.py"].errors[0]
     assert run.status == "failed" and run.exit_code == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,21 @@ def test_a_child_and_its_own_child_are_sampled_until_they_are_gone(way: str) -> 
         child.stdin.close()
         child.wait(timeout=30)
     assert sampler_for(child.pid, way).sample() is None, "gone: no sample, no error"
+
+
+@pytest.mark.parametrize("way", ["proc", "psutil"])
+def test_a_child_killed_and_not_yet_reaped_gives_no_sample(way: str) -> None:
+    # a sample is proof the child lives (the out-of-memory watch counts on it): a zombie,
+    # whose memory is already gone, gives none
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        assert sampler_for(child.pid, way).sample() is not None
+        child.kill()
+        deadline = time.monotonic() + 30
+        while b") Z " not in Path(f"/proc/{child.pid}/stat").read_bytes():
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.01)
+        assert sampler_for(child.pid, way).sample() is None
+    finally:
+        child.wait(timeout=30)

@@ -4,8 +4,8 @@ pytest turns on ``faulthandler`` in every child (its faulthandler plugin, on the
 had before capturing), so a segfault or an abort prints "Fatal Python error: ..." and the
 Python stack of every thread to the output the reader already reads. ``CrashDump`` keeps that
 block (capped) as the lines go by, and follows the child's test reports to know which test
-was running; the reader puts both in the file's crash message, which the live view, the
-terminal and the store show.
+was running; the reader puts both in the file's crash message (with the out-of-memory
+verdict of ``oomwatch`` for a SIGKILL), which the live view, the terminal and the store show.
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ class CrashDump:
         """The fatal-error dump seen, '' if none."""
         return "\n".join(self._dump).strip()
 
-    def describe(self, signal_number: int | None, what: str) -> str:
-        """The crash message: ``what`` happened (with the signal's name), during which test,
-        then the dump when there is one."""
+    def describe(self, signal_number: int | None, what: str, cause: str = "") -> str:
+        """The crash message: ``what`` happened (with the signal's name), its ``cause`` when
+        known (the out-of-memory killer), during which test, then the dump when there is one."""
         if signal_number is not None:
             with contextlib.suppress(ValueError):  # a number Python has no name for
                 what = f"{what} ({signal.Signals(signal_number).name})"
+        if cause:
+            what = f"{what}, {cause}"
         if self.running:
             what = f"{what} while {self.running} was running"
         dump = self.dump

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import select
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from devformance_nb.core.eventlog import EventTail
 from devformance_nb.run import runcoverage
 from devformance_nb.run.crashdump import CrashDump
 from devformance_nb.run.executor import Child, Executor, Job
+from devformance_nb.run.oomwatch import OomWatch
 from devformance_nb.run.sampler import ProcessSampler
 from devformance_nb.run.state import file_status
 
@@ -107,6 +109,8 @@ class FileReader:
         self.lines = 0
         self.outcome = _Outcome()
         self.crash = CrashDump()
+        #: the child's memory cgroup, looked up when it starts (None before)
+        self.memory: OomWatch | None = None
 
     def run(self, executor: Executor) -> None:
         """Run the job to the end; always finishes with a ``file_finished`` event."""
@@ -116,6 +120,7 @@ class FileReader:
             # leaves the output so far in the log
             with open(self.job.log_path, "ab", buffering=0) as log:
                 child = executor.start(self.job)
+                self.memory = OomWatch(child.pid)  # now: /proc/PID is gone once it died
                 self._emit(
                     ev.FileStarted(
                         path=os.fspath(self.job.test_file.path),
@@ -154,15 +159,18 @@ class FileReader:
         rc = self.outcome.returncode
         sig = -rc if rc is not None and rc < 0 else None
         named = None  # the signal named in the message: only when it is what happened
+        cause = None
         if status == "timeout":
             what = f"timed out after {self.timeout:g} s; killed with its process group"
         elif status == "stopped":
             what = "stopped by the user"
         elif sig is not None:
             what, named = f"killed by signal {sig}", sig
+            if sig == signal.SIGKILL and self.memory is not None:
+                cause = self.memory.verdict()  # the out-of-memory killer's signal, or a guess
         else:
             what = f"exited with code {rc} before pytest finished"
-        message = self.crash.describe(named, what)
+        message = self.crash.describe(named, what, cause or "")
         return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
 
     def _pump(self, child: Child, log: io.FileIO, started: float) -> None:
@@ -173,7 +181,7 @@ class FileReader:
         try:
             while not eof:
                 if exited_at is None and sampler.due(now := time.monotonic()):
-                    sample = sampler.sample(now)
+                    sample = self.memory.sample(sampler, now) if self.memory else None
                     if sample is not None:
                         self._emit(sample)
                 ready, _, _ = select.select([fd], [], [], _POLL)

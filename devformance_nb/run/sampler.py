@@ -31,8 +31,11 @@ try:
 except ImportError:  # pragma: no cover - psutil is a dependency; a broken install still runs
     psutil = None
 
-#: (user s, system s, threads, resident bytes) of one process, children it waited for included
-Usage = tuple[float, float, int, int]
+#: (user s, system s, threads, resident bytes, ending) of one process, children it waited for
+#: included; ending: it was killed or exits (a zombie, or the kernel's PF_EXITING flag)
+Usage = tuple[float, float, int, int, bool]
+#: proc(5)'s flag of a process that started to exit (set as it acts on a fatal signal)
+_PF_EXITING = 0x4
 
 
 def _proc_children_works() -> bool:
@@ -53,12 +56,14 @@ def _proc_usage(pid: int) -> Usage | None:
     except OSError:
         return None
     # the fields after the command name (which may hold spaces and parentheses); field N of
-    # proc(5) is at N - 3 here: utime 14, stime 15, cutime 16, cstime 17, threads 20, rss 24
+    # proc(5) is at N - 3 here: state 3, flags 9, utime 14, stime 15, cutime 16, cstime 17,
+    # threads 20, rss 24
     fields = data[data.rindex(b")") + 2 :].split()
     try:
         user = (int(fields[11]) + int(fields[13])) / _TICK
         system = (int(fields[12]) + int(fields[14])) / _TICK
-        return user, system, int(fields[17]), int(fields[21]) * _PAGE
+        ending = fields[0] in (b"Z", b"X") or bool(int(fields[6]) & _PF_EXITING)
+        return user, system, int(fields[17]), int(fields[21]) * _PAGE, ending
     except (IndexError, ValueError):
         return None
 
@@ -92,6 +97,7 @@ def _psutil_usage(pid: int) -> Usage | None:
                 times.system + times.children_system,
                 process.num_threads(),
                 process.memory_info().rss,
+                process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD),
             )
     except (psutil.Error, OSError):
         return None
@@ -105,7 +111,8 @@ def _psutil_tree(pid: int) -> list[int]:
 
 
 class ProcessSampler:
-    """Samples the process tree of ``pid`` (``sample`` gives None once it is gone)."""
+    """Samples the process tree of ``pid`` (``sample`` gives None once it is gone, or dying:
+    a sample is taken only of a child that lives)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -132,9 +139,11 @@ class ProcessSampler:
         rss = threads = processes = 0
         for pid in self._tree:
             usage = self._usage(pid)
-            if usage is None:
+            if usage is None or (usage[4] and pid == self.pid):
                 if pid == self.pid:
-                    return None  # the child itself is gone
+                    # the child itself is gone or going: a sample now would only show it
+                    # letting go of its memory, and a sample is proof it still lived
+                    return None
                 continue  # a process of the tree that ended since the last lookup
             user, system = user + usage[0], system + usage[1]
             threads, rss, processes = threads + usage[2], rss + usage[3], processes + 1
