@@ -103,6 +103,10 @@ def test_samples_give_the_current_figures_and_the_peaks() -> None:
     assert (fs.cpu_user, fs.cpu_system, fs.peak_rss) == (1.5, 0.25, 310_000_000)
     state.apply(ev.FileFinished(file="t.py", status="passed", returncode=0, duration=1.0))
     assert fs.rss is None and fs.cpu_percent is None, "nothing runs any more"
+    # every sample is in the file's history (the live view's sparkline), late ones too
+    assert [(p.cpu_percent, p.rss) for p in fs.samples.points()] == [
+        (95.0, 300_000_000), (40.0, 120_000_000), (5.0, 100_000_000),
+    ]  # fmt: skip
 
 
 def test_the_last_output_line_with_text_on_it_is_kept() -> None:

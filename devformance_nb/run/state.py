@@ -17,6 +17,7 @@ from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding
 from devformance_nb.logic.eager import UnusedEagerLoad, unused_eager_load
 from devformance_nb.logic.slow import SlowQuery, find_slow
 from devformance_nb.run.runcoverage import FileCoverage, FileOutcome
+from devformance_nb.run.samples import SampleHistory
 
 #: statuses a file can end with, in the order the UI sorts problems first
 FILE_FINAL = ("error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed")
@@ -128,6 +129,8 @@ class FileState:
     cpu_system: float | None = None
     #: whether they are the child's own count (samples no longer change them)
     cpu_counted: bool = False
+    #: the samples over the file's life, in a few dozen points (the live view's sparkline)
+    samples: SampleHistory = field(default_factory=SampleHistory)
 
     @property
     def duration(self) -> float | None:
@@ -334,6 +337,7 @@ def _resources(state: RunState, e: ev.Event) -> FileState:
     fs.peak_rss = max(fs.peak_rss or 0, e.rss)
     fs.peak_threads = max(fs.peak_threads or 0, e.threads)
     fs.peak_processes = max(fs.peak_processes or 0, e.processes)
+    fs.samples.add(e.t, e.cpu_percent, e.rss)
     if not fs.cpu_counted:  # the child's own count, at its end, is exact: keep it
         fs.cpu_user, fs.cpu_system = e.cpu_user, e.cpu_system
     return fs
