@@ -96,6 +96,7 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
             finally:
                 _screenshot(page, "browser_live_run.png")
             pane_share = _pane_share(page)
+            spark = page.evaluate(_SPARKLINE)
             dark = _contrast_in_dark_theme(page)
         finally:
             browser.close()
@@ -105,6 +106,8 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
     assert all(t.startswith(FINISHED) for t in finished)
     # the output pane takes the view's width (the findings go below it, not beside it)
     assert pane_share > 0.8, f"the output pane uses {pane_share:.0%} of the view's width"
+    # the open pane's header draws the file's memory and CPU sparklines (inline SVG)
+    assert spark["lines"] == 2 and spark["width"] > 0, f"sparklines: {spark}"
     # in JupyterLab's dark theme every text of the view stays readable on what is behind it
     assert dark["texts"] > 20 and dark["worst"] >= 3.0, f"dark theme: {dark}"
 
@@ -135,6 +138,17 @@ def _pane_share(page: Any) -> float:
     panes = [p.bounding_box() for p in page.locator(".devformance-pane").all()]
     widths = [box["width"] for box in panes if box and box["width"] > 0]
     return max(widths, default=0.0) / view["width"] if view else 0.0
+
+
+#: the shown pane's sparklines: how many lines are drawn, and the first one's rendered width
+_SPARKLINE = """
+() => {
+  const shown = [...document.querySelectorAll('.devformance-spark')]
+    .find(e => e.getBoundingClientRect().width > 0);
+  const lines = shown ? shown.querySelectorAll('svg polyline') : [];
+  return {lines: lines.length, width: lines.length ? lines[0].getBoundingClientRect().width : 0};
+}
+"""
 
 
 #: the lowest contrast (WCAG ratio) of a text in the live view against its background

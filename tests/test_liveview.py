@@ -563,3 +563,36 @@ def test_cpu_and_memory_show_while_a_file_runs_and_its_peak_after(
     drive.finish("a.py", "passed")
     drive.tick()
     assert "peak 310 MB" in title_of(view, "a.py") and "CPU" not in title_of(view, "a.py")
+
+
+SAMPLED = """
+import time
+
+
+def test_holds_and_works():
+    data = bytearray(100 * 1000 * 1000)
+    for i in range(0, len(data), 4096):
+        data[i] = 1  # touched: resident
+    end = time.process_time() + 1.5
+    while time.process_time() < end:  # working while it holds it: sampled meanwhile
+        pass
+"""
+
+
+def test_a_real_runs_pane_draws_the_files_memory_and_cpu_sparklines(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = make_project({"tests/test_sampled.py": SAMPLED})
+    view = LiveRunView(root=root, workers=1, db=str(tmp_path / "db.duckdb"), coverage=False)
+    run = view.start()
+    run.wait(120)
+    assert run.status == "passed"
+    fs = run.state.files["tests/test_sampled.py"]
+    head = pane_of(view, "tests/test_sampled.py").head.value
+    assert head.count("<svg") == 2, head
+    memory, cpu = re.findall(r'points="([^"]+)"', head)
+    assert len(memory.split()) == len(cpu.split()) == len(fs.samples) >= 3
+    peak = re.search(r"memory over \d+ s: peak ([\d,]+) MB", head)
+    assert peak is not None and int(peak.group(1).replace(",", "")) >= 100, head
+    assert re.search(r"CPU over \d+ s \(100% = one core\): peak \d+%", head), head
+    assert "mean " in head, "a finished file: its peak memory and mean CPU"

@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as w
 
 from devformance_nb.run.state import FileState
+from devformance_nb.ui import sparkline
 from devformance_nb.ui import text as text
 
 #: lines a pane keeps in memory and chars it sends: the full log stays on disk
@@ -174,7 +175,8 @@ class FilePane:
     def update(self, fs: FileState, buffer: FileBuffer) -> tuple[int, int]:
         """Redraw from the file's state; returns (messages, bytes) sent. Loop thread only."""
         tail = text.tail_text(list(buffer.tail), buffer.lines, TAIL_CHARS, self._colour_cache)
-        head, side = text.head_html(fs), text.side_html(fs)
+        # the sparklines lead the header: their place stays put while the counts after grow
+        head, side = sparkline.resources_html(fs) + text.head_html(fs), text.side_html(fs)
         link = f"log: <code>{html.escape(str(self.log_path))}</code>" if self.log_path else ""
         sent = assign(self.progress, **text.progress_values(fs))
         if self._rebound:
