@@ -40,7 +40,7 @@ THIRD_PARTY = {
     "api": set(),
     "analysis": {"numpy"},
     "charts": {"altair"},
-    "cli": set(),
+    "cli": {"rich"},
     "ui": {"ipywidgets", "IPython", "traitlets"},
     "public": set(),
 }
@@ -55,6 +55,7 @@ HEAVY = [
     "django",
     "psycopg",
     "psycopg2",
+    "rich",
 ]
 
 Graph = dict[str, list[tuple[str, bool]]]

@@ -146,9 +146,12 @@ def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> Overrides:
 
 def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     view = TerminalView()
-    run = api.run_tests(
-        args.paths, root=args.root, observers=[view], **_overrides(args, pytest_args)
-    )
+    try:
+        run = api.run_tests(
+            args.paths, root=args.root, observers=[view], **_overrides(args, pytest_args)
+        )
+    finally:  # a second Ctrl-C can cut the view's own close short: the terminal stays usable
+        view.stop()
     if run.db is not None and run.store_error is None:
         print(f"devformance: stored as run {run.id} in {run.db}")
     for wait in run.store_waits:  # a second run, or a notebook, had the store
