@@ -58,10 +58,15 @@ def test_a_long_dump_is_capped() -> None:
     assert len(crash.dump.splitlines()) == MAX_DUMP_LINES
 
 
-def test_a_cause_follows_the_signal_and_precedes_the_running_test() -> None:
+def test_a_cause_follows_the_signal_and_its_evidence_the_running_test() -> None:
     crash = CrashDump()
     crash.event(phase("t.py::test_grows", "setup"))
-    cause = "out of memory: the kernel's out-of-memory killer (cgroup oom_kill went 0 -> 1)"
-    assert crash.describe(signal.SIGKILL, "killed by signal 9", cause) == (
-        f"killed by signal 9 (SIGKILL), {cause} while t.py::test_grows was running"
+    evidence = "the kernel's out-of-memory killer: cgroup oom_kill went 0 -> 1"
+    assert crash.describe(signal.SIGKILL, "killed by signal 9", "out of memory", evidence) == (
+        "killed by signal 9 (SIGKILL), out of memory while t.py::test_grows was running "
+        f"({evidence})"
+    )
+    crash.event(phase("t.py::test_grows", "teardown"))
+    assert crash.describe(signal.SIGKILL, "killed by signal 9", "out of memory", evidence) == (
+        f"killed by signal 9 (SIGKILL), out of memory ({evidence})"
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from devformance_nb.logic import oom
-from devformance_nb.logic.oom import CgroupMount, MemorySeen
+from devformance_nb.logic.oom import CgroupMount, MemorySeen, Verdict
 
 pytestmark = pytest.mark.quick
 
 MB = 1_000_000
+KILLER = "the kernel's out-of-memory killer: cgroup oom_kill went"
+GUESS = "a guess: SIGKILL with RSS at"
 
 #: /proc/PID/cgroup of a process on a hybrid host: v1 hierarchies and an empty unified one
 HYBRID = """\
@@ -82,24 +84,32 @@ def test_counters_and_limits_are_read_from_their_files() -> None:
         # the kernel's counter went up: the out-of-memory killer, said as a fact
         (
             MemorySeen(kills_before=0, kills_after=1, rss=120 * MB, limit=400 * MB),
-            "out of memory: the kernel's out-of-memory killer "
-            "(cgroup oom_kill went 0 -> 1, limit 400 MB)",
+            Verdict(
+                "out of memory",
+                "the kernel's out-of-memory killer: cgroup oom_kill went 0 -> 1, limit 400 MB",
+            ),
         ),
         (
             MemorySeen(kills_before=4, kills_after=6),
-            "out of memory: the kernel's out-of-memory killer (cgroup oom_kill went 4 -> 6)",
+            Verdict(
+                "out of memory", "the kernel's out-of-memory killer: cgroup oom_kill went 4 -> 6"
+            ),
         ),
         # the counter did not move: another kill, even with memory at the limit
         (MemorySeen(kills_before=2, kills_after=2, rss=399 * MB, limit=400 * MB), None),
         # no counter: memory within 10% of the limit is a guess, worded as one
         (
             MemorySeen(rss=380 * MB, limit=400 * MB, limit_name="the machine's RAM"),
-            "probably out of memory (a guess: SIGKILL with RSS at 380 MB of limit 400 MB, "
-            "the machine's RAM)",
+            Verdict(
+                "probably out of memory",
+                "a guess: SIGKILL with RSS at 380 MB of limit 400 MB, the machine's RAM",
+            ),
         ),
         (
             MemorySeen(rss=360 * MB, limit=400 * MB),
-            "probably out of memory (a guess: SIGKILL with RSS at 360 MB of limit 400 MB)",
+            Verdict(
+                "probably out of memory", "a guess: SIGKILL with RSS at 360 MB of limit 400 MB"
+            ),
         ),
         (MemorySeen(rss=359 * MB, limit=400 * MB), None),
         (MemorySeen(rss=None, limit=400 * MB), None),
@@ -108,9 +118,20 @@ def test_counters_and_limits_are_read_from_their_files() -> None:
         # a counter read only before (the cgroup went away): no verdict from it, memory decides
         (
             MemorySeen(kills_before=0, kills_after=None, rss=399 * MB, limit=400 * MB),
-            "probably out of memory (a guess: SIGKILL with RSS at 399 MB of limit 400 MB)",
+            Verdict(
+                "probably out of memory", "a guess: SIGKILL with RSS at 399 MB of limit 400 MB"
+            ),
         ),
     ],
 )
-def test_the_verdict(seen: MemorySeen, expected: str | None) -> None:
+def test_the_verdict(seen: MemorySeen, expected: Verdict | None) -> None:
     assert oom.verdict(seen) == expected
+
+
+def test_a_verdict_reads_as_its_cause_and_its_evidence() -> None:
+    said = Verdict(
+        "out of memory", "the kernel's out-of-memory killer: cgroup oom_kill went 0 -> 1"
+    )
+    assert str(said) == (
+        "out of memory (the kernel's out-of-memory killer: cgroup oom_kill went 0 -> 1)"
+    )

@@ -94,8 +94,9 @@ def test_without_a_counter_memory_near_the_limit_is_a_guess(tmp_path: Path) -> N
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     verdict = near.verdict()
-    assert verdict is not None and verdict.startswith("probably out of memory (a guess: SIGKILL")
-    assert "of limit" in verdict and "the machine's RAM" in verdict, verdict
+    assert verdict is not None and verdict.cause == "probably out of memory"
+    assert verdict.evidence.startswith("a guess: SIGKILL with RSS at "), verdict
+    assert verdict.evidence.endswith(" the machine's RAM"), verdict
     assert far.verdict() is None, "a third of the limit: no guess"
 
 
@@ -193,14 +194,15 @@ def test_the_out_of_memory_killer_is_named(
             ["sh", "-c", shell], cwd=root, capture_output=True, text=True, timeout=300
         )
     assert done.returncode == 1, done.stdout + done.stderr
-    said = "out of memory: the kernel's out-of-memory killer (cgroup oom_kill went "
+    said = (
+        "killed by signal 9 (SIGKILL), out of memory while tests/test_grow.py::test_grows "
+        "was running (the kernel's out-of-memory killer: cgroup oom_kill went "
+    )
     assert said in done.stdout, done.stdout  # the terminal
     (row,) = api.open_store(db).query("SELECT run_id, status, message FROM test_files")
     assert row["status"] == "crashed"
     message = row["message"]
-    assert message.startswith(f"killed by signal 9 (SIGKILL), {said}"), message  # the store
-    assert message.endswith("while tests/test_grow.py::test_grows was running"), message
-    assert ", limit 500 MB)" in message
+    assert message.startswith(said) and message.endswith(", limit 500 MB)"), message
     # the live pane: the run directory replayed into a view, as the launcher's loop does
     view = LiveRunView(root=root)
     dispatcher = Dispatcher(RunState(run_id=row["run_id"]), [view])

@@ -131,7 +131,19 @@ class MemorySeen:
     limit_name: str = ""
 
 
-def verdict(seen: MemorySeen) -> str | None:
+@dataclass(frozen=True)
+class Verdict:
+    """Why a SIGKILL happened: the ``cause`` in a few words (first in a message, before the
+    running test) and the ``evidence`` for it (after)."""
+
+    cause: str
+    evidence: str
+
+    def __str__(self) -> str:
+        return f"{self.cause} ({self.evidence})"
+
+
+def verdict(seen: MemorySeen) -> Verdict | None:
     """Why a SIGKILL happened, when memory explains it; None when nothing says so.
 
     The kernel's counter decides when it is there (it went up: the out-of-memory killer; it
@@ -140,15 +152,17 @@ def verdict(seen: MemorySeen) -> str | None:
     if seen.kills_before is not None and seen.kills_after is not None:
         if seen.kills_after > seen.kills_before:
             limit = f", limit {megabytes(seen.limit)}" if seen.limit else ""
-            return (
-                "out of memory: the kernel's out-of-memory killer "
-                f"(cgroup oom_kill went {seen.kills_before} -> {seen.kills_after}{limit})"
+            return Verdict(
+                "out of memory",
+                "the kernel's out-of-memory killer: "
+                f"cgroup oom_kill went {seen.kills_before} -> {seen.kills_after}{limit}",
             )
         return None
     if seen.rss is not None and seen.limit and seen.rss >= NEAR_LIMIT * seen.limit:
         name = f", {seen.limit_name}" if seen.limit_name else ""
-        return (
-            "probably out of memory (a guess: SIGKILL with RSS at "
-            f"{megabytes(seen.rss)} of limit {megabytes(seen.limit)}{name})"
+        return Verdict(
+            "probably out of memory",
+            "a guess: SIGKILL with RSS at "
+            f"{megabytes(seen.rss)} of limit {megabytes(seen.limit)}{name}",
         )
     return None

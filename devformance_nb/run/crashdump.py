@@ -54,9 +54,12 @@ class CrashDump:
         """The fatal-error dump seen, '' if none."""
         return "\n".join(self._dump).strip()
 
-    def describe(self, signal_number: int | None, what: str, cause: str = "") -> str:
+    def describe(
+        self, signal_number: int | None, what: str, cause: str = "", evidence: str = ""
+    ) -> str:
         """The crash message: ``what`` happened (with the signal's name), its ``cause`` when
-        known (the out-of-memory killer), during which test, then the dump when there is one."""
+        known (out of memory), during which test, the ``evidence`` for the cause, then the
+        dump when there is one. The first line's start says the most: surfaces cut it."""
         if signal_number is not None:
             with contextlib.suppress(ValueError):  # a number Python has no name for
                 what = f"{what} ({signal.Signals(signal_number).name})"
@@ -64,5 +67,7 @@ class CrashDump:
             what = f"{what}, {cause}"
         if self.running:
             what = f"{what} while {self.running} was running"
+        if evidence:
+            what = f"{what} ({evidence})"
         dump = self.dump
         return f"{what}\n{dump}" if dump else what

@@ -128,6 +128,6 @@ class OomWatch:
             limit_name=self.limit_name,
         )
 
-    def verdict(self) -> str | None:
+    def verdict(self) -> oom.Verdict | None:
         """Why the child's SIGKILL happened when memory explains it (``logic.oom.verdict``)."""
         return oom.verdict(self.seen())

@@ -170,7 +170,9 @@ class FileReader:
                 cause = self.memory.verdict()  # the out-of-memory killer's signal, or a guess
         else:
             what = f"exited with code {rc} before pytest finished"
-        message = self.crash.describe(named, what, cause or "")
+        message = self.crash.describe(
+            named, what, cause.cause if cause else "", cause.evidence if cause else ""
+        )
         return ev.FileCrashed(reason=status, returncode=rc, signal=sig, message=message)
 
     def _pump(self, child: Child, log: io.FileIO, started: float) -> None:
