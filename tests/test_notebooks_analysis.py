@@ -113,6 +113,23 @@ def vega_lite(cell: Any) -> list[dict[str, Any]]:
     return specs
 
 
+def chart_of(cell: Any) -> dict[str, Any]:
+    """The one Vega-Lite spec a chart cell outputs."""
+    specs = vega_lite(cell)
+    assert len(specs) == 1, cell.source
+    (spec,) = specs
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    return spec
+
+
+def chart_rows(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    return list(spec.get("datasets", {}).values())
+
+
+#: the cell of notebook 05 drawing each test's statement changes
+STATEMENTS_CHART = "charts.statement_changes("
+
+
 @pytest.mark.parametrize("name", ANALYSIS)
 def test_notebook_runs_and_draws_its_charts(executed: dict[str, Any], name: str) -> None:
     nb = executed[name]
@@ -122,12 +139,15 @@ def test_notebook_runs_and_draws_its_charts(executed: dict[str, Any], name: str)
     chart_cells = [c for c in code if "charts." in c.source.splitlines()[-1]]
     assert chart_cells, "a notebook without a chart"
     for cell in chart_cells:
-        specs = vega_lite(cell)
-        assert len(specs) == 1, cell.source
-        (spec,) = specs
-        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
-        datasets = spec.get("datasets", {})
-        assert datasets and all(datasets.values()), f"a chart without data: {cell.source}"
+        spec = chart_of(cell)
+        if STATEMENTS_CHART in cell.source:
+            # the flaky run against the one before: one commit, so no test's statements
+            # changed (test_statements); the chart says so (against a baseline: below)
+            assert chart_rows(spec) == [[]]
+            assert spec["title"]["subtitle"] == "no test's statements changed"
+            continue
+        datasets = chart_rows(spec)
+        assert datasets and all(datasets), f"a chart without data: {cell.source}"
 
 
 def _printed(nb: Any) -> str:
@@ -140,10 +160,42 @@ def test_tour_and_compare_show_the_history(executed: dict[str, Any], facts: Fact
         assert run in tour
     compare = _printed(executed["05_compare_runs.ipynb"])
     assert f"run {facts.run('flaky')} against run {facts.run('regress')}" in compare
-    assert f"newly failing: {facts.flaky_test}" in compare
+    # the flaky test fails in the flaky run: reported, never a regression
+    assert f"newly failing: 1\n  {facts.flaky_test} (failed)" in compare
+    assert f"reported, not failing: 1\n  flaky test: {facts.flaky_test}" in compare
+    notices = _cell_with(executed["05_compare_runs.ipynb"], "comparison.notices()")
+    assert "flaky test" in notices and facts.flaky_test[:40] in notices
     n_plus_one = _printed(executed["03_n_plus_one.ipynb"])
     assert facts.new_n_plus_one_caller in n_plus_one
     assert "fix: " in n_plus_one
+
+
+def _cell_with(nb: Any, text: str) -> str:
+    """What the one code cell whose source holds ``text`` shows: HTML (a DataFrame's table:
+    pandas cuts each long value to its first 47 characters) or text."""
+    (cell,) = [c for c in _code(nb) if text in c.source]
+    data = [o.get("data", {}) for o in cell.outputs]
+    return "".join(d.get("text/html", d.get("text/plain", "")) for d in data) + "".join(
+        o.get("text", "") for o in cell.outputs
+    )
+
+
+def test_compare_against_a_baseline_shows_each_tests_statements(db: Path, facts: Facts) -> None:
+    # the flaky run (branch feature) against main's runs: the author pages' loop of the
+    # regress step ran in one of three, so those tests' statements changed against the median
+    baseline = f"branch:{facts.main_branch}:last:5"
+    nb = _execute("05_compare_runs.ipynb", db, {"A": baseline})
+    assert _errors(nb) == []
+    printed = _printed(nb)
+    base = f"{facts.run('baseline')} to {facts.run('regress')}"
+    assert f"run {facts.run('flaky')} against a baseline of 3 runs ({base})" in printed
+    (cell,) = [c for c in _code(nb) if STATEMENTS_CHART in c.source]
+    (data,) = chart_rows(chart_of(cell))
+    expected = facts.changed_tests["regress"]
+    assert sorted({r["nodeid"] for r in data}) == sorted(expected)
+    table = _cell_with(nb, "statements = comparison.statement_changes")
+    assert all(test[:40] in table for test in expected) and "SELECT … FROM books" in table
+    assert facts.flaky_test[:40] in _cell_with(nb, "comparison.notices()")
 
 
 # --- the history a notebook finds: another project's store, one run, two runs, none ---
@@ -205,8 +257,13 @@ def _record(project: Path, db: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the planted failing test
 
 
-def _execute(name: str, db: Path) -> Any:
+def _execute(name: str, db: Path, parameters: dict[str, object] | None = None) -> Any:
+    """``name`` run on ``db``; ``parameters`` set after its parameters cell (as papermill)."""
     nb = _read(name)
+    if parameters:
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        given = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(given))  # type: ignore[no-untyped-call]
     saved = os.environ.get("DEVFORMANCE_DB")
     os.environ["DEVFORMANCE_DB"] = os.fspath(db)
     try:
