@@ -3,7 +3,8 @@
 Run: python bench/bench_sampler.py [--children 32] [--seconds 10]
 
 ``--children`` idle Python processes (each as a test file's child would be, with one
-process of its own under it) are sampled the way the readers do, each every
+process of its own under it) are sampled the way the readers do (through ``OomWatch``, which
+reads the memory cgroup's out-of-memory count before each sample), each every
 ``SAMPLE_INTERVAL`` seconds, for ``--seconds``; the parent's CPU time over the wall time
 is the sampler's cost, as a share of one core. Target (issue "Live CPU and memory"): under
 1% of a core with 32 children running. Prints a markdown table for bench/RESULTS.md.
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from devformance_nb.run.oomwatch import OomWatch
 from devformance_nb.run.sampler import SAMPLE_INTERVAL, ProcessSampler
 
 CHILD = (
@@ -32,13 +34,13 @@ def measure(children: int, seconds: float) -> dict[str, float]:
         for _ in range(children)
     ]
     try:
-        samplers = [ProcessSampler(p.pid) for p in procs]
-        for sampler in samplers:  # the first sample finds each tree's processes
-            sampler.sample()
+        samplers = [(ProcessSampler(p.pid), OomWatch(p.pid)) for p in procs]
+        for sampler, watch in samplers:  # the first sample finds each tree's processes
+            watch.sample(sampler)
         samples, began, cpu = 0, time.monotonic(), time.process_time()
         while (now := time.monotonic()) - began < seconds:
-            for sampler in samplers:
-                if sampler.due(now) and sampler.sample(now) is not None:
+            for sampler, watch in samplers:
+                if sampler.due(now) and watch.sample(sampler, now) is not None:
                     samples += 1
             time.sleep(0.05)  # the readers' select timeout
         wall, used = time.monotonic() - began, time.process_time() - cpu
