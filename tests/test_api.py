@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -136,6 +137,33 @@ def test_ingest_rebuilds_the_same_run(
         assert original.query(sql) == copy.query(sql), table
     api.ingest(run.run_dir, other)  # twice: replaces, never duplicates
     assert len(copy.query("SELECT * FROM tests")) == 6
+
+
+def test_each_file_runs_on_one_worker_slot_and_the_store_keeps_it(
+    make_project: MakeProject, tmp_path: Path, executor: str
+) -> None:
+    root = make_project({f"tests/test_{i}.py": "def test_a():\n    pass\n" for i in range(6)})
+    run = api.run_tests(root=root, workers=2, executor=executor)
+    assert run.status == "passed"
+    slots: dict[int, list[tuple[float, float]]] = {}
+    for fs in run.files:
+        assert fs.worker in (0, 1), f"{fs.key} ran on slot {fs.worker}"
+        assert fs.started is not None and fs.finished is not None
+        slots.setdefault(fs.worker, []).append((fs.started, fs.finished))
+    assert sorted(slots) == [0, 1], "both workers took files"
+    for spans in slots.values():  # one file at a time on a slot: each starts after the last ends
+        spans.sort()
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    sql = "SELECT file, worker FROM test_files WHERE run_id = ? ORDER BY file"
+    expected = sorted((fs.key, fs.worker) for fs in run.files)
+    assert [(r["file"], r["worker"]) for r in api.open_store(run.db).query(sql, [run.id])] == (
+        expected
+    )
+    other = tmp_path / "other.duckdb"  # the run directory's journal keeps the slots too
+    api.ingest(run.run_dir, other)
+    assert [(r["file"], r["worker"]) for r in api.open_store(other).query(sql, [run.id])] == (
+        expected
+    )
 
 
 def test_a_locked_store_keeps_the_run_for_ingest(make_project: MakeProject, executor: str) -> None:

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.quick
             vendor="sqlite",
             rows=None,
         ),
+        ev.FileStarted(file="a.py", path="/p/a.py", pid=7, command=["pytest"], worker=3),
         ev.Output(file="a.py", line=7, text="héllo \x1b[32mok\x1b[0m"),
         ev.FileFinished(file="a.py", status="passed", returncode=0, duration=1.5),
     ],
@@ -51,6 +52,13 @@ def test_every_event_carries_the_protocol_fields() -> None:
     data = ev.Output(run_id="r", file="f.py", seq=4, line=1, text="x").to_dict()
     assert {"v", "kind", "run_id", "file", "seq"} <= data.keys()
     assert data["v"] == ev.EVENT_VERSION and data["kind"] == "output"
+
+
+def test_a_file_start_written_before_worker_slots_reads_without_one() -> None:
+    line = '{"v": 1, "kind": "file_started", "file": "a.py", "path": "/p/a.py", "pid": 7, '
+    line += '"command": []}'
+    assert ev.decode(line) == ev.FileStarted(file="a.py", path="/p/a.py", pid=7, command=[])
+    assert ev.FileStarted(file="a.py", path="", pid=7, command=[]).worker is None
 
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:

@@ -54,7 +54,8 @@ def test_state_follows_a_file_from_start_to_finish() -> None:
     state = RunState(run_id="r")
     state.apply(ev.RunStarted(root="/p", files=["a.py", "b.py"], workers=2, executor="spawn", t=1))
     assert state.status == "running" and state.files["b.py"].status == "pending"
-    state.apply(ev.FileStarted(file="a.py", path="/p/a.py", pid=1, command=[], t=2))
+    state.apply(ev.FileStarted(file="a.py", path="/p/a.py", pid=1, command=[], t=2, worker=1))
+    assert (state.files["a.py"].worker, state.files["b.py"].worker) == (1, None)
     state.apply(ev.Collected(file="a.py", count=2, nodeids=["a.py::x", "a.py::y"]))
     for when, cat in (("setup", ""), ("call", "passed"), ("teardown", "")):
         state.apply(phase("a.py::x", when, cat))

@@ -52,7 +52,24 @@ def test_a_store_of_version_8_gains_max_queries_and_keeps_its_tests(
             assert database.schema_version(con) == 8
     rows = Store(path).query("SELECT nodeid, max_queries FROM tests")
     assert rows == [{"nodeid": "n", "max_queries": None}], "an old test has no budget"
-    assert Store(path).schema_version() == SCHEMA_VERSION == 9
+    assert Store(path).schema_version() == SCHEMA_VERSION
+
+
+@pytest.mark.quick
+def test_a_store_of_version_9_gains_worker_slots_and_keeps_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.duckdb"
+    with monkeypatch.context() as patch:  # a store written before worker slots were recorded
+        patch.setattr(database, "MIGRATIONS", MIGRATIONS[:9])
+        with Store(path).writing() as con:
+            con.execute(
+                "INSERT INTO test_files (run_id, file, status) VALUES ('r', 'f.py', 'passed')"
+            )
+            assert database.schema_version(con) == 9
+    rows = Store(path).query("SELECT file, worker FROM test_files")
+    assert rows == [{"file": "f.py", "worker": None}], "an old file has no slot"
+    assert Store(path).schema_version() == SCHEMA_VERSION == 10
 
 
 @pytest.mark.quick

@@ -52,6 +52,9 @@ class FileStarted(Event):
     path: str
     pid: int
     command: list[str]
+    #: the worker slot (0 to workers - 1) that runs the file; None in event files written
+    #: before slots were recorded, and for a start rebuilt from a file's own events
+    worker: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -126,6 +126,7 @@ class FileReader:
                         path=os.fspath(self.job.test_file.path),
                         pid=child.pid,
                         command=self.job.command(),
+                        worker=self.job.worker,
                     )
                 )
                 self._pump(child, log, started)

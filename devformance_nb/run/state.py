@@ -95,6 +95,8 @@ class FileState:
     path: str = ""
     status: str = "pending"
     pid: int | None = None
+    #: the worker slot that ran it (None: not started, or a run recorded before slots were)
+    worker: int | None = None
     started: float | None = None
     finished: float | None = None
     returncode: int | None = None
@@ -256,7 +258,7 @@ def _run_started(state: RunState, e: ev.Event) -> None:
 def _file_started(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.FileStarted)
     fs = state.file(e.file)
-    fs.path, fs.pid, fs.started, fs.status = e.path, e.pid, e.t, "running"
+    fs.path, fs.pid, fs.started, fs.status, fs.worker = e.path, e.pid, e.t, "running", e.worker
     return fs
 
 

@@ -276,6 +276,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE tests ADD COLUMN max_queries INTEGER;
         """,
     ),
+    Migration(
+        10,
+        "the worker slot that ran each test file (the worker timeline)",
+        """
+        ALTER TABLE test_files ADD COLUMN worker INTEGER;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads
