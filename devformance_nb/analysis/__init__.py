@@ -27,6 +27,7 @@ from devformance_nb.analysis.questions import (
     unused_eager_loads,
 )
 from devformance_nb.analysis.select import select_runs
+from devformance_nb.analysis.timeline import worker_timeline
 from devformance_nb.analysis.usage import heaviest_tests, resource_usage
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "slowest_queries",
     "slowest_tests",
     "unused_eager_loads",
+    "worker_timeline",
 ]

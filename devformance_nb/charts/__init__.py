@@ -26,6 +26,7 @@ from devformance_nb.charts.figures import (
 )
 from devformance_nb.charts.renderer import PALETTE, RENDERER, resend_bundle, spec_of
 from devformance_nb.charts.statements import CHANGE_COLORS, statement_changes
+from devformance_nb.charts.timeline import STATUS_COLORS, worker_timeline
 from devformance_nb.charts.usage import resource_usage
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "OUTCOME_COLORS",
     "PALETTE",
     "RENDERER",
+    "STATUS_COLORS",
     "THEME",
     "Chart",
     "coverage_contribution",
@@ -51,4 +53,5 @@ __all__ = [
     "slowest_tests",
     "spec_of",
     "statement_changes",
+    "worker_timeline",
 ]
