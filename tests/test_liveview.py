@@ -596,3 +596,28 @@ def test_a_real_runs_pane_draws_the_files_memory_and_cpu_sparklines(
     assert peak is not None and int(peak.group(1).replace(",", "")) >= 100, head
     assert re.search(r"CPU over \d+ s \(100% = one core\): peak \d+%", head), head
     assert "mean " in head, "a finished file: its peak memory and mean CPU"
+
+
+def test_a_real_runs_view_draws_every_file_on_its_worker_slot(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    files = {f"tests/test_{i}.py": "def test_ok():\n    pass\n" for i in range(5)}
+    files["tests/test_bad.py"] = "def test_bad():\n    assert False\n"
+    root = make_project(files)
+    view = LiveRunView(root=root, workers=2, db=str(tmp_path / "db.duckdb"), coverage=False)
+    assert view.timeline.widget in view.widget.children
+    run = view.start()
+    run.wait(120)
+    assert run.status == "failed"
+    drawn = view.timeline.widget.value
+    assert "2 slots busy" in drawn and drawn.count("<svg") == 1
+    groups = dict(re.findall(r'data-status="(\w+)">(.*?)</g>', drawn))
+    assert sorted(groups) == ["failed", "passed"], "finished files in their status's colour"
+    titles = {
+        status: re.findall(r"<rect [^>]*><title>([^<]*?):", group)
+        for status, group in groups.items()
+    }
+    assert sorted(titles["passed"]) == sorted(k for k in files if k != "tests/test_bad.py")
+    assert titles["failed"] == ["tests/test_bad.py"], "a rect per file, hover names it"
+    rows = {fs.worker for fs in run.state.files.values()}
+    assert rows == {0, 1}

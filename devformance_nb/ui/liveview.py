@@ -43,6 +43,7 @@ from devformance_nb.ui.filetable import FileTable
 from devformance_nb.ui.filters import split_filter
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
 from devformance_nb.ui.panepool import PanePool, pool_size, wanted
+from devformance_nb.ui.timeline import TimelineView
 
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
 MIN_REDRAW = 0.2
@@ -151,6 +152,7 @@ class LiveRunView:
         self.status = w.HTML(value=text.status_html(None))
         self.summary = w.HTML(value=cards.summary_html(cards.Summary()))
         self.table = FileTable(on_open=self.open_file, on_change=self._request_redraw)
+        self.timeline = TimelineView()
         self.accordion = w.Accordion()
         self.accordion.observe(self._on_select, names="selected_index")
         self.filter.observe(lambda _: self._request_redraw(), names="value")
@@ -160,7 +162,8 @@ class LiveRunView:
             [self.run_button, self.stop_button, self.workers, self.filter, self.status],
             layout=w.Layout(align_items="center", flex_flow="row wrap"),
         )
-        self.widget = w.VBox([w.HTML(CSS), header, self.summary, self.table.box, self.accordion])
+        parts = [w.HTML(CSS), header, self.summary, self.timeline.widget, self.table.box]
+        self.widget = w.VBox([*parts, self.accordion])
         self.widget.add_class("devformance-view")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -351,7 +354,8 @@ class LiveRunView:
         self.summary.send_state("value")
         self.status.send_state("value")
         self.table.table.send_state("value")
-        self.messages += 4 + assign(self.run_button, disabled=False)
+        self.timeline.widget.send_state("value")
+        self.messages += 5 + assign(self.run_button, disabled=False)
         self.messages += assign(self.stop_button, disabled=True)
         self._active = self._stopping = False
 
@@ -364,6 +368,10 @@ class LiveRunView:
         files = self._files(state)
         sent, nbytes = self._draw_overview(state, files)
         self.budget.charge(sent, nbytes)
+        # the timeline after the overview, at its own slower pace: it grows with the files
+        drawn, nbytes = self.timeline.update(state, now, self.budget, final=final)
+        self.budget.charge(drawn, nbytes)
+        sent += drawn
         for key in self._dirty_panes():
             if not final and not self.budget.allows():
                 break  # the rest stays dirty and goes out on a later tick
