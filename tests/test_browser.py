@@ -97,6 +97,7 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
                 _screenshot(page, "browser_live_run.png")
             pane_share = _pane_share(page)
             spark = page.evaluate(_SPARKLINE)
+            timeline = page.evaluate(_TIMELINE)
             dark = _contrast_in_dark_theme(page)
         finally:
             browser.close()
@@ -108,6 +109,12 @@ def test_live_run_in_jupyterlab(tmp_path: Path) -> None:
     assert pane_share > 0.8, f"the output pane uses {pane_share:.0%} of the view's width"
     # the open pane's header draws the file's memory and CPU sparklines (inline SVG)
     assert spark["lines"] == 2 and spark["width"] > 0, f"sparklines: {spark}"
+    # the worker timeline (inline SVG): a rect per file, each drawn with some width, each
+    # with a tooltip naming its file and duration, none still running
+    files = len(list((BOOKSHOP / "tests").rglob("test_*.py")))
+    assert timeline["width"] > 300 and timeline["bars"] == timeline["drawn"] == files, timeline
+    assert all(re.fullmatch(r"tests/\S+\.py: [\d.]+ s, [\w ]+", t) for t in timeline["titles"])
+    assert "running" not in timeline["statuses"], timeline
     # in JupyterLab's dark theme every text of the view stays readable on what is behind it
     assert dark["texts"] > 20 and dark["worst"] >= 3.0, f"dark theme: {dark}"
 
@@ -147,6 +154,25 @@ _SPARKLINE = """
     .find(e => e.getBoundingClientRect().width > 0);
   const lines = shown ? shown.querySelectorAll('svg polyline') : [];
   return {lines: lines.length, width: lines.length ? lines[0].getBoundingClientRect().width : 0};
+}
+"""
+
+
+#: the worker timeline on show: its rendered width, its files' rects (how many, how many drawn
+#: with a width), their tooltips and the statuses they are drawn in
+_TIMELINE = """
+() => {
+  const svg = [...document.querySelectorAll('svg.devformance-timeline')]
+    .find(e => e.getBoundingClientRect().width > 0);
+  if (!svg) return {width: 0, bars: 0, drawn: 0, titles: [], statuses: []};
+  const rects = [...svg.querySelectorAll('g[data-status] rect')];
+  return {
+    width: svg.getBoundingClientRect().width,
+    bars: rects.length,
+    drawn: rects.filter(r => r.getBoundingClientRect().width > 0).length,
+    titles: rects.map(r => (r.querySelector('title') || {}).textContent || ''),
+    statuses: [...new Set(rects.map(r => r.parentElement.dataset.status))],
+  };
 }
 """
 

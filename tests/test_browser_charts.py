@@ -55,6 +55,26 @@ NBCONVERT_LIBS = (
 )
 
 
+#: how many bars each drawn worker timeline chart shows (Vega draws a bar as a path)
+TIMELINE_BARS = """
+() => [...document.querySelectorAll('svg.marks')]
+  .filter(s => [...s.querySelectorAll('.role-title-text')]
+    .some(t => t.textContent === 'Worker timeline'))
+  .map(s => s.querySelectorAll('.mark-rect path').length)
+"""
+
+
+def latest_files(db: Path) -> int:
+    """How many test files the store's latest run has (a timeline bar each)."""
+    from devformance_nb import open_store
+
+    rows = open_store(db).query(
+        "SELECT count(*) AS n FROM test_files WHERE run_id = "
+        "(SELECT run_id FROM runs ORDER BY started DESC LIMIT 1)"
+    )
+    return int(rows[0]["n"])
+
+
 def chart_cells(name: str) -> int:
     """How many code cells of a notebook show a chart (a line that starts with a chart call)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
@@ -155,7 +175,8 @@ def _check_notebooks(p: Any, base: str, token: str, path: str, prefix: str) -> d
             drawn = _wait_drawn(page, expected, time.monotonic() + 60)
             errors = page.locator(PANEL).locator(ERRORS).all_inner_texts()
             _first_chart(page, f"{prefix}_{name.removesuffix('.ipynb')}.png")
-            seen[name] = (expected, drawn, errors, list(blocked))
+            bars = page.evaluate(TIMELINE_BARS)
+            seen[name] = (expected, drawn, errors, list(blocked), bars)
             context.close()
     finally:
         browser.close()
@@ -163,7 +184,7 @@ def _check_notebooks(p: Any, base: str, token: str, path: str, prefix: str) -> d
 
 
 def _assert_all_drawn(seen: dict[str, Any]) -> None:
-    for name, (expected, drawn, errors, blocked) in seen.items():
+    for name, (expected, drawn, errors, blocked, *_) in seen.items():
         assert errors == [], f"{name}: {errors}"
         assert blocked == [], f"{name} asked for {blocked}"
         assert expected > 0 and drawn == expected, f"{name}: {drawn} of {expected} charts drawn"
@@ -175,6 +196,8 @@ def test_analysis_notebooks_draw_offline_in_jupyterlab(tmp_path: Path, db: Path)
     with serve("jupyterlab", tmp_path, db) as (base, token), sync_playwright() as p:
         seen = _check_notebooks(p, base, token, "lab/workspaces/{stem}/tree", "jupyterlab")
     _assert_all_drawn(seen)
+    # the tour's worker timeline: a bar per file of the latest run, drawn by Vega
+    assert seen["00_tour.ipynb"][4] == [latest_files(db)]
 
 
 def test_analysis_notebooks_draw_offline_in_notebook7(tmp_path: Path, db: Path) -> None:
@@ -183,6 +206,7 @@ def test_analysis_notebooks_draw_offline_in_notebook7(tmp_path: Path, db: Path) 
     with serve("notebook", tmp_path, db) as (base, token), sync_playwright() as p:
         seen = _check_notebooks(p, base, token, "notebooks", "notebook7")
     _assert_all_drawn(seen)
+    assert seen["00_tour.ipynb"][4] == [latest_files(db)]
 
 
 def test_analysis_notebooks_draw_offline_in_voila(tmp_path: Path, db: Path) -> None:
@@ -212,15 +236,17 @@ def test_analysis_notebooks_draw_offline_in_voila(tmp_path: Path, db: Path) -> N
                 errors += page.locator(".voila-error, .jp-RenderedText.jp-mod-error").all()
                 _first_chart(page, f"voila_{name.removesuffix('.ipynb')}.png", scope="body")
                 ours = not_voila(blocked)
-                seen[name] = (expected, drawn, errors, ours)
+                seen[name] = (expected, drawn, errors, ours, page.evaluate(TIMELINE_BARS))
                 context.close()
         finally:
             browser.close()
     _assert_all_drawn(seen)
+    assert seen["00_tour.ipynb"][4] == [latest_files(db)]
 
 
-def _open_file(page_html: Path, shot: str) -> tuple[int, int, list[str], list[str]]:
-    """Open an HTML file from disk; (charts expected, charts drawn, console errors, blocked)."""
+def _open_file(page_html: Path, shot: str) -> tuple[int, int, list[str], list[str], list[int]]:
+    """Open an HTML file from disk; (charts expected, charts drawn, console errors, blocked,
+    the bars of each worker timeline drawn)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -236,7 +262,7 @@ def _open_file(page_html: Path, shot: str) -> tuple[int, int, list[str], list[st
             drawn = _wait_drawn_any(page, expected, time.monotonic() + 60)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=os.fspath(ARTIFACTS / shot), full_page=False)
-            return expected, drawn, console, blocked
+            return expected, drawn, console, blocked, page.evaluate(TIMELINE_BARS)
         finally:
             browser.close()
 
@@ -260,12 +286,15 @@ def test_an_html_export_of_an_executed_notebook_draws_from_disk(tmp_path: Path, 
         env={**os.environ, "DEVFORMANCE_DB": os.fspath(db)},
         check=True, capture_output=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
-    expected, drawn, console, blocked = _open_file(tmp_path / "00_tour.html", "export_00_tour.png")
+    expected, drawn, console, blocked, bars = _open_file(
+        tmp_path / "00_tour.html", "export_00_tour.png"
+    )
     # nbconvert's template asks CDNs for require.js and MathJax; blocked, nothing of ours needs them
     assert [url for url in blocked if not url.startswith(NBCONVERT_LIBS)] == []
     assert [m for m in console if not m.startswith("Failed to load resource")] == []
     assert expected == chart_cells("00_tour.ipynb")
     assert drawn == expected
+    assert bars == [latest_files(db)]
 
 
 def test_the_html_report_draws_from_disk(tmp_path: Path, db: Path) -> None:
@@ -275,6 +304,7 @@ def test_the_html_report_draws_from_disk(tmp_path: Path, db: Path) -> None:
          "--html", os.fspath(report)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    expected, drawn, console, blocked = _open_file(report, "report.png")
+    expected, drawn, console, blocked, bars = _open_file(report, "report.png")
     assert blocked == [] and console == []
     assert expected >= 5 and drawn == expected
+    assert bars == [latest_files(db)], "the latest run's worker timeline, a bar per file"

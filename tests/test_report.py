@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from devformance_nb import analysis
+from devformance_nb import analysis, open_store
 from devformance_nb.cli.report import build_report, html_table
 
 if TYPE_CHECKING:
@@ -91,7 +91,8 @@ def test_report_is_one_self_contained_file(report: Path) -> None:
 def test_report_sections_name_the_findings(report: Path, facts: Facts) -> None:
     page = report.read_text(encoding="utf-8")
     titles = ["Runs", "Slowest queries", "N+1 hotspots", "Queries per test file"]
-    titles += ["Test durations", "Coverage", "Flaky tests", "Failures in the latest run"]
+    titles += ["Test durations", "Worker timeline", "Coverage", "Flaky tests"]
+    titles += ["Failures in the latest run"]
     for title in titles:
         assert f"<h2>{title}" in page
     assert facts.new_n_plus_one_caller in page
@@ -127,6 +128,21 @@ def test_report_shows_each_tests_statement_changes(fix_report: Path, facts: Fact
     (data,) = spec["datasets"].values()
     assert sorted({r["nodeid"] for r in data}) == sorted(facts.changed_tests["fix"])
     assert _rows(_section(page, "Reported, never failing")) == []
+
+
+def test_report_draws_the_latest_runs_worker_timeline(report: Path, db: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    part = _section(page, "Worker timeline")
+    latest = analysis.select_runs(db, "latest")[0]
+    assert f"latest run {latest}" in part
+    (chart,) = re.findall(r"<div class='chart' id='chart-(\d+)'>", part)
+    spec = _specs(page)[int(chart)]
+    assert spec["description"].startswith("devformance_nb worker_timeline")
+    (data,) = spec["datasets"].values()
+    files = open_store(db).query("SELECT file, worker FROM test_files WHERE run_id = ?", [latest])
+    assert sorted((r["file"], r["worker"]) for r in data) == sorted(
+        (r["file"], r["worker"]) for r in files
+    ), "a bar per file of the latest run, on its slot"
 
 
 def test_report_escapes_sql_and_output(report: Path, db: Path) -> None:
@@ -182,7 +198,10 @@ def test_report_charts_render_in_chromium(which: str, request: pytest.FixtureReq
         else:
             route.abort()
 
-    charts = len(_specs(report.read_text(encoding="utf-8")))
+    text = report.read_text(encoding="utf-8")
+    charts = len(_specs(text))
+    (timeline,) = re.findall(r"<div class='chart' id='chart-(\d+)'>", _section(text, "Worker"))
+    (files,) = _specs(text)[int(timeline)]["datasets"].values()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.fspath(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -198,6 +217,8 @@ def test_report_charts_render_in_chromium(which: str, request: pytest.FixtureReq
             )
             assert drawn.count() == charts
             assert page.locator(".chart svg.marks path, .chart svg.marks rect").count() > 100
+            # the worker timeline: a bar per file of the latest run, each a path Vega drew
+            bars = page.locator(f"#chart-{timeline} svg.marks .mark-rect path").count()
             assert not page.get_by_text("chart failed").count()
             shot = ARTIFACTS / ("report.png" if which == "report" else "report-fix.png")
             page.screenshot(path=os.fspath(shot), full_page=True)
@@ -205,3 +226,4 @@ def test_report_charts_render_in_chromium(which: str, request: pytest.FixtureReq
             browser.close()
     assert errors == []
     assert [u for u in requests if not u.startswith("file:")] == []
+    assert bars == len(files) > 0

@@ -202,6 +202,13 @@ def build_report(store: StoreLike, runs: Runs = "last:20", title: str | None = N
     page.chart(charts.duration_distribution(analysis.durations_per_test(s, latest)))
     page.chart(charts.slowest_tests(analysis.slowest_tests(s, ids, limit=15)))
 
+    page.section(
+        "Worker timeline",
+        f"latest run {latest}: each test file on the worker slot that ran it, start to end; "
+        "empty space is a worker waiting",
+    )
+    page.chart(charts.worker_timeline(analysis.worker_timeline(s, latest)))
+
     total = analysis.coverage_over_runs(s, ids)
     page.section("Coverage")
     if total.empty:
