@@ -243,8 +243,10 @@ def test_the_widget_redraws_at_its_own_pace_within_the_budget() -> None:
     view = TimelineView()
     state = state_of(("a.py", 0, 100.0, None, "running"))
     roomy = Budget(1e9, 1e12)
+    assert view.update(None, now=9.9, budget=roomy, final=True) == (0, 0), "nothing to draw"
     sent, size = view.update(state, now=10.0, budget=roomy, final=False)
-    assert sent == 1 and size > len(view.widget.value) > 0 and "a.py: running" in view.widget.value
+    assert sent == 1, "the first bars go at once"
+    assert size > len(view.widget.value) > 0 and "a.py: running" in view.widget.value
     assert view.update(state, now=10.5, budget=roomy, final=False) == (0, 0), "too soon"
     spent = Budget(1.0, 1.0)
     spent.charge(10, 10)

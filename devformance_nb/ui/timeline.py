@@ -277,9 +277,12 @@ class TimelineView:
         self, state: RunState | None, now: float, budget: Budget, *, final: bool
     ) -> tuple[int, int]:
         """Redraw from ``state`` (``now``: the view's monotonic clock) when ``final``, or
-        when REDRAW_SECONDS passed and the budget allows; returns (messages, bytes) sent."""
+        when REDRAW_SECONDS passed since the last bars were drawn (at once when none are) and
+        the budget allows; returns (messages, bytes) sent."""
         if not final:
-            if self._drawn_at is not None and now - self._drawn_at < REDRAW_SECONDS:
+            # an empty timeline draws its first bars at once; a drawn one waits its turn
+            last = self._drawn_at if self.widget.value else None
+            if last is not None and now - last < REDRAW_SECONDS:
                 return 0, 0
             if not budget.allows():
                 return 0, 0
