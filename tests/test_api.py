@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -418,6 +419,18 @@ def interrupt_once_running(run: api.Run, to_main: bool) -> dict[str, Any]:
     return seen
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal or a kernel: a process started in the
+    background by a shell without job control inherits SIGINT ignored (a CI script's ``&``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("to_main", [True, False], ids=["to-process", "to-another-thread"])
 def test_interrupting_wait_stops_the_run(make_project: MakeProject, to_main: bool) -> None:
     root = make_project(SLOW_SUITE)
