@@ -45,6 +45,32 @@ def test_the_chart_puts_cpu_across_and_memory_up(db: Path) -> None:
     assert fields(unit) == {"x": "median_cpu_s", "y": "median_peak_mb"}
 
 
+def test_every_test_with_its_memory_growth_and_cpu_most_growth_first(
+    db: Path, facts: Facts
+) -> None:
+    df = analysis.heaviest_tests(db, "all", limit=1000)
+    stored = open_store(db).query(
+        "SELECT nodeid, count(*) AS runs, max(memory_growth) AS growth FROM tests "
+        "WHERE run_id IN (SELECT unnest(?)) AND cpu IS NOT NULL GROUP BY nodeid",
+        [facts.ids],
+    )
+    assert sorted(df["nodeid"]) == sorted(r["nodeid"] for r in stored), "every measured test"
+    expected = {r["nodeid"]: (r["runs"], r["growth"] / 1e6) for r in stored}
+    for row in df.itertuples():
+        runs, growth_mb = expected[row.nodeid]
+        assert row.runs == runs and abs(row.max_growth_mb - growth_mb) < 1e-6
+    growth = list(df["median_growth_mb"].dropna())
+    assert growth == sorted(growth, reverse=True)
+
+
+def test_the_per_test_chart_puts_cpu_across_and_growth_up(db: Path) -> None:
+    df = analysis.heaviest_tests(db, "all")
+    spec = check(charts.heaviest_tests(df), df)
+    (unit,) = units(spec)
+    assert mark(unit) == "circle"
+    assert fields(unit) == {"x": "median_cpu_s", "y": "median_growth_mb", "size": "cpu_share"}
+
+
 @pytest.mark.quick
 def test_a_test_cost_is_its_cpu_and_what_it_kept() -> None:
     cost = TestCost()

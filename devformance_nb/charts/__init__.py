@@ -27,7 +27,7 @@ from devformance_nb.charts.figures import (
 from devformance_nb.charts.renderer import PALETTE, RENDERER, resend_bundle, spec_of
 from devformance_nb.charts.statements import CHANGE_COLORS, statement_changes
 from devformance_nb.charts.timeline import STATUS_COLORS, worker_timeline
-from devformance_nb.charts.usage import resource_usage
+from devformance_nb.charts.usage import heaviest_tests, resource_usage
 
 __all__ = [
     "CHANGE_COLORS",
@@ -43,6 +43,7 @@ __all__ = [
     "coverage_total",
     "devformance_theme",
     "duration_distribution",
+    "heaviest_tests",
     "n_plus_one_hotspots",
     "query_count_heatmap",
     "resend_bundle",

@@ -33,3 +33,30 @@ def resource_usage(df: pd.DataFrame) -> Chart:
         )
     )
     return chart
+
+
+@ours
+def heaviest_tests(df: pd.DataFrame) -> Chart:
+    """Each test's median CPU seconds against its median memory growth, set-up to teardown
+    (frame of ``analysis.heaviest_tests``): tests that keep what they allocate stand high,
+    CPU-bound ones far right; the size is the CPU share of the test's own duration."""
+    tooltip = [
+        "nodeid:N",
+        "runs:Q",
+        alt.Tooltip("median_growth_mb:Q", format=",.1f", title="memory growth MB (median)"),
+        alt.Tooltip("max_growth_mb:Q", format=",.1f", title="memory growth MB (max)"),
+        alt.Tooltip("median_cpu_s:Q", format=".3f", title="CPU s (median)"),
+        alt.Tooltip("cpu_share:Q", format=".0%", title="CPU share of its duration"),
+        "latest_outcome:N",
+    ]
+    chart: Chart = (
+        alt.Chart(df, title=chart_title("CPU and memory per test", "median over runs"))
+        .mark_circle(opacity=0.75, color="#e8590c")
+        .encode(
+            x=alt.X("median_cpu_s:Q", title="CPU seconds"),
+            y=alt.Y("median_growth_mb:Q", title="memory growth (MB)"),
+            size=alt.Size("cpu_share:Q", title="CPU share", legend=None),
+            tooltip=tooltip,
+        )
+    )
+    return chart
