@@ -31,6 +31,12 @@ def slug(key: str) -> str:
     return f"{stem[-80:]}-{digest}"
 
 
+def reads_beside(events_path: str) -> str:
+    """The reads file of the child whose events file is ``events_path`` (the child knows
+    only that path)."""
+    return events_path.removesuffix(".events.jsonl") + ".reads.txt"
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One run's directory and the paths of everything in it."""
@@ -66,6 +72,11 @@ class RunDir:
     def coverage_path(self, key: str) -> Path:
         """Test file ``key``'s own coverage data file (written only when coverage is on)."""
         return self.path / f"{slug(key)}.coverage"
+
+    def reads_path(self, key: str) -> Path:
+        """The project files test file ``key``'s child read: data files it opened, modules
+        it imported (``plugin/reads``; for change-based selection)."""
+        return Path(reads_beside(os.fspath(self.events_path(key))))
 
     def create(self) -> None:
         """Make the directory (and its parents) if it is not there yet."""

@@ -42,8 +42,10 @@ from devformance_nb.core.events import (
     FileDone,
     TestPhase,
 )
+from devformance_nb.core.rundir import reads_beside
 from devformance_nb.plugin.context import TestContext
 from devformance_nb.plugin.marker import MARKER_HELP, MarkerError, marker_errors, max_queries_of
+from devformance_nb.plugin.reads import ReadsRecorder
 from devformance_nb.plugin.usage import TestCost, own_usage
 
 PLUGIN_NAME = "devformance-recorder"
@@ -105,6 +107,8 @@ class DevformancePlugin:
         self.coverage_start: Any = None
         #: each running test's budget from its marker, read at set-up, sent at teardown
         self.max_queries: dict[str, int | None] = {}
+        #: the project files this child reads (for change-based selection)
+        self.reads: ReadsRecorder | None = None
 
     def start_coverage(self, config: pytest.Config) -> None:
         """Start coverage.py if the launcher asked for it (before the project imports)."""
@@ -127,6 +131,12 @@ class DevformancePlugin:
         notes = [*started.notes, *(child.notes if child is not None else [])]
         self.writer.write(CoverageWritten(data_file=data_file, message=message, notes=notes))
         self.writer.flush()
+
+    def finish_reads(self) -> None:
+        """Record the imported project modules and close the reads file (once)."""
+        reads, self.reads = self.reads, None
+        if reads is not None:
+            reads.finish()
 
     def start_capture(self) -> None:
         """Hook the SQL libraries (only those importable), if capture is on."""
@@ -245,6 +255,7 @@ class DevformancePlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.finish_coverage()
+        self.finish_reads()
         self.writer.write(
             FileDone(
                 exitstatus=int(exitstatus),
@@ -294,6 +305,9 @@ def _setup(config: pytest.Config) -> DevformancePlugin | None:
     writer = events_writer(path, os.environ.get(ENV_RUN_ID, ""), os.environ.get(ENV_FILE, ""))
     plugin = DevformancePlugin(writer, options, config)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    if options.root:
+        plugin.reads = ReadsRecorder(reads_beside(path), options.root)
+        plugin.reads.install()
     plugin.start_coverage(config)
     plugin.start_capture()
     return plugin
@@ -347,5 +361,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if isinstance(plugin, DevformancePlugin):
         plugin.finish_coverage()  # a session that never finished still saves its data
+        plugin.finish_reads()
         plugin.stop_capture()
         plugin.writer.close()

@@ -1,0 +1,114 @@
+"""What project files a child read: data files it opened, Python modules it imported.
+
+Change-based selection re-runs a test file when a file it read changed. Coverage sees the
+Python lines a file executed; this sees the rest: an audit hook on ``open`` (every
+``open()``, ``os.open`` and ``io.open_code`` raises it) records files under the project
+root opened for reading, and at the end the modules in ``sys.modules`` under the root are
+added (a module the fork server imported before the fork is not opened again here, and a
+module coverage does not measure still counts at file level).
+
+One line per path, ``open<TAB>path`` or ``import<TAB>path`` (relative to the root), written
+as it is first seen with one ``os.write`` on a descriptor opened once, so a child that dies
+keeps what it read so far. An audit hook cannot be removed: it is installed only in a
+devformance child, and it does the least work it can per open.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from devformance_nb.core.config import STATE_DIR
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+class ReadsRecorder:
+    """Records the project files this process reads into ``path``."""
+
+    def __init__(self, path: str, root: str):
+        self.path = path
+        # both spellings: paths arrive as given, the root may sit behind a symlink
+        self.roots = tuple({os.path.abspath(root) + os.sep, os.path.realpath(root) + os.sep})
+        self.seen: set[str] = set()
+        self.fd = -1
+        self.busy = False
+        self.active = True
+
+    def install(self) -> None:
+        """Start recording (an audit hook for this process's lifetime)."""
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if event != "open" or self.busy or not self.active:
+            return
+        path, mode, flags = (*args, None, None, None)[:3]
+        if not isinstance(path, str):  # a descriptor or bytes: not a project path we name
+            return
+        if isinstance(mode, str):
+            if any(c in mode for c in "wax+"):
+                return
+        elif isinstance(flags, int) and flags & _WRITE_FLAGS:
+            return
+        self.busy = True  # our own open below raises the event again
+        try:
+            self._seen(path, "import" if path.endswith(".py") else "open")
+        finally:
+            self.busy = False
+
+    def _seen(self, path: str, kind: str) -> None:
+        full = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+        full = os.path.normpath(full)
+        root = next((r for r in self.roots if full.startswith(r)), None)
+        if root is None or full.startswith(root + STATE_DIR + os.sep):
+            return
+        if full.endswith((".pyc", ".pyo")) or os.sep + "__pycache__" + os.sep in full:
+            return
+        rel = full[len(root) :].replace(os.sep, "/")
+        if kind == "open" and rel.endswith(".py"):
+            kind = "import"
+        line = f"{kind}\t{rel}"
+        if line in self.seen:
+            return
+        self.seen.add(line)
+        try:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(self.fd, (line + "\n").encode("utf-8", "surrogateescape"))
+        except OSError:
+            self.active = False  # a full disk must not fail the tests
+
+    def finish(self) -> None:
+        """Add the imported modules under the root and close the file."""
+        self.busy = True
+        try:
+            for module in list(sys.modules.values()):
+                name = getattr(module, "__file__", None)
+                if isinstance(name, str) and name.endswith(".py"):
+                    self._seen(name, "import")
+            if self.fd < 0:  # nothing read: an empty file says so (not a lost record)
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            pass
+        finally:
+            self.active = False
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def read_reads(path: str) -> tuple[set[str], set[str]] | None:
+    """The (opened, imported) paths recorded in ``path`` (None: no record was written)."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError:
+        return None
+    opened: set[str] = set()
+    imported: set[str] = set()
+    for line in text.splitlines():
+        kind, _, rel = line.partition("\t")
+        if rel:
+            (imported if kind == "import" else opened).add(rel)
+    return opened, imported
