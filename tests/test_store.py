@@ -69,7 +69,7 @@ def test_a_store_of_version_9_gains_worker_slots_and_keeps_its_files(
             assert database.schema_version(con) == 9
     rows = Store(path).query("SELECT file, worker FROM test_files")
     assert rows == [{"file": "f.py", "worker": None}], "an old file has no slot"
-    assert Store(path).schema_version() == SCHEMA_VERSION == 10
+    assert Store(path).schema_version() == SCHEMA_VERSION == 11
 
 
 @pytest.mark.quick

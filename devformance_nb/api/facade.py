@@ -41,6 +41,7 @@ from devformance_nb.run.runinfo import run_meta
 from devformance_nb.run.state import FileState, Observer, RunState, exit_code
 from devformance_nb.store.database import Store
 from devformance_nb.store.ingest import ingest_run
+from devformance_nb.store.selection import Selection, SelectionRecorder, narrow
 from devformance_nb.store.writer import StoreWriter
 
 #: test files or folders to run (None: the project's testpaths)
@@ -71,6 +72,8 @@ class RunSetup:
     store: Store | None
     launcher: Launcher
     writer: StoreWriter | None
+    #: which files run and why (``changed=True``), None when every file runs
+    selection: Selection | None = None
 
 
 #: the longest a wait sleeps before it looks again for an interrupt
@@ -101,6 +104,11 @@ class Run:
     @property
     def root(self) -> Path:
         return self._setup.root
+
+    @property
+    def selection(self) -> Selection | None:
+        """With ``changed=True``: each file run or carried, and why."""
+        return self._setup.selection
 
     @property
     def run_dir(self) -> Path:
@@ -224,6 +232,8 @@ def prepare(
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
+    changed: bool = False,
+    since: str | None = None,
     workers: int | None = None,
     db: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
@@ -263,6 +273,9 @@ def prepare(
     run_dir = RunDir.for_run(root_path, run_id)
     the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
     writer = StoreWriter(the_store) if the_store is not None else None
+    selection = None
+    if changed or since is not None:  # the subset a change affects
+        files, selection = narrow(the_store, root_path, files, since, config.python)
     ordered = choose_order(the_store, files).order(files)
     plan = LaunchPlan(
         run_id=run_id,
@@ -281,9 +294,13 @@ def prepare(
     if writer is not None:
         writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}
     all_observers: list[Observer] = [writer] if writer is not None else []
+    if writer is not None:  # after the writer: its rows go in the writer's last transaction
+        all_observers.append(
+            SelectionRecorder(writer, root_path, run_dir, config.python, selection)
+        )
     all_observers.extend(observers)
     launcher = Launcher(plan, the_executor, all_observers)
-    return RunSetup(root_path, config, files, the_store, launcher, writer)
+    return RunSetup(root_path, config, files, the_store, launcher, writer, selection)
 
 
 def worker_inputs(config: Config, root: Path) -> str:
@@ -347,6 +364,8 @@ def run_tests(
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
+    changed: bool = False,
+    since: str | None = None,
     workers: int | None = None,
     db: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
@@ -372,9 +391,23 @@ def run_tests(
     objects with ``on_event``, ``tick`` and ``close`` that follow the run.
     ``store=False`` records nothing in the store. The settings below override
     ``[tool.devformance]``. Ctrl-C stops the run cleanly.
+
+    ``changed=True``: run only the files a change since the last recorded run affects
+    (``since``: a git revision to compare with instead); each other file carries its last
+    result into the run, marked as carried. ``run.selection`` says why each file ran.
     """
     settings = overrides_from(locals())
-    run = Run(prepare(paths, root=root, observers=observers, store=store, **settings))
+    run = Run(
+        prepare(
+            paths,
+            root=root,
+            observers=observers,
+            store=store,
+            changed=changed,
+            since=since,
+            **settings,
+        )
+    )
     run._run()
     return run
 
@@ -386,6 +419,8 @@ def start_run(
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
     store: bool = True,
+    changed: bool = False,
+    since: str | None = None,
     workers: int | None = None,
     db: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
@@ -409,7 +444,17 @@ def start_run(
     ``run.wait()`` blocks until the end, ``run.stop()`` ends it early.
     """
     settings = overrides_from(locals())
-    run = Run(prepare(paths, root=root, observers=observers, store=store, **settings))
+    run = Run(
+        prepare(
+            paths,
+            root=root,
+            observers=observers,
+            store=store,
+            changed=changed,
+            since=since,
+            **settings,
+        )
+    )
     run._start_background()
     return run
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.api import facade as api
+from devformance_nb.cli.changed import add_selection_options, selection_lines
 from devformance_nb.cli.findings import n_plus_one_lines, slow_lines, unused_eager_lines
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import EXECUTORS, Overrides
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the tests and record them")
     run.add_argument("paths", nargs="*", help="test files or folders (default: testpaths)")
     _add_run_options(run)
+    add_selection_options(run)
     demo = sub.add_parser("demo", help="run the bundled bookshop demo")
     _add_run_options(demo)
     runs = sub.add_parser("runs", help="list recent runs")
@@ -148,16 +150,25 @@ def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     view = TerminalView()
     try:
         run = api.run_tests(
-            args.paths, root=args.root, observers=[view], **_overrides(args, pytest_args)
+            args.paths,
+            root=args.root,
+            observers=[view],
+            changed=getattr(args, "changed", False),
+            since=getattr(args, "since", None),
+            **_overrides(args, pytest_args),
         )
     finally:  # a second Ctrl-C can cut the view's own close short: the terminal stays usable
         view.stop()
+    if run.selection is not None:
+        print("\n".join(selection_lines(run.selection)))
     if run.db is not None and run.store_error is None:
         print(f"devformance: stored as run {run.id} in {run.db}")
     for wait in run.store_waits:  # a second run, or a notebook, had the store
         print(f"devformance: {wait}", file=sys.stderr)
     if run.store_error is not None:
         print(f"devformance: error: {run.store_error}", file=sys.stderr)
+    if run.selection is not None and not run.selection.selected and run.store_error is None:
+        return 0  # nothing changed: every result carried, none failing
     return run.exit_code
 
 

@@ -283,6 +283,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE test_files ADD COLUMN worker INTEGER;
         """,
     ),
+    Migration(
+        11,
+        "change-based selection: what each test file read, the files a run saw, carried results",
+        """
+        CREATE TABLE selection_reads (
+            run_id VARCHAR NOT NULL,
+            test_file VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            blocks VARCHAR[]
+        );
+        CREATE TABLE selection_digests (
+            run_id VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            digest VARCHAR NOT NULL,
+            blocks VARCHAR
+        );
+        ALTER TABLE runs ADD COLUMN selection VARCHAR;
+        ALTER TABLE test_files ADD COLUMN carried_from VARCHAR;
+        ALTER TABLE test_files ADD COLUMN selected_because VARCHAR;
+        ALTER TABLE tests ADD COLUMN carried_from VARCHAR;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads
