@@ -40,7 +40,7 @@ THIRD_PARTY = {
     "api": set(),
     "analysis": {"numpy"},
     "charts": {"altair"},
-    "cli": {"rich"},
+    "cli": {"rich", "watchfiles"},
     "ui": {"ipywidgets", "IPython", "traitlets"},
     "public": set(),
 }

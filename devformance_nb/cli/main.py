@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="*", help="test files or folders (default: testpaths)")
     _add_run_options(run)
     add_selection_options(run)
+    watch = sub.add_parser("watch", help="on every save, run the test files it affects")
+    watch.add_argument("paths", nargs="*", help="test files or folders (default: testpaths)")
+    _add_run_options(watch)
     demo = sub.add_parser("demo", help="run the bundled bookshop demo")
     _add_run_options(demo)
     runs = sub.add_parser("runs", help="list recent runs")
@@ -170,6 +173,12 @@ def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if run.selection is not None and not run.selection.selected and run.store_error is None:
         return 0  # nothing changed: every result carried, none failing
     return run.exit_code
+
+
+def cmd_watch(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    from devformance_nb.cli.watch import watch_command  # watchfiles: only when watching
+
+    return watch_command(args, _overrides(args, pytest_args))
 
 
 def cmd_demo(args: argparse.Namespace, pytest_args: list[str]) -> int:
@@ -366,6 +375,7 @@ def cmd_compare(args: argparse.Namespace, _: list[str]) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "watch": cmd_watch,
     "demo": cmd_demo,
     "runs": cmd_runs,
     "ingest": cmd_ingest,
