@@ -15,7 +15,6 @@ still compares against today's code.
 from __future__ import annotations
 
 import ast
-import copy
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +48,12 @@ def blocks_of(source: str) -> list[Block] | None:
         return None
     blocks: list[Block] = []
     _walk(tree.body, "", blocks)
-    top = _strip_bodies(tree)
+    # the function blocks are digested: empty their bodies in place (no copy) for the rest
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = []
     lines = source.count("\n") + 1
-    blocks.append(Block(MODULE, 1, lines, _digest(ast.dump(top, include_attributes=False))))
+    blocks.append(Block(MODULE, 1, lines, _digest(ast.dump(tree, include_attributes=False))))
     return blocks
 
 
@@ -72,15 +74,6 @@ def _walk(body: Sequence[ast.stmt], prefix: str, out: list[Block]) -> None:
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.stmt):
                     _walk([child], prefix, out)
-
-
-def _strip_bodies(tree: ast.Module) -> ast.Module:
-    """A copy of ``tree`` with every function body emptied (the module block's content)."""
-    stripped = copy.deepcopy(tree)
-    for node in ast.walk(stripped):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            node.body = []
-    return stripped
 
 
 def _digest(text: str) -> str:

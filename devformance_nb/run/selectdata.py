@@ -112,6 +112,10 @@ def digest_of(root: Path, rel: str) -> Digest | None:
         data = (root / rel).read_bytes()
     except OSError:
         return None
+    return _digest(rel, data)
+
+
+def _digest(rel: str, data: bytes) -> Digest:
     blocks = None
     if rel.endswith(".py"):
         blocks = blocks_of(data.decode("utf-8", errors="replace"))
@@ -202,13 +206,17 @@ def changes_from_digests(
             if env[path] != digest:
                 changes[path] = FileChange(path)
             continue
-        now = digest_of(root, path)
-        if now is None:
+        try:
+            data = (root / path).read_bytes()
+        except OSError:
             changes[path] = FileChange(path)  # deleted
-        elif now.digest != digest:
-            change = block_changes(path, blocks_from_json(blocks_json), now.blocks)
-            if change is not None:
-                changes[path] = change
+            continue
+        if hashlib.sha1(data).hexdigest() == digest:
+            continue  # the common case: parse only what changed
+        now = _digest(path, data)
+        change = block_changes(path, blocks_from_json(blocks_json), now.blocks)
+        if change is not None:
+            changes[path] = change
     for path in now_global:
         if path not in stored:
             changes[path] = FileChange(path)  # a new conftest or configuration file
