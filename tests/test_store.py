@@ -69,7 +69,24 @@ def test_a_store_of_version_9_gains_worker_slots_and_keeps_its_files(
             assert database.schema_version(con) == 9
     rows = Store(path).query("SELECT file, worker FROM test_files")
     assert rows == [{"file": "f.py", "worker": None}], "an old file has no slot"
-    assert Store(path).schema_version() == SCHEMA_VERSION == 11
+    assert Store(path).schema_version() == SCHEMA_VERSION == 12
+
+
+@pytest.mark.quick
+def test_a_store_of_version_11_gains_worker_addresses_and_keeps_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.duckdb"
+    with monkeypatch.context() as patch:  # a store written before Dask workers were recorded
+        patch.setattr(database, "MIGRATIONS", MIGRATIONS[:11])
+        with Store(path).writing() as con:
+            con.execute(
+                "INSERT INTO test_files (run_id, file, status) VALUES ('r', 'f.py', 'passed')"
+            )
+            assert database.schema_version(con) == 11
+    rows = Store(path).query("SELECT file, worker_address FROM test_files")
+    assert rows == [{"file": "f.py", "worker_address": None}], "a local child has no address"
+    assert Store(path).schema_version() == SCHEMA_VERSION
 
 
 @pytest.mark.quick

@@ -58,6 +58,20 @@ class FileStarted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FilePlaced(Event):
+    """Where a file's child runs when that is another machine's business: a Dask worker.
+
+    Written into the file's events by the launcher side of the Dask executor once the task
+    started on a worker (again if a retry moved it); ``pid`` is the child's on that worker.
+    """
+
+    kind: ClassVar[str] = "file_placed"
+    address: str
+    host: str = ""
+    pid: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Collected(Event):
     kind: ClassVar[str] = "collected"
     count: int
@@ -275,6 +289,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted,
         FileStarted,
+        FilePlaced,
         Collected,
         CollectError,
         TestPhase,

@@ -33,8 +33,11 @@ def _file_events(
     run_dir: RunDir, started: ev.RunStarted, key: str, queries: bool
 ) -> Iterator[ev.Event]:
     path = run_dir.events_path(key)
+    # samples come from the journal, which holds every one the loop saw: a remote child's,
+    # streamed with its events, would otherwise count twice
+    skipped = ("resources",) if queries else ("query", "resources")
     if path.exists():
-        for item in read_events(path, () if queries else ("query",)):
+        for item in read_events(path, skipped):
             if isinstance(item, ev.Event):
                 yield item
                 if isinstance(item, ev.CoverageWritten) and item.data_file:

@@ -97,6 +97,8 @@ class FileState:
     pid: int | None = None
     #: the worker slot that ran it (None: not started, or a run recorded before slots were)
     worker: int | None = None
+    #: the Dask worker that ran it ('' for a child of this machine)
+    worker_address: str = ""
     started: float | None = None
     finished: float | None = None
     returncode: int | None = None
@@ -262,6 +264,13 @@ def _file_started(state: RunState, e: ev.Event) -> FileState:
     return fs
 
 
+def _file_placed(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.FilePlaced)
+    fs = state.file(e.file)
+    fs.worker_address, fs.pid = e.address, e.pid
+    return fs
+
+
 def _collected(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.Collected)
     fs = state.file(e.file)
@@ -409,6 +418,7 @@ def _run_done(state: RunState, e: ev.Event) -> None:
 _HANDLERS: dict[str, Any] = {
     "run_started": _run_started,
     "file_started": _file_started,
+    "file_placed": _file_placed,
     "collected": _collected,
     "collect_error": _collect_error,
     "test": _test_phase,

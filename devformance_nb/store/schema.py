@@ -306,6 +306,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE tests ADD COLUMN carried_from VARCHAR;
         """,
     ),
+    Migration(
+        12,
+        "the Dask worker that ran each test file (its address; null for a local child)",
+        """
+        ALTER TABLE test_files ADD COLUMN worker_address VARCHAR;
+        """,
+    ),
 )
 
 #: the schema version this code writes and reads
