@@ -56,6 +56,8 @@ HEAVY = [
     "psycopg",
     "psycopg2",
     "rich",
+    "distributed",
+    "dask",
 ]
 
 Graph = dict[str, list[tuple[str, bool]]]
@@ -242,6 +244,14 @@ def test_package_import_stays_light(module: str) -> None:
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import {module} pulled in: {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("module", ["devformance_nb.api.facade", "devformance_nb.cli.main"])
+def test_dask_is_imported_only_when_a_run_uses_it(module: str) -> None:
+    names = ("distributed", "dask")
+    code = f"import sys, {module}; print(sorted(m for m in {names!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"import {module} pulled in: {out.stdout.strip()}"
 
 
 PUBLIC = """

@@ -122,6 +122,41 @@ def test_effective_workers_never_exceed_files() -> None:
     assert Config().effective_workers(1) == 1
 
 
+def test_a_cluster_s_slots_size_the_run_unless_workers_are_given() -> None:
+    assert Config().effective_workers(100, slots=12) == 12
+    assert Config().effective_workers(5, slots=12) == 5
+    assert Config(workers=3).effective_workers(100, slots=12) == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "fork", "expected"),
+    [
+        ({}, True, "forkserver"),
+        ({}, False, "spawn"),
+        ({"scheduler": "tcp://h:8786"}, True, "dask"),
+        ({"scheduler": "tcp://h:8786", "executor": "spawn"}, True, "spawn"),
+        ({"executor": "dask"}, True, "dask"),
+    ],
+)
+def test_which_executor_runs(settings: dict[str, Any], fork: bool, expected: str) -> None:
+    assert Config(**settings).executor_name(fork) == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("dask_retries = -1", "dask_retries must be 0 or more"),
+        ('dask_ship = "nfs"', "dask_ship must be one of auto, shared, archive"),
+        ('executor = "ray"', "executor must be one of spawn, forkserver, dask"),
+        ("scheduler = 8786", "setting 'scheduler'"),
+    ],
+)
+def test_dask_settings_are_checked(tmp_path: Path, table: str, message: str) -> None:
+    write(tmp_path, f"[tool.devformance]\n{table}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)
+
+
 def test_find_root_walks_up_to_a_marker(tmp_path: Path) -> None:
     write(tmp_path / "proj", "")
     deep = tmp_path / "proj" / "a" / "b"
@@ -183,6 +218,10 @@ def test_given_settings_reach_the_config(make_project: MakeProject, in_dir: Any)
         "coverage_source": ["app"],
         "coverage_contexts": True,
         "lock_timeout": 2,
+        # the executor is spawn: a scheduler is kept in the settings, not used
+        "scheduler": "tcp://127.0.0.1:8786",
+        "dask_retries": 1,
+        "dask_ship": "archive",
     }
     assert sorted(given) == sorted(OVERRIDABLE)
     config = facade.prepare(root=root, store=False, **given).config

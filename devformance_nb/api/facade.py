@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from devformance_nb.api.executors import make_executor, slots, stage
 from devformance_nb.core.config import (
     Config,
     db_path,
@@ -31,9 +33,6 @@ from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.logic.importscan import config_mentions, uses_controller_hooks
 from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
-from devformance_nb.run.executor import Executor, SpawnExecutor
-from devformance_nb.run.forkserver import MeasureSettings, shared_executor
-from devformance_nb.run.forkserver import available as forkserver_available
 from devformance_nb.run.launcher import Launcher, LaunchPlan, new_run_id
 from devformance_nb.run.nodes import xdist_installed
 from devformance_nb.run.replay import replay
@@ -43,6 +42,9 @@ from devformance_nb.store.database import Store
 from devformance_nb.store.ingest import ingest_run
 from devformance_nb.store.selection import Selection, SelectionRecorder, narrow
 from devformance_nb.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 #: test files or folders to run (None: the project's testpaths)
 PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
@@ -251,6 +253,10 @@ def prepare(
     coverage_source: list[str] | tuple[str, ...] | None = None,
     coverage_contexts: bool | None = None,
     lock_timeout: float | None = None,
+    scheduler: str | None = None,
+    dask_retries: int | None = None,
+    dask_ship: str | None = None,
+    client: Client | None = None,
 ) -> RunSetup:
     """Discover files and build the launcher of a run, without starting it.
 
@@ -264,30 +270,35 @@ def prepare(
     if given_db is not None:  # an argument is relative to where the caller is
         settings["db"] = os.fspath(Path(given_db).resolve())
     config = load_config(root_path, **settings)
-    the_executor = make_executor(config, root_path)
+    the_executor = make_executor(config, root_path, client)
     warm = getattr(the_executor, "warm", None)
     if warm is not None:
         warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
-    files = discover(root_path, paths or (), config.pytest_args, config.python)
+    try:
+        files = discover(root_path, paths or (), config.pytest_args, config.python)
+        the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
+        selection = None
+        if changed or since is not None:  # the subset a change affects
+            files, selection = narrow(the_store, root_path, files, since, config.python)
+        ordered = choose_order(the_store, files).order(files)
+        staged = stage(the_executor, ordered)
+    except BaseException:  # no run will close it: a cluster made for it must not linger
+        the_executor.close()
+        raise
     run_id = new_run_id()
     run_dir = RunDir.for_run(root_path, run_id)
-    the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
     writer = StoreWriter(the_store) if the_store is not None else None
-    selection = None
-    if changed or since is not None:  # the subset a change affects
-        files, selection = narrow(the_store, root_path, files, since, config.python)
-    ordered = choose_order(the_store, files).order(files)
     plan = LaunchPlan(
         run_id=run_id,
         root=root_path,
         run_dir=run_dir,
         files=ordered,
-        workers=config.effective_workers(len(files)),
+        workers=config.effective_workers(len(files), slots(the_executor)),
         timeout=config.timeout,
         pytest_args=tuple(config.pytest_args),
         options=child_options(config),
         config=config.to_dict(),
-        meta=run_meta(root_path),
+        meta={**run_meta(root_path), **staged},
         python=config.python or sys.executable,
         worker_inputs=worker_inputs(config, root_path),
     )
@@ -333,19 +344,6 @@ def child_options(config: Config) -> ChildOptions:
     )
 
 
-def make_executor(config: Config, root: Path) -> Executor:
-    """The executor the settings ask for (a warm fork server is shared across runs)."""
-    python = config.python or sys.executable
-    name = config.executor or ("forkserver" if forkserver_available() else "spawn")
-    if name == "forkserver":
-        source = config.coverage_source
-        measure = MeasureSettings(
-            tuple(source) if source is not None else None, config.coverage_contexts
-        )
-        return shared_executor(root, python, config.preload, config.coverage, measure)
-    return SpawnExecutor()
-
-
 def choose_order(store: Store | None, files: list[TestFile]) -> Scheduler:
     """Longest-first from the store's history of these files, else discovery order."""
     if store is None or not store.path.exists():
@@ -383,13 +381,18 @@ def run_tests(
     coverage_source: list[str] | tuple[str, ...] | None = None,
     coverage_contexts: bool | None = None,
     lock_timeout: float | None = None,
+    scheduler: str | None = None,
+    dask_retries: int | None = None,
+    dask_ship: str | None = None,
+    client: Client | None = None,
 ) -> Run:
     """Run the project's tests, one pytest process per file, and record them; blocks.
 
     ``paths``: files or folders (default: the project's testpaths). ``root``:
     project root (default: found from the working directory). ``observers``:
     objects with ``on_event``, ``tick`` and ``close`` that follow the run.
-    ``store=False`` records nothing in the store. The settings below override
+    ``store=False`` records nothing in the store. ``client``: a ``distributed.Client`` to
+    run the files on (the Dask executor; yours stays open). The settings below override
     ``[tool.devformance]``. Ctrl-C stops the run cleanly.
 
     ``changed=True``: run only the files a change since the last recorded run affects
@@ -405,6 +408,7 @@ def run_tests(
             store=store,
             changed=changed,
             since=since,
+            client=client,
             **settings,
         )
     )
@@ -438,6 +442,10 @@ def start_run(
     coverage_source: list[str] | tuple[str, ...] | None = None,
     coverage_contexts: bool | None = None,
     lock_timeout: float | None = None,
+    scheduler: str | None = None,
+    dask_retries: int | None = None,
+    dask_ship: str | None = None,
+    client: Client | None = None,
 ) -> Run:
     """Like ``run_tests`` but returns at once; the run goes on in a background thread.
 
@@ -452,6 +460,7 @@ def start_run(
             store=store,
             changed=changed,
             since=since,
+            client=client,
             **settings,
         )
     )

@@ -32,6 +32,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="project root (default: found from the working directory)")
     parser.add_argument("--executor", choices=EXECUTORS, help="how children start")
     parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --executor dask)",
+    )
+    parser.add_argument(
         "--no-coverage",
         dest="coverage",
         action="store_false",
@@ -142,6 +147,7 @@ def _overrides(args: argparse.Namespace, pytest_args: list[str]) -> Overrides:
         "db": args.db,
         "timeout": args.timeout,
         "executor": args.executor,
+        "scheduler": args.scheduler,
         "coverage": args.coverage,
         "capture_sql": args.capture_sql,
         "coverage_contexts": args.coverage_contexts,

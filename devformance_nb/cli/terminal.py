@@ -243,6 +243,9 @@ class TerminalView:
                 f"devformance: run {state.run_id}: {len(state.files)} files, "
                 f"{state.workers} workers ({state.executor})"
             )
+            note = state.meta.get("executor_note")
+            if note:  # how the code reached a cluster's workers, and what was left out
+                self._say(f"devformance: {note}")
             if self.live:
                 self._start(state)
         elif isinstance(event, ev.FileFinished):

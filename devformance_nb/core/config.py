@@ -26,7 +26,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini", ".git")
 STATE_DIR = ".devformance"
 DEFAULT_DB = f"{STATE_DIR}/devformance.duckdb"
-EXECUTORS = ("spawn", "forkserver")
+EXECUTORS = ("spawn", "forkserver", "dask")
+#: how the project's code reaches Dask workers: decided by a probe, or one of the two ways
+DASK_SHIPPING = ("auto", "shared", "archive")
 #: where settings given to a function come from, as messages name it
 ARGUMENTS = "the arguments"
 
@@ -38,7 +40,8 @@ class Config:
     workers: int | None = None
     timeout: float | None = None
     db: str | None = None
-    #: "forkserver" or "spawn"; None picks the fork server where the OS allows it
+    #: "forkserver", "spawn" or "dask"; None picks the fork server where the OS allows it
+    #: (or Dask, when a scheduler is given)
     executor: str | None = None
     pytest_args: list[str] = field(default_factory=list)
     python: str | None = None
@@ -54,11 +57,28 @@ class Config:
     query_budgets: dict[str, int] = field(default_factory=dict)
     preload: list[str] = field(default_factory=list)
     lock_timeout: float = 10.0
+    #: the Dask scheduler's address (``tcp://host:8786``); None: a local cluster
+    scheduler: str | None = None
+    #: times a file whose Dask worker died mid-file runs again elsewhere (0: it is crashed)
+    dask_retries: int = 0
+    #: how the project reaches Dask workers: "auto" (a shared filesystem if the workers see
+    #: the root, else an archive), "shared" or "archive"
+    dask_ship: str = "auto"
 
-    def effective_workers(self, n_files: int) -> int:
-        """Worker threads to use: the setting, or the CPUs available, never more than files."""
-        wanted = self.workers or available_cpus()
+    def effective_workers(self, n_files: int, slots: int | None = None) -> int:
+        """Files to run at once: the setting, or ``slots`` (a cluster's threads), or the CPUs
+        available; never more than files."""
+        wanted = self.workers or slots or available_cpus()
         return max(1, min(wanted, n_files))
+
+    def executor_name(self, fork_available: bool) -> str:
+        """The executor to use: the setting; else Dask if a scheduler is given, else the fork
+        server where the OS has fork, else spawn."""
+        if self.executor:
+            return self.executor
+        if self.scheduler:
+            return "dask"
+        return "forkserver" if fork_available else "spawn"
 
     def to_dict(self) -> dict[str, Any]:
         """Settings as a JSON-ready dict (stored with each run)."""
@@ -90,6 +110,9 @@ class Overrides(TypedDict, total=False):
     coverage_source: list[str] | tuple[str, ...] | None
     coverage_contexts: bool | None
     lock_timeout: float | None
+    scheduler: str | None
+    dask_retries: int | None
+    dask_ship: str | None
 
 
 #: the keywords of ``Overrides``, in the order the docstrings list them
@@ -102,7 +125,8 @@ else the default shown; README "Configuration"):
 - ``db``: the DuckDB store (default ``.devformance/devformance.duckdb`` in the root;
   an argument is relative to the working directory).
 - ``timeout``: seconds a test file may take before it is killed (default: none).
-- ``executor``: ``"forkserver"`` or ``"spawn"`` (default: the fork server where the OS has fork).
+- ``executor``: ``"forkserver"``, ``"spawn"`` or ``"dask"`` (default: the fork server where
+  the OS has fork; Dask when ``scheduler`` is given).
 - ``preload``: modules the fork server imports once for every child.
 - ``pytest_args``: arguments added to every pytest child, e.g. ``["-x"]``.
 - ``python``: interpreter of the children (default: this one).
@@ -117,7 +141,13 @@ else the default shown; README "Configuration"):
 - ``coverage``: measure line coverage, one data file per test file (default True).
 - ``coverage_source``: what coverage measures (default: your coverage config, else your packages).
 - ``coverage_contexts``: record which test ran each line (default False).
-- ``lock_timeout``: seconds to wait for a store another process holds (default 10)."""
+- ``lock_timeout``: seconds to wait for a store another process holds (default 10).
+- ``scheduler``: the Dask scheduler to run on, e.g. ``"tcp://10.0.0.5:8786"`` (default: a
+  local cluster of ``workers`` processes, when ``executor="dask"``).
+- ``dask_retries``: runs again elsewhere of a file whose Dask worker died mid-file (default 0:
+  the file is crashed).
+- ``dask_ship``: how the project reaches Dask workers: ``"auto"`` (a shared filesystem when
+  the workers see the root, else a zip archive), ``"shared"`` or ``"archive"``."""
 
 
 def overrides_from(values: Mapping[str, Any]) -> Overrides:
@@ -211,6 +241,9 @@ _EXPECTED: dict[str, tuple[type, ...]] = {
     "query_budgets": (dict,),
     "preload": (list, tuple),
     "lock_timeout": _NUMBER,
+    "scheduler": (str,),
+    "dask_retries": (int,),
+    "dask_ship": (str,),
 }
 
 
@@ -266,6 +299,12 @@ def _validate(config: Config) -> None:
     if config.executor is not None and config.executor not in EXECUTORS:
         raise ConfigError(
             f"executor must be one of {', '.join(EXECUTORS)}; got {config.executor!r}"
+        )
+    if config.dask_retries < 0:
+        raise ConfigError(f"dask_retries must be 0 or more, got {config.dask_retries}")
+    if config.dask_ship not in DASK_SHIPPING:
+        raise ConfigError(
+            f"dask_ship must be one of {', '.join(DASK_SHIPPING)}; got {config.dask_ship!r}"
         )
 
 

@@ -32,6 +32,10 @@ class MissingExtraError(DevformanceError):
     """A feature needs packages of an optional extra that are not installed."""
 
 
+class ClusterUnreachableError(DevformanceError):
+    """The Dask scheduler given to run on could not be reached (nothing ran)."""
+
+
 class StoreError(DevformanceError):
     """Something is wrong with the DuckDB store."""
 

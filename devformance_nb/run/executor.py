@@ -86,15 +86,13 @@ class Job:
         ]
 
     def environment(self) -> dict[str, str]:
-        """The child's environment: ours plus the plugin's settings.
+        """The child's environment: ours (``inherited_environment``) plus its own variables."""
+        return {**inherited_environment(), **self.own_environment()}
 
-        The variables that make coverage.py (``COVERAGE_PROCESS_START``) or
-        pytest-cov (``COV_CORE_*``) measure subprocesses are left out: a measured
-        parent must not make each child start a second tracer beside ours.
-        """
-        inherited = {k: v for k, v in os.environ.items() if not _measures_subprocesses(k)}
+    def own_environment(self) -> dict[str, str]:
+        """The variables this child gets whatever machine runs it: the plugin's settings and
+        the xdist worker identity (a remote executor adds them to its worker's environment)."""
         return {
-            **inherited,
             "PYTHONUNBUFFERED": "1",
             ENV_EVENTS: os.fspath(self.events_path),
             ENV_RUN_ID: self.run_id,
@@ -116,6 +114,16 @@ class Job:
         return found
 
 
+def inherited_environment() -> dict[str, str]:
+    """This process's environment as a child inherits it.
+
+    The variables that make coverage.py (``COVERAGE_PROCESS_START``) or pytest-cov
+    (``COV_CORE_*``) measure subprocesses are left out: a measured parent must not make each
+    child start a second tracer beside ours.
+    """
+    return {k: v for k, v in os.environ.items() if not _measures_subprocesses(k)}
+
+
 def _measures_subprocesses(name: str) -> bool:
     # and a child pid of our own: the launcher may itself run inside a devformance child
     # (or a test that used the plugin), whose pid would make every child look nested
@@ -123,7 +131,13 @@ def _measures_subprocesses(name: str) -> bool:
 
 
 class Child(Protocol):
-    """A running test file: a process with one output pipe (stdout and stderr merged)."""
+    """A running test file: a process with one output pipe (stdout and stderr merged).
+
+    A child that runs on another machine (a Dask task) has a class attribute ``remote =
+    True``: its pid is not one of this machine's, so its reader does not sample it (the
+    executor streams the samples its worker took, with the child's events). Once ended, it
+    may say why it was killed in ``verdict`` (a ``logic.oom.Verdict``): its worker was lost.
+    """
 
     pid: int
 

@@ -21,6 +21,7 @@ from threading import Event as Flag
 from devformance_nb.core import events as ev
 from devformance_nb.core.appendmap import seal
 from devformance_nb.core.eventlog import EventTail
+from devformance_nb.logic.oom import Verdict
 from devformance_nb.run import runcoverage
 from devformance_nb.run.crashdump import CrashDump
 from devformance_nb.run.executor import Child, Executor, Job
@@ -111,6 +112,8 @@ class FileReader:
         self.crash = CrashDump()
         #: the child's memory cgroup, looked up when it starts (None before)
         self.memory: OomWatch | None = None
+        #: why the child was killed, as a remote child tells it (None: it did not say)
+        self.explained: Verdict | None = None
 
     def run(self, executor: Executor) -> None:
         """Run the job to the end; always finishes with a ``file_finished`` event."""
@@ -120,7 +123,8 @@ class FileReader:
             # leaves the output so far in the log
             with open(self.job.log_path, "ab", buffering=0) as log:
                 child = executor.start(self.job)
-                self.memory = OomWatch(child.pid)  # now: /proc/PID is gone once it died
+                if not getattr(child, "remote", False):  # elsewhere: its samples are events
+                    self.memory = OomWatch(child.pid)  # now: /proc/PID is gone once it died
                 self._emit(
                     ev.FileStarted(
                         path=os.fspath(self.job.test_file.path),
@@ -130,6 +134,8 @@ class FileReader:
                     )
                 )
                 self._pump(child, log, started)
+                # a remote child may know why it was killed (its worker left the cluster)
+                self.explained = getattr(child, "verdict", None)
             status = file_status(
                 self.outcome.exitstatus,
                 self.outcome.returncode,
@@ -169,6 +175,8 @@ class FileReader:
             what, named = f"killed by signal {sig}", sig
             if sig == signal.SIGKILL and self.memory is not None:
                 cause = self.memory.verdict()  # the out-of-memory killer's signal, or a guess
+            elif sig == signal.SIGKILL:
+                cause = self.explained
         else:
             what = f"exited with code {rc} before pytest finished"
         message = self.crash.describe(

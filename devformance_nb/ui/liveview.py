@@ -86,6 +86,9 @@ class LiveRunView:
         coverage_source: list[str] | tuple[str, ...] | None = None,
         coverage_contexts: bool | None = None,
         lock_timeout: float | None = None,
+        scheduler: str | None = None,
+        dask_retries: int | None = None,
+        dask_ship: str | None = None,
     ):
         """A view of the tests in ``paths`` (default: the project's testpaths), not started.
 

@@ -75,6 +75,9 @@ def run_tests(
     coverage_source: list[str] | tuple[str, ...] | None = None,
     coverage_contexts: bool | None = None,
     lock_timeout: float | None = None,
+    scheduler: str | None = None,
+    dask_retries: int | None = None,
+    dask_ship: str | None = None,
 ) -> api.Run:
     """Run the project's tests, live in a notebook.
 
