@@ -58,8 +58,10 @@ PROJECT = {
             assert path.read_text().strip() == "hello"
         """,
     "tests/test_plain.py": """\
+        import sqlite3
+
         def test_plain():
-            assert True
+            assert sqlite3.connect(":memory:").execute("SELECT 1").fetchone() == (1,)
         """,
 }
 ALL = ["tests/test_data.py", "tests/test_discount.py", "tests/test_plain.py", "tests/test_total.py"]
@@ -141,6 +143,14 @@ def test_a_function_change_runs_only_the_file_that_executed_it(
         by_file["tests/test_discount.py"]["selected_because"] == reasons["tests/test_discount.py"]
     )
     assert all(by_file[f]["carried_from"] for f in ALL if f != "tests/test_discount.py")
+    # what compare reads stays whole: the carried file's statements, the coverage union
+    first = store.query("SELECT run_id FROM runs ORDER BY started LIMIT 1")[0]["run_id"]
+    count = "SELECT count(*) AS n FROM queries WHERE run_id = ? AND file = 'tests/test_plain.py'"
+    assert store.query(count, [run.id]) == store.query(count, [first]) == [{"n": 1}]
+    totals = "SELECT coverage_statements, coverage_covered FROM runs WHERE run_id = ?"
+    assert store.query(totals, [run.id]) == store.query(totals, [first])
+    lines = "SELECT source_file, covered FROM coverage_files WHERE run_id = ? ORDER BY 1"
+    assert store.query(lines, [run.id]) == store.query(lines, [first])
     # a failed file runs again next time, whatever changed
     again = changed(project)
     assert ran(again) == {"tests/test_discount.py": f"failed in run {run.id}"}
@@ -181,7 +191,7 @@ def test_a_change_every_file_depends_on_runs_them_all(project: Path, rel: str, t
 
 def test_a_new_test_file_and_the_test_file_itself(project: Path) -> None:
     (project / "tests" / "test_new.py").write_text("def test_new():\n    assert True\n")
-    edit(project, "tests/test_plain.py", "assert True", "assert 1 == 1")
+    edit(project, "tests/test_plain.py", "SELECT 1", "SELECT 1 AS one")
     reasons = ran(changed(project))
     assert reasons == {
         "tests/test_new.py": "new: no recorded run of this file",

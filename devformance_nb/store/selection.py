@@ -34,11 +34,9 @@ from devformance_nb.run.selectdata import (
     recorded_reads,
 )
 from devformance_nb.run.state import RunState
+from devformance_nb.store.carry import carry, retotal
 from devformance_nb.store.database import Store
 from devformance_nb.store.writer import StoreWriter
-
-#: tables whose rows of a test file are copied when its result is carried forward
-CARRIED_TABLES = ("test_files", "tests", "coverage_by_test_file", "n_plus_one")
 
 
 @dataclass
@@ -225,7 +223,7 @@ class SelectionRecorder:
                     [(run_id, *row) for row in reads],
                 )
             for d in carried:
-                _carry(con, run_id, d)
+                carry(con, run_id, d)
             paths = {
                 row[0]
                 for row in con.execute(
@@ -250,64 +248,9 @@ class SelectionRecorder:
             if basis is not None:
                 con.execute("UPDATE runs SET selection = ? WHERE run_id = ?", [basis, run_id])
             if carried:
-                _retotal(con, run_id)
+                retotal(con, run_id)
 
         self.writer.also_write(write)
-
-
-def _carry(con: duckdb.DuckDBPyConnection, run_id: str, d: Decision) -> None:
-    """Copy test file ``d.file``'s rows of its last run into ``run_id``, marked carried."""
-    source = con.execute(
-        "SELECT run_id FROM test_files WHERE file = ? AND run_id = ("
-        " SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM test_files WHERE file = ?)"
-        " AND run_id <> ? ORDER BY started DESC LIMIT 1)",
-        [d.file, d.file, run_id],
-    ).fetchone()
-    if source is None:
-        return
-    src = source[0]
-    con.execute(
-        "INSERT INTO test_files SELECT * REPLACE (? AS run_id,"
-        " coalesce(carried_from, run_id) AS carried_from, ? AS selected_because)"
-        " FROM test_files WHERE run_id = ? AND file = ?",
-        [run_id, d.reason, src, d.file],
-    )
-    con.execute(
-        "INSERT INTO tests SELECT * REPLACE (? AS run_id,"
-        " coalesce(carried_from, run_id) AS carried_from) FROM tests WHERE run_id = ? AND file = ?",
-        [run_id, src, d.file],
-    )
-    con.execute(
-        "INSERT INTO coverage_by_test_file SELECT * REPLACE (? AS run_id)"
-        " FROM coverage_by_test_file WHERE run_id = ? AND test_file = ?",
-        [run_id, src, d.file],
-    )
-    con.execute(
-        "INSERT INTO n_plus_one SELECT * REPLACE (? AS run_id)"
-        " FROM n_plus_one WHERE run_id = ? AND file = ?",
-        [run_id, src, d.file],
-    )
-    con.execute(
-        "INSERT INTO selection_reads SELECT * REPLACE (? AS run_id)"
-        " FROM selection_reads WHERE run_id = ? AND test_file = ?",
-        [run_id, src, d.file],
-    )
-
-
-def _retotal(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """The run's counts over all its files, carried ones included."""
-    con.execute(
-        "UPDATE runs SET files = t.files, tests = t.tests, passed = t.passed,"
-        " failed = t.failed, errors = t.errors, skipped = t.skipped, xfailed = t.xfailed,"
-        " xpassed = t.xpassed,"
-        " status = CASE WHEN runs.status = 'empty' AND t.passed > 0 THEN 'passed'"
-        " ELSE runs.status END"
-        " FROM (SELECT count(*) AS files, sum(tests) AS tests, sum(passed) AS passed,"
-        " sum(failed) AS failed, sum(errors) AS errors, sum(skipped) AS skipped,"
-        " sum(xfailed) AS xfailed, sum(xpassed) AS xpassed FROM test_files"
-        " WHERE run_id = ?) AS t WHERE runs.run_id = ?",
-        [run_id, run_id],
-    )
 
 
 def narrow(
