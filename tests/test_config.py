@@ -222,6 +222,7 @@ def test_given_settings_reach_the_config(make_project: MakeProject, in_dir: Any)
         "scheduler": "tcp://127.0.0.1:8786",
         "dask_retries": 1,
         "dask_ship": "archive",
+        "dask_warm": False,
     }
     assert sorted(given) == sorted(OVERRIDABLE)
     config = facade.prepare(root=root, store=False, **given).config

@@ -52,36 +52,40 @@ def until(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def processes_with(marker: str) -> list[int]:
-    """Live processes whose command line or environment-free arguments mention ``marker``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                cmdline = fh.read().decode("utf-8", "replace")
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != b"Z":
-            found.append(int(name))
-    return found
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
+def children_of(markers: list[Path]) -> list[int]:
+    """The pids the gated tests wrote (each child's own, forked or spawned on its worker)."""
+    return [int(m.read_text()) for m in markers if m.exists() and m.read_text()]
 
 
 def gated_test(gate: Path, marker: Path) -> str:
-    """A test that writes its worker's pid to ``marker`` and waits for ``gate`` to exist."""
+    """A test that writes its pid to ``marker`` and waits for ``gate`` to exist."""
     return textwrap.dedent(
         f"""
         import os, pathlib, time
 
         def test_waits_for_the_gate():
-            pathlib.Path({os.fspath(marker)!r}).write_text(str(os.getppid()))
+            pathlib.Path({os.fspath(marker)!r}).write_text(str(os.getpid()))
             while not pathlib.Path({os.fspath(gate)!r}).exists():
                 time.sleep(0.05)
         """
     )
+
+
+def kill_worker_running(run: api.Run, key: str, client: Any) -> None:
+    """SIGKILL the worker process running file ``key`` (its child, forked from the worker's warm
+    server or spawned by it, is not the worker's own pid: ask the worker)."""
+    address = until(lambda: run.state.file(key).worker_address, f"{key} placed on a worker")
+    pid = client.run(os.getpid, workers=[address])[address]
+    os.kill(pid, signal.SIGKILL)
 
 
 def copy_bookshop(target: Path, settings: str = "") -> Path:
@@ -103,11 +107,12 @@ def bookshop_local(tmp_path_factory: pytest.TempPathFactory) -> api.Run:
     return api.run_tests(root=root, executor="forkserver", workers=2, store=False)
 
 
-@pytest.mark.parametrize("ship", ["auto", "archive"])
+@pytest.mark.parametrize(("ship", "warm"), [("auto", True), ("archive", True), ("auto", False)])
 def test_the_bookshop_on_dask_equals_the_local_run(
-    tmp_path: Path, client: Any, bookshop_local: api.Run, ship: str
+    tmp_path: Path, client: Any, bookshop_local: api.Run, ship: str, warm: bool
 ) -> None:
-    root = copy_bookshop(tmp_path / "bookshop", f'dask_ship = "{ship}"')
+    settings = f'dask_ship = "{ship}"\ndask_warm = {str(warm).lower()}'
+    root = copy_bookshop(tmp_path / "bookshop", settings)
     run = api.run_tests(root=root, client=client, db=tmp_path / "dask.duckdb")
     assert run.status == "passed" == bookshop_local.status
     assert per_file(run) == per_file(bookshop_local)
@@ -210,8 +215,8 @@ def test_a_worker_killed_mid_file_crashes_that_file_only(
     )
     run = api.start_run(root=root, client=client, store=False)
     try:
-        worker_pid = int(until(lambda: marker.exists() and marker.read_text(), "the doomed test"))
-        os.kill(worker_pid, signal.SIGKILL)
+        until(marker.exists, "the doomed test to start")
+        kill_worker_running(run, "tests/test_doomed.py", client)
         run.wait(DEADLINE)
     finally:
         gate.touch()  # a rerun Dask might have started must never hang
@@ -223,7 +228,7 @@ def test_a_worker_killed_mid_file_crashes_that_file_only(
     log = RunDir.at(run.run_dir).log_path("tests/test_doomed.py").read_text()
     assert "left the cluster while it ran this file" in log
     assert "left the cluster" in files["tests/test_doomed.py"].crash
-    until(lambda: not processes_with(os.fspath(root)), "every child of the run to be gone")
+    until(lambda: not any(map(alive, children_of([marker]))), "the doomed child to be gone")
     until(lambda: len(client.nthreads()) == 2, "the nanny to bring the worker back")
 
 
@@ -242,10 +247,10 @@ def test_a_retry_runs_the_file_again_and_records_it_once(
         }
     )
     run = api.start_run(root=root, client=client, store=False)
-    worker_pid = int(until(lambda: marker.exists() and marker.read_text(), "the first attempt"))
+    until(marker.exists, "the first attempt")
     marker.unlink()
-    os.kill(worker_pid, signal.SIGKILL)
-    until(lambda: marker.exists(), "the second attempt")
+    kill_worker_running(run, "tests/test_retried.py", client)
+    until(marker.exists, "the second attempt")
     gate.touch()
     run.wait(DEADLINE)
     (fs,) = run.files
@@ -264,15 +269,16 @@ def test_stop_cancels_the_tasks_and_kills_the_children(
     root = make_project(files)
     run = api.start_run(root=root, client=client, store=False)
     try:
-        until(lambda: len(list(tmp_path.glob("started-*"))) == 2, "two files to be running")
-        assert len(processes_with(os.fspath(root))) >= 2
+        markers = lambda: sorted(tmp_path.glob("started-*"))  # noqa: E731
+        until(lambda: len(children_of(markers())) == 2, "two files to be running")
+        assert all(map(alive, children_of(markers())))
         run.stop()
         run.wait(DEADLINE)
         assert run.status == "stopped"
         statuses = sorted(fs.status for fs in run.files)
         assert statuses == ["not_run", "not_run", "stopped", "stopped"]
-        until(lambda: not processes_with(os.fspath(root)), "every child to be killed")
-        assert len(list(tmp_path.glob("started-*"))) == 2, "no file started after the stop"
+        until(lambda: not any(map(alive, children_of(markers()))), "every child to be killed")
+        assert len(markers()) == 2, "no file started after the stop"
     finally:
         gate.touch()
 

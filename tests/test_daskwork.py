@@ -4,7 +4,6 @@ cancels that reach a child or keep it from starting (the task itself runs in tes
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import zipfile
 from io import BytesIO
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devformance_nb.run import daskwork
+from devformance_nb.run.executor import spawn
 
 pytestmark = pytest.mark.quick
 
@@ -53,14 +53,13 @@ def test_a_probe_reads_the_launcher_s_token(tmp_path: Path) -> None:
 
 
 def test_cancel_kills_a_running_child_and_keeps_a_later_one_from_starting() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
-    )
-    daskwork._RUNNING["attempt-1"] = proc
+    child = spawn([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), ".")
+    daskwork._RUNNING["attempt-1"] = child
     try:
         assert daskwork.cancel("attempt-1") is True
-        assert proc.wait(30) == -9
+        assert child.wait(30) == -9
     finally:
         daskwork._RUNNING.pop("attempt-1", None)
+        child.close()
     assert daskwork.cancel("attempt-2") is False
     assert "attempt-2" in daskwork._CANCELLED

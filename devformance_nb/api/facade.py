@@ -256,6 +256,7 @@ def prepare(
     scheduler: str | None = None,
     dask_retries: int | None = None,
     dask_ship: str | None = None,
+    dask_warm: bool | None = None,
     client: Client | None = None,
 ) -> RunSetup:
     """Discover files and build the launcher of a run, without starting it.
@@ -384,6 +385,7 @@ def run_tests(
     scheduler: str | None = None,
     dask_retries: int | None = None,
     dask_ship: str | None = None,
+    dask_warm: bool | None = None,
     client: Client | None = None,
 ) -> Run:
     """Run the project's tests, one pytest process per file, and record them; blocks.
@@ -445,6 +447,7 @@ def start_run(
     scheduler: str | None = None,
     dask_retries: int | None = None,
     dask_ship: str | None = None,
+    dask_warm: bool | None = None,
     client: Client | None = None,
 ) -> Run:
     """Like ``run_tests`` but returns at once; the run goes on in a background thread.

@@ -64,6 +64,9 @@ class Config:
     #: how the project reaches Dask workers: "auto" (a shared filesystem if the workers see
     #: the root, else an archive), "shared" or "archive"
     dask_ship: str = "auto"
+    #: fork each file's child from a warm server on its worker, as the local default does
+    #: (False: a cold ``python -m pytest`` per file)
+    dask_warm: bool = True
 
     def effective_workers(self, n_files: int, slots: int | None = None) -> int:
         """Files to run at once: the setting, or ``slots`` (a cluster's threads), or the CPUs
@@ -113,6 +116,7 @@ class Overrides(TypedDict, total=False):
     scheduler: str | None
     dask_retries: int | None
     dask_ship: str | None
+    dask_warm: bool | None
 
 
 #: the keywords of ``Overrides``, in the order the docstrings list them
@@ -147,7 +151,9 @@ else the default shown; README "Configuration"):
 - ``dask_retries``: runs again elsewhere of a file whose Dask worker died mid-file (default 0:
   the file is crashed).
 - ``dask_ship``: how the project reaches Dask workers: ``"auto"`` (a shared filesystem when
-  the workers see the root, else a zip archive), ``"shared"`` or ``"archive"``."""
+  the workers see the root, else a zip archive), ``"shared"`` or ``"archive"``.
+- ``dask_warm``: fork each child from a warm server on its Dask worker, as locally
+  (default True; False starts a cold ``python -m pytest`` per file)."""
 
 
 def overrides_from(values: Mapping[str, Any]) -> Overrides:
@@ -244,6 +250,7 @@ _EXPECTED: dict[str, tuple[type, ...]] = {
     "scheduler": (str,),
     "dask_retries": (int,),
     "dask_ship": (str,),
+    "dask_warm": (bool,),
 }
 
 

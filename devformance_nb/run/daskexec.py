@@ -74,8 +74,16 @@ def connect(config: Config, root: Path, client: Any = None) -> DaskExecutor:
         )
         client = distributed.Client(cluster)  # type: ignore[no-untyped-call]
         owned += [client, cluster]
-    python = config.python  # None: each worker's own interpreter
-    return DaskExecutor(client, root, python, config.dask_retries, config.dask_ship, owned)
+    return DaskExecutor(
+        client,
+        root,
+        python=config.python,  # None: each worker's own interpreter
+        retries=config.dask_retries,
+        ship=config.dask_ship,
+        warm=config.dask_warm,
+        preload=tuple(config.preload),
+        owned=owned,
+    )
 
 
 class DaskExecutor:
@@ -90,6 +98,8 @@ class DaskExecutor:
         python: str | None = None,
         retries: int = 0,
         ship: str = "auto",
+        warm: bool = True,
+        preload: tuple[str, ...] = (),
         owned: Sequence[Any] = (),
     ):
         self.client = client
@@ -97,6 +107,9 @@ class DaskExecutor:
         self.python = python
         self.retries = retries
         self.ship = ship
+        #: children fork from a warm server on each worker (``daskwarm``), else spawn
+        self.warm_start = warm
+        self.preload = preload
         self._owned = list(owned)
         #: files the cluster runs at once: its worker threads
         self.slots = max(1, sum(client.nthreads().values()))
@@ -147,6 +160,8 @@ class DaskExecutor:
             python=self.python,
             coverage_path=os.fspath(job.coverage_path) if job.options.coverage else "",
             archive=self.shipping.digest,
+            warm=self.warm_start,
+            preload=self.preload,
         )
         with self._routes:
             child.attempt = attempt

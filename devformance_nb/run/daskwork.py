@@ -2,8 +2,9 @@
 
 This module runs inside Dask workers (a task names ``run_file`` by reference, so
 devformance_nb must be installed there, as every child's plugin needs it anyway). The task
-starts the same pytest child as the local executors, as a subprocess in its own session, so
-a crashing file cannot take the worker down; while it runs, its output and its events file
+starts the same pytest child as the local executors, in its own session (forked from the
+worker's warm server, ``daskwarm``, or spawned), never inside the worker process, so a
+crashing file cannot take the worker down; while it runs, its output and its events file
 (plus samples of its process tree) go back to the launcher through Dask's event topics
 (``Worker.log_event``), at most ``1 / FLUSH_EVERY`` messages a second and ``MESSAGE_CAP``
 bytes each; what is left when the child ends comes back as the task's result, with the
@@ -22,7 +23,6 @@ import re
 import select
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +36,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.appendmap import seal
 from devformance_nb.core.contract import ENV_EVENTS, ENV_OPTIONS, ENV_PARENT, ChildOptions
 from devformance_nb.core.eventlog import EventTail
-from devformance_nb.run.executor import inherited_environment, kill_tree
+from devformance_nb.run.executor import Child, inherited_environment, spawn
 from devformance_nb.run.sampler import ProcessSampler
 
 #: seconds between two messages of one file (at most 4 a second)
@@ -50,7 +50,7 @@ _READ = 65_536
 
 _LOCK = threading.Lock()
 #: the children running in this worker process, by attempt id (what ``cancel`` kills)
-_RUNNING: dict[str, subprocess.Popen[bytes]] = {}
+_RUNNING: dict[str, Child] = {}
 #: attempts cancelled here (one not started yet never starts)
 _CANCELLED: set[str] = set()
 #: unpacked archives of this worker process, by digest
@@ -80,6 +80,10 @@ class TaskSpec:
     coverage_path: str = ""
     #: the shipped archive's digest ('' when the workers share the launcher's filesystem)
     archive: str = ""
+    #: fork the child from the worker's warm server (``daskwarm``); False: spawn it
+    warm: bool = True
+    #: what that server imports for every child (the ``preload`` setting)
+    preload: tuple[str, ...] = ()
 
 
 def probe(path: str, token: str) -> bool:
@@ -98,17 +102,17 @@ def cancel(attempt: str) -> bool:
     """
     with _LOCK:
         _CANCELLED.add(attempt)
-        proc = _RUNNING.get(attempt)
-    if proc is None:
+        child = _RUNNING.get(attempt)
+    if child is None:
         return False
-    kill_tree(proc.pid, alive=proc.poll() is None)
+    child.kill_group()
     return True
 
 
 def running_children() -> list[int]:
     """The pids of the children this worker process runs now (for tests and diagnostics)."""
     with _LOCK:
-        return [proc.pid for proc in _RUNNING.values() if proc.poll() is None]
+        return [child.pid for child in _RUNNING.values() if child.poll() is None]
 
 
 def run_file(spec: TaskSpec, archive: bytes | None = None) -> dict[str, Any]:
@@ -195,39 +199,40 @@ class _Task:
         self.address = str(worker.address)
 
     def run(self) -> dict[str, Any]:
-        proc = self._start()
-        if proc is None:  # cancelled before it started
+        child = self._start()
+        if child is None:  # cancelled before it started
             return self._result(-9, {})
         try:
-            self.stream.send({"started": {"address": self.address, "pid": proc.pid,
+            self.stream.send({"started": {"address": self.address, "pid": child.pid,
                                           "host": socket.gethostname()}})  # fmt: skip
-            self._pump(proc)
+            self._pump(child)
         finally:
-            kill_tree(proc.pid, alive=proc.poll() is None)  # no grandchild outlives the file
-            returncode = proc.wait()
+            child.kill_group()  # no grandchild outlives the file
+            returncode = child.wait()
+            child.close()
             with _LOCK:
                 _RUNNING.pop(self.spec.attempt, None)
         with contextlib.suppress(OSError):
             seal(self.events_path)  # the child is gone: its unwritten room is cut
         return self._result(returncode, self._coverage_data())
 
-    def _start(self) -> subprocess.Popen[bytes] | None:
-        python = self.spec.python or sys.executable
-        argv = [python, *(_moved(arg, self.spec.root, self.root) for arg in self.spec.argv)]
-        with _LOCK:
-            if self.spec.attempt in _CANCELLED:
+    def _start(self) -> Child | None:
+        spec = self.spec
+        python = spec.python or sys.executable
+        command = [python, *(_moved(arg, spec.root, self.root) for arg in spec.argv)]
+        env = self._environment()
+        with _LOCK:  # a cancel that came first wins; one that comes later finds the child
+            if spec.attempt in _CANCELLED:
                 return None
-            proc = subprocess.Popen(
-                argv,
-                cwd=self.root,
-                env=self._environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: a kill reaches grandchildren
-            )
-            _RUNNING[self.spec.attempt] = proc
-        return proc
+            child = None
+            if spec.warm:
+                from devformance_nb.run import daskwarm
+
+                child = daskwarm.start(command, env, self.root, spec.preload, spec.run_id)
+            if child is None:
+                child = spawn(command, env, self.root)
+            _RUNNING[spec.attempt] = child
+        return child
 
     def _environment(self) -> dict[str, str]:
         """The worker's environment and the job's own variables, moved to this copy."""
@@ -241,11 +246,10 @@ class _Task:
         own[ENV_PARENT] = str(os.getpid())  # the worker: a child whose worker died ends itself
         return {**inherited_environment(), **own}
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+    def _pump(self, child: Child) -> None:
+        fd = child.output_fd()
         tail = EventTail(self.events_path)
-        sampler = ProcessSampler(proc.pid)
+        sampler = ProcessSampler(child.pid)
         eof = False
         exited_at: float | None = None
         while not eof:
@@ -259,11 +263,10 @@ class _Task:
                 self.stream.out += chunk
             self.stream.events += b"".join(line + b"\n" for line in tail.read_lines())
             self.stream.flush(time.monotonic())
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and child.poll() is not None:
                 exited_at = time.monotonic()
             if exited_at is not None and time.monotonic() - exited_at > _EXIT_GRACE:
                 break  # a stray grandchild holds the pipe open: stop waiting for it
-        proc.stdout.close()
         self._final_events(tail)
 
     def _final_events(self, tail: EventTail) -> None:

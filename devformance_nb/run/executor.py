@@ -234,22 +234,27 @@ class SpawnChild:
             self.proc.stdout.close()
 
 
+def spawn(command: list[str], env: dict[str, str], cwd: str | os.PathLike[str]) -> SpawnChild:
+    """Start ``command`` as a child: stdin from /dev/null, stdout and stderr on one pipe."""
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # own process group: a kill reaches grandchildren
+    )
+    return SpawnChild(proc)
+
+
 class SpawnExecutor:
     """``python -m pytest FILE`` per job: portable and fully isolated, the baseline."""
 
     name = "spawn"
 
     def start(self, job: Job) -> SpawnChild:
-        proc = subprocess.Popen(
-            job.command(),
-            cwd=job.root,
-            env=job.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: a kill reaches grandchildren
-        )
-        return SpawnChild(proc)
+        return spawn(job.command(), job.environment(), job.root)
 
     def close(self) -> None:
         """Nothing to release."""

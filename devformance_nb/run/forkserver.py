@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.core.contract import ENV_FORKSERVER_WARM
-from devformance_nb.run.executor import Child, Job, SpawnExecutor, kill_tree
+from devformance_nb.run.executor import Child, Job, SpawnExecutor, kill_tree, spawn
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
 
@@ -132,17 +132,18 @@ class ForkServer:
 
     def fork(self, job: Job) -> ForkChild:
         """Ask the server for a child running ``job``; returns once its pid is known."""
+        return self.request(job.command()[3:], job.environment(), job.root)
+
+    def request(
+        self, argv: list[str], env: dict[str, str], cwd: str | os.PathLike[str]
+    ) -> ForkChild:
+        """A child running pytest with ``argv`` (what follows ``python -m pytest``)."""
         read_fd, write_fd = os.pipe()
         try:
             with self._lock:
                 self._next += 1
                 req = self._next
-                request = {
-                    "req": req,
-                    "argv": job.command()[3:],
-                    "env": job.environment(),
-                    "cwd": os.fspath(job.root),
-                }
+                request = {"req": req, "argv": argv, "env": env, "cwd": os.fspath(cwd)}
                 send_message(self._sock, request, write_fd)
         finally:
             os.close(write_fd)
@@ -297,6 +298,16 @@ class ForkServerExecutor:
         if server is None:
             return self._spawn.start(job)
         return server.fork(job)
+
+    def start_command(
+        self, command: list[str], env: dict[str, str], cwd: str | os.PathLike[str]
+    ) -> Child:
+        """A child of ``command`` (``python -m pytest ...``, as ``Job.command()``), forked from
+        the server, or spawned where forking is unsafe (a Dask task's child on its worker)."""
+        server = self._ensure()
+        if server is None:
+            return spawn(command, env, cwd)
+        return server.request(command[3:], env, cwd)
 
     def warm(self) -> None:
         """Start (or check) the server in the background, e.g. while discovery runs.

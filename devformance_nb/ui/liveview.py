@@ -89,6 +89,7 @@ class LiveRunView:
         scheduler: str | None = None,
         dask_retries: int | None = None,
         dask_ship: str | None = None,
+        dask_warm: bool | None = None,
     ):
         """A view of the tests in ``paths`` (default: the project's testpaths), not started.
 

@@ -78,6 +78,7 @@ def run_tests(
     scheduler: str | None = None,
     dask_retries: int | None = None,
     dask_ship: str | None = None,
+    dask_warm: bool | None = None,
 ) -> api.Run:
     """Run the project's tests, live in a notebook.
 
