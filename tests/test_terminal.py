@@ -90,6 +90,18 @@ def test_a_crash_says_what_happened_and_where() -> None:
 
 
 @pytest.mark.quick
+def test_a_problem_on_a_dask_worker_names_the_worker() -> None:
+    crash = "killed by signal 9 (SIGKILL), its Dask worker left the cluster"
+    fs = FileState(key="t.py", status="crashed", crash=crash, worker_address="tcp://10.0.0.7:40001")
+    assert file_line(fs).splitlines()[1:] == [
+        f"         {crash}",
+        "         on Dask worker tcp://10.0.0.7:40001",
+    ]
+    passed = FileState(key="t.py", status="passed", worker_address="tcp://10.0.0.7:40001")
+    assert "\n" not in file_line(passed), "a passed file's line stays one line"
+
+
+@pytest.mark.quick
 def test_an_error_shows_its_last_line_and_a_pass_nothing() -> None:
     error = "Traceback (most recent call last):\n  ...\nImportError: no module named app"
     fs = FileState(key="t.py", status="error", errors=[error])

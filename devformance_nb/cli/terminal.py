@@ -54,7 +54,10 @@ def file_line(fs: FileState, colour: bool = False) -> str:
     line = f"{shown} {fs.key}  {counts or 'no tests'}  {took}"
     if fs.status == "passed":
         return line
-    for detail in _details(fs):
+    details = _details(fs)
+    if fs.worker_address:  # a remote child: where to look (its worker's logs, its machine)
+        details.append(f"on Dask worker {fs.worker_address}")
+    for detail in details:
         line += f"\n         {detail[:160]}"
     return line
 
