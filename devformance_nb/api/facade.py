@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devformance_nb.api.executors import make_executor, slots, stage
 from devformance_nb.core.config import (
@@ -40,7 +40,12 @@ from devformance_nb.run.runinfo import run_meta
 from devformance_nb.run.state import FileState, Observer, RunState, exit_code
 from devformance_nb.store.database import Store
 from devformance_nb.store.ingest import ingest_run
-from devformance_nb.store.selection import Selection, SelectionRecorder, narrow
+from devformance_nb.store.selection import (
+    Selection,
+    SelectionRecorder,
+    carried_events,
+    narrow,
+)
 from devformance_nb.store.writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -299,9 +304,10 @@ def prepare(
         pytest_args=tuple(config.pytest_args),
         options=child_options(config),
         config=config.to_dict(),
-        meta={**run_meta(root_path), **staged},
+        meta={**run_meta(root_path), **staged, **selection_meta(selection)},
         python=config.python or sys.executable,
         worker_inputs=worker_inputs(config, root_path),
+        carried=carried_events(the_store, selection),
     )
     if writer is not None:
         writer.log_paths = {f.key: os.fspath(run_dir.log_path(f.key)) for f in files}
@@ -313,6 +319,15 @@ def prepare(
     all_observers.extend(observers)
     launcher = Launcher(plan, the_executor, all_observers)
     return RunSetup(root_path, config, files, the_store, launcher, writer, selection)
+
+
+def selection_meta(selection: Selection | None) -> dict[str, Any]:
+    """How a --changed run found its changes and why each file runs, kept in its journal
+    (ingest stores them again; the carried files' reasons are in their own events)."""
+    if selection is None:
+        return {}
+    ran = {d.file: d.reason for d in selection.decisions if d.run}
+    return {"selection": selection.basis, "selected_because": ran}
 
 
 def worker_inputs(config: Config, root: Path) -> str:

@@ -34,8 +34,9 @@ LABELS = {
     "stopped": "STOPPED",
     "empty": "NO TESTS",
     "interrupted": "INTERRUPTED",
+    "carried": "CARRIED",
 }
-_COLOURS = {"PASSED": "32", "NO TESTS": "33", "STOPPED": "33"}
+_COLOURS = {"PASSED": "32", "NO TESTS": "33", "STOPPED": "33", "CARRIED": "2"}
 _BAR = 24
 #: the live table is redrawn at most this often (the launcher ticks every 0.25 s)
 REDRAW_SECONDS = 0.2
@@ -54,6 +55,8 @@ def file_line(fs: FileState, colour: bool = False) -> str:
     line = f"{shown} {fs.key}  {counts or 'no tests'}  {took}"
     if fs.status == "passed":
         return line
+    if fs.carried_from is not None:  # not run: its result (and time) are the run named
+        return f"{line}  (from run {fs.carried_from}, not re-run)"
     details = _details(fs)
     if fs.worker_address:  # a remote child: where to look (its worker's logs, its machine)
         details.append(f"on Dask worker {fs.worker_address}")
@@ -251,6 +254,8 @@ class TerminalView:
                 self._say(f"devformance: {note}")
             if self.live:
                 self._start(state)
+        elif isinstance(event, ev.FileCarried):
+            self._say(file_line(state.file(event.file), colour=self.live))
         elif isinstance(event, ev.FileFinished):
             if self._live is not None and self.console is not None:
                 # redraw first: the line's print redraws the table as last drawn, which
@@ -281,6 +286,9 @@ class TerminalView:
             self._say(coverage)
         totals = state.totals()
         parts = [f"{n} {c}" for c, n in sorted(totals.items()) if c != "tests" and n]
+        carried = state.status_counts().get("carried", 0)
+        if carried:  # their tests are in the counts: say they did not run now
+            parts.append(f"{carried} files carried, not re-run")
         self._say(
             f"devformance: {state.status} - {totals['tests']} tests in {len(state.files)} files "
             f"({', '.join(parts) or 'nothing ran'}) in {state.duration or 0:.1f}s"

@@ -277,6 +277,26 @@ class FileFinished(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileCarried(Event):
+    """A file a ``--changed`` run does not run: its last result is carried into the run.
+
+    Written by the launcher right after ``run_started``, one per skipped file, so the live
+    views show it and the run's totals count it; its rows are copied in the store
+    (``store.carry``), not written from the state. ``carried_from`` is the run that really
+    ran it, ``status`` and the counts (pytest categories) are that run's, ``reason`` why
+    it does not run again.
+    """
+
+    kind: ClassVar[str] = "file_carried"
+    carried_from: str
+    status: str
+    reason: str = ""
+    tests: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    duration: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunDone(Event):
     kind: ClassVar[str] = "run_done"
     status: str
@@ -302,6 +322,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Output,
         FileCrashed,
         FileFinished,
+        FileCarried,
         RunDone,
     )
 }

@@ -36,7 +36,15 @@ TICK_SECONDS = 0.25
 #: the parent's own events kept in the run's journal (the children's are in their own files):
 #: what ``ingest`` needs to rebuild the run's rows from its directory
 _DURABLE = frozenset(
-    {"run_started", "file_started", "resources", "file_crashed", "file_finished", "run_done"}
+    {
+        "run_started",
+        "file_carried",
+        "file_started",
+        "resources",
+        "file_crashed",
+        "file_finished",
+        "run_done",
+    }
 )
 
 
@@ -64,6 +72,8 @@ class LaunchPlan:
     #: installed: the variables only), "local" (xdist's own, built here) or "controller"
     #: (a stand-in controller process runs the project's controller-side hooks)
     worker_inputs: str = "none"
+    #: the files a --changed run does not run, told to the observers after ``run_started``
+    carried: Sequence[ev.FileCarried] = ()
 
 
 def run_coverage_event(state: RunState) -> ev.RunCoverage | None:
@@ -129,6 +139,8 @@ class Launcher:
         try:
             controller = self._start_nodes()
             self._deliver(self._run_started(), journal)
+            for carried in self.plan.carried:
+                self._deliver(carried, journal)
             threads = [self._start_worker(i) for i in range(self.plan.workers)]
             self._loop(len(threads), journal)
             for thread in threads:

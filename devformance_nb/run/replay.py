@@ -97,6 +97,8 @@ def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev
     if started is None:
         raise PathNotFoundError(f"{journal} has no run_started event; nothing to ingest")
     yield started
+    # a --changed run's skipped files, as the launcher told them (older journals have none)
+    yield from (e for e in parent if isinstance(e, ev.FileCarried))
     for key in started.files:
         own = by_file.get(key, []) or _unjournaled_start(folder, started, key)
         yield from (e for e in own if e.kind == "file_started")

@@ -69,8 +69,10 @@ def read_run(root: Path, run_dir: RunDir, files: list[FileOutcome]) -> CoverageR
     expected: list[str] = []
     reasons: dict[str, str] = {}
     for outcome in files:
-        if not outcome.started and outcome.status in ("pending", "not_run"):
-            continue  # never ran: it was not expected to contribute
+        if not outcome.started and outcome.status in ("pending", "not_run", "carried"):
+            # never ran: not expected to contribute (a carried file's lines are copied
+            # from its own run into the store's union, store.carry)
+            continue
         path = outcome.data_file or str(run_dir.coverage_path(outcome.key))
         expected.append(path)
         reasons[path] = outcome.message or _reason(outcome.status)

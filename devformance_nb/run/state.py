@@ -20,7 +20,9 @@ from devformance_nb.run.runcoverage import FileCoverage, FileOutcome
 from devformance_nb.run.samples import SampleHistory
 
 #: statuses a file can end with, in the order the UI sorts problems first
-FILE_FINAL = ("error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed")
+FILE_FINAL = (
+    "error", "crashed", "timeout", "failed", "stopped", "interrupted", "empty", "passed", "carried"
+)  # fmt: skip
 FILE_PROBLEMS = frozenset({"error", "crashed", "timeout", "failed"})
 #: pytest exit status -> file status, when the child ended normally
 _EXIT_STATUS = {0: "passed", 1: "failed", 2: "error", 3: "error", 4: "error", 5: "empty"}
@@ -135,11 +137,17 @@ class FileState:
     cpu_counted: bool = False
     #: the samples over the file's life, in a few dozen points (the live view's sparkline)
     samples: SampleHistory = field(default_factory=SampleHistory)
+    #: status 'carried' (a --changed run did not run it): the run whose result it shows,
+    #: that result's status and duration, and why it did not run again
+    carried_from: str | None = None
+    carried_status: str = ""
+    carried_duration: float | None = None
+    reason: str = ""
 
     @property
     def duration(self) -> float | None:
-        if self.started is None:
-            return None
+        if self.started is None:  # a carried file: how long it took in the run that ran it
+            return self.carried_duration
         return (self.finished or time.time()) - self.started
 
     @property
@@ -235,7 +243,7 @@ class RunState:
         """The run's status once every file ended."""
         if stopped:
             return "stopped"
-        statuses = {fs.status for fs in self.files.values()}
+        statuses = {fs.carried_status or fs.status for fs in self.files.values()}
         if statuses & FILE_PROBLEMS:
             return "failed"
         if statuses <= {"empty"}:
@@ -405,6 +413,16 @@ def _file_finished(state: RunState, e: ev.Event) -> FileState:
     return fs
 
 
+def _file_carried(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.FileCarried)
+    fs = state.file(e.file)
+    fs.status, fs.carried_from, fs.carried_status = "carried", e.carried_from, e.status
+    fs.carried_duration, fs.reason = e.duration, e.reason
+    fs.collected = fs.done = e.tests
+    fs.counts = dict(e.counts)
+    return fs
+
+
 def _run_done(state: RunState, e: ev.Event) -> None:
     assert isinstance(e, ev.RunDone)
     state.status, state.finished = e.status, e.t
@@ -432,6 +450,7 @@ _HANDLERS: dict[str, Any] = {
     "output": _output,
     "file_crashed": _file_crashed,
     "file_finished": _file_finished,
+    "file_carried": _file_carried,
     "run_done": _run_done,
 }
 

@@ -253,6 +253,59 @@ class SelectionRecorder:
         self.writer.also_write(write)
 
 
+#: test_files count columns -> the pytest categories the run state counts
+_COUNTS = {
+    "passed": "passed",
+    "failed": "failed",
+    "errors": "error",
+    "skipped": "skipped",
+    "xfailed": "xfailed",
+    "xpassed": "xpassed",
+}
+
+
+def carried_events(store: Store | None, selection: Selection | None) -> list[ev.FileCarried]:
+    """One ``file_carried`` event per file ``selection`` does not run, with the status,
+    counts and duration of the run it carries its result from (what the live views show).
+
+    A file whose source run is not in the store (or an unreadable store) still gets its
+    event, with the status the selection decided from and no counts.
+    """
+    if selection is None or not selection.carried:
+        return []
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if store is not None and store.path.exists():
+        try:
+            with store.reading() as con:
+                for d in selection.carried:
+                    rows = _rows(
+                        con,
+                        f"SELECT status, tests, duration, {', '.join(_COUNTS)} FROM test_files"
+                        " WHERE run_id = ? AND file = ?",
+                        [d.carried_from, d.file],
+                    )
+                    if rows:
+                        found[(d.file, d.carried_from or "")] = rows[0]
+        except StoreError:
+            pass  # the events still name every carried file
+    out = []
+    for d in selection.carried:
+        row = found.get((d.file, d.carried_from or ""), {})
+        counts = {cat: int(row[col]) for col, cat in _COUNTS.items() if row.get(col)}
+        out.append(
+            ev.FileCarried(
+                file=d.file,
+                carried_from=d.carried_from or "",
+                status=str(row.get("status") or "passed"),
+                reason=d.reason,
+                tests=int(row.get("tests") or 0),
+                counts=counts,
+                duration=row.get("duration"),
+            )
+        )
+    return out
+
+
 def narrow(
     store: Store | None,
     root: Path,

@@ -29,6 +29,8 @@ class Summary:
     busy: int = 0
     cpu: float = 0.0
     memory: int | None = None
+    #: files a --changed run did not run (their last results are counted above)
+    carried: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,6 +64,7 @@ def summarize(state: RunState) -> Summary:
         coverage=_coverage_text(state, files),
         status=state.status,
     )
+    summary.carried = sum(fs.status == "carried" for fs in files)
     running = [fs for fs in files if fs.status == "running"]
     summary.busy = len(running)
     sampled = [fs for fs in running if fs.rss is not None]
@@ -103,5 +106,7 @@ def summary_html(s: Summary) -> str:
         _card("CPU", f"{s.cpu:.0f}%" if s.memory is not None else "–"),
         _card("memory", megabytes(s.memory)),
     ]
+    if s.carried:  # only in a --changed run: how many results are old, not re-run
+        cards.insert(1, _card("carried, not re-run", s.carried, COLOURS["carried"]))
     notes = "".join(f'<div style="color:{COLOURS["error"]}">{esc(n)}</div>' for n in s.notes)
     return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cards)}</div>{notes}'

@@ -305,6 +305,8 @@ class LiveRunView:
         """Fold one event into plain per-file bookkeeping (no widget is touched here)."""
         if self._run_id is not None and state.run_id != self._run_id:
             return
+        if isinstance(event, ev.FileCarried) and event.file not in self._buffers:
+            self._more_files([event.file])  # a run started elsewhere: its carried files
         buffer = self._buffers.get(event.file)
         if buffer is None and event.file:
             buffer = self._buffers[event.file] = FileBuffer()
@@ -323,7 +325,11 @@ class LiveRunView:
         self._run_dir = str(run_dir) if run_dir else None
         for key, pane in self._pool.bound.items():
             pane.log_path = self._log_path(key)
-        missing = [key for key in event.files if key not in self._buffers]
+        self._more_files([key for key in event.files if key not in self._buffers])
+        for buffer in self._buffers.values():
+            buffer.version += 1
+
+    def _more_files(self, missing: list[str]) -> None:
         if missing and threading.current_thread() is threading.main_thread():
             self._add(missing)  # replays and tests drive the view from the main thread
         elif missing:
@@ -334,8 +340,6 @@ class LiveRunView:
                 self._order.append(key)
             wanted_panes = pool_size(len(self._order), self.workers.value)
             self._unshown = max(0, wanted_panes - len(self._pool.panes))
-        for buffer in self._buffers.values():
-            buffer.version += 1
 
     def _log_path(self, key: str) -> Path | None:
         return RunDir.at(self._run_dir).log_path(key) if self._run_dir else None

@@ -27,6 +27,7 @@ ICONS = {
     "empty": "∅",
     "not_run": "–",
     "interrupted": "↯",
+    "carried": "↺",
 }
 #: text colour of each status in HTML: JupyterLab's theme colours (Notebook 7 and Voila have
 #: them too), so they stay readable on a dark theme; the fallbacks suit a white page
@@ -42,6 +43,7 @@ COLOURS = {
     "interrupted": "var(--jp-warn-color1, #9a6700)",
     "empty": "var(--jp-ui-font-color2, #6e7781)",
     "not_run": "var(--jp-ui-font-color2, #6e7781)",
+    "carried": "var(--jp-ui-font-color2, #6e7781)",
 }
 #: muted text (durations, counts) and borders, from the theme as well
 MUTED = COLOURS["pending"]
@@ -104,7 +106,7 @@ def is_failing(fs: FileState) -> bool:
 
 def badges(fs: FileState) -> list[str]:
     """Short facts for the title: duration, N+1 and slow query counts, coverage."""
-    out = []
+    out = [carried_text(fs)] if fs.carried_from is not None else []
     took = seconds(fs.duration, live=fs.status == "running")
     if took:
         out.append(took)
@@ -121,6 +123,14 @@ def badges(fs: FileState) -> list[str]:
     elif fs.is_finished and fs.peak_rss:
         out.append(f"peak {megabytes(fs.peak_rss)}")
     return out
+
+
+def carried_text(fs: FileState) -> str:
+    """``from run R (passed), not re-run`` for a file a --changed run carried, else ''."""
+    if fs.carried_from is None:
+        return ""
+    was = f" ({label(fs.carried_status)})" if fs.carried_status else ""
+    return f"from run {fs.carried_from}{was}, not re-run"
 
 
 def megabytes(value: int | None) -> str:
@@ -205,6 +215,9 @@ def head_html(fs: FileState) -> str:
     if fs.queries:
         parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", MUTED))
     text = " ".join(parts)
+    if fs.carried_from is not None:  # no output below: say where the result comes from
+        why = f": {fs.reason}" if fs.reason else ""
+        text += f'<div style="color:{MUTED}">{esc(carried_text(fs) + why)}</div>'
     if fs.crash and fs.status != "passed":
         # what happened first, then the top of a fatal-error dump (the crashing frames)
         shown = "\n".join(fs.crash.strip().splitlines()[:CRASH_LINES])[:CRASH_CHARS]
