@@ -6,12 +6,15 @@ store/recarry.py). Real runs on a generated project with real pytest children.""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import MakeProject
 
-from devformance_nb.api.facade import Run, run_tests
+from devformance_nb.api.facade import Run, ingest, run_tests
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import read_events
@@ -128,6 +131,55 @@ def test_carried_files_are_in_the_state_the_views_and_the_store_once(
     kept = [e for e in read_events(journal) if isinstance(e, ev.FileCarried)]
     assert sorted(e.file for e in kept) == CARRIED
     assert {e.carried_from for e in kept} == {first.id}
+
+
+def test_ingest_again_keeps_carried_files_and_selection_records(
+    changed_run: tuple[Path, Run, Run, str, list[str]],
+) -> None:
+    root, _, run, _, _ = changed_run
+    store = Store(root / ".devformance" / "devformance.duckdb")
+    reads = "SELECT test_file, path, kind FROM selection_reads WHERE run_id = ? ORDER BY ALL"
+    before = (files_of(store, run.id), run_row(store, run.id), store.query(reads, [run.id]))
+    assert before[1]["selection"]
+    state = ingest(run.state.meta["run_dir"], store.path)
+    assert state.status_counts()["carried"] == 2
+    after = (files_of(store, run.id), run_row(store, run.id), store.query(reads, [run.id]))
+    assert after == before
+
+
+def cli_ingest(root: Path, run_dir: str, db: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "devformance_nb.cli", "ingest", run_dir, "--db", os.fspath(db)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TERM": "dumb"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_ingest_into_a_store_without_the_source_run_says_so(
+    changed_run: tuple[Path, Run, Run, str, list[str]], tmp_path: Path
+) -> None:
+    root, first, run, _, _ = changed_run
+    fresh = tmp_path / "fresh.duckdb"
+    said = cli_ingest(root, run.state.meta["run_dir"], fresh)
+    assert "2 files carried from earlier runs" in said
+    assert f"2 carried files not stored: their results come from run {first.id}" in said
+    store = Store(fresh)
+    assert [r["file"] for r in files_of(store, run.id)] == ["tests/test_total.py"]
+    assert run_row(store, run.id)["tests"] == 1  # counts what is stored, not the state
+    # the source run first, then the --changed one again: complete, nothing said missing
+    cli_ingest(root, first.state.meta["run_dir"], fresh)
+    said = cli_ingest(root, run.state.meta["run_dir"], fresh)
+    assert "not stored" not in said
+    rows = files_of(store, run.id)
+    assert [r["carried_from"] for r in rows] == [first.id, first.id, None]
+    row = run_row(store, run.id)
+    assert (row["tests"], row["passed"], row["files"]) == (4, 4, 3)
+    assert row["selection"] == f"changed since run {first.id}"
 
 
 @pytest.mark.quick

@@ -18,6 +18,7 @@ from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import EXECUTORS, Overrides
 from devformance_nb.core.errors import DevformanceError, MissingExtraError, PathNotFoundError
 from devformance_nb.store.database import Store
+from devformance_nb.store.recarry import missing_sources
 from devformance_nb.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "examples" / "bookshop"
@@ -248,6 +249,18 @@ def cmd_ingest(args: argparse.Namespace, _: list[str]) -> int:
         f"devformance: ingested run {state.run_id} ({state.status}): {stored['files']} files, "
         f"{stored['tests']} tests, {stored['queries']} queries"
     )
+    carried = state.status_counts().get("carried", 0)
+    if carried:
+        with store.reading() as con:
+            missing = missing_sources(con, state)
+        print(f"devformance: {carried} files carried from earlier runs (a --changed run)")
+        for source, files in sorted(missing.items()):
+            # said, not dropped silently: the run's history has a hole until that run loads
+            print(
+                f"devformance: {len(files)} carried files not stored: their results come from "
+                f"run {source}, which is not in this store (ingest its run directory, then "
+                f"this one again): {', '.join(sorted(files))}"
+            )
     return 0
 
 

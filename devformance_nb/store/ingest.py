@@ -47,6 +47,7 @@ from devformance_nb.run.launcher import run_coverage_event
 from devformance_nb.run.replay import replay
 from devformance_nb.run.state import FileState, Observer, RunState, TestRecord
 from devformance_nb.store.database import Store
+from devformance_nb.store.recarry import carry_again
 from devformance_nb.store.rows import add_fingerprints
 from devformance_nb.store.writer import StoreWriter
 
@@ -429,6 +430,7 @@ def ingest_run(
     # ingesting again replaces the run (its rows are deleted first), never doubles it
     writer = StoreWriter(store, logs, defer=True)
     writer.also_write(lambda con: load_queries(con, state.run_id, paths, facts))
+    carry_again(writer, state)  # a --changed run: its carried files' rows, from their runs
     dispatcher = Dispatcher(state, [writer, *observers])
     dispatcher.notify(first)  # folded above already: its settings chose how to read the facts
     for event in events:
