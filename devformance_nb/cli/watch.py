@@ -23,31 +23,12 @@ from watchfiles import Change, watch
 from devformance_nb.api import facade as api
 from devformance_nb.cli.changed import selection_lines
 from devformance_nb.cli.terminal import TerminalView
-from devformance_nb.core.config import STATE_DIR, Overrides, db_path, find_root, load_config
+from devformance_nb.core.config import Overrides, db_path, find_root, load_config
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.logic.selection import is_global
+from devformance_nb.logic.watchpaths import DEBOUNCE_MS, relevant, saved_paths
 from devformance_nb.store.database import Store
 from devformance_nb.store.selection import plan
-
-#: folders whose changes never affect a test (ours, version control, caches)
-IGNORED_PARTS = frozenset(
-    {STATE_DIR, ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv"}
-)
-#: how long saves settle before a round starts (an editor writes a file in several steps)
-DEBOUNCE_MS = 50
-
-
-def relevant(root: Path, path: str) -> bool:
-    """Whether a change of ``path`` can matter: not in our state or a cache, not an editor's
-    swap or backup file."""
-    try:
-        parts = Path(path).resolve().relative_to(root).parts
-    except ValueError:
-        return False
-    if not parts or any(p in IGNORED_PARTS for p in parts):
-        return False
-    name = parts[-1]
-    return not (name.endswith(("~", ".swp", ".swx", ".tmp")) or name.startswith(".#"))
 
 
 class Watch:
@@ -116,7 +97,7 @@ def watch_tests(
         raise_interrupt=False,
     )
     for batch in changes:
-        saved = sorted({Path(p).resolve().relative_to(root).as_posix() for _, p in batch})
+        saved = saved_paths(root, [p for _, p in batch])
         if any(c != Change.modified for c, _ in batch) or any(map(is_global, saved)):
             w.discover()  # files came or went, or pytest's configuration changed
         w.round(saved)

@@ -44,6 +44,7 @@ from devformance_nb.ui.filters import split_filter
 from devformance_nb.ui.pane import CSS, Budget, FileBuffer, FilePane, assign
 from devformance_nb.ui.panepool import PanePool, pool_size, wanted
 from devformance_nb.ui.timeline import TimelineView
+from devformance_nb.ui.watchtoggle import WatchToggle
 
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
 MIN_REDRAW = 0.2
@@ -162,8 +163,16 @@ class LiveRunView:
         self.filter.observe(lambda _: self._request_redraw(), names="value")
         self.run_button.on_click(self._on_run_click)
         self.stop_button.on_click(lambda _: self.stop())
+        self.watch = WatchToggle(self)
         header = w.HBox(
-            [self.run_button, self.stop_button, self.workers, self.filter, self.status],
+            [
+                self.run_button,
+                self.stop_button,
+                self.watch.button,
+                self.workers,
+                self.filter,
+                self.status,
+            ],
             layout=w.Layout(align_items="center", flex_flow="row wrap"),
         )
         parts = [w.HTML(CSS), header, self.summary, self.timeline.widget, self.table.box]
@@ -188,8 +197,9 @@ class LiveRunView:
             if key not in self._buffers:
                 self._buffers[key] = FileBuffer()
                 self._order.append(key)
-        # widgets: main thread only
-        self._pool.grow(pool_size(len(self._order), self.workers.value))
+        # widgets are made on the main thread only (the Watch toggle starts runs from its own)
+        if threading.current_thread() is threading.main_thread():
+            self._pool.grow(pool_size(len(self._order), self.workers.value))
         self._redraw(self.state, time.monotonic(), final=True)
 
     def pane_for(self, key: str) -> FilePane | None:
@@ -220,9 +230,11 @@ class LiveRunView:
         if not self._active:
             self._redraw(self.state, time.monotonic(), final=True)
 
-    def start(self) -> api.Run:
+    def start(self, *, changed: bool = False, files: list[TestFile] | None = None) -> api.Run:
         """Discover the files (header filter applied), show them, start the run in the background.
 
+        ``changed=True``: only the files a change affects run, the others are shown carried;
+        ``files``: these, already found (the Watch toggle), instead of discovering them.
         Refused (RuntimeError) while this view's previous run still goes: two
         runs never write the same panes.
         """
@@ -230,7 +242,7 @@ class LiveRunView:
             raise RuntimeError("a run is already going in this view: press Stop or wait for it")
         self.status.value = text.status_html(None, "discovering test files…")
         try:
-            root, files = self._select_files()
+            root, files = self.select_files() if files is None else (self._root(), files)
         except DevformanceError as exc:
             self.status.value = text.status_html(None, f"error: {exc}")
             raise
@@ -244,7 +256,11 @@ class LiveRunView:
         settings["workers"] = self.workers.value
         try:
             self.run = api.start_run(
-                [f.path for f in files], root=root, observers=[self, *self.observers], **settings
+                [f.path for f in files],
+                root=root,
+                observers=[self, *self.observers],
+                changed=changed,
+                **settings,
             )
         except BaseException:
             self._active = False
@@ -252,8 +268,12 @@ class LiveRunView:
             raise
         return self.run
 
-    def _select_files(self) -> tuple[Path, list[TestFile]]:
-        root = Path(self.root).resolve() if self.root is not None else find_root()
+    def _root(self) -> Path:
+        return Path(self.root).resolve() if self.root is not None else find_root()
+
+    def select_files(self) -> tuple[Path, list[TestFile]]:
+        """The project root and its test files the header's filter selects (a pytest child)."""
+        root = self._root()
         config = load_config(root, **self.settings)
         paths, patterns = split_filter(self.filter.value, root)
         files = discover(root, [*self.paths, *paths], config.pytest_args, config.python)
@@ -272,6 +292,12 @@ class LiveRunView:
             self._stopping = True  # drawn by the next tick
             self._notice = notice or self._notice
             self.run.stop()
+
+    def say(self, notice: str) -> None:
+        """Show ``notice`` in the header (the next redraw keeps it while a run goes)."""
+        self._notice = notice
+        if not self._active:
+            self.status.value = text.status_html(self.state, notice)
 
     @property
     def running(self) -> bool:
