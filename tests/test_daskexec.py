@@ -133,6 +133,14 @@ def test_the_bookshop_on_dask_equals_the_local_run(
         key: queries for key, (_, _, queries) in per_file(bookshop_local).items()
     }
     assert all(not fs.worker_address for fs in bookshop_local.files)
+    # the run directory alone rebuilds the same rows: events, samples, coverage all came back
+    columns = "file, status, tests, queries, worker_address, coverage_percent, peak_rss"
+    api.ingest(run.run_dir, db=tmp_path / "again.duckdb")
+    live, again = (
+        api.open_store(tmp_path / name).query(f"SELECT {columns} FROM test_files ORDER BY file")
+        for name in ("dask.duckdb", "again.duckdb")
+    )
+    assert again == live
 
 
 def test_an_archive_ships_the_project_without_what_it_leaves_out(
