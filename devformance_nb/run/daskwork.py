@@ -36,6 +36,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.appendmap import seal
 from devformance_nb.core.contract import ENV_EVENTS, ENV_OPTIONS, ENV_PARENT, ChildOptions
 from devformance_nb.core.eventlog import EventTail
+from devformance_nb.core.rundir import RunDir
 from devformance_nb.run.executor import Child, inherited_environment, spawn
 from devformance_nb.run.sampler import ProcessSampler
 
@@ -193,7 +194,8 @@ class _Task:
     def __init__(self, spec: TaskSpec, root: str, scratch: str, worker: Any):
         self.spec = spec
         self.root = root
-        self.events_path = os.path.join(scratch, "events.jsonl")
+        # the worker's scratch folder is laid out as a run directory (one file's worth)
+        self.events_path = os.fspath(RunDir.at(scratch).events_path(spec.key))
         self.coverage = _coverage_file(spec, root, scratch)
         self.stream = _Stream(worker, spec)
         self.address = str(worker.address)
@@ -310,7 +312,7 @@ class _Task:
 def _coverage_file(spec: TaskSpec, root: str, scratch: str) -> str:
     if not spec.archive:
         return spec.coverage_path  # the launcher's own path, on the shared filesystem
-    return os.path.join(scratch, "child.coverage")
+    return os.fspath(RunDir.at(scratch).coverage_path(spec.key))
 
 
 def _moved(value: str, old: str, new: str) -> str:
