@@ -26,6 +26,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.errors import ClusterUnreachableError
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.run.executor import descendants
+from devformance_nb.ui.liveview import LiveRunView
 
 #: how long a condition may take to come true before a test gives up on it
 DEADLINE = 120.0
@@ -214,6 +215,31 @@ def test_output_reaches_the_observers_while_the_file_runs(
         run.wait(DEADLINE)
     assert run.status == "passed"
     assert recorder.kinds("tests/test_gated.py")[-1] == "file_finished"
+
+
+def test_the_live_view_shows_a_dask_files_output_while_it_runs_and_names_its_worker(
+    make_project: MakeProject, tmp_path: Path, client: Any
+) -> None:
+    gate, marker = tmp_path / "gate", tmp_path / "started"
+    root = make_project({"tests/test_gated.py": gated_test(gate, marker)})
+    view = LiveRunView(root=root, client=client, db=tmp_path / "view.duckdb")
+    run = view.start()
+    try:
+        pane = until(lambda: view.pane_for("tests/test_gated.py"), "the file's pane")
+        until(lambda: marker.exists(), "the test to start")
+        # the pane's terminal gets pytest's header while the gate holds the file open
+        until(
+            lambda: "test session starts" in str(pane.pane.outputs),
+            "the file's output in its pane",
+        )
+        assert view.running and run.state.file("tests/test_gated.py").status == "running"
+        address = until(lambda: run.state.file("tests/test_gated.py").worker_address, "a worker")
+        until(lambda: f"on Dask worker {address}" in pane.head.value, "the worker in the pane")
+        assert address in client.nthreads()
+    finally:
+        gate.touch()
+        run.wait(DEADLINE)
+    assert run.status == "passed" and run.state.executor == "dask"
 
 
 def test_a_worker_killed_mid_file_crashes_that_file_only(

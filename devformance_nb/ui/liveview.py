@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -46,6 +46,9 @@ from devformance_nb.ui.panepool import PanePool, pool_size, wanted
 from devformance_nb.ui.timeline import TimelineView
 from devformance_nb.ui.watchtoggle import WatchToggle
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 #: the shortest interval between two redraws (the launcher ticks every 0.25 s)
 MIN_REDRAW = 0.2
 
@@ -70,6 +73,7 @@ class LiveRunView:
         root: str | os.PathLike[str] | None = None,
         filter: str = "",
         observers: Sequence[Observer] = (),
+        client: Client | None = None,
         workers: int | None = None,
         db: str | os.PathLike[str] | None = None,
         timeout: float | None = None,
@@ -95,7 +99,8 @@ class LiveRunView:
         """A view of the tests in ``paths`` (default: the project's testpaths), not started.
 
         ``filter`` is the header's file filter (paths or globs); ``workers`` its
-        initial worker count, which a run started from the view uses.
+        initial worker count, which a run started from the view uses; ``client`` a
+        ``distributed.Client`` its runs use (``executor="dask"``).
         """
         settings = overrides_from(locals())  # first: locals() holds only the parameters here
         # the header's worker count is what a run uses: not a setting kept beside it
@@ -104,6 +109,7 @@ class LiveRunView:
         self.root = root
         self.settings: Overrides = settings
         self.observers = list(observers)
+        self.client = client
         #: the run this view started last (its ``stop``/``wait`` work from any thread)
         self.run: api.Run | None = None
         #: comm update messages sent by redraws (for the message budget and the bench)
@@ -260,6 +266,7 @@ class LiveRunView:
                 root=root,
                 observers=[self, *self.observers],
                 changed=changed,
+                client=self.client,
                 **settings,
             )
         except BaseException:

@@ -13,6 +13,7 @@ from devformance_nb.core.config import Overrides, overrides_from, with_settings_
 from devformance_nb.run.state import Observer
 
 if TYPE_CHECKING:
+    from distributed import Client
     from typing_extensions import Unpack
 
     from devformance_nb.ui.liveview import LiveRunView
@@ -39,6 +40,7 @@ def live_view(
     *,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
+    client: Client | None = None,
     **settings: Unpack[Overrides],
 ) -> LiveRunView:
     """A LiveRunView, displayed in the current cell's output (main thread)."""
@@ -46,7 +48,7 @@ def live_view(
 
     from devformance_nb.ui.liveview import LiveRunView
 
-    view = LiveRunView(paths, root=root, observers=observers, **settings)
+    view = LiveRunView(paths, root=root, observers=observers, client=client, **settings)
     display(view)  # type: ignore[no-untyped-call]
     return view
 
@@ -58,6 +60,7 @@ def run_tests(
     live: bool | None = None,
     root: str | os.PathLike[str] | None = None,
     observers: Sequence[Observer] = (),
+    client: Client | None = None,
     workers: int | None = None,
     db: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
@@ -89,14 +92,15 @@ def run_tests(
     re-executed cell) stops the previous one first, with a notice in its view.
     Elsewhere (or with ``live=False``) it is ``api.run_tests``:
     it blocks and returns the finished Run. ``paths``, ``root`` and
-    ``observers`` are those of ``api.run_tests``; the settings below override
+    ``observers`` and ``client`` (a ``distributed.Client``) are those of ``api.run_tests``;
+    the settings below override
     ``[tool.devformance]``.
     """
     settings = overrides_from(locals())  # first: locals() holds only the parameters here
     if live is None:
         live = in_notebook()
     if not live:
-        return api.run_tests(paths, root=root, observers=observers, **settings)
+        return api.run_tests(paths, root=root, observers=observers, client=client, **settings)
     global _last_view
     previous = _last_view
     if previous is not None and previous.running:
@@ -104,6 +108,6 @@ def run_tests(
         previous.stop("stopped: a new run was started from another cell")
         if previous.run is not None:
             previous.run.wait()
-    view = live_view(paths, root=root, observers=observers, **settings)
+    view = live_view(paths, root=root, observers=observers, client=client, **settings)
     _last_view = view
     return view.start()

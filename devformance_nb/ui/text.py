@@ -214,6 +214,8 @@ def head_html(fs: FileState) -> str:
         parts.append(_chip(seconds(fs.duration), MUTED))
     if fs.queries:
         parts.append(_chip(f"{fs.queries} queries, {fs.query_time * 1000:.0f} ms", MUTED))
+    if fs.worker_address:  # a remote child: which machine ran it (its logs are there)
+        parts.append(_chip(f"on Dask worker {fs.worker_address}", MUTED))
     text = " ".join(parts)
     if fs.carried_from is not None:  # no output below: say where the result comes from
         why = f": {fs.reason}" if fs.reason else ""
