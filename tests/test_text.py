@@ -48,3 +48,11 @@ def test_a_crash_shows_its_first_lines_escaped() -> None:
     head = text.head_html(finished(status="crashed", crash=crash))
     assert "Fatal Python error: Segmentation fault" in head and "&lt;frame&gt;" in head
     assert head.count("\nx") < 100  # only the top of a long dump
+
+
+def test_a_file_a_changed_run_selected_says_why_it_runs() -> None:
+    fs = finished(reason="app/orders.py:1-2 changed, executed by this file in run R1")
+    assert "runs because app/orders.py:1-2 changed, executed by this file in run R1" in (
+        text.head_html(fs)
+    )
+    assert "runs because" not in text.head_html(finished())

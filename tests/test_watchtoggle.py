@@ -92,6 +92,11 @@ def test_watch_runs_what_a_save_affects_until_turned_off(make_project: MakeProje
     assert second.status == "passed"
     wait_for(lambda: not view.running)
     assert title_of(view, "tests/test_total.py").startswith("✔ passed")
+    pane = view.pane_for("tests/test_total.py")
+    assert pane is not None and (
+        f"runs because app/orders.py:2 changed, executed by this file in run {first.id}"
+        in pane.head.value
+    )
     assert title_of(view, "tests/test_discount.py").startswith(
         f"↺ carried  ·  tests/test_discount.py  ·  from run {first.id}"
     )

@@ -138,10 +138,11 @@ class FileState:
     #: the samples over the file's life, in a few dozen points (the live view's sparkline)
     samples: SampleHistory = field(default_factory=SampleHistory)
     #: status 'carried' (a --changed run did not run it): the run whose result it shows,
-    #: that result's status and duration, and why it did not run again
+    #: that result's status and duration
     carried_from: str | None = None
     carried_status: str = ""
     carried_duration: float | None = None
+    #: in a --changed run, why the file ran again, or why it did not (carried)
     reason: str = ""
 
     @property
@@ -261,8 +262,9 @@ def _run_started(state: RunState, e: ev.Event) -> None:
         allow=list(e.config.get("allow_n_plus_one", [])),
     )
     state.started, state.status = e.t, "running"
+    because = state.meta.get("selected_because") or {}
     for key in e.files:
-        state.file(key)
+        state.file(key).reason = str(because.get(key, ""))
 
 
 def _file_started(state: RunState, e: ev.Event) -> FileState:

@@ -220,6 +220,8 @@ def head_html(fs: FileState) -> str:
     if fs.carried_from is not None:  # no output below: say where the result comes from
         why = f": {fs.reason}" if fs.reason else ""
         text += f'<div style="color:{MUTED}">{esc(carried_text(fs) + why)}</div>'
+    elif fs.reason:  # a --changed run: why this file runs again
+        text += f'<div style="color:{MUTED}">{esc("runs because " + fs.reason)}</div>'
     if fs.crash and fs.status != "passed":
         # what happened first, then the top of a fatal-error dump (the crashing frames)
         shown = "\n".join(fs.crash.strip().splitlines()[:CRASH_LINES])[:CRASH_CHARS]
