@@ -250,3 +250,26 @@ def test_the_command_prints_why(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "  run    tests/test_total.py: app/orders.py:5 changed, executed by" in done.stdout
     assert "3 of 4 files not run" in done.stdout
+
+
+def test_an_installed_package_runs_every_file(make_project: MakeProject, tmp_path: Path) -> None:
+    # the children's own interpreter: a venv seeing this one's packages, whose site-packages
+    # the test can add a distribution to (never this interpreter's own)
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
+    python = str(venv / "bin" / "python")
+    ask = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([python, "-c", ask], capture_output=True, text=True).stdout.strip())
+    ours = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True).stdout
+    (site / "ours.pth").write_text(f"import site; site.addsitedir({ours.strip()!r})\n")
+    root = make_project(PROJECT)
+    assert run_tests(root=root, executor="spawn", python=python).status == "passed"
+    assert ran(changed(root, python=python)) == {}  # nothing changed yet
+
+    (site / "fakedist-1.0.dist-info").mkdir()  # pip install fakedist, as far as we look
+    reasons = ran(changed(root, python=python))
+    assert sorted(reasons) == ALL
+    assert set(reasons.values()) == {"the installed packages changed (affects every file)"}

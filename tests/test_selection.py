@@ -9,6 +9,7 @@ import pytest
 from devformance_nb.logic.selection import (
     MODULE,
     PACKAGES,
+    PYTHON,
     Baseline,
     FileChange,
     block_changes,
@@ -168,3 +169,8 @@ def test_decide_a_global_change_runs_everything() -> None:
 def test_decide_nothing_changed_carries_everything() -> None:
     got = decide(["a.py"], {"a.py": base()}, {})
     assert got[0].run is False and got[0].carried_from == "R1"
+
+
+def test_the_interpreter_and_packages_are_named_in_words() -> None:
+    assert FileChange(PYTHON).describe() == "the Python version changed"
+    assert FileChange(PACKAGES).describe() == "the installed packages changed"

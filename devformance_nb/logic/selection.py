@@ -26,6 +26,8 @@ CONFIG_FILES = frozenset({"pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini"
 #: pseudo paths for the interpreter and the installed distributions in the stored digests
 PYTHON = "<python>"
 PACKAGES = "<packages>"
+#: how a reason names what is not a file
+_SAID = {PYTHON: "the Python version", PACKAGES: "the installed packages"}
 #: the test file statuses that need no re-run when nothing they depend on changed
 SETTLED = frozenset({"passed", "empty"})
 
@@ -108,7 +110,7 @@ class FileChange:
     def describe(self, names: Iterable[str] | None = None) -> str:
         """``src/orders.py:40-52 changed`` (the blocks ``names``) or ``X changed``."""
         if self.blocks is None or names is None:
-            return f"{self.path} changed"
+            return f"{_SAID.get(self.path, self.path)} changed"
         spans = sorted(self.blocks[n] for n in names if n in self.blocks)
         if not spans:
             return f"{self.path} changed"
