@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+from conftest import MakeProject
 
 from devformance_nb import analysis
+from devformance_nb.api.facade import run_tests
 from devformance_nb.core.errors import RunNotFoundError
 
 if TYPE_CHECKING:
@@ -273,3 +275,42 @@ def test_failures(db: Path, facts: Facts) -> None:
     assert "AssertionError" in failing.loc[0, "message"]
     assert facts.flag in failing.loc[0, "output"]
     assert analysis.failures(db, "previous").empty
+
+
+def test_carried_copies_are_marked_and_not_counted_as_measurements(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\n",
+            "tests/test_a.py": "def test_a():\n    assert True\n",
+            "tests/test_b.py": "def test_b():\n    assert True\n",
+        }
+    )
+    full = run_tests(root=root, executor="spawn")
+    edit = root / "tests" / "test_a.py"
+    edit.write_text(edit.read_text() + "\n\ndef test_a2():\n    assert 1\n")
+    selected = run_tests(root=root, executor="spawn", changed=True)
+    db = root / ".devformance" / "devformance.duckdb"
+    # per run: every file of both runs, the carried one marked with the run that ran it
+    per_file = analysis.durations_per_file(db, "all")
+    marks = {
+        (r.run_id, r.file): None if pd.isna(r.carried_from) else r.carried_from
+        for r in per_file.itertuples()
+    }
+    assert marks == {
+        (full.id, "tests/test_a.py"): None,
+        (full.id, "tests/test_b.py"): None,
+        (selected.id, "tests/test_a.py"): None,
+        (selected.id, "tests/test_b.py"): full.id,
+    }
+    per_test = analysis.durations_per_test(db, "all")
+    assert per_test.loc[per_test["run_id"] == selected.id, "carried_from"].notna().sum() == 1
+    # over runs: test_b ran once, test_a twice; its copy is not a second measurement
+    files = analysis.slowest_files(db, "all").set_index("file")["runs"].to_dict()
+    assert files == {"tests/test_a.py": 2, "tests/test_b.py": 1}
+    tests = analysis.slowest_tests(db, "all").set_index("nodeid")["runs"].to_dict()
+    assert tests == {"tests/test_a.py::test_a": 2, "tests/test_a.py::test_a2": 1,
+                     "tests/test_b.py::test_b": 1}  # fmt: skip
+    usage = analysis.resource_usage(db, "all").set_index("file")["runs"].to_dict()
+    assert usage == {"tests/test_a.py": 2, "tests/test_b.py": 1}

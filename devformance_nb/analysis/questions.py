@@ -16,6 +16,7 @@ import pandas as pd
 
 from devformance_nb.analysis.select import (
     IN_RUNS,
+    MEASURED,
     STATEMENT_TYPES,
     Runs,
     StoreLike,
@@ -206,7 +207,7 @@ def query_counts_per_test(store: StoreLike, runs: Runs = "last:20") -> pd.DataFr
         store,
         runs,
         "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.queries, "
-        "t.query_time * 1000 AS query_ms FROM tests t JOIN runs r USING (run_id) "
+        "t.query_time * 1000 AS query_ms, t.carried_from FROM tests t JOIN runs r USING (run_id) "
         f"WHERE t.{IN_RUNS} ORDER BY r.started, t.run_id, t.file, t.nodeid",
     )
 
@@ -217,30 +218,32 @@ def query_counts_per_file(store: StoreLike, runs: Runs = "last:20") -> pd.DataFr
         store,
         runs,
         "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.queries, "
-        "f.query_time * 1000 AS query_ms, f.slow_queries, f.n_plus_one "
+        "f.query_time * 1000 AS query_ms, f.slow_queries, f.n_plus_one, f.carried_from "
         "FROM test_files f JOIN runs r USING (run_id) "
         f"WHERE f.{IN_RUNS} ORDER BY r.started, f.run_id, f.file",
     )
 
 
 def durations_per_test(store: StoreLike, runs: Runs = "latest") -> pd.DataFrame:
-    """Each test's duration (setup + call + teardown) and outcome per run."""
+    """Each test's duration (setup + call + teardown) and outcome per run; ``carried_from``
+    as in ``durations_per_file``."""
     return runs_frame(
         store,
         runs,
-        "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.duration AS duration_s "
-        f"FROM tests t JOIN runs r USING (run_id) WHERE t.{IN_RUNS} "
+        "SELECT t.run_id, r.started, t.file, t.nodeid, t.outcome, t.duration AS duration_s, "
+        f"t.carried_from FROM tests t JOIN runs r USING (run_id) WHERE t.{IN_RUNS} "
         "ORDER BY r.started, t.run_id, t.file, t.nodeid",
     )
 
 
 def durations_per_file(store: StoreLike, runs: Runs = "last:20") -> pd.DataFrame:
-    """Each test file's wall time and status per run."""
+    """Each test file's wall time and status per run; ``carried_from`` names the run whose
+    result a --changed run carried (None: the file ran in this run)."""
     return runs_frame(
         store,
         runs,
-        "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.duration AS duration_s "
-        f"FROM test_files f JOIN runs r USING (run_id) WHERE f.{IN_RUNS} "
+        "SELECT f.run_id, r.started, f.file, f.status, f.tests, f.duration AS duration_s, "
+        f"f.carried_from FROM test_files f JOIN runs r USING (run_id) WHERE f.{IN_RUNS} "
         "ORDER BY r.started, f.run_id, f.file",
     )
 
@@ -260,7 +263,7 @@ def _slowest(table: str, key: str, store: StoreLike, runs: Runs, limit: int) -> 
                    arg_max(x.duration, r.started) AS latest_s,
                    arg_max(x.{outcome}, r.started) AS latest_{outcome}
             FROM {table} x JOIN runs r USING (run_id)
-            WHERE x.{IN_RUNS} AND x.duration IS NOT NULL
+            WHERE x.{IN_RUNS} AND x.duration IS NOT NULL AND x.{MEASURED}
             GROUP BY {key} ORDER BY median_s DESC, {key} LIMIT ?
             """,
             [ids, limit],
@@ -268,12 +271,16 @@ def _slowest(table: str, key: str, store: StoreLike, runs: Runs, limit: int) -> 
 
 
 def slowest_tests(store: StoreLike, runs: Runs = "last:20", limit: int = 20) -> pd.DataFrame:
-    """The slowest tests over the selected runs (median first), with spread and latest time."""
+    """The slowest tests over the selected runs (median first), with spread and latest time.
+
+    Only runs that ran a test count (``runs``): a --changed run's carried copy of an earlier
+    result is not a second measurement."""
     return _slowest("tests", "x.nodeid", store, runs, limit)
 
 
 def slowest_files(store: StoreLike, runs: Runs = "last:20", limit: int = 20) -> pd.DataFrame:
-    """The slowest test files over the selected runs (median wall time first)."""
+    """The slowest test files over the selected runs (median wall time first; carried copies
+    of a --changed run left out, as in ``slowest_tests``)."""
     return _slowest("test_files", "x.file", store, runs, limit)
 
 
@@ -281,7 +288,7 @@ def flaky_tests(store: StoreLike, runs: Runs = "last:50") -> pd.DataFrame:
     """Tests that both passed and failed on the same git commit (clean checkouts only).
 
     Runs without a commit, or on a dirty checkout, are left out: their code
-    may differ from the commit's.
+    may differ from the commit's; so are a --changed run's carried copies (not a new outcome).
     """
     return runs_frame(
         store,
@@ -298,7 +305,8 @@ def flaky_tests(store: StoreLike, runs: Runs = "last:50") -> pd.DataFrame:
                arg_max(t.message, r.started) FILTER (WHERE t.outcome IN ('failed', 'error'))
                    AS failure
         FROM tests t JOIN runs r USING (run_id)
-        WHERE t.{IN_RUNS} AND r.git_commit IS NOT NULL AND r.git_dirty IS NOT TRUE
+        WHERE t.{IN_RUNS} AND t.{MEASURED} AND r.git_commit IS NOT NULL
+              AND r.git_dirty IS NOT TRUE
         GROUP BY t.nodeid, r.git_commit
         HAVING passed > 0 AND failed > 0
         ORDER BY failed DESC, t.nodeid, r.git_commit

@@ -35,6 +35,8 @@ _LAST = re.compile(r"^last[: ]\s*(\d+)$")
 _BACK = re.compile(r"^latest~(\d+)$")
 #: the SQL filter of the selected runs; the run ids are its one parameter
 IN_RUNS = "run_id IN (SELECT unnest(?::VARCHAR[]))"
+#: a row of ``tests`` or ``test_files`` its run measured (not a --changed run's carried copy)
+MEASURED = "carried_from IS NULL"
 #: one statement type per fingerprint hash, to join statements on for the slow-query rule
 #: (``logic.slow.slow_sql``); grouped so a hash stored twice cannot count a statement twice
 STATEMENT_TYPES = (

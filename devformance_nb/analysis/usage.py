@@ -2,14 +2,15 @@
 
 Each test file's process tree is sampled while it runs and counts its own CPU and peak
 memory when it ends (``test_files.peak_rss``, ``cpu_user``, ``cpu_system``); these questions
-read those columns. Runs recorded before they existed have none and are left out.
+read those columns. Runs recorded before they existed have none and are left out, and so
+are a --changed run's carried copies (the measurement is the run's that ran the file).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from devformance_nb.analysis.select import IN_RUNS, Runs, StoreLike, runs_frame
+from devformance_nb.analysis.select import IN_RUNS, MEASURED, Runs, StoreLike, runs_frame
 
 
 def resource_usage(store: StoreLike, runs: Runs = "last:20", limit: int = 30) -> pd.DataFrame:
@@ -31,7 +32,7 @@ def resource_usage(store: StoreLike, runs: Runs = "last:20", limit: int = 30) ->
                    max(x.peak_processes) AS peak_processes,
                    arg_max(x.status, r.started) AS latest_status
             FROM test_files x JOIN runs r USING (run_id)
-            WHERE x.{IN_RUNS} AND x.peak_rss IS NOT NULL
+            WHERE x.{IN_RUNS} AND x.peak_rss IS NOT NULL AND x.{MEASURED}
             GROUP BY x.file ORDER BY median_peak_mb DESC, x.file LIMIT {int(limit)}
             """,
     )
@@ -52,7 +53,7 @@ def heaviest_tests(store: StoreLike, runs: Runs = "last:20", limit: int = 30) ->
                    median(x.cpu) / nullif(median(x.duration), 0) AS cpu_share,
                    arg_max(x.outcome, r.started) AS latest_outcome
             FROM tests x JOIN runs r USING (run_id)
-            WHERE x.{IN_RUNS} AND x.cpu IS NOT NULL
+            WHERE x.{IN_RUNS} AND x.cpu IS NOT NULL AND x.{MEASURED}
             GROUP BY x.nodeid
             ORDER BY median_growth_mb DESC NULLS LAST, median_cpu_s DESC, x.nodeid
             LIMIT {int(limit)}
