@@ -140,6 +140,11 @@ def test_the_bookshop_on_dask_equals_the_local_run(
         key: queries for key, (_, _, queries) in per_file(bookshop_local).items()
     }
     assert all(not fs.worker_address for fs in bookshop_local.files)
+    # what each child read came back too (change-based selection needs it): as the local run's
+    local_dir, dask_dir = RunDir.at(bookshop_local.run_dir), RunDir.at(run.run_dir)
+    for fs in run.files:
+        read = dask_dir.reads_path(fs.key).read_text().splitlines()
+        assert sorted(read) == sorted(local_dir.reads_path(fs.key).read_text().splitlines())
     # the run directory alone rebuilds the same rows: events, samples, coverage all came back
     columns = "file, status, tests, queries, worker_address, coverage_percent, peak_rss"
     api.ingest(run.run_dir, db=tmp_path / "again.duckdb")

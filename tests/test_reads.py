@@ -33,6 +33,12 @@ def test_a_child_records_the_project_files_it_read(
                         pass
                     (HERE.parent / "out.txt").write_text("written")  # written: not a read
                     (tmp_path / "x.txt").write_text("elsewhere")
+                    # folders, one named relative to a dir_fd (as shutil.rmtree does)
+                    (tmp_path / "old" / "inner").mkdir(parents=True)
+                    top = os.open(str(tmp_path / "old"), os.O_RDONLY)
+                    os.close(os.open("inner", os.O_RDONLY, dir_fd=top))
+                    os.close(top)
+                    os.close(os.open(str(HERE.parent / "data"), os.O_RDONLY))
                     assert PRICE == 3
                 """,
         }
@@ -44,6 +50,7 @@ def test_a_child_records_the_project_files_it_read(
     opened, imported = record
     assert "data/prices.csv" in opened
     assert "out.txt" not in opened
+    assert "inner" not in opened and "data" not in opened  # folders are not data files
     assert not any(p.startswith(".devformance/") for p in opened | imported)
     assert all(p.startswith(("app/", "tests/", "conftest")) for p in imported), imported
     assert {"app/prices.py", "tests/test_read.py"} <= imported

@@ -72,6 +72,10 @@ class ReadsRecorder:
         if line in self.seen:
             return
         self.seen.add(line)
+        # not a file: a folder, or a name relative to a dir_fd the event does not carry
+        # (shutil.rmtree of pytest's old temporary folders), which we joined to the cwd
+        if kind == "open" and not os.path.isfile(full):
+            return
         try:
             if self.fd < 0:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

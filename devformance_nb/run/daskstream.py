@@ -237,7 +237,16 @@ class DaskChild:
         self._output(self._state.out.add(result["out_at"], result["out"]))
         self._event_bytes(self._state.events.add(result["ev_at"], result["ev"]))
         self._coverage_back(result["coverage"])
+        self._reads_back(result.get("reads", b""))
         self._end(int(result["returncode"]))
+
+    def _reads_back(self, data: bytes) -> None:
+        """Write the project files the child read (root-relative paths: the same on every
+        machine) where change-based selection looks for them."""
+        if data:
+            path = self.job.run_dir.reads_path(self.job.test_file.key)
+            with contextlib.suppress(OSError):
+                path.write_bytes(data)
 
     def _catch_up(self, out_at: int, events_at: int) -> None:
         """Apply the streamed messages that trail the result (up to ``_CATCH_UP`` seconds)."""

@@ -36,7 +36,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.appendmap import seal
 from devformance_nb.core.contract import ENV_EVENTS, ENV_OPTIONS, ENV_PARENT, ChildOptions
 from devformance_nb.core.eventlog import EventTail
-from devformance_nb.core.rundir import RunDir
+from devformance_nb.core.rundir import RunDir, reads_beside
 from devformance_nb.run.executor import Child, inherited_environment, spawn
 from devformance_nb.run.sampler import ProcessSampler
 
@@ -306,7 +306,17 @@ class _Task:
             "ev_at": stream.events_at,
             "ev": bytes(stream.events),
             "coverage": coverage,
+            "reads": _read_bytes(reads_beside(self.events_path)),
         }
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes (b'' when the child never wrote it)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
 
 
 def _coverage_file(spec: TaskSpec, root: str, scratch: str) -> str:
