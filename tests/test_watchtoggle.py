@@ -134,3 +134,12 @@ def test_a_save_during_a_run_waits_for_it(
     if view.run is not users:  # a round after the run, never during it
         assert view.run is not None and users.state.finished is not None
         assert (view.run.state.started or 0) >= users.state.finished
+
+
+def test_a_project_without_tests_turns_the_toggle_back_off(make_project: MakeProject) -> None:
+    root = make_project({"pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"})
+    (root / "tests").mkdir()
+    view = LiveRunView(root=root, executor="spawn")
+    view.watch.button.value = True
+    assert not view.watch.watching and view.watch.button.value is False
+    assert "watch not started" in view.status.value and "no test files" in view.status.value

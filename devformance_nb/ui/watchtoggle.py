@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from devformance_nb.core.config import Config, Overrides, db_path, load_config
+from devformance_nb.core.errors import DevformanceError
 from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.selection import is_global
 from devformance_nb.logic.watchpaths import DEBOUNCE_MS, relevant, saved_paths
@@ -86,7 +87,13 @@ class WatchToggle:
         """Start watching (what turning the toggle on does); twice is harmless."""
         if self.watching:
             return
-        root, files = self.view.select_files()  # on the main thread: a discovery child
+        try:
+            root, files = self.view.select_files()  # on the main thread: a discovery child
+        except DevformanceError as exc:  # no tests, a bad path: said, and the toggle goes off
+            self.error = exc
+            self.view.say(f"watch not started: {exc}")
+            self.button.value = False
+            return
         config = load_config(root, **self.view.settings)
         self._stop = threading.Event()
         self.error = None
@@ -127,10 +134,11 @@ class WatchToggle:
                 if any(c != Change.modified for c, _ in batch) or any(map(is_global, saved)):
                     files = self.view.select_files()[1]  # files came or went, or the config
                 self._round(store, root, config, files, saved, stop)
-        except Exception as exc:  # the thread ends; the header says why
+        except Exception as exc:  # the thread ends; the header says why, the toggle goes off
             self.error = exc
             self.view.say(f"watch ended: {exc}")
             stop.set()
+            self.button.value = False
 
     def _round(
         self,
