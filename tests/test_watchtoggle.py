@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import MakeProject
 
+from devformance_nb.api.facade import run_tests
 from devformance_nb.ui.liveview import LiveRunView
 
 PROJECT = {
@@ -143,3 +144,26 @@ def test_a_project_without_tests_turns_the_toggle_back_off(make_project: MakePro
     view.watch.button.value = True
     assert not view.watch.watching and view.watch.button.value is False
     assert "watch not started" in view.status.value and "no test files" in view.status.value
+
+
+def test_watch_turned_on_before_any_run_still_gets_panes(make_project: MakeProject) -> None:
+    root = make_project(PROJECT)
+    assert run_tests(root=root, executor="spawn").status == "passed"  # the recorded baseline
+    view = LiveRunView(root=root, executor="spawn", workers=2)
+    view.watch.button.value = True  # no Run pressed in this view yet
+    orders = root / "app" / "orders.py"
+    changed = orders.read_text().replace("n - 1", "n - 1 + 0")
+
+    def save() -> None:
+        if not view.watch.rounds:
+            orders.write_text(changed)
+
+    wait_for(lambda: view.run is not None, then=save)
+    assert view.run is not None
+    view.run.wait(120)
+    wait_for(lambda: not view.running)
+    view.watch.button.value = False
+    assert view.run.selection is not None
+    assert view.run.selection.selected == ["tests/test_discount.py"]
+    assert title_of(view, "tests/test_discount.py").startswith("✔ passed")
+    assert title_of(view, "tests/test_total.py").startswith("↺ carried")

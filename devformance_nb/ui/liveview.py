@@ -129,6 +129,7 @@ class LiveRunView:
         self._run_id: str | None = None
         self._run_dir: str | None = None
         self._active = False
+        self._start_lock = threading.Lock()
         self._stopping = False
         self._notice = ""
         self._user_chose = False
@@ -208,6 +209,11 @@ class LiveRunView:
             self._pool.grow(pool_size(len(self._order), self.workers.value))
         self._redraw(self.state, time.monotonic(), final=True)
 
+    def reserve_panes(self, count: int) -> None:
+        """Make the panes a run of ``count`` files gets, ahead of it (main thread: runs the
+        Watch toggle starts from its own thread can only bind panes made before)."""
+        self._pool.grow(pool_size(count, self.workers.value))
+
     def pane_for(self, key: str) -> FilePane | None:
         """The live pane showing the file ``key``, or None when it has none now."""
         return self._pool.bound.get(key)
@@ -244,20 +250,23 @@ class LiveRunView:
         Refused (RuntimeError) while this view's previous run still goes: two
         runs never write the same panes.
         """
-        if self._active:
-            raise RuntimeError("a run is already going in this view: press Stop or wait for it")
+        with self._start_lock:  # Run's click and the Watch toggle's thread: one wins
+            if self._active:
+                raise RuntimeError("a run is already going in this view: press Stop or wait")
+            self._active = True
         self.status.value = text.status_html(None, "discovering test files…")
         try:
             root, files = self.select_files() if files is None else (self._root(), files)
-        except DevformanceError as exc:
-            self.status.value = text.status_html(None, f"error: {exc}")
+        except BaseException as exc:
+            self._active = False
+            if isinstance(exc, DevformanceError):
+                self.status.value = text.status_html(None, f"error: {exc}")
             raise
         self.expect([f.key for f in files])
         self.state, self._run_id, self._unshown = None, None, 0
         self._stopping, self._notice, self._last_redraw = False, "", 0.0
         self.budget = Budget(*self.budget.rates)
         self.run_button.disabled, self.stop_button.disabled = True, False
-        self._active = True
         settings = self.settings.copy()
         settings["workers"] = self.workers.value
         try:

@@ -50,6 +50,10 @@ class Watched(Protocol):
         """Show ``notice`` in the view's header."""
         ...
 
+    def reserve_panes(self, count: int) -> None:
+        """Make the panes a run of ``count`` files gets (main thread)."""
+        ...
+
 
 class WatchToggle:
     """A ToggleButton "Watch" and the thread it starts and ends."""
@@ -95,6 +99,7 @@ class WatchToggle:
             self.button.value = False
             return
         config = load_config(root, **self.view.settings)
+        self.view.reserve_panes(len(files))  # the rounds' runs start off the main thread
         self._stop = threading.Event()
         self.error = None
         self._thread = threading.Thread(
