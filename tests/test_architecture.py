@@ -41,7 +41,7 @@ THIRD_PARTY = {
     "analysis": {"numpy"},
     "charts": {"altair"},
     "cli": {"rich", "watchfiles"},
-    "ui": {"ipywidgets", "IPython", "traitlets", "watchfiles"},
+    "ui": {"ipywidgets", "IPython", "traitlets"},
     "public": set(),
 }
 HEAVY = [

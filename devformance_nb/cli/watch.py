@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -75,6 +75,23 @@ class Watch:
         print(text, file=self.out, flush=True)
 
 
+def saves(root: Path, stop: threading.Event | None) -> Iterator[tuple[list[str], bool]]:
+    """Each batch of saves under ``root`` that can matter (debounced), as root-relative paths,
+    and whether the test files must be found again (files came or went, or pytest's
+    configuration changed); until ``stop`` is set (or Ctrl-C)."""
+    changes: Iterable[set[tuple[Change, str]]] = watch(
+        root,
+        watch_filter=lambda _change, path: relevant(root, path),
+        debounce=DEBOUNCE_MS,
+        step=10,
+        stop_event=stop,
+        raise_interrupt=False,
+    )
+    for batch in changes:
+        saved = saved_paths(root, [p for _, p in batch])
+        yield saved, any(c != Change.modified for c, _ in batch) or any(map(is_global, saved))
+
+
 def watch_tests(
     root: Path,
     paths: list[str],
@@ -88,18 +105,9 @@ def watch_tests(
     w.discover()
     w.round(["first round"], first=True)
     w.say(f"devformance: watching {root} (Ctrl-C ends)")
-    changes: Iterable[set[tuple[Change, str]]] = watch(
-        root,
-        watch_filter=lambda _change, path: relevant(root, path),
-        debounce=DEBOUNCE_MS,
-        step=10,
-        stop_event=stop,
-        raise_interrupt=False,
-    )
-    for batch in changes:
-        saved = saved_paths(root, [p for _, p in batch])
-        if any(c != Change.modified for c, _ in batch) or any(map(is_global, saved)):
-            w.discover()  # files came or went, or pytest's configuration changed
+    for saved, rediscover in saves(root, stop):
+        if rediscover:
+            w.discover()
         w.round(saved)
     w.say("devformance: watch ended")
     return 0

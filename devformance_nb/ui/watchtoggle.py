@@ -1,7 +1,7 @@
 """The live view's Watch toggle: on every batch of saves under the project, a --changed run.
 
-On, a background thread watches the project root (watchfiles, imported only then) with the
-same filter and debounce as ``devformance watch``. Each batch of saves is planned against
+On, a background thread watches the project root with ``devformance watch``'s own
+``saves`` (the same filter and debounce). Each batch of saves is planned against
 the last recorded run (``store.selection.plan``): a save no test file depends on is only
 said in the header; otherwise the view starts a --changed run of the files found when the
 toggle went on (found again when files come or go, or pytest's configuration changes).
@@ -21,8 +21,6 @@ import ipywidgets as w
 from devformance_nb.core.config import Config, Overrides, db_path, load_config
 from devformance_nb.core.errors import DevformanceError
 from devformance_nb.logic.discovery import TestFile
-from devformance_nb.logic.selection import is_global
-from devformance_nb.logic.watchpaths import DEBOUNCE_MS, relevant, saved_paths
 from devformance_nb.store.database import Store
 from devformance_nb.store.selection import plan
 
@@ -124,20 +122,14 @@ class WatchToggle:
         self, root: Path, config: Config, files: list[TestFile], stop: threading.Event
     ) -> None:
         try:
-            from watchfiles import Change, watch
+            # here, not at the top: the CLI's module brings rich, which a view that never
+            # watches has no use for
+            from devformance_nb.cli.watch import saves
 
             store = Store(db_path(root, config), config.lock_timeout)
-            for batch in watch(
-                root,
-                watch_filter=lambda _change, path: relevant(root, path),
-                debounce=DEBOUNCE_MS,
-                step=10,
-                stop_event=stop,
-                raise_interrupt=False,
-            ):
-                saved = saved_paths(root, [p for _, p in batch])
-                if any(c != Change.modified for c, _ in batch) or any(map(is_global, saved)):
-                    files = self.view.select_files()[1]  # files came or went, or the config
+            for saved, rediscover in saves(root, stop):
+                if rediscover:
+                    files = self.view.select_files()[1]
                 self._round(store, root, config, files, saved, stop)
         except Exception as exc:  # the thread ends; the header says why, the toggle goes off
             self.error = exc
