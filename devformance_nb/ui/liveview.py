@@ -12,7 +12,6 @@ two threads at once.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import os
 import threading
@@ -324,8 +323,12 @@ class LiveRunView:
         if self._active:
             self._notice = "a run is already going: press Stop first"
             return
-        with contextlib.suppress(DevformanceError):  # start() shows the message in the header
+        try:
             self.start()
+        except DevformanceError:
+            pass  # start() shows the message in the header
+        except RuntimeError:  # the Watch toggle started one a moment before
+            self._notice = "a run is already going: press Stop first"
 
     def _on_select(self, change: dict[str, Any]) -> None:
         # the view sets selected_index only to _auto_index: anything else is the user's click
