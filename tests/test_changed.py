@@ -250,6 +250,13 @@ def test_the_command_prints_why(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "  run    tests/test_total.py: app/orders.py:5 changed, executed by" in done.stdout
     assert "3 of 4 files not run" in done.stdout
+    # the live total is the file run now; the stored one, carried files included, the suite's
+    assert "(the file run now, not the carried ones" in done.stdout
+    store = Store(project / ".devformance" / "devformance.duckdb")
+    full, now = (r["coverage_percent"] for r in store.query(
+        "SELECT coverage_percent FROM runs ORDER BY started"))  # fmt: skip
+    assert full == pytest.approx(now)
+    assert f"devformance: coverage with the carried files: {now:.1f}% of" in done.stdout
 
 
 def test_an_installed_package_runs_every_file(make_project: MakeProject, tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ their results come from.
 from __future__ import annotations
 
 import argparse
+import os
 
+from devformance_nb.analysis.runfindings import coverage_total
 from devformance_nb.store.selection import Selection
 
 
@@ -43,3 +45,16 @@ def selection_lines(selection: Selection) -> list[str]:
     if not selection.selected:
         lines.append("  nothing to run")
     return lines
+
+
+def stored_coverage_line(db: str | os.PathLike[str], run_id: str) -> str:
+    """The coverage total stored for a --changed run, carried files included ('' if none):
+    the live total only knows the files that ran now."""
+    total = coverage_total(db, run_id)
+    if total is None or total["coverage_percent"] is None:
+        return ""
+    text = (
+        f"coverage with the carried files: {total['coverage_percent']:.1f}% of "
+        f"{total['coverage_statements']:,} statements"
+    )
+    return text + (f" ({total['coverage_note']})" if total["coverage_note"] else "")

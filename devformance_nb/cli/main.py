@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.api import facade as api
-from devformance_nb.cli.changed import add_selection_options, selection_lines
+from devformance_nb.cli.changed import (
+    add_selection_options,
+    selection_lines,
+    stored_coverage_line,
+)
 from devformance_nb.cli.findings import n_plus_one_lines, slow_lines, unused_eager_lines
 from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import EXECUTORS, Overrides
@@ -173,6 +177,9 @@ def cmd_run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         print("\n".join(selection_lines(run.selection)))
     if run.db is not None and run.store_error is None:
         print(f"devformance: stored as run {run.id} in {run.db}")
+        carried = run.selection is not None and run.state.status_counts().get("carried")
+        if carried and (line := stored_coverage_line(run.db, run.id)):
+            print(f"devformance: {line}")
     for wait in run.store_waits:  # a second run, or a notebook, had the store
         print(f"devformance: {wait}", file=sys.stderr)
     if run.store_error is not None:

@@ -311,6 +311,9 @@ def coverage_line(state: RunState) -> str:
     ran = contributed + len(result.skipped)
     if contributed < ran:
         notes.insert(0, f"{contributed} of {ran} test files contributed")
+    if state.status_counts().get("carried"):  # a --changed run: the stored total has them
+        files = "the file" if ran == 1 else f"the {ran} files"
+        notes.insert(0, f"{files} run now, not the carried ones")
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
