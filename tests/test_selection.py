@@ -174,3 +174,34 @@ def test_decide_nothing_changed_carries_everything() -> None:
 def test_the_interpreter_and_packages_are_named_in_words() -> None:
     assert FileChange(PYTHON).describe() == "the Python version changed"
     assert FileChange(PACKAGES).describe() == "the installed packages changed"
+
+
+PROPERTY = textwrap.dedent(
+    """\
+    class Field:
+        @property
+        def validators(self):
+            return self._validators
+
+        @validators.setter
+        def validators(self, value):
+            self._validators = value
+
+    def other():
+        return 1
+    """
+)
+
+
+def test_a_name_defined_twice_keeps_two_blocks() -> None:
+    # found on djangorestframework: a property's getter and setter under one name made every
+    # edit elsewhere in the module report the getter changed (and run every file using it)
+    blocks = blocks_of(PROPERTY)
+    assert blocks is not None
+    assert [b.name for b in blocks] == ["Field.validators", "Field.validators#2", "other", MODULE]
+    edited = blocks_of(PROPERTY.replace("return 1", "return 2"))
+    assert block_changes("f.py", blocks, edited) == FileChange("f.py", {"other": (11, 11)})
+    setter = blocks_of(PROPERTY.replace("= value", "= list(value)"))
+    assert block_changes("f.py", blocks, setter) == FileChange(
+        "f.py", {"Field.validators#2": (8, 8)}
+    )

@@ -49,7 +49,7 @@ def blocks_of(source: str) -> list[Block] | None:
     except (SyntaxError, ValueError):
         return None
     blocks: list[Block] = []
-    _walk(tree.body, "", blocks)
+    _walk(tree.body, "", blocks, {})
     # the function blocks are digested: empty their bodies in place (no copy) for the rest
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -59,23 +59,29 @@ def blocks_of(source: str) -> list[Block] | None:
     return blocks
 
 
-def _walk(body: Sequence[ast.stmt], prefix: str, out: list[Block]) -> None:
+def _walk(body: Sequence[ast.stmt], prefix: str, out: list[Block], seen: dict[str, int]) -> None:
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             name = f"{prefix}{node.name}"
+            # a name defined again (a property's setter, an overload, a def in each branch of
+            # an if) gets the order it comes in: one name for two bodies would compare a
+            # getter's digest with its setter's, and report a change that is not there
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                name = f"{name}#{seen[name]}"
             start = node.body[0].lineno
             end = node.end_lineno or start
             # the whole body, nested functions included: a nested change changes its parent
             text = ast.dump(ast.Module(body=node.body, type_ignores=[]), include_attributes=False)
             out.append(Block(name, start, end, _digest(text)))
-            _walk(node.body, f"{name}.", out)
+            _walk(node.body, f"{name}.", out, seen)
         elif isinstance(node, ast.ClassDef):
-            _walk(node.body, f"{prefix}{node.name}.", out)
+            _walk(node.body, f"{prefix}{node.name}.", out, seen)
         else:
             # functions defined under if/try/with at any level still get their own block
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.stmt):
-                    _walk([child], prefix, out)
+                    _walk([child], prefix, out, seen)
 
 
 def _digest(text: str) -> str:
