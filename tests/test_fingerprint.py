@@ -141,7 +141,13 @@ FINGERPRINTS = [
         "SELECT books.id AS books_id FROM books WHERE ? = books.author_id",
         "SELECT books.id AS books_id FROM books WHERE ? = books.author_id",
     ),
-    ('SAVEPOINT "s1_x1"', 'SAVEPOINT "s1_x1"'),
+    # savepoint names are chosen per call (Django: thread id and counter; SQLAlchemy: counter)
+    ('SAVEPOINT "s140191544904576_x1"', "SAVEPOINT ?"),
+    ('RELEASE SAVEPOINT "s139842015075200_x12"', "RELEASE SAVEPOINT ?"),
+    ("ROLLBACK TO SAVEPOINT sa_savepoint_3", "ROLLBACK TO SAVEPOINT ?"),
+    ("release sp1;", "RELEASE ?"),
+    ("rollback to sp2", "ROLLBACK TO ?"),
+    ("SELECT savepoint FROM t", "SELECT SAVEPOINT FROM t"),
     ("WITH c AS (SELECT 1) SELECT * FROM c", "WITH c AS (SELECT ?) SELECT * FROM c"),
 ]
 

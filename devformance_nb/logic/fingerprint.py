@@ -106,7 +106,8 @@ def fingerprint(sql: str) -> str:
     placeholder (``?``, ``%s``, ``%(name)s``, ``:name``, ``$1``) become ``?``; ``IN (?, ?, ...)``
     becomes ``IN (...)`` and multi-row ``VALUES (...), (...)`` keeps only its first row;
     keywords are upper-cased, whitespace is normalised, and quoted identifiers (``"books"``,
-    `` `books` ``, ``[books]``) are kept verbatim. Never raises; results are cached by raw text.
+    `` `books` ``, ``[books]``) are kept verbatim, except a savepoint's name (``SAVEPOINT ?``).
+    Never raises; results are cached by raw text.
     """
     if not isinstance(sql, str):
         sql = _as_text(sql)
@@ -164,7 +165,27 @@ def _normalise(sql: str) -> str:
     while tokens and tokens[-1] == ";":
         tokens.pop()
         kinds.pop()
+    _hide_savepoint_name(tokens, kinds)
     return _collapse_lists(_join(tokens, kinds))
+
+
+#: the statements that name a savepoint, as keyword tokens before the name
+_SAVEPOINT_VERBS = (
+    ["SAVEPOINT"],
+    ["RELEASE", "SAVEPOINT"],
+    ["RELEASE"],
+    ["ROLLBACK", "TO", "SAVEPOINT"],
+    ["ROLLBACK", "TO"],
+)
+
+
+def _hide_savepoint_name(tokens: list[str], kinds: list[str]) -> None:
+    """``SAVEPOINT "s1401_x1"`` -> ``SAVEPOINT ?``: libraries name savepoints per call (Django
+    by thread id and a counter, SQLAlchemy by a counter), so the name is not the shape."""
+    if len(tokens) < 2 or kinds[-1] not in ("word", "qid"):
+        return
+    if tokens[:-1] in _SAVEPOINT_VERBS:
+        tokens[-1], kinds[-1] = "?", "lit"
 
 
 def _tokenize(sql: str) -> tuple[list[str], list[str]]:
