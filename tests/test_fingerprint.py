@@ -148,6 +148,22 @@ FINGERPRINTS = [
     ("release sp1;", "RELEASE ?"),
     ("rollback to sp2", "ROLLBACK TO ?"),
     ("SELECT savepoint FROM t", "SELECT SAVEPOINT FROM t"),
+    # generated parts of names (sqlite-utils' transform tables and savepoints, uuids) ...
+    (
+        'ALTER TABLE "books_new_d09c5dbfc17a" RENAME TO "books"',
+        'ALTER TABLE "books_new_?" RENAME TO "books"',
+    ),
+    ('CREATE TEMP TABLE "tmp_0C8F1E2D4B5A" AS SELECT 1', 'CREATE TEMP TABLE "tmp_?" AS SELECT ?'),
+    # (an unquoted one stays: "tmp_?" would not be one token when fingerprinted again)
+    (
+        "CREATE TEMP TABLE tmp_0c8f1e2d4b5a AS SELECT 1",
+        "CREATE TEMP TABLE tmp_0c8f1e2d4b5a AS SELECT ?",
+    ),
+    ('SELECT * FROM "x-0c8f1e2d-4b5a-11ee-9c7d-0242ac120002"', 'SELECT * FROM "x-?"'),
+    # ... but not words, numbers or dates that look a little like them
+    ("SELECT deadbeefcafe FROM t_20240101", "SELECT deadbeefcafe FROM t_20240101"),
+    ("SELECT * FROM tabcde123456", "SELECT * FROM tabcde123456"),
+    ("SELECT * FROM t_1a2b3c", "SELECT * FROM t_1a2b3c"),
     ("WITH c AS (SELECT 1) SELECT * FROM c", "WITH c AS (SELECT ?) SELECT * FROM c"),
 ]
 

@@ -84,6 +84,14 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+#: a generated part of a name: 8+ hex characters holding both a digit and a letter (a uuid's
+#: or a hash's hex, as in temporary tables "books_new_d09c5dbfc17a"), never a plain word or number
+_GENERATED = re.compile(
+    r"(?<![0-9A-Za-z])"
+    r"(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"  # a uuid, hyphens and all
+    r"|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,})"
+    r"(?![0-9A-Za-z])"
+)
 _CACHE: dict[str, str] = {}
 _cache_chars = 0
 _LITERAL_KINDS = frozenset({"str", "dollar", "ph", "num"})
@@ -106,7 +114,9 @@ def fingerprint(sql: str) -> str:
     placeholder (``?``, ``%s``, ``%(name)s``, ``:name``, ``$1``) become ``?``; ``IN (?, ?, ...)``
     becomes ``IN (...)`` and multi-row ``VALUES (...), (...)`` keeps only its first row;
     keywords are upper-cased, whitespace is normalised, and quoted identifiers (``"books"``,
-    `` `books` ``, ``[books]``) are kept verbatim, except a savepoint's name (``SAVEPOINT ?``).
+    `` `books` ``, ``[books]``) are kept verbatim, except a savepoint's name (``SAVEPOINT ?``)
+    and a generated part of a quoted name (8+ hex characters with digits and letters, or a
+    uuid, as in a temporary table ``"books_new_d09c5dbfc17a"``: ``"books_new_?"``).
     Never raises; results are cached by raw text.
     """
     if not isinstance(sql, str):
@@ -214,6 +224,11 @@ def _tokenize(sql: str) -> tuple[list[str], list[str]]:
             _drop_sign(tokens, kinds)
             tokens.append("?")
             kinds.append("lit")
+        elif kind == "qid":
+            # only quoted: its quotes keep "books_new_?" one token when fingerprinted again
+            text = match.group(kind)
+            tokens.append(_GENERATED.sub("?", text) if len(text) >= 10 else text)
+            kinds.append(kind)
         elif kind != "comment":
             tokens.append(match.group(kind))
             kinds.append(kind)
