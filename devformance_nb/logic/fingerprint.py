@@ -91,6 +91,8 @@ _GENERATED = re.compile(
     r"(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"  # a uuid, hyphens and all
     r"|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,})"
     r"(?![0-9A-Za-z])"
+    # or 16+ of them after a letter, as in sqlite-utils' "t223915da89bc3b676e44862326f42616"
+    r"|(?<=[g-zG-Z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{16,}(?![0-9A-Za-z])"
 )
 _CACHE: dict[str, str] = {}
 _cache_chars = 0
@@ -115,8 +117,9 @@ def fingerprint(sql: str) -> str:
     becomes ``IN (...)`` and multi-row ``VALUES (...), (...)`` keeps only its first row;
     keywords are upper-cased, whitespace is normalised, and quoted identifiers (``"books"``,
     `` `books` ``, ``[books]``) are kept verbatim, except a savepoint's name (``SAVEPOINT ?``)
-    and a generated part of a quoted name (8+ hex characters with digits and letters, or a
-    uuid, as in a temporary table ``"books_new_d09c5dbfc17a"``: ``"books_new_?"``).
+    and a generated part of a name (8+ hex characters with digits and letters, or a uuid, as
+    in a temporary table ``"books_new_d09c5dbfc17a"``: ``"books_new_?"``; an unquoted name is
+    quoted then, ``t2ca733f055947886cde0eaec6e93efaf`` -> ``"t?"``).
     Never raises; results are cached by raw text.
     """
     if not isinstance(sql, str):
@@ -217,6 +220,10 @@ def _tokenize(sql: str) -> tuple[list[str], list[str]]:
             elif upper in _KEYWORDS_ALL:
                 tokens.append(upper)
                 kinds.append("kw")
+            elif len(text) >= 9 and _GENERATED.search(text):
+                # quoted, so that "t?" stays one token when fingerprinted again
+                tokens.append(f'"{_GENERATED.sub("?", text)}"')
+                kinds.append("qid")
             else:
                 tokens.append(text)
                 kinds.append(kind)
@@ -225,7 +232,6 @@ def _tokenize(sql: str) -> tuple[list[str], list[str]]:
             tokens.append("?")
             kinds.append("lit")
         elif kind == "qid":
-            # only quoted: its quotes keep "books_new_?" one token when fingerprinted again
             text = match.group(kind)
             tokens.append(_GENERATED.sub("?", text) if len(text) >= 10 else text)
             kinds.append(kind)
