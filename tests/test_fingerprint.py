@@ -158,6 +158,7 @@ FINGERPRINTS = [
     ("CREATE TEMP TABLE tmp_0c8f1e2d4b5a AS SELECT 1", 'CREATE TEMP TABLE "tmp_?" AS SELECT ?'),
     ("DROP TABLE t2ca733f055947886cde0eaec6e93efaf", 'DROP TABLE "t?"'),
     ("SAVEPOINT sqlite_utils_cb832594934ee231b3dac9b10c6f7e35", "SAVEPOINT ?"),
+    ('UPDATE "t" SET "u" = lambda_8729216110816("n")', 'UPDATE "t" SET "u" = "lambda_?" ("n")'),
     ('SELECT * FROM "x-0c8f1e2d-4b5a-11ee-9c7d-0242ac120002"', 'SELECT * FROM "x-?"'),
     # ... but not words, numbers or dates that look a little like them
     ("SELECT deadbeefcafe FROM t_20240101", "SELECT deadbeefcafe FROM t_20240101"),

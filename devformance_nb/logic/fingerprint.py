@@ -93,6 +93,8 @@ _GENERATED = re.compile(
     r"(?![0-9A-Za-z])"
     # or 16+ of them after a letter, as in sqlite-utils' "t223915da89bc3b676e44862326f42616"
     r"|(?<=[g-zG-Z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{16,}(?![0-9A-Za-z])"
+    # or an id of 10+ digits after an underscore (a Python id or hash: "lambda_8729216110816")
+    r"|(?<=_)[0-9]{10,}(?![0-9A-Za-z])"
 )
 _CACHE: dict[str, str] = {}
 _cache_chars = 0
