@@ -280,3 +280,53 @@ def test_an_installed_package_runs_every_file(make_project: MakeProject, tmp_pat
     reasons = ran(changed(root, python=python))
     assert sorted(reasons) == ALL
     assert set(reasons.values()) == {"the installed packages changed (affects every file)"}
+
+
+def test_crashed_timed_out_and_flaky_files_run_again(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        {
+            **PROJECT,
+            ".gitignore": ".devformance/\n",
+            "tests/test_flaky.py": """\
+                import os
+
+                def test_flaky():
+                    assert os.environ.get("DEVFORMANCE_TEST_FLAKY") != "fail"
+                """,
+            "tests/test_crash.py": """\
+                import os
+
+                def test_crash():
+                    if os.environ.get("DEVFORMANCE_TEST_CRASH"):
+                        os._exit(70)  # the child dies mid-test
+                """,
+            "tests/test_hang.py": """\
+                import os
+                import threading
+
+                def test_hang():
+                    if os.environ.get("DEVFORMANCE_TEST_CRASH"):
+                        threading.Event().wait()  # until the timeout kills it
+                """,
+        }
+    )
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
+    monkeypatch.setenv("DEVFORMANCE_TEST_FLAKY", "fail")
+    first = run_tests(root=root, executor="spawn")
+    assert first.state.file("tests/test_flaky.py").status == "failed"
+    monkeypatch.delenv("DEVFORMANCE_TEST_FLAKY")
+    monkeypatch.setenv("DEVFORMANCE_TEST_CRASH", "1")
+    second = run_tests(root=root, executor="spawn", timeout=5)
+    assert second.state.file("tests/test_flaky.py").status == "passed"  # flaky on this commit
+    assert second.state.file("tests/test_crash.py").status == "crashed"
+    assert second.state.file("tests/test_hang.py").status == "timeout"
+    monkeypatch.delenv("DEVFORMANCE_TEST_CRASH")
+    assert ran(changed(root)) == {
+        "tests/test_crash.py": f"crashed in run {second.id}",
+        "tests/test_flaky.py": "flaky (passed and failed on one commit)",
+        "tests/test_hang.py": f"timed out in run {second.id}",
+    }

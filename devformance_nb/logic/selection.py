@@ -189,7 +189,8 @@ def decide(
                 Decision(key, True, f"{changes[everything[0]].describe()} (affects every file)")
             )
         elif base.status not in SETTLED:
-            out.append(Decision(key, True, f"{base.status} in run {base.run_id}"))
+            said = "timed out" if base.status == "timeout" else base.status
+            out.append(Decision(key, True, f"{said} in run {base.run_id}"))
         elif base.flaky:
             out.append(Decision(key, True, "flaky (passed and failed on one commit)"))
         elif key in changes:
