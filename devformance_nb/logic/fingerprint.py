@@ -84,8 +84,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-#: a generated part of a name: 8+ hex characters holding both a digit and a letter (a uuid's
-#: or a hash's hex, as in temporary tables "books_new_d09c5dbfc17a"), never a plain word or number
+#: a generated part of a name (a hash's hex, a uuid, an object id: temporary tables such as
+#: "books_new_d09c5dbfc17a"), never a plain word, a short number or a date
 _GENERATED = re.compile(
     r"(?<![0-9A-Za-z])"
     r"(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"  # a uuid, hyphens and all
