@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from devformance_nb.analysis.runfindings import coverage_total
+from devformance_nb.store.database import Store
 from devformance_nb.store.selection import Selection
 
 
@@ -50,7 +50,12 @@ def selection_lines(selection: Selection) -> list[str]:
 def stored_coverage_line(db: str | os.PathLike[str], run_id: str) -> str:
     """The coverage total stored for a --changed run, carried files included ('' if none):
     the live total only knows the files that ran now."""
-    total = coverage_total(db, run_id)
+    # the store directly, not analysis: the command works without pandas (no notebook extra)
+    rows = Store(db).query(
+        "SELECT coverage_percent, coverage_statements, coverage_note FROM runs WHERE run_id = ?",
+        [run_id],
+    )
+    total = rows[0] if rows else None
     if total is None or total["coverage_percent"] is None:
         return ""
     text = (
