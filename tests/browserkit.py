@@ -154,27 +154,32 @@ def server(
 
 
 def run_all(page: Any, scope: str = "body") -> None:
-    """Run > Run All Cells, until the first code cell has started.
+    """Run > Run All Cells, until every code cell has started or is queued.
 
-    JupyterLab can show the kernel idle while the notebook's session is still connecting; a
-    click on Run All then does nothing. So the click is repeated until a cell has run or
-    is queued (its prompt shows ``*`` or a number), within a deadline.
+    JupyterLab can show the kernel idle while the notebook's session is still connecting, and
+    can replace the session's first kernel by a second one just after starting both: a click on
+    Run All then does nothing, or runs the first cell and drops the queued rest. So the click
+    is repeated while cells are left unstarted and none runs (each prompt shows ``*`` or a
+    number once its cell started or was queued), within a deadline.
     """
     deadline = time.monotonic() + 180
+    prompts = page.locator(scope).locator(".jp-CodeCell .jp-InputPrompt")
     while time.monotonic() < deadline:
         accept_kernel_choice(page)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         item = page.locator("li[data-command='runmenu:run-all']:not(.lm-mod-disabled)")
         item.wait_for(timeout=30_000)
         item.click()
-        started = time.monotonic() + 10
-        while time.monotonic() < started:
-            prompts = page.locator(scope).locator(".jp-InputPrompt").all_inner_texts()
-            if any(re.search(r"\[(\*|\d+)\]", p) for p in prompts):
+        settle = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            texts = prompts.all_inner_texts()
+            if texts and all(re.search(r"\[(\*|\d+)\]", t) for t in texts):
                 return
+            if time.monotonic() > settle and not any("[*]" in t for t in texts):
+                break  # nothing runs or waits, and cells were left: click again
             page.wait_for_timeout(200)
         page.keyboard.press("Escape")  # a menu left open must not swallow the next click
-    raise AssertionError("Run All never started a cell")
+    raise AssertionError("Run All never started every cell")
 
 
 def accept_kernel_choice(page: Any) -> None:
