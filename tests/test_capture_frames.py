@@ -129,6 +129,38 @@ def test_a_floor_cuts_the_walk_short_with_the_same_answer(tmp_path: Path) -> Non
     assert fresh.locate(app["view"](), floor) == without_outer
 
 
+@pytest.mark.quick
+def test_new_stacks_described_after_others_answer_as_if_each_were_first(tmp_path: Path) -> None:
+    # what lies below a floor is described once and reused for the next new stacks: each
+    # stack's site and told frames must equal a fresh index's, in either order
+    runner = compiled(
+        tmp_path.parent / "lib" / "runner.py",
+        "import sys\ndef run(fn, other):\n    return sys._getframe(), fn(), other()\n",
+    )
+    app = compiled(tmp_path / "app" / "views.py", APP)
+    outer = compiled(
+        tmp_path / "app" / "outer.py",
+        "def outer(run, view, load):\n    return run(view, load)\n\n"
+        "def other(run, view, load):\n    return run(view, load)\n",
+    )
+    floor, first, second = outer["outer"](runner["run"], app["view"], app["load"])
+    other_floor, third, _ = outer["other"](runner["run"], app["view"], app["load"])
+    floors = {id(first): floor, id(second): floor, id(third): other_floor}
+
+    def described(*frames: FrameType) -> list[tuple[Any, ...]]:
+        index = FrameIndex(str(tmp_path))
+        told: list[Any] = []
+        index.on_stack = lambda digest, stack: told.append(stack)
+        return [(index.locate(frame, floors[id(frame)]), told[-1]) for frame in frames]
+
+    alone = [*described(first), *described(second), *described(third)]
+    assert len({site.stack_hash for site, _ in alone}) == 3
+    assert alone[0][1][0] == ("app/outer.py", 2, "outer")  # below the floor, still there
+    assert alone[2][1][0] == ("app/outer.py", 5, "other")
+    assert described(first, second, third) == alone
+    assert described(second, first, third) == [alone[1], alone[0], alone[2]]
+
+
 def test_stack_hash_is_stable_across_processes(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(APP) + "\n", encoding="utf-8")

@@ -30,12 +30,20 @@ _PRECALL = dis.opmap.get("PRECALL")
 _PRECALL_TO_CALL = 4
 
 
-def call_offset(code: CodeType, lasti: int) -> int:
+def offset_bytes(code: CodeType) -> bytes:
+    """What :func:`call_offset` reads of ``code`` (its unspecialized bytecode where calls have
+    two offsets, else nothing), to keep and pass as its ``raw``."""
+    return code.co_code if _PRECALL is not None else b""
+
+
+def call_offset(code: CodeType, lasti: int, raw: bytes | None = None) -> int:
     """``lasti`` as the offset of the call it belongs to, whatever the interpreter specialized
-    (3.11's PRECALL and CALL of one call are one offset; other versions keep one)."""
+    (3.11's PRECALL and CALL of one call are one offset; other versions keep one). ``raw`` is
+    ``code.co_code`` when the caller kept it: 3.11 builds a fresh copy on every access."""
     if _PRECALL is None or lasti < 0:
         return lasti
-    raw = code.co_code  # the unspecialized bytecode
+    if raw is None:
+        raw = code.co_code  # the unspecialized bytecode
     if lasti < len(raw) and raw[lasti] == _PRECALL:
         return lasti + _PRECALL_TO_CALL
     return lasti
@@ -180,9 +188,12 @@ def loop_spans(code: CodeType) -> tuple[tuple[int, int], ...]:
     return _SPANS(code)
 
 
-def in_loop(frame: FrameType) -> bool:
+def in_loop(frame: FrameType, spans: tuple[tuple[int, int], ...] | None = None) -> bool:
     """Whether ``frame`` stands inside a loop of its function (a comprehension's own code is
     one loop): where a statement repeats once per item, the innermost such frame is the loop
-    to change."""
+    to change. ``spans``: its code's :func:`loop_spans`, when the caller kept them (the cache
+    here is keyed by the code object, whose hash reads its whole bytecode)."""
     lasti = frame.f_lasti
-    return any(start <= lasti <= end for start, end in loop_spans(frame.f_code))
+    if spans is None:
+        spans = loop_spans(frame.f_code)
+    return any(start <= lasti <= end for start, end in spans)

@@ -31,7 +31,13 @@ from types import CodeType, FrameType
 from typing import NamedTuple
 
 from devformance_nb.plugin.capture.boundaries import crossings
-from devformance_nb.plugin.capture.callsites import call_offset, in_loop, is_helper
+from devformance_nb.plugin.capture.callsites import (
+    call_offset,
+    in_loop,
+    is_helper,
+    loop_spans,
+    offset_bytes,
+)
 from devformance_nb.plugin.capture.filekinds import (
     INSTALLED_MARKERS,
     LOOP,
@@ -73,6 +79,43 @@ NO_SITE = Site("", "", "")
 StackFrames = list[tuple[str, int, str]]
 
 
+class _Code:
+    """What describing a stack needs of one code object, read once: each read costs more than
+    it looks (3.11 copies the bytecode on each ``co_code``, and hashing a code object for a
+    cache reads all of it). Holds the code, so its id stays its own."""
+
+    __slots__ = ("_lines", "_spans", "base", "code", "name", "path", "raw")
+
+    def __init__(self, code: CodeType, path: str | None) -> None:
+        self.code = code
+        self.path = path
+        self.name: str = getattr(code, "co_qualname", code.co_name)
+        self.base = os.path.basename(code.co_filename)
+        self.raw = offset_bytes(code)
+        self._spans: tuple[tuple[int, int], ...] | None = None
+        self._lines: dict[int, int] = {}
+
+    def line(self, frame: FrameType) -> int:
+        """The line a suspended ``frame`` of this code stands at: ``f_lineno`` decodes the line
+        table from the start of the function on every read (2 us at the end of a 600-line
+        one), and one offset is always one line."""
+        lasti = frame.f_lasti
+        line = self._lines.get(lasti)
+        if line is None:
+            line = self._lines[lasti] = frame.f_lineno or 0
+        return line
+
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        """Its loops' offsets (:func:`loop_spans`)."""
+        if self._spans is None:
+            self._spans = loop_spans(self.code)
+        return self._spans
+
+
+#: a project frame as ``_remember`` describes it: (frame, its code, line)
+_Found = tuple[FrameType, _Code, int]
+
+
 class FrameIndex:
     """Finds the project frames of a stack; project means under ``root`` and not excluded."""
 
@@ -102,6 +145,11 @@ class FrameIndex:
         self.on_stack: Callable[[str, StackFrames], None] | None = None
         #: stack hashes already handed to on_stack (each once per process)
         self._told: set[str] = set()
+        #: id(code) -> what _remember reads of it
+        self._codes: dict[int, _Code] = {}
+        #: (floor, project frames from it down, their hash parts): the same for every stack
+        #: described while the floor stands
+        self._tail: tuple[FrameType | None, list[_Found], list[str]] = (None, [], [])
 
     def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> Site:
         """The :class:`Site` of the stack starting at ``frame``; ``NO_SITE`` if none.
@@ -376,6 +424,29 @@ class FrameIndex:
         code = frame.f_code
         return code.co_name == "_run" and self.kind(code.co_filename) is LOOP
 
+    def _code(self, code: CodeType) -> _Code:
+        facts = self._codes.get(id(code))
+        if facts is None:
+            facts = self._codes[id(code)] = _Code(code, self.relpath(code.co_filename))
+        return facts
+
+    def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
+        """The project frames from ``floor`` down, with their hash parts (kept while the floor
+        stands: the frames under it are suspended, so their lines and offsets do not move)."""
+        found: list[_Found] = []
+        parts: list[str] = []
+        current: FrameType | None = floor
+        while current is not None:
+            facts = self._code(current.f_code)
+            if facts.path is not None:
+                line = facts.line(current)
+                at = call_offset(facts.code, current.f_lasti, facts.raw)
+                parts.append(f"{facts.path}:{line} {facts.name}@{at}")
+                found.append((current, facts, line))
+            current = current.f_back
+        self._tail = (floor, found, parts)
+        return self._tail
+
     def _remember(
         self,
         stack: tuple[int, ...],
@@ -387,34 +458,42 @@ class FrameIndex:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
             self._alive.clear()
+            self._codes.clear()
             self._below = (None, ())
-        found: list[tuple[FrameType, str, int, str]] = []  # innermost first
+            self._tail = (None, [], [])
+        found: list[_Found] = []  # innermost first
         parts: list[str] = []
         for current, stable in self._chain(frame, floor, thread):
-            code = current.f_code
-            path = self.relpath(code.co_filename)
-            if path is None and not found:  # library code above the project's frames
-                self._alive[id(code)] = code
-                name = getattr(code, "co_qualname", code.co_name)
-                at = call_offset(code, current.f_lasti)
-                parts.append(f"{os.path.basename(code.co_filename)}:{name}@{at}")
-            elif path is not None:
-                self._alive[id(code)] = code
-                name = getattr(code, "co_qualname", code.co_name)
-                line = current.f_lineno or 0
-                at = call_offset(code, current.f_lasti) if stable else -1
-                parts.append(f"{path}:{line} {name}@{at}")
-                found.append((current, path, line, name))
+            if current is floor and found:  # below it: as for the last stack described
+                tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
+                found.extend(tail[1])
+                parts.extend(tail[2])
+                break
+            facts = self._code(current.f_code)
+            if facts.path is None and not found:  # library code above the project's frames
+                at = call_offset(facts.code, current.f_lasti, facts.raw)
+                parts.append(f"{facts.base}:{facts.name}@{at}")
+            elif facts.path is not None:
+                if stable:
+                    line = facts.line(current)
+                    at = call_offset(facts.code, current.f_lasti, facts.raw)
+                else:  # running in another thread: read once, never kept
+                    line, at = current.f_lineno or 0, -1
+                parts.append(f"{facts.path}:{line} {facts.name}@{at}")
+                found.append((current, facts, line))
         if not found:  # a crossing that changed under us: nothing to describe
             return NO_SITE
         digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
-        texts = [f"{path}:{line} {name}" for _, path, line, name in found]
+        texts = [f"{facts.path}:{line} {facts.name}" for _, facts, line in found]
         change = 0
         while change < len(found) - 1 and is_helper(found[change][0]):
             change += 1
         # a repeated statement repeats in a loop: the innermost frame standing in one, from
         # the first that was not handed the statement outward, is the line to change
-        change = next((i for i in range(change, len(found)) if in_loop(found[i][0])), change)
+        change = next(
+            (i for i in range(change, len(found)) if in_loop(found[i][0], found[i][1].spans())),
+            change,
+        )
         site = Site(texts[change], texts[0], "" if setup else digest)
         self._stacks[stack] = site
         if setup:  # set-up work: never grouped, so no stack to keep
@@ -422,5 +501,7 @@ class FrameIndex:
         if self.on_stack is not None and digest not in self._told:
             self._told.add(digest)
             kept = found[:MAX_STORED_FRAMES]
-            self.on_stack(digest, [(path, line, name) for _, path, line, name in reversed(kept)])
+            self.on_stack(
+                digest, [(str(facts.path), line, facts.name) for _, facts, line in reversed(kept)]
+            )
         return site
