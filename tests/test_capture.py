@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import threading
@@ -17,7 +18,7 @@ from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
 from devformance_nb.plugin.capture import sqlite as sqlite_adapter
-from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, short_params
+from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, _json_frames, short_params
 
 pytestmark = pytest.mark.quick
 
@@ -332,3 +333,12 @@ def test_coverage_data_file_is_not_the_projects_sql(record: Record, tmp_path: Pa
     data.write()
     sqlite3.connect(":memory:").execute("SELECT 1")
     assert [q.sql for q in rec.queries()] == ["SELECT 1"]
+
+
+@pytest.mark.quick
+def test_stack_frames_encode_as_json_lists_whoever_encoded_them_before() -> None:
+    frames = [("app/views.py", 12, "Shop.list"), ('app/"odd".py', 3, "café")]
+    expected = json.dumps([list(frame) for frame in frames], ensure_ascii=False)
+    assert _json_frames(frames) == expected
+    assert _json_frames(frames) == expected  # the second time from the per-frame texts
+    assert json.loads(_json_frames(frames[::-1])) == [list(f) for f in frames[::-1]]

@@ -84,7 +84,7 @@ class _Code:
     it looks (3.11 copies the bytecode on each ``co_code``, and hashing a code object for a
     cache reads all of it). Holds the code, so its id stays its own."""
 
-    __slots__ = ("_lines", "_spans", "base", "code", "name", "path", "raw")
+    __slots__ = ("_spans", "base", "code", "name", "path", "raw")
 
     def __init__(self, code: CodeType, path: str | None) -> None:
         self.code = code
@@ -93,17 +93,6 @@ class _Code:
         self.base = os.path.basename(code.co_filename)
         self.raw = offset_bytes(code)
         self._spans: tuple[tuple[int, int], ...] | None = None
-        self._lines: dict[int, int] = {}
-
-    def line(self, frame: FrameType) -> int:
-        """The line a suspended ``frame`` of this code stands at: ``f_lineno`` decodes the line
-        table from the start of the function on every read (2 us at the end of a 600-line
-        one), and one offset is always one line."""
-        lasti = frame.f_lasti
-        line = self._lines.get(lasti)
-        if line is None:
-            line = self._lines[lasti] = frame.f_lineno or 0
-        return line
 
     def spans(self) -> tuple[tuple[int, int], ...]:
         """Its loops' offsets (:func:`loop_spans`)."""
@@ -114,6 +103,8 @@ class _Code:
 
 #: a project frame as ``_remember`` describes it: (frame, its code, line)
 _Found = tuple[FrameType, _Code, int]
+#: a frame's code, line and part of the stack hash, as one (code, offset) always gives them
+_Place = tuple[_Code, int, str]
 
 
 class FrameIndex:
@@ -147,6 +138,9 @@ class FrameIndex:
         self._told: set[str] = set()
         #: id(code) -> what _remember reads of it
         self._codes: dict[int, _Code] = {}
+        #: (id(code), f_lasti) -> its _Place: ``f_lineno`` decodes the line table from the
+        #: start of the function on every read (2 us at the end of a 600-line one)
+        self._places: dict[tuple[int, int], _Place] = {}
         #: (floor, project frames from it down, their hash parts): the same for every stack
         #: described while the floor stands
         self._tail: tuple[FrameType | None, list[_Found], list[str]] = (None, [], [])
@@ -430,6 +424,22 @@ class FrameIndex:
             facts = self._codes[id(code)] = _Code(code, self.relpath(code.co_filename))
         return facts
 
+    def _place(self, frame: FrameType) -> _Place:
+        """Where a suspended ``frame`` stands (one offset of one code is always one line)."""
+        code = frame.f_code
+        lasti = frame.f_lasti
+        place = self._places.get((id(code), lasti))
+        if place is None:
+            facts = self._code(code)
+            at = call_offset(code, lasti, facts.raw)
+            if facts.path is None:
+                place = (facts, 0, f"{facts.base}:{facts.name}@{at}")
+            else:
+                line = frame.f_lineno or 0
+                place = (facts, line, f"{facts.path}:{line} {facts.name}@{at}")
+            self._places[(id(code), lasti)] = place
+        return place
+
     def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
         """The project frames from ``floor`` down, with their hash parts (kept while the floor
         stands: the frames under it are suspended, so their lines and offsets do not move)."""
@@ -437,11 +447,9 @@ class FrameIndex:
         parts: list[str] = []
         current: FrameType | None = floor
         while current is not None:
-            facts = self._code(current.f_code)
+            facts, line, part = self._place(current)
             if facts.path is not None:
-                line = facts.line(current)
-                at = call_offset(facts.code, current.f_lasti, facts.raw)
-                parts.append(f"{facts.path}:{line} {facts.name}@{at}")
+                parts.append(part)
                 found.append((current, facts, line))
             current = current.f_back
         self._tail = (floor, found, parts)
@@ -459,6 +467,7 @@ class FrameIndex:
             self._stacks.clear()
             self._alive.clear()
             self._codes.clear()
+            self._places.clear()
             self._below = (None, ())
             self._tail = (None, [], [])
         found: list[_Found] = []  # innermost first
@@ -469,23 +478,26 @@ class FrameIndex:
                 found.extend(tail[1])
                 parts.extend(tail[2])
                 break
-            facts = self._code(current.f_code)
-            if facts.path is None and not found:  # library code above the project's frames
-                at = call_offset(facts.code, current.f_lasti, facts.raw)
-                parts.append(f"{facts.base}:{facts.name}@{at}")
-            elif facts.path is not None:
-                if stable:
-                    line = facts.line(current)
-                    at = call_offset(facts.code, current.f_lasti, facts.raw)
-                else:  # running in another thread: read once, never kept
-                    line, at = current.f_lineno or 0, -1
-                parts.append(f"{facts.path}:{line} {facts.name}@{at}")
+            if not stable:  # running in another thread: only its line holds still, read once
+                facts = self._code(current.f_code)
+                if facts.path is not None:
+                    line = current.f_lineno or 0
+                    parts.append(f"{facts.path}:{line} {facts.name}@-1")
+                    found.append((current, facts, line))
+                    continue
+            facts, line, part = self._place(current)
+            if facts.path is not None:
+                parts.append(part)
                 found.append((current, facts, line))
+            elif not found:  # library code above the project's frames
+                parts.append(part)
         if not found:  # a crossing that changed under us: nothing to describe
             return NO_SITE
         digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
         texts = [f"{facts.path}:{line} {facts.name}" for _, facts, line in found]
         change = 0
+        # whether a frame was handed the statement depends on this call's arguments: asked
+        # for every new stack (``Database.execute("VACUUM")`` is not a helper's call)
         while change < len(found) - 1 and is_helper(found[change][0]):
             change += 1
         # a repeated statement repeats in a loop: the innermost frame standing in one, from

@@ -89,8 +89,24 @@ def _json(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+#: a stack's frame -> its JSON text (the frames of new stacks repeat: their tests call the same
+#: code); emptied when it holds this many
+MAX_FRAME_TEXTS = 50_000
+_FRAME_TEXTS: dict[tuple[str, int, str], str] = {}
+
+
 def _json_frames(frames: StackFrames) -> str:
-    return json.dumps([list(frame) for frame in frames], ensure_ascii=False)
+    """``json.dumps`` of the frames as lists, each frame's text encoded once."""
+    texts = _FRAME_TEXTS
+    if len(texts) >= MAX_FRAME_TEXTS:
+        texts.clear()
+    out = []
+    for frame in frames:
+        text = texts.get(frame)
+        if text is None:
+            text = texts[frame] = json.dumps(list(frame), ensure_ascii=False)
+        out.append(text)
+    return "[" + ", ".join(out) + "]"
 
 
 class Recorder:
