@@ -15,7 +15,7 @@ from devformance_nb.core.events import Query
 from devformance_nb.logic.detection import NPlusOneDetector, NPlusOneFinding, find_n_plus_one
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.logic.slow import DEFAULT_SLOW_QUERY_MS, find_slow, is_slow, slow_sql
-from devformance_nb.store.ingest import read_facts
+from devformance_nb.run.queryfacts import read_facts
 from devformance_nb.store.rows import fingerprint_frame
 
 CALLER = "app/views.py:42 list_books"

@@ -16,9 +16,9 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.eventlog import EventWriter
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.run.queryfacts import LITERAL_KEY
 from devformance_nb.run.replay import replay
 from devformance_nb.run.state import RunState
-from devformance_nb.store.ingest import LITERAL_KEY
 
 RUN = "run-bulk"
 FILES = ["tests/test_a.py", "tests/sub/test_b.py", "tests/test_empty.py"]

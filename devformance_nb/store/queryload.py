@@ -1,0 +1,70 @@
+"""Query rows into the store, read by DuckDB straight from the children's events files.
+
+Used for each file as it finishes by the live store writer, and for a whole run directory by
+``devformance ingest``: the statements never become Python objects on their way to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from devformance_nb.run.queryfacts import QueryFacts, sql_over
+from devformance_nb.store.rows import add_fingerprints
+
+#: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
+BULK_MEMORY = "256MB"
+
+_INSERT = """
+INSERT INTO queries (run_id, file, nodeid, phase, qseq, started, duration, sql,
+    fingerprint_hash, vendor, alias, rows, caller, sent_by, stack_hash, orm, many, params,
+    relation, peers, fix)
+SELECT $run_id, q.file, q.nodeid, q.phase, q.qseq,
+    make_timestamp(CAST(round(q.start * 1000000) AS BIGINT)), q.duration, q.sql,
+    m.fingerprint_hash, q.vendor, q.alias, q.rows, q.caller, q.sent_by, q.stack_hash, q.orm,
+    q.many, q.params, q.relation, q.peers, q.fix
+FROM SOURCE q JOIN _devformance_texts m USING (sql)
+WHERE q.kind = 'query' AND coalesce(q.v, 1) <= VERSION
+"""
+
+
+def insert_queries(
+    con: duckdb.DuckDBPyConnection, run_id: str, paths: Sequence[Path], facts: QueryFacts
+) -> None:
+    """Insert the query rows of ``paths`` (events files) and the fingerprints of ``facts`` the
+    store lacks; each text's fingerprint hash comes from ``facts.texts``.
+
+    Runs in the caller's transaction; DuckDB reads the events files itself.
+    """
+    add_fingerprints(con, facts.fingerprints)
+    if not paths:
+        return
+    con.register("_devformance_texts", facts.texts)
+    try:
+        with bulk_settings(con):
+            con.execute(sql_over(_INSERT, paths), {"run_id": run_id})
+    finally:
+        con.unregister("_devformance_texts")
+
+
+@contextmanager
+def bulk_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB settings for one bulk insert, restored after: no progress bar on the terminal,
+    rows in any order (so they stream instead of being held back to keep their order), and a
+    memory limit (so memory does not grow with the rows: DuckDB writes them out instead)."""
+    names = ("enable_progress_bar", "preserve_insertion_order", "memory_limit")
+    before = con.execute(
+        "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)
+    ).fetchone()
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET memory_limit = '{BULK_MEMORY}'")
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name, value in zip(names, before, strict=True):
+                con.execute(f"SET {name} = ?", [value])
