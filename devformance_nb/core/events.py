@@ -218,6 +218,20 @@ class RunCoverage(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileQueries(Event):
+    """What a file's statements add to the run, read from its events file when its child ended.
+
+    The statements' own events are not decoded one by one on the live path: DuckDB groups them
+    (counts, slow ones, N+1 findings) and the store loads them from ``path``. ``facts`` is a
+    ``run.queryfacts.QueryFacts`` of that one file; parent only, like ``CoverageRead``.
+    """
+
+    kind: ClassVar[str] = "file_queries"
+    facts: Any = None
+    path: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileDone(Event):
     """Written by the child's plugin when its pytest session ends."""
 
@@ -303,7 +317,8 @@ class RunDone(Event):
     duration: float
 
 
-#: the kinds an events file holds (CoverageRead and RunCoverage live only in the parent)
+#: the kinds an events file holds (CoverageRead, RunCoverage and FileQueries live only in the
+#: parent)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (

@@ -26,6 +26,7 @@ from devformance_nb.logic.discovery import TestFile
 from devformance_nb.run.dispatch import Dispatcher
 from devformance_nb.run.executor import Executor, Job
 from devformance_nb.run.nodes import NodeController, NodeInputs, local_inputs
+from devformance_nb.run.queryfacts import QueryFacts, read_facts
 from devformance_nb.run.reader import FileReader
 from devformance_nb.run.runcoverage import read_run
 from devformance_nb.run.state import Observer, RunState
@@ -218,9 +219,24 @@ class Launcher:
                     workers=self.plan.workers,
                     worker_input=self._nodes.for_slot(slot),
                 )
-                FileReader(job, self._queue.put, self._stop, self.plan.timeout).run(self.executor)
+                FileReader(
+                    job, self._queue.put, self._stop, self.plan.timeout, self._statements
+                ).run(self.executor)
         finally:
             self._queue.put(_WorkerDone())
+
+    def _statements(self, path: Path) -> QueryFacts:
+        """A finished file's statements, grouped by DuckDB with the run's detection settings
+        (in the file's reader thread: decoding them one by one in this process would compete
+        with the children for the cores)."""
+        config = self.plan.config
+        return read_facts(
+            [path],
+            float(config.get("slow_query_ms", 100.0)),
+            int(config.get("n_plus_one_min", 2)),
+            list(config.get("allow_n_plus_one", [])),
+            threads=1,
+        )
 
     def _loop(self, workers: int, journal: EventWriter) -> None:
         last_tick = time.monotonic()

@@ -333,6 +333,13 @@ def _query(state: RunState, e: ev.Event) -> FileState:
     return fs
 
 
+def _file_queries(state: RunState, e: ev.Event) -> FileState:
+    assert isinstance(e, ev.FileQueries)
+    fs = state.file(e.file)
+    e.facts.apply(fs)  # counts, per-test counts, slow statements, N+1 findings
+    return fs
+
+
 def _eager_unused(state: RunState, e: ev.Event) -> FileState:
     assert isinstance(e, ev.EagerUnused)
     fs = state.file(e.file)
@@ -443,6 +450,7 @@ _HANDLERS: dict[str, Any] = {
     "collect_error": _collect_error,
     "test": _test_phase,
     "query": _query,
+    "file_queries": _file_queries,
     "eager_unused": _eager_unused,
     "file_done": _file_done,
     "resources": _resources,

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -26,6 +27,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.errors import StoreError
 from devformance_nb.run.state import FileState, RunState, exit_code
 from devformance_nb.store.database import Store, mark_interrupted, utc
+from devformance_nb.store.queryload import insert_queries
 from devformance_nb.store.rows import (
     QueryBuffer,
     coverage_columns,
@@ -300,6 +302,8 @@ class StoreWriter:
         self._failed: Batch | None = None
         self._failed_once = False
         self._queries = QueryBuffer()
+        #: each file's statements read from its events file, until the file is written
+        self._statements: dict[str, ev.FileQueries] = {}
         self._flusher: threading.Thread | None = None
         self._last_flush = 0.0
 
@@ -308,6 +312,8 @@ class StoreWriter:
             self._queries.add(event)
             if len(self._queries) >= QUERY_BATCH:  # bounds memory on query-heavy files
                 self._batch.queries.append(self._queries.take())
+        elif isinstance(event, ev.FileQueries):
+            self._statements[event.file] = event
         elif isinstance(event, ev.Stack):
             self._batch.add("stacks", [stack_row(state.run_id, event)])
         elif isinstance(event, ev.Output):
@@ -357,6 +363,10 @@ class StoreWriter:
         batch = self._batch
         if len(self._queries):
             batch.queries.append(self._queries.take())
+        statements = self._statements.pop(fs.key, None)
+        if statements is not None:  # DuckDB reads them from the events file, in the write
+            paths, facts = [Path(statements.path)], statements.facts
+            batch.extra.append(lambda con: insert_queries(con, state.run_id, paths, facts))
         batch.add("test_files", [file_row(state, fs, self.log_paths.get(fs.key))])
         batch.add("tests", testcase_rows(state, fs))
         batch.add("output_lines", self._output.pop(fs.key, []))

@@ -1,0 +1,70 @@
+"""Query rows go from an events file to the store through DuckDB, each with its fingerprint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.run.queryfacts import read_facts
+from devformance_nb.store.database import Store
+from devformance_nb.store.queryload import bulk_settings, insert_queries
+
+pytestmark = pytest.mark.quick
+
+
+def events_file(folder: Path, texts: list[str]) -> Path:
+    path = folder / "events.jsonl"
+    lines = [
+        json.dumps(
+            {
+                "v": 1,
+                "kind": "query",
+                "file": "tests/test_a.py",
+                "nodeid": "tests/test_a.py::t",
+                "phase": "call",
+                "qseq": i,
+                "start": 1.5,
+                "duration": 0.002,
+                "sql": text,
+                "stack_hash": "s",
+                "caller": "app/a.py:1 f",
+            }
+        )
+        for i, text in enumerate(texts)
+    ]
+    # other kinds and a newer format's statement are not rows
+    lines.append(json.dumps({"v": 1, "kind": "test", "file": "tests/test_a.py"}))
+    lines.append(json.dumps({"v": 99, "kind": "query", "file": "tests/test_a.py", "sql": "X"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_each_statement_becomes_a_row_with_its_fingerprint(tmp_path: Path) -> None:
+    texts = ["SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2", "DELETE FROM t"]
+    path = events_file(tmp_path, texts)
+    facts = read_facts([path], slow_query_ms=100.0, min_count=2, threads=1)
+    with Store(tmp_path / "s.duckdb").writing() as con:
+        insert_queries(con, "run1", [path], facts)
+        rows = con.execute(
+            "SELECT run_id, qseq, sql, fingerprint_hash FROM queries ORDER BY qseq"
+        ).fetchall()
+        stored = dict(
+            con.execute("SELECT fingerprint_hash, fingerprint FROM fingerprints").fetchall()
+        )
+    assert rows == [
+        ("run1", i, text, fingerprint_hash(fingerprint(text))) for i, text in enumerate(texts)
+    ]
+    assert stored == {fingerprint_hash(fingerprint(t)): fingerprint(t) for t in texts}
+
+
+def test_bulk_settings_are_put_back_after_the_insert(tmp_path: Path) -> None:
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    with Store(tmp_path / "s.duckdb").writing() as con:
+        con.execute("SET preserve_insertion_order = true")
+        with bulk_settings(con):
+            during = con.execute(setting).fetchone()
+        after = con.execute(setting).fetchone()
+    assert during == (False,) and after == (True,)
