@@ -1,20 +1,27 @@
 """What project files a child read: data files it opened, Python modules it imported.
 
 Change-based selection re-runs a test file when a file it read changed. Coverage sees the
-Python lines a file executed; this sees the rest: an audit hook on ``open`` (every
-``open()``, ``os.open`` and ``io.open_code`` raises it) records files under the project
-root opened for reading, and at the end the modules in ``sys.modules`` under the root are
-added (a module the fork server imported before the fork is not opened again here, and a
-module coverage does not measure still counts at file level).
+Python lines a file executed; this sees the rest: ``open()`` (``io.open``, which pathlib
+and ``codecs.open`` call) and ``os.open`` are wrapped, and files under the project root
+opened for reading are recorded; at the end the modules in ``sys.modules`` under the root
+are added (a module the fork server imported before the fork is not opened again here, and
+a module coverage does not measure still counts at file level).
+
+Not an audit hook, though ``open`` raises an audit event: CPython calls every hook on every
+event, and reading a frame's ``f_code`` is one (``sys._getframe`` another). The SQL capture
+reads ``f_code`` for each frame of each statement's stack, so a Python hook cost every
+statement about 0.1 us a frame (an ORM statement's stack has dozens). A module that took
+its own reference to ``open`` before the child started is not seen.
 
 One line per path, ``open<TAB>path`` or ``import<TAB>path`` (relative to the root), written
 as it is first seen with one ``os.write`` on a descriptor opened once, so a child that dies
-keeps what it read so far. An audit hook cannot be removed: it is installed only in a
-devformance child, and it does the least work it can per open.
+keeps what it read so far.
 """
 
 from __future__ import annotations
 
+import builtins
+import io
 import os
 import sys
 from typing import Any
@@ -37,23 +44,37 @@ class ReadsRecorder:
         self.active = True
 
     def install(self) -> None:
-        """Start recording (an audit hook for this process's lifetime)."""
-        sys.addaudithook(self._hook)
+        """Start recording: wrap ``open`` and ``os.open`` for this process's lifetime."""
+        opened = builtins.open
 
-    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "open" or self.busy or not self.active:
+        def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            handle = opened(file, mode, *args, **kwargs)  # a failed open read nothing
+            if isinstance(mode, str) and not any(c in mode for c in "wax+"):
+                self._opened(file)
+            return handle
+
+        os_opened = os.open
+
+        def os_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            fd = os_opened(path, flags, *args, **kwargs)
+            # relative to a dir_fd (shutil.rmtree of pytest's old folders) is not our path
+            if not flags & _WRITE_FLAGS and kwargs.get("dir_fd") is None:
+                self._opened(path)
+            return fd
+
+        builtins.open = io.open = open_  # type: ignore[assignment]
+        os.open = os_open
+
+    def _opened(self, file: Any) -> None:
+        if self.busy or not self.active:
             return
-        path, mode, flags = (*args, None, None, None)[:3]
-        if not isinstance(path, str):  # a descriptor or bytes: not a project path we name
+        if isinstance(file, os.PathLike):
+            file = os.fspath(file)
+        if not isinstance(file, str):  # a descriptor or bytes: not a project path we name
             return
-        if isinstance(mode, str):
-            if any(c in mode for c in "wax+"):
-                return
-        elif isinstance(flags, int) and flags & _WRITE_FLAGS:
-            return
-        self.busy = True  # our own open below raises the event again
+        self.busy = True  # our own open below goes through the wrapper again
         try:
-            self._seen(path, "import" if path.endswith(".py") else "open")
+            self._seen(file, "import" if file.endswith(".py") else "open")
         finally:
             self.busy = False
 
