@@ -160,6 +160,7 @@ def stored(db: Path) -> dict[str, list[tuple[Any, ...]]]:
             "fingerprints": con.execute(
                 "SELECT fingerprint_hash, fingerprint FROM fingerprints ORDER BY 1"
             ).fetchall(),
+            "stacks": con.execute("SELECT stack_hash, frames FROM stacks ORDER BY 1").fetchall(),
         }
 
 
@@ -188,6 +189,11 @@ def test_a_statement_heavy_file_is_read_in_bulk_with_the_rows_ingest_makes(
     api.ingest(run.state.meta["run_dir"], again)
     assert stored(db) == stored(again)
     assert len(stored(db)["queries"]) == BULK_STATEMENTS + 200 + 4 + 3
+    # the loop's stack and the per-row lookup's, with their frames outermost first
+    frames = dict(stored(db)["stacks"])
+    assert ["tests/test_heavy.py:21 test_many_lookups", "tests/test_heavy.py:14 author_of"] in [
+        value[-2:] for value in frames.values()
+    ]
 
 
 def test_statements_that_cannot_be_read_in_bulk_are_said_and_the_run_goes_on(

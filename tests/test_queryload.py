@@ -10,7 +10,7 @@ import pytest
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.run.queryfacts import read_facts
 from devformance_nb.store.database import Store
-from devformance_nb.store.queryload import bulk_settings, insert_queries
+from devformance_nb.store.queryload import bulk_settings, insert_queries, insert_stacks
 
 pytestmark = pytest.mark.quick
 
@@ -68,3 +68,20 @@ def test_bulk_settings_are_put_back_after_the_insert(tmp_path: Path) -> None:
             during = con.execute(setting).fetchone()
         after = con.execute(setting).fetchone()
     assert during == (False,) and after == (True,)
+
+
+def test_stacks_become_rows_of_their_frames_once(tmp_path: Path) -> None:
+    stack = {"v": 1, "kind": "stack", "stack_hash": "h1"}
+    frames = [["tests/test_a.py", 7, "test_a"], ["app/db.py", 40, "Repo.run.<locals>.go"]]
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        json.dumps({**stack, "frames": frames}) + "\n" + json.dumps({**stack, "frames": frames}),
+        encoding="utf-8",
+    )
+    with Store(tmp_path / "s.duckdb").writing() as con:
+        insert_stacks(con, "run1", [path])
+        insert_stacks(con, "run2", [path])  # known: kept as first stored
+        rows = con.execute("SELECT stack_hash, frames, first_run FROM stacks").fetchall()
+    assert rows == [
+        ("h1", ["tests/test_a.py:7 test_a", "app/db.py:40 Repo.run.<locals>.go"], "run1")
+    ]

@@ -161,19 +161,20 @@ GROUP BY file, nodeid, phase, fingerprint_hash, stack_hash
 _BULK_CONFIG: dict[str, str | bool | int | float | list[str]] = {"preserve_insertion_order": False}
 
 
-def json_source(paths: Sequence[Path]) -> str:
-    """A DuckDB ``read_json`` over events files, typed for query events."""
+def json_source(paths: Sequence[Path], fields: dict[str, str] = QUERY_FIELDS) -> str:
+    """A DuckDB ``read_json`` over events files, typed for query events (or ``fields``)."""
     files = ", ".join("'" + os.fspath(p).replace("'", "''") + "'" for p in paths)
-    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in QUERY_FIELDS.items())
+    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in fields.items())
     return (
         f"read_json([{files}], format = 'newline_delimited', columns = {{{columns}}}, "
         f"ignore_errors = true, maximum_object_size = {MAX_LINE_BYTES})"
     )
 
 
-def sql_over(template: str, paths: Sequence[Path]) -> str:
+def sql_over(template: str, paths: Sequence[Path], fields: dict[str, str] = QUERY_FIELDS) -> str:
+    """``template`` with ``SOURCE`` read from ``paths`` and ``VERSION`` this event format's."""
     versioned = template.replace("VERSION", str(ev.EVENT_VERSION))
-    return versioned.replace("SOURCE", json_source(paths))
+    return versioned.replace("SOURCE", json_source(paths, fields))
 
 
 @dataclass

@@ -46,6 +46,7 @@ _READ = 65_536
 #: how a statement's line is told apart without decoding it (inside a JSON string a quote is
 #: always escaped, so only the event's own kind can read like this)
 _QUERY_MARK = b'"kind":"query"'
+_STACK_MARK = b'"kind":"stack"'
 #: a file with more statements than this has them read by DuckDB from its events file when its
 #: child ends; fewer are decoded one by one then (DuckDB's fixed cost, about 20 ms a file, is
 #: that of decoding and detecting about 500 statements in Python)
@@ -129,7 +130,8 @@ class FileReader:
         #: reads the file's statements once its child ended (None: they are decoded one by
         #: one as they come, like every other event)
         self.statements = statements
-        #: statement lines passed over undecoded so far, and their lines while they are few
+        #: statement lines passed over undecoded so far, and their lines (and their stacks')
+        #: while they are few
         self.passed_over = 0
         self.held: list[bytes] | None = []
         self.emit = emit
@@ -296,11 +298,13 @@ class FileReader:
             raw_lines.append(rest)
         skip = self.statements is not None
         for raw in raw_lines:
-            if skip and _QUERY_MARK in raw:  # read once the child ended
-                self.passed_over += 1
+            # statements and their stacks: read once the child ended
+            if skip and (_QUERY_MARK in raw or _STACK_MARK in raw):
+                if _QUERY_MARK in raw:
+                    self.passed_over += 1
                 if self.held is not None:
                     self.held.append(raw)
-                    if len(self.held) > BULK_STATEMENTS:  # many: DuckDB reads them all
+                    if self.passed_over > BULK_STATEMENTS:  # many: DuckDB reads them all
                         self.held = None
                 continue
             self._event(raw)

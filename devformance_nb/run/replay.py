@@ -35,7 +35,7 @@ def _file_events(
     path = run_dir.events_path(key)
     # samples come from the journal, which holds every one the loop saw: a remote child's,
     # streamed with its events, would otherwise count twice
-    skipped = ("resources",) if queries else ("query", "resources")
+    skipped = ("resources",) if queries else ("query", "stack", "resources")
     if path.exists():
         for item in read_events(path, skipped):
             if isinstance(item, ev.Event):
@@ -76,8 +76,8 @@ def _unjournaled_start(folder: RunDir, started: ev.RunStarted, key: str) -> list
 def replay(run_dir: str | os.PathLike[str], queries: bool = True) -> Iterator[ev.Event]:
     """Events of a run directory in launcher order: run start, each file in turn, run end.
 
-    ``queries=False`` leaves out the ``query`` events (without decoding them), for a caller
-    that loads them in bulk (``devformance_nb.store.ingest``).
+    ``queries=False`` leaves out the ``query`` and ``stack`` events (without decoding them),
+    for a caller that loads them in bulk (``devformance_nb.store.ingest``).
 
     A run whose launcher died has no ``run_done``: one is made up with status
     ``interrupted``, so the replayed run never looks like it is still going.

@@ -30,24 +30,51 @@ FROM SOURCE q JOIN _devformance_texts m USING (sql)
 WHERE q.kind = 'query' AND coalesce(q.v, 1) <= VERSION
 """
 
+#: the fields of a stack event DuckDB reads
+STACK_FIELDS = {"v": "INTEGER", "kind": "VARCHAR", "stack_hash": "VARCHAR", "frames": "VARCHAR[][]"}
+
+# each frame ["path", line, "function"] as "path:line function", in order (a list aggregate
+# over the unnested frames: no lambda, whose syntax changed between DuckDB versions)
+_STACKS = """
+INSERT OR IGNORE INTO stacks (stack_hash, frames, first_run)
+SELECT stack_hash, list(f[1] || ':' || f[2] || ' ' || f[3] ORDER BY i), $run_id
+FROM (
+    SELECT stack_hash, unnest(frames) AS f, generate_subscripts(frames, 1) AS i
+    FROM (
+        SELECT DISTINCT ON (stack_hash) stack_hash, frames FROM SOURCE
+        WHERE kind = 'stack' AND coalesce(v, 1) <= VERSION
+            AND stack_hash IS NOT NULL AND frames IS NOT NULL
+    )
+)
+GROUP BY stack_hash
+"""
+
 
 def insert_queries(
     con: duckdb.DuckDBPyConnection, run_id: str, paths: Sequence[Path], facts: QueryFacts
 ) -> None:
-    """Insert the query rows of ``paths`` (events files) and the fingerprints of ``facts`` the
-    store lacks; each text's fingerprint hash comes from ``facts.texts``.
+    """Insert the query rows of ``paths`` (events files), their stacks, and the fingerprints of
+    ``facts`` the store lacks; each text's fingerprint hash comes from ``facts.texts``.
 
     Runs in the caller's transaction; DuckDB reads the events files itself.
     """
     add_fingerprints(con, facts.fingerprints)
     if not paths:
         return
+    insert_stacks(con, run_id, paths)
     con.register("_devformance_texts", facts.texts)
     try:
         with bulk_settings(con):
             con.execute(sql_over(_INSERT, paths), {"run_id": run_id})
     finally:
         con.unregister("_devformance_texts")
+
+
+def insert_stacks(con: duckdb.DuckDBPyConnection, run_id: str, paths: Sequence[Path]) -> None:
+    """Insert the stacks of ``paths`` (events files) the store does not hold yet (a hash names
+    the same frames forever); ``run_id`` is their first run."""
+    if paths:
+        con.execute(sql_over(_STACKS, paths, STACK_FIELDS), {"run_id": run_id})
 
 
 @contextmanager
