@@ -19,6 +19,12 @@ from devformance_nb.logic.fingerprint import (
 )
 
 FINGERPRINTS = [
+    # a letter before a quote opens a literal only as a prefix (N'', E'', X'', U&''); a word
+    # with a digit first, and & between words, are not literals
+    (
+        "SELECT N'x', E'a\\'b', U&'d', X'ff', x&y, 1abc, n FROM t WHERE u = 'q'",
+        "SELECT ?, ?, ?, ?, x & y, 1abc, n FROM t WHERE u = ?",
+    ),
     # literals of every kind
     ("SELECT * FROM t WHERE id = 42", "SELECT * FROM t WHERE id = ?"),
     ("SELECT * FROM t WHERE price = 4.25", "SELECT * FROM t WHERE price = ?"),

@@ -63,7 +63,11 @@ _VALUE_KEYWORDS = frozenset({"NULL", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TI
 _TABLE_INTRODUCERS = frozenset({"INTO", "TABLE", "REFERENCES", "VIEW", "WITH", "RECURSIVE"})
 
 # One alternative per token kind; order matters (comments before operators, strings before
-# words so N'x' and X'ff' are literals). Strings follow standard SQL: '' escapes a quote and a
+# words so N'x' and X'ff' are literals). Words and plain punctuation, most of any statement's
+# tokens, are tried first (each failed alternative costs about as much as a match): a word
+# that cannot open any other kind (no digit first, and not the prefix of a literal such as
+# N'x' or U&'x'), and "(),;"; a word the first alternative leaves (1abc) is the last one's.
+# Strings follow standard SQL: '' escapes a quote and a
 # backslash is an ordinary character (Django on SQLite emits ESCAPE '\'), except in
 # PostgreSQL's E'...' strings. Every alternative that opens a quote or comment also
 # matches when it is unterminated (it runs to the end), so the scan never backtracks and never
@@ -72,13 +76,15 @@ _TOKEN = re.compile(
     r"""
     \s*
   (?:
-    (?P<comment>--[^\n]*|/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/)?)
+    (?P<word>(?![EeXxBbNn]'|[Uu]&')[^\W\d][\w$]*)
+  | (?P<punct>[(),;])
+  | (?P<comment>--[^\n]*|/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/)?)
   | (?P<str>[Ee]'[^'\\]*(?:(?:''|\\.)[^'\\]*)*'?|(?:[XxBbNn]|[Uu]&)?'[^']*(?:''[^']*)*'?)
   | (?P<qid>"[^"]*(?:""[^"]*)*"?|`[^`]*(?:``[^`]*)*`?|\[[^\]\d\s?:$%+\-'"(.][^\]]*\]?)
   | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$(?:.*?\$(?P=tag)\$|.*))
   | (?P<ph>\?\d*|%\([^()]*\)[sbt]|%[sbt](?!\w)|:[^\W\d]\w*|:\d+|\$\d+)
   | (?P<num>0[xX][0-9a-fA-F]+(?!\w)|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w$]))
-  | (?P<word>\w[\w$]*)
+  | (?P<word2>\w[\w$]*)
   | (?P<op>::|<=|>=|<>|!=|\|\||->>|->|=>|<<|>>|@>|<@|&&|.)
   )
     """,
@@ -213,7 +219,10 @@ def _tokenize(sql: str) -> tuple[list[str], list[str]]:
     kinds: list[str] = []
     for match in _TOKEN.finditer(sql):
         kind = match.lastgroup or "op"
-        if kind == "word":
+        if kind == "punct":
+            tokens.append(match.group(kind))
+            kinds.append("op")
+        elif kind == "word" or kind == "word2":
             text = match.group(kind)
             upper = text.upper()
             if upper == "TRUE" or upper == "FALSE":
@@ -228,7 +237,7 @@ def _tokenize(sql: str) -> tuple[list[str], list[str]]:
                 kinds.append("qid")
             else:
                 tokens.append(text)
-                kinds.append(kind)
+                kinds.append("word")
         elif kind in _LITERAL_KINDS:
             _drop_sign(tokens, kinds)
             tokens.append("?")
