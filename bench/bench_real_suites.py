@@ -119,7 +119,7 @@ class Row:
 
 
 def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
-    """(project folder, virtualenv python): download, unpack and install, unless done."""
+    """(project folder, virtualenv python): download and unpack unless done; install."""
     home = workdir / suite.name
     home.mkdir(parents=True, exist_ok=True)
     python = home / "venv" / "bin" / "python"
@@ -134,20 +134,12 @@ def prepare(suite: Suite, workdir: Path) -> tuple[Path, Path]:
     (project,) = projects
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
-        install = [str(python), "-m", "pip", "install", "-q"]
-        subprocess.run(
-            [
-                *install,
-                "-e",
-                str(REPO),
-                "pytest-xdist",
-                "pytest-cov",
-                *suite.deps,
-                "-e",
-                str(project),
-            ],
-            check=True,
-        )
+    # every time, not only into a new venv: this checkout's dependencies may have grown since
+    install = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run(
+        [*install, "-e", str(REPO), "pytest-xdist", "pytest-cov", *suite.deps, "-e", str(project)],
+        check=True,
+    )
     return project, python
 
 

@@ -44,6 +44,7 @@ from devformance_nb.store.selection import (
     Selection,
     SelectionRecorder,
     carried_events,
+    last_digests,
     narrow,
 )
 from devformance_nb.store.writer import StoreWriter
@@ -314,7 +315,14 @@ def prepare(
     all_observers: list[Observer] = [writer] if writer is not None else []
     if writer is not None:  # after the writer: its rows go in the writer's last transaction
         all_observers.append(
-            SelectionRecorder(writer, root_path, run_dir, config.python, selection)
+            SelectionRecorder(
+                writer,
+                root_path,
+                run_dir,
+                config.python,
+                selection,
+                last_digests(the_store, root_path),
+            )
         )
     all_observers.extend(observers)
     launcher = Launcher(plan, the_executor, all_observers)

@@ -67,12 +67,21 @@ def blocks_from_json(text: str | None) -> list[Block] | None:
     return [Block(str(n), int(s), int(e), str(d)) for n, s, e, d in json.loads(text)]
 
 
+#: the digests a run stored, by path: (content digest, blocks as stored)
+KnownDigests = Mapping[str, tuple[str, "str | None"]]
+
+
 def recorded_reads(
-    root: Path, coverage_file: str | None, reads_file: str, blocks: dict[str, Digest | None]
+    root: Path,
+    coverage_file: str | None,
+    reads_file: str,
+    blocks: dict[str, Digest | None],
+    known: KnownDigests | None = None,
 ) -> FileReads:
     """What one child read: blocks it executed, modules it imported, data files it opened.
 
-    ``blocks`` caches each source path's current digest across the run's files.
+    ``blocks`` caches each source path's current digest across the run's files; ``known``
+    (an earlier run's digests) spares parsing a source that did not change since.
     """
     out = FileReads()
     record = read_reads(reads_file)
@@ -95,7 +104,7 @@ def recorded_reads(
                 lines.setdefault(name, set()).update(data.lines(filename) or ())
         for name, executed in lines.items():
             if name not in blocks:
-                blocks[name] = digest_of(root, name)
+                blocks[name] = digest_of(root, name, known)
             found = blocks[name]
             if not executed:
                 continue  # measured, never run here (coverage lists every source file)
@@ -106,12 +115,19 @@ def recorded_reads(
     return out
 
 
-def digest_of(root: Path, rel: str) -> Digest | None:
-    """The digest of ``root/rel`` now (None: it is not there)."""
+def digest_of(root: Path, rel: str, known: KnownDigests | None = None) -> Digest | None:
+    """The digest of ``root/rel`` now (None: it is not there).
+
+    A Python file's blocks come from parsing it (a big module: tens of milliseconds, at the
+    end of every run), unless ``known`` holds this very content's: then from there."""
     try:
         data = (root / rel).read_bytes()
     except OSError:
         return None
+    if known is not None and (stored := known.get(rel)) is not None:
+        digest = hashlib.sha1(data).hexdigest()
+        if stored[0] == digest and (stored[1] is not None or not rel.endswith(".py")):
+            return Digest(digest, blocks_from_json(stored[1]))
     return _digest(rel, data)
 
 

@@ -26,6 +26,7 @@ from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.selection import Baseline, Decision, FileChange, decide
 from devformance_nb.run.selectdata import (
     Digest,
+    KnownDigests,
     changes_from_digests,
     changes_from_git,
     digest_of,
@@ -75,6 +76,24 @@ def last_run(con: duckdb.DuckDBPyConnection, root: Path) -> str | None:
         [os.fspath(root)],
     )
     return rows[0]["run_id"] if rows else None
+
+
+def last_digests(store: Store | None, root: Path) -> dict[str, tuple[str, str | None]]:
+    """The digests the last recorded run of ``root`` stored (empty: none, or the store could
+    not be read): a run's recorder reuses a source's blocks when its content is unchanged."""
+    if store is None or not store.path.exists():
+        return {}
+    try:
+        with store.reading() as con:
+            run_id = last_run(con, root)
+            if run_id is None:
+                return {}
+            rows = con.execute(
+                "SELECT path, digest, blocks FROM selection_digests WHERE run_id = ?", [run_id]
+            ).fetchall()
+    except StoreError:  # busy or unreadable: every source is parsed, as on a first run
+        return {}
+    return {path: (digest, blocks) for path, digest, blocks in rows}
 
 
 def baselines(
@@ -173,12 +192,15 @@ class SelectionRecorder:
         run_dir: RunDir,
         python: str | None,
         selection: Selection | None = None,
+        known: KnownDigests | None = None,
     ):
         self.writer = writer
         self.root = root
         self.run_dir = run_dir
         self.python = python
         self.selection = selection
+        #: the last recorded run's digests (its blocks are reused for unchanged sources)
+        self.known = known
 
     def on_event(self, event: ev.Event, state: RunState) -> None:
         if isinstance(event, ev.RunDone):
@@ -202,6 +224,7 @@ class SelectionRecorder:
                 os.fspath(coverage) if coverage.exists() else None,
                 os.fspath(self.run_dir.reads_path(fs.key)),
                 cache,
+                self.known,
             )
             if not found.complete:
                 continue
@@ -211,7 +234,7 @@ class SelectionRecorder:
         carried = self.selection.carried if self.selection else []
         reasons = {d.file: d.reason for d in self.selection.decisions} if self.selection else {}
         basis = self.selection.basis if self.selection else None
-        run_id, root = state.run_id, self.root
+        run_id, root, known = state.run_id, self.root, self.known
         env = environment(self.python)
 
         def write(con: duckdb.DuckDBPyConnection) -> None:
@@ -235,7 +258,7 @@ class SelectionRecorder:
                 (run_id, path, value, None) for path, value in env.items()
             ]
             for path in sorted(paths):
-                digest = cache[path] if path in cache else digest_of(root, path)
+                digest = cache[path] if path in cache else digest_of(root, path, known)
                 if digest is not None:
                     rows.append((run_id, path, digest.digest, digest.blocks_json()))
             con.executemany("INSERT INTO selection_digests VALUES (?, ?, ?, ?)", rows)
