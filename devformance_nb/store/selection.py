@@ -26,6 +26,7 @@ from devformance_nb.logic.discovery import TestFile
 from devformance_nb.logic.selection import Baseline, Decision, FileChange, decide
 from devformance_nb.run.selectdata import (
     Digest,
+    FileReads,
     KnownDigests,
     changes_from_digests,
     changes_from_git,
@@ -201,10 +202,28 @@ class SelectionRecorder:
         self.selection = selection
         #: the last recorded run's digests (its blocks are reused for unchanged sources)
         self.known = known
+        #: each source's digest now, shared by the run's files
+        self._digests: dict[str, Digest | None] = {}
+        #: what each finished file read, gathered as it finishes: at the run's end, with the
+        #: children done, it would add to the run's wall time (a real suite: 1.5 s)
+        self._reads: dict[str, FileReads] = {}
 
     def on_event(self, event: ev.Event, state: RunState) -> None:
-        if isinstance(event, ev.RunDone):
+        if isinstance(event, ev.FileFinished):
+            fs = state.file(event.file)
+            self._reads[fs.key] = self._read(fs.key)
+        elif isinstance(event, ev.RunDone):
             self._record(state)
+
+    def _read(self, key: str) -> FileReads:
+        coverage = self.run_dir.coverage_path(key)
+        return recorded_reads(
+            self.root,
+            os.fspath(coverage) if coverage.exists() else None,
+            os.fspath(self.run_dir.reads_path(key)),
+            self._digests,
+            self.known,
+        )
 
     def tick(self, state: RunState) -> None:
         pass
@@ -213,19 +232,12 @@ class SelectionRecorder:
         pass
 
     def _record(self, state: RunState) -> None:
-        cache: dict[str, Digest | None] = {}
+        cache = self._digests
         reads: list[tuple[str, str, str, list[str] | None]] = []
         for fs in state.files.values():
             if fs.started is None:
                 continue
-            coverage = self.run_dir.coverage_path(fs.key)
-            found = recorded_reads(
-                self.root,
-                os.fspath(coverage) if coverage.exists() else None,
-                os.fspath(self.run_dir.reads_path(fs.key)),
-                cache,
-                self.known,
-            )
+            found = self._reads.pop(fs.key, None) or self._read(fs.key)
             if not found.complete:
                 continue
             reads += [(fs.key, p, "executed", b) for p, b in found.executed.items()]
