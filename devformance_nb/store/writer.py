@@ -240,9 +240,14 @@ class Batch:
             _start_run(con, self.start)
         for frames in self.queries:
             write_queries(con, *frames)
-        replaced = [(row["run_id"], row["file"]) for row in self.rows.get("test_files", [])]
-        if replaced:
-            con.executemany("DELETE FROM test_files WHERE run_id = ? AND file = ?", replaced)
+        replaced: dict[str, list[str]] = {}
+        for row in self.rows.get("test_files", []):
+            replaced.setdefault(row["run_id"], []).append(row["file"])
+        for run_id, files in replaced.items():  # one statement, not one a file
+            con.execute(
+                "DELETE FROM test_files WHERE run_id = ? AND list_contains(?, file)",
+                [run_id, files],
+            )
         for table in RUN_TABLES:
             insert_frame(con, table, self.rows.get(table, []))
         write_stacks(con, self.rows.get("stacks", []))
