@@ -217,3 +217,30 @@ def test_statements_that_cannot_be_read_in_bulk_are_said_and_the_run_goes_on(
     # they are still on disk: ingest loads them
     api.ingest(run.state.meta["run_dir"], tmp_path / "again.duckdb")
     assert len(stored(tmp_path / "again.duckdb")["queries"]) == BULK_STATEMENTS + 200 + 4
+
+
+KILLED = f"""
+import os
+import signal
+import sqlite3
+
+
+def test_killed_after_many_statements():
+    con = sqlite3.connect(":memory:")
+    for i in range({BULK_STATEMENTS + 300}):
+        con.execute(f"SELECT {{i}}")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_file_keeps_every_statement_it_sent(
+    make_project: MakeProject, executor: str, tmp_path: Path
+) -> None:
+    root = make_project({"tests/test_killed.py": KILLED})
+    db = tmp_path / "k.duckdb"
+    run = api.run_tests(root=root, workers=1, executor=executor, db=db)
+    fs = run.state.files["tests/test_killed.py"]
+    assert fs.status == "crashed" and "signal 9" in (fs.crash or "")
+    # every statement the child wrote before it died: read in bulk, counted and stored
+    assert fs.queries == BULK_STATEMENTS + 300
+    assert len(stored(db)["queries"]) == BULK_STATEMENTS + 300
