@@ -299,9 +299,9 @@ class FileReader:
         skip = self.statements is not None
         for raw in raw_lines:
             # statements and their stacks: read once the child ended
-            if skip and (_QUERY_MARK in raw or _STACK_MARK in raw):
-                if _QUERY_MARK in raw:
-                    self.passed_over += 1
+            statement = skip and _QUERY_MARK in raw
+            if statement or (skip and _STACK_MARK in raw):
+                self.passed_over += statement
                 if self.held is not None:
                     self.held.append(raw)
                     if self.passed_over > BULK_STATEMENTS:  # many: DuckDB reads them all

@@ -2,11 +2,11 @@
 
 1. Facts (``run.queryfacts``): one pass of DuckDB's JSON reader over the children's events
    files groups the statements; Python fingerprints one text per literal key.
-2. The other events are replayed (query lines skipped undecoded) through the run state and the
-   store writer, each file's query facts folded into the state as the file finishes, so every
-   row the store writer makes is the one a live run makes.
-3. The query rows go into the store in one statement: DuckDB reads the events files again and
-   joins each text to its fingerprint (``insert_queries``, which the live store writer uses
+2. The other events are replayed (query and stack lines skipped undecoded) through the run
+   state and the store writer, each file's query facts folded into the state as the file
+   finishes, so every row the store writer makes is the one a live run makes.
+3. The query rows and stacks go into the store: DuckDB reads the events files again and joins
+   each text to its fingerprint (``insert_queries``, which the live store writer uses
    for each finished file too).
 
 Memory holds the groups and the distinct texts, never a list of statements.
