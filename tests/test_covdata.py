@@ -313,3 +313,22 @@ def test_reads_in_two_threads_never_build_asts_at_once(
         thread.join(timeout=60)
     assert overlaps == []
     assert [results[i].files[0].covered for i in range(2)] == [3, 3]
+
+
+def test_held_data_answers_every_query_on_one_connection(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """coverage.py connects again for each query made outside one: a test file's 150 sources
+    would open its data file 150 times."""
+    import sqlite3
+
+    calc = shop / "shop" / "calc.py"
+    path = lines_data(tmp_path / "a.coverage", {calc: [1, 2, 5]})
+    (data,), _ = covdata.load_parts(str(path))
+    opened: list[object] = []
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: opened.append(a) or connect(*a, **k))
+    with covdata.held(data):
+        answers = [sorted(data.lines(str(calc)) or []) for _ in range(5)]
+    assert answers == [[1, 2, 5]] * 5
+    assert len(opened) <= 1

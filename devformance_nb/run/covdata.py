@@ -14,6 +14,8 @@ out with a note. Turning a result into store rows is ``store.rows``'s job.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
 import os
 import threading
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from devformance_nb.plugin.covconfig import CoverageConfigProblem, find_config_file
-from devformance_nb.run.covparse import reporting_class
+from devformance_nb.run.covparse import MAX_ANALYSES, reporting_class
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,17 @@ def _read_union(
     if config_file is None:
         config_file = config_file_for(root)
     loaded: dict[str, list[Any]] = {}
-    for path in [os.fspath(p) for p in data_files]:
-        parts, reason = load_parts(path)
-        if parts:
-            loaded[path] = parts
-        else:
-            result.skipped.append(Skipped(path, (reasons or {}).get(path) or reason))
-    if loaded:
-        _report(loaded, root, config_file, result)
+    with contextlib.ExitStack() as stack:
+        for path in [os.fspath(p) for p in data_files]:
+            parts, reason = load_parts(path)
+            if parts:
+                loaded[path] = parts
+                for data in parts:
+                    stack.enter_context(held(data))
+            else:
+                result.skipped.append(Skipped(path, (reasons or {}).get(path) or reason))
+        if loaded:
+            _report(loaded, root, config_file, result)
     if contexts:
         for path in result.data_files:
             result.contexts += [row for data in loaded[path] for row in context_rows_of(data, root)]
@@ -187,6 +192,14 @@ def load_data(path: str) -> tuple[Any, str]:
     return data, ""
 
 
+def held(data: Any) -> contextlib.AbstractContextManager[Any]:
+    """One connection to ``data``'s file for every query made inside: coverage.py 7.10+
+    connects again for each query made outside one (150 sources a test file, each read
+    twice)."""
+    connect = getattr(data, "_connect", None)
+    return connect() if connect is not None else contextlib.nullcontext()
+
+
 def context_rows_of(data: Any, root: Path) -> list[tuple[str, int, str]]:
     """(source file, line, context) for each line each named context ran in ``data``."""
     rows = []
@@ -199,8 +212,12 @@ def context_rows_of(data: Any, root: Path) -> list[tuple[str, int, str]]:
     return rows
 
 
+@functools.lru_cache(maxsize=65_536)
 def relative_name(filename: str, root: Path) -> str:
-    """``filename`` relative to ``root`` in posix form when inside it, else absolute posix."""
+    """``filename`` relative to ``root`` in posix form when inside it, else absolute posix.
+
+    Kept: each test file's report names the same sources, and resolving one is a system
+    call per path part."""
     path = Path(filename)
     try:
         return path.relative_to(root.resolve()).as_posix()
@@ -290,7 +307,7 @@ def _analysed(cov: Any, morfs: list[str], root: Path, out: CoverageResult) -> No
     for reporter, analysis in sorted(pairs, key=lambda pair: pair[0].relative_filename()):
         total += analysis.numbers
         name = relative_name(reporter.filename, root)
-        out.files.append(_analysis_row(name, analysis, branched))
+        out.files.append(_row_of(name, analysis, branched))
     if out.files:
         out.total = CoverageTotal(
             files=len(out.files),
@@ -300,6 +317,25 @@ def _analysed(cov: Any, morfs: list[str], root: Path, out: CoverageResult) -> No
             branches=total.n_branches if branched else None,
             covered_branches=total.n_executed_branches if branched else None,
         )
+
+
+#: rows made from analyses coverage made once (``covparse``): id -> (the analysis, its row)
+_ROWS: dict[tuple[int, str, bool], tuple[Any, SourceFileCoverage]] = {}
+
+
+def _row_of(name: str, analysis: Any, branched: bool) -> SourceFileCoverage:
+    """``analysis``'s row, made once for an analysis shared by many test files' reports
+    (its missing branches and line ranges cost as much as the analysis). Called under
+    ``_READ_LOCK``; the entry holds the analysis, so its id is not reused while kept."""
+    key = (id(analysis), name, branched)
+    kept = _ROWS.get(key)
+    if kept is not None and kept[0] is analysis:
+        return kept[1]
+    row = _analysis_row(name, analysis, branched)
+    if len(_ROWS) >= MAX_ANALYSES:
+        _ROWS.clear()
+    _ROWS[key] = (analysis, row)
+    return row
 
 
 def _analysis_row(name: str, analysis: Any, branched: bool) -> SourceFileCoverage:

@@ -18,6 +18,7 @@ import sysconfig
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devformance_nb.logic.selection import (
     PACKAGES,
@@ -29,7 +30,7 @@ from devformance_nb.logic.selection import (
     executed_blocks,
 )
 from devformance_nb.plugin.reads import read_reads
-from devformance_nb.run.covdata import load_parts, relative_name
+from devformance_nb.run.covdata import held, load_parts, relative_name
 
 #: the configuration files hashed with every run (at the root)
 ROOT_CONFIG = ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
@@ -97,11 +98,8 @@ def recorded_reads(
         parts, _ = load_parts(coverage_file)
         lines: dict[str, set[int]] = {}
         for data in parts:
-            for filename in data.measured_files():
-                name = relative_name(filename, root)
-                if name.startswith("/"):
-                    continue  # outside the project (site-packages): the packages digest
-                lines.setdefault(name, set()).update(data.lines(filename) or ())
+            with held(data):
+                _add_lines(data, root, lines)
         for name, executed in lines.items():
             if name not in blocks:
                 blocks[name] = digest_of(root, name, known)
@@ -113,6 +111,15 @@ def recorded_reads(
             else:
                 out.executed[name] = executed_blocks(found.blocks, executed)
     return out
+
+
+def _add_lines(data: Any, root: Path, lines: dict[str, set[int]]) -> None:
+    """Add the lines ``data`` ran of each project source to ``lines`` (relative name -> lines)."""
+    for filename in data.measured_files():
+        name = relative_name(filename, root)
+        if name.startswith("/"):
+            continue  # outside the project (site-packages): the packages digest
+        lines.setdefault(name, set()).update(data.lines(filename) or ())
 
 
 def digest_of(root: Path, rel: str, known: KnownDigests | None = None) -> Digest | None:
