@@ -19,6 +19,7 @@ from devformance_nb.run.executor import Job
 from devformance_nb.run.forkserver import (
     ForkServer,
     ForkServerExecutor,
+    known_failures,
     project_signature,
     shared_executor,
 )
@@ -315,6 +316,33 @@ def test_an_import_that_failed_in_the_server_fails_in_each_child_too(
             executor,
             run.summary(),
         )
+
+
+def test_a_server_remembers_the_imports_that_failed_and_the_next_one_starts_once(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing import costs a second start of the server; the next run's server is told
+    the failures up front (a Django project's models fail without settings every time)."""
+    root = make_project(
+        {**HALF_IMPORTED, "pyproject.toml": "[tool.pytest.ini_options]\npythonpath=['.']\n"}
+    )
+    monkeypatch.setenv("PYTHONPATH", os.fspath(root / "site-packages"))
+    servers = []
+    for _ in range(2):
+        executor = ForkServerExecutor(root, sys.executable, [], False)
+        try:
+            server = executor._ensure()
+            assert server is not None
+            servers.append((server.restarts, server.skipped))
+        finally:
+            executor.shutdown()
+    assert servers == [(1, ["halflib.optional"]), (0, ["halflib.optional"])]
+    assert known_failures(root, sys.executable) == ["halflib.optional"]
+    assert known_failures(root, "/another/python") == []  # another interpreter: its own
+    # a module that no longer fails is still left to the children, who import it fine
+    (root / "site-packages" / "halflib" / "optional.py").write_text("OK = 1\n")
+    run = api.run_tests(root=root, workers=1, executor="forkserver", coverage=False)
+    assert [f.status for f in run.files] == ["passed"], run.summary()
 
 
 def test_a_config_file_written_by_a_test_does_not_kill_running_files(

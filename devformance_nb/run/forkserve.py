@@ -295,7 +295,12 @@ def serve(fd: int, warm: dict[str, Any]) -> None:
     unsafe = unsafe_state(fd)
     if FAILED_IMPORTS and not unsafe:
         unsafe = f"imports that keep failing in the server: {', '.join(FAILED_IMPORTS)}"
-    ready = {"imported": project_files(warm.get("root", "")), "unsafe": unsafe}
+    ready = {
+        "imported": project_files(warm.get("root", "")),
+        "unsafe": unsafe,
+        "skip": sorted({*warm.get("skip", []), *FAILED_IMPORTS}),
+        "restarts": warm.get("restarts", 0),
+    }
     Server(sock).loop(ready)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devformance_nb.core.config import STATE_DIR
 from devformance_nb.core.contract import ENV_FORKSERVER_WARM
 from devformance_nb.run.executor import Child, Job, SpawnExecutor, kill_tree, spawn
 from devformance_nb.run.forkwire import LineBuffer, send_message
@@ -90,6 +91,10 @@ class ForkServer:
         #: the project's files the server imported, and why forking it is unsafe ('' if not)
         self.imported: list[str] = []
         self.unsafe = ""
+        #: the imports the server left to the children (they failed in a server)
+        self.skipped: list[str] = []
+        #: fresh starts it took to leave failing imports out
+        self.restarts = 0
         self._lines = LineBuffer()
         self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
         self._dispatcher.start()
@@ -124,6 +129,8 @@ class ForkServer:
         if "ready" in message:
             self.imported = list(message.get("imported", []))
             self.unsafe = str(message.get("unsafe", ""))
+            self.skipped = [str(name) for name in message.get("skip", [])]
+            self.restarts = int(message.get("restarts", 0))
             self._ready = True
         elif "started" in message:
             self._pids[message["req"]] = message["started"]
@@ -198,6 +205,36 @@ def project_signature(root: Path, preload: list[str]) -> tuple[tuple[str, float]
 
 _SKIP_DIRS = frozenset({"node_modules", "site-packages", "build", "dist", "venv", "env"})
 
+#: where a project keeps the imports that failed in its last server (see ``known_failures``)
+FAILURES_FILE = "forkserver-skip.json"
+
+
+def known_failures(root: Path, python: str) -> list[str]:
+    """The imports that failed in this project's last server for ``python``.
+
+    A failed import means a second server process that leaves it out (``forkserve.serve``):
+    a Django project's model modules fail without settings in every run (one more start-up
+    of the server, 0.5-1 s, each run). Remembered, the first server leaves them out at once.
+    A module that would import now is only imported by each child instead; a new failure
+    still restarts the server, and the list is written again."""
+    try:
+        found = json.loads((root / STATE_DIR / FAILURES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(found, dict) or found.get("python") != python:
+        return []
+    return sorted(str(name) for name in found.get("skip", []))
+
+
+def remember_failures(root: Path, python: str, names: list[str]) -> None:
+    """Write ``names`` for the next server (best effort: an unwritable project just restarts)."""
+    path = root / STATE_DIR / FAILURES_FILE
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps({"python": python, "skip": sorted(names)}), encoding="utf-8")
+        os.replace(temp, path)
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -262,8 +299,11 @@ class ForkServerExecutor:
             "coverage_source": self.measure.source,
             "coverage_contexts": self.measure.contexts,
             "root": os.fspath(self.root),
+            "skip": known_failures(self.root, self.python),
         }
         server = ForkServer(self.root, self.python, warm)
+        if server.skipped != warm["skip"]:
+            remember_failures(self.root, self.python, server.skipped)
         self._server = server
         self._signature = self._current_signature()
         if server.unsafe:  # never fork a process with threads or sockets of its own
