@@ -332,6 +332,8 @@ def _row_of(name: str, analysis: Any, branched: bool) -> SourceFileCoverage:
     if kept is not None and kept[0] is analysis:
         return kept[1]
     row = _analysis_row(name, analysis, branched)
+    if hasattr(analysis, "data"):
+        return row  # coverage.py before 7.5: never shared, and it holds the whole data
     if len(_ROWS) >= MAX_ANALYSES:
         _ROWS.clear()
     _ROWS[key] = (analysis, row)
