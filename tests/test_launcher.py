@@ -289,3 +289,36 @@ def test_the_final_state_adds_up_the_script(tmp_path: Path) -> None:
     assert state.files["b.py"].output_lines == 3
     assert state.files["a.py"].exitstatus == 1 and state.files["e.py"].exitstatus == 5
     assert state.files["a.py"].collected == 3
+
+
+def test_a_slot_starts_its_next_child_while_the_last_files_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent reading a file's coverage (the first read parses every source: seconds)
+    never keeps the slot's next child waiting; the file still ends after its data is read,
+    at the time its child ended."""
+    from dataclasses import replace
+
+    from devformance_nb.run import reader
+
+    first, second = "tests/test_a.py", "tests/test_b.py"
+    scripts = passing(first, second)
+    written = ev.CoverageWritten(data_file=str(tmp_path / "a.coverage"))
+    scripts[first] = replace(scripts[first], events=[*scripts[first].events, written])
+    launcher, executor, recorder = launch(tmp_path, scripts, workers=1)
+    seen: list[list[str]] = []
+
+    def slow_read(event: ev.CoverageWritten, root: Path, contexts: bool) -> ev.CoverageRead:
+        # waits (with a deadline) for the next child: reading in the slot would wait forever
+        wait_for(lambda: second in executor.started, seconds=10)
+        seen.append(list(executor.started))
+        return ev.CoverageRead(file=event.file, data_file=event.data_file)
+
+    monkeypatch.setattr(reader.runcoverage, "read_file", slow_read)
+    state = launcher.run()
+    assert seen == [[first, second]]
+    assert statuses(state) == {first: "passed", second: "passed"}
+    kinds = recorder.kinds(first)
+    assert kinds.index("coverage_read") < kinds.index("file_finished")
+    a, b = state.files[first], state.files[second]
+    assert a.finished is not None and b.started is not None and a.finished <= b.started

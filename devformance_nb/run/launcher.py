@@ -205,6 +205,9 @@ class Launcher:
             return self._todo.pop(0)
 
     def _work(self, slot: int) -> None:
+        """Run the slot's files one after another; each file's reading (``FileReader.finish``)
+        goes on beside the slot's next child, at most one file behind it."""
+        finishing: threading.Thread | None = None
         try:
             while (test_file := self._next_file()) is not None:
                 job = Job(
@@ -219,10 +222,22 @@ class Launcher:
                     workers=self.plan.workers,
                     worker_input=self._nodes.for_slot(slot),
                 )
-                FileReader(
+                reader = FileReader(
                     job, self._queue.put, self._stop, self.plan.timeout, self._statements
-                ).run(self.executor)
+                )
+                status = reader.run_child(self.executor)
+                if finishing is not None:
+                    finishing.join()
+                finishing = threading.Thread(
+                    target=reader.finish,
+                    args=(status,),
+                    name=f"devformance-reading-{slot}",
+                    daemon=True,
+                )
+                finishing.start()
         finally:
+            if finishing is not None:
+                finishing.join()
             self._queue.put(_WorkerDone())
 
     def _statements(self, path: Path) -> QueryFacts:

@@ -10,6 +10,12 @@ children for the cores (a real suite's 55,000 statements cost it 2 s of wall tim
 are read when the child ended, before ``file_finished``: a few decoded one by one, many
 grouped by DuckDB straight from the events file (``file_queries``), which the store then
 loads from the same file.
+
+A reader works in two steps: ``run_child`` (the child, from its start to its end) and
+``finish`` (its coverage data and statements read, then ``file_finished``). The launcher
+starts the slot's next child between the two, so the parent's reading never leaves a core
+idle (a test file's coverage read takes 20-50 ms, the first one parses every source: 2 s on
+djangorestframework, while both slots waited).
 """
 
 from __future__ import annotations
@@ -147,10 +153,20 @@ class FileReader:
         self.memory: OomWatch | None = None
         #: why the child was killed, as a remote child tells it (None: it did not say)
         self.explained: Verdict | None = None
+        #: the child's coverage data, once it said it wrote it (read by ``finish``)
+        self.coverage_written: ev.CoverageWritten | None = None
+        #: when the child was started and when it ended (``run_child``)
+        self.started = self.ended = 0.0
 
     def run(self, executor: Executor) -> None:
         """Run the job to the end; always finishes with a ``file_finished`` event."""
-        started = time.time()
+        self.finish(self.run_child(executor))
+
+    def run_child(self, executor: Executor) -> str:
+        """Start the child and follow it to its end; returns the file's status (never raises).
+
+        Its coverage data and statements are left to ``finish``."""
+        started = self.started = time.time()
         try:
             # unbuffered: each chunk reaches the OS as it is read, so a launcher killed mid-file
             # leaves the output so far in the log
@@ -186,10 +202,21 @@ class FileReader:
                     message=traceback.format_exc(limit=5),
                 )
             )
+        self.ended = time.time()
+        return status
+
+    def finish(self, status: str) -> None:
+        """Read what the ended child left (coverage data, statements), then say the file
+        finished, at the time its child ended (never raises)."""
+        if self.coverage_written is not None:
+            self._read_coverage(self.coverage_written)
         self._read_statements()  # before file_finished: the state has them when the file ends
         self._emit(
             ev.FileFinished(
-                status=status, returncode=self.outcome.returncode, duration=time.time() - started
+                status=status,
+                returncode=self.outcome.returncode,
+                duration=self.ended - self.started,
+                t=self.ended,
             )
         )
 
@@ -320,13 +347,13 @@ class FileReader:
         self.crash.event(event)
         self.emit(event)
         if isinstance(event, ev.CoverageWritten) and event.data_file:
-            self._read_coverage(event)
+            self.coverage_written = event  # read by ``finish``, once the child ended
 
     def _read_coverage(self, written: ev.CoverageWritten) -> None:
         """Read the child's coverage data here, in the file's own thread, never in the loop.
 
         Reading takes tens of milliseconds through coverage's API; here it holds up no other
-        file's events and no redraw of the live view.
+        file's events, no redraw of the live view, and no child (see ``finish``).
         """
         contexts = self.job.options.coverage_contexts
         try:
