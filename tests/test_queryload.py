@@ -10,7 +10,12 @@ import pytest
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.run.queryfacts import read_facts
 from devformance_nb.store.database import Store
-from devformance_nb.store.queryload import bulk_settings, insert_queries, insert_stacks
+from devformance_nb.store.queryload import (
+    bulk_settings,
+    insert_files,
+    insert_queries,
+    insert_stacks,
+)
 
 pytestmark = pytest.mark.quick
 
@@ -85,3 +90,30 @@ def test_stacks_become_rows_of_their_frames_once(tmp_path: Path) -> None:
     assert rows == [
         ("h1", ["tests/test_a.py:7 test_a", "app/db.py:40 Repo.run.<locals>.go"], "run1")
     ]
+
+
+def test_several_files_load_in_one_pass_as_they_would_one_by_one(tmp_path: Path) -> None:
+    """The writer loads every file a write takes at once (DuckDB's cost is per pass): the
+    same rows, fingerprints and stacks as file by file, a text shared by two files once."""
+    shared = "SELECT * FROM t WHERE id = 7"
+    texts = [[shared, "DELETE FROM t"], [shared, "SELECT name FROM u WHERE id = 3"]]
+    paths = []
+    for i, found in enumerate(texts):
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        paths.append(events_file(folder, found))
+    facts = [read_facts([p], slow_query_ms=100.0, min_count=2, threads=1) for p in paths]
+    pairs = list(zip(paths, facts, strict=True))
+    tables = ("queries", "fingerprints", "stacks")
+    found: list[dict[str, list[tuple[object, ...]]]] = []
+    for name, load in (
+        ("each", lambda con: [insert_queries(con, "r", [p], f) for p, f in pairs]),
+        ("together", lambda con: insert_files(con, "r", pairs)),
+    ):
+        with Store(tmp_path / f"{name}.duckdb").writing() as con:
+            load(con)
+            found.append(
+                {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+            )
+    assert found[0] == found[1]
+    assert len(found[1]["queries"]) == 4 and len(found[1]["fingerprints"]) == 3

@@ -70,6 +70,26 @@ def insert_queries(
         con.unregister("_devformance_texts")
 
 
+def insert_files(
+    con: duckdb.DuckDBPyConnection, run_id: str, files: Sequence[tuple[Path, QueryFacts]]
+) -> None:
+    """``insert_queries`` for several finished files (events file, its facts) at once.
+
+    Each DuckDB pass over events files costs 20-30 ms whatever their size: one pass for all
+    the files a write takes (sqlite-utils' 52 files: 1.3-2.8 s one by one, 0.4 s together).
+    A text has one fingerprint in every file, so their mappings merge."""
+    import pandas as pd
+
+    if not files:
+        return
+    fingerprints: dict[str, str] = {}
+    for _, facts in files:
+        fingerprints.update(facts.fingerprints)
+    texts = pd.concat([facts.texts for _, facts in files], ignore_index=True)
+    merged = QueryFacts({}, texts.drop_duplicates("sql"), fingerprints)
+    insert_queries(con, run_id, [path for path, _ in files], merged)
+
+
 def insert_stacks(con: duckdb.DuckDBPyConnection, run_id: str, paths: Sequence[Path]) -> None:
     """Insert the stacks of ``paths`` (events files) the store does not hold yet (a hash names
     the same frames forever); ``run_id`` is their first run."""

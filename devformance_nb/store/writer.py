@@ -25,9 +25,10 @@ import duckdb
 
 from devformance_nb.core import events as ev
 from devformance_nb.core.errors import StoreError
+from devformance_nb.run.queryfacts import QueryFacts
 from devformance_nb.run.state import FileState, RunState, exit_code
 from devformance_nb.store.database import Store, mark_interrupted, utc
-from devformance_nb.store.queryload import insert_queries
+from devformance_nb.store.queryload import insert_files
 from devformance_nb.store.rows import (
     QueryBuffer,
     coverage_columns,
@@ -205,11 +206,15 @@ class Batch:
     queries: list[tuple[Any, Any]] = field(default_factory=list)
     finish: dict[str, Any] | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: finished files whose statements DuckDB loads from their events files: run id -> files
+    statements: dict[str, list[tuple[Path, QueryFacts]]] = field(default_factory=dict)
     #: more writes for the same transaction, after the rows (ingest's bulk query load)
     extra: list[Callable[[duckdb.DuckDBPyConnection], None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.start or self.rows or self.queries or self.finish or self.extra)
+        return bool(
+            self.start or self.rows or self.queries or self.finish or self.statements or self.extra
+        )
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Queue ``rows`` for ``table`` (one insert per table and batch).
@@ -229,6 +234,8 @@ class Batch:
         for table, rows in later.rows.items():
             self.add(table, rows)
         self.queries += later.queries
+        for run_id, files in later.statements.items():
+            self.statements.setdefault(run_id, []).extend(files)
         self.start = self.start or later.start
         self.finish, self.sources = later.finish or self.finish, later.sources or self.sources
         self.extra += later.extra
@@ -251,6 +258,8 @@ class Batch:
         for table in RUN_TABLES:
             insert_frame(con, table, self.rows.get(table, []))
         write_stacks(con, self.rows.get("stacks", []))
+        for run_id, finished in self.statements.items():
+            insert_files(con, run_id, finished)  # one DuckDB pass over every file's events
         if self.finish is not None:
             _finish_run(con, self.finish, self.sources)
         for write in self.extra:
@@ -370,8 +379,8 @@ class StoreWriter:
             batch.queries.append(self._queries.take())
         statements = self._statements.pop(fs.key, None)
         if statements is not None:  # DuckDB reads them from the events file, in the write
-            paths, facts = [Path(statements.path)], statements.facts
-            batch.extra.append(lambda con: insert_queries(con, state.run_id, paths, facts))
+            files = batch.statements.setdefault(state.run_id, [])
+            files.append((Path(statements.path), statements.facts))
         batch.add("test_files", [file_row(state, fs, self.log_paths.get(fs.key))])
         batch.add("tests", testcase_rows(state, fs))
         batch.add("output_lines", self._output.pop(fs.key, []))
