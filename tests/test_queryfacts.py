@@ -90,6 +90,41 @@ def test_facts_of_one_file_equal_the_event_by_event_state(tmp_path: Path) -> Non
     assert len(facts.texts) == 1 + 5 + 1 + 1
 
 
+@pytest.mark.quick
+def test_reader_threads_reading_facts_at_once_each_get_their_own(tmp_path: Path) -> None:
+    """The reader threads share one kept database (opening one costs more than a small file's
+    read): each call's temporary tables are its own, whatever runs beside it."""
+    import threading
+
+    paths = []
+    for n in range(4):  # file n: n + 1 tests of n + 2 lookups each
+        lines = [
+            statement(i * 10 + j, f"{KEY}::test_{i}", f"SELECT * FROM books WHERE id = {j}")
+            for i in range(n + 1)
+            for j in range(n + 2)
+        ]
+        paths.append(tmp_path / f"{n}.jsonl")
+        paths[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def counts(path: Path) -> tuple[int, list[int]]:
+        facts = read_facts([path], slow_query_ms=100.0, min_count=2, threads=1).files[KEY]
+        return facts.queries, sorted(f.count for f in facts.n_plus_one)
+
+    alone = [counts(p) for p in paths]
+    assert alone == [((n + 1) * (n + 2), [n + 2] * (n + 1)) for n in range(4)]
+    together: list[list[tuple[int, list[int]]]] = [[] for _ in paths]
+
+    def read_often(i: int) -> None:
+        together[i] += [counts(paths[i]) for _ in range(8)]
+
+    threads = [threading.Thread(target=read_often, args=(i,)) for i in range(len(paths))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together == [[one] * 8 for one in alone]
+
+
 HEAVY = f"""
 import sqlite3
 import time

@@ -19,6 +19,7 @@ state the same facts, and the store the same rows.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,13 +231,7 @@ def read_facts(
 
     ``threads`` caps DuckDB's threads (a reader thread reading one file while children run
     takes one core at most); its default is one per core."""
-    import duckdb  # the children import this layer's modules too: only the parent reads
-
-    config = dict(_BULK_CONFIG)
-    if threads is not None:
-        config["threads"] = threads
-    con = duckdb.connect(config=config)
-    con.execute("SET enable_progress_bar = false")
+    con = _connection(threads)
     try:
         if not paths:
             con.execute("CREATE TEMP TABLE q_groups (file VARCHAR, sql VARCHAR)")
@@ -258,6 +253,30 @@ def read_facts(
         return QueryFacts(files, texts, fingerprints)
     finally:
         con.close()
+
+
+#: in-memory databases kept for ``read_facts`` by thread cap: opening one costs 14 ms, more
+#: than reading a small file's events; each call works on its own cursor (its own temporary
+#: tables), so reader threads never share one
+_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def _connection(threads: int | None) -> duckdb.DuckDBPyConnection:
+    """A connection of its own for one ``read_facts`` call (close it after)."""
+    import duckdb  # the children import this layer's modules too: only the parent reads
+
+    config = dict(_BULK_CONFIG)
+    if threads is None:  # every core, for one big read (ingest): a database of its own
+        con = duckdb.connect(config=config)
+    else:
+        with _DATABASES_LOCK:
+            base = _DATABASES.get(threads)
+            if base is None:
+                base = _DATABASES[threads] = duckdb.connect(config={**config, "threads": threads})
+        con = base.cursor()
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _fingerprint_keys(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
