@@ -109,6 +109,18 @@ def test_executed_lines_map_to_blocks() -> None:
     assert executed_blocks(blocks, [13]) == ["Cart.add", "Cart.add.check"]
 
 
+def test_every_line_maps_to_the_functions_that_hold_it() -> None:
+    """Each line alone: the functions whose body holds it (nested ones too), else the module."""
+    blocks = blocks_of(SOURCE)
+    assert blocks is not None
+    functions = [b for b in blocks if b.name != MODULE]
+    for line in range(1, len(SOURCE.splitlines()) + 2):
+        holding = sorted({b.name for b in functions if b.start <= line <= b.end})
+        assert executed_blocks(blocks, [line]) == (holding or [MODULE]), line
+    every = range(1, len(SOURCE.splitlines()) + 1)
+    assert executed_blocks(blocks, every) == sorted({MODULE, *(b.name for b in functions)})
+
+
 def test_ranges() -> None:
     assert ranges([7, 1, 2, 3, 3]) == [(1, 3), (7, 7)]
     assert ranges([]) == []

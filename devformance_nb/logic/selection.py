@@ -15,6 +15,7 @@ still compares against today's code.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,15 +95,25 @@ def executed_blocks(blocks: Sequence[Block], lines: Iterable[int]) -> list[str]:
     A line inside a function's body counts for that function (and its enclosing ones);
     any other executed line counts for the module block.
     """
-    functions = [b for b in blocks if b.name != MODULE]
+    owners = _owners(tuple(blocks))
+    module = (MODULE,)
     hit: set[str] = set()
     for line in lines:
-        inside = [b.name for b in functions if b.start <= line <= b.end]
-        if inside:
-            hit.update(inside)
-        else:
-            hit.add(MODULE)
+        hit.update(owners.get(line, module))
     return sorted(hit)
+
+
+@functools.lru_cache(maxsize=512)
+def _owners(blocks: tuple[Block, ...]) -> dict[int, tuple[str, ...]]:
+    """Each line inside a function -> the functions holding it. Made once per source: each
+    test file's executed lines of it are looked up (a big module with hundreds of functions
+    and a test file running thousands of its lines: 0.3 s a run, compared one by one)."""
+    found: dict[int, list[str]] = {}
+    for block in blocks:
+        if block.name != MODULE:
+            for line in range(block.start, block.end + 1):
+                found.setdefault(line, []).append(block.name)
+    return {line: tuple(names) for line, names in found.items()}
 
 
 @dataclass(frozen=True)
