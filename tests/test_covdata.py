@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -332,3 +333,21 @@ def test_held_data_answers_every_query_on_one_connection(
         answers = [sorted(data.lines(str(calc)) or []) for _ in range(5)]
     assert answers == [[1, 2, 5]] * 5
     assert len(opened) <= 1
+
+
+def test_a_union_of_many_data_files_keeps_few_open(shop: Path, tmp_path: Path) -> None:
+    """A run's total reads every child's data file (thousands in a big suite): each is open
+    only while it is read, so a low open-files limit is never reached."""
+    import resource
+
+    calc = shop / "shop" / "calc.py"
+    paths = [lines_data(tmp_path / f"{i}.coverage", {calc: [1, 2, 5]}) for i in range(150)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 60, hard))
+    try:
+        total = covdata.read_union(paths, shop)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(total.data_files) == 150 and not total.skipped
+    assert total.files[0].covered == 3

@@ -141,20 +141,19 @@ def _read_union(
     if config_file is None:
         config_file = config_file_for(root)
     loaded: dict[str, list[Any]] = {}
-    with contextlib.ExitStack() as stack:
-        for path in [os.fspath(p) for p in data_files]:
-            parts, reason = load_parts(path)
-            if parts:
-                loaded[path] = parts
-                for data in parts:
-                    stack.enter_context(held(data))
-            else:
-                result.skipped.append(Skipped(path, (reasons or {}).get(path) or reason))
-        if loaded:
-            _report(loaded, root, config_file, result)
+    for path in [os.fspath(p) for p in data_files]:
+        parts, reason = load_parts(path)
+        if parts:
+            loaded[path] = parts
+        else:
+            result.skipped.append(Skipped(path, (reasons or {}).get(path) or reason))
+    if loaded:
+        _report(loaded, root, config_file, result)
     if contexts:
         for path in result.data_files:
-            result.contexts += [row for data in loaded[path] for row in context_rows_of(data, root)]
+            for data in loaded[path]:
+                with held(data):
+                    result.contexts += context_rows_of(data, root)
     return result
 
 
@@ -261,7 +260,8 @@ def _report(
     for path, parts in datas.items():
         try:
             for data in parts:
-                union.update(data)
+                with held(data):  # one file open at a time: a run's union reads thousands
+                    union.update(data)
         except Exception as exc:  # branch data mixed with statement data
             out.skipped.append(Skipped(path, f"cannot combine: {exc}"))
         else:
