@@ -158,10 +158,6 @@ class FileReader:
         #: when the child was started and when it ended (``run_child``)
         self.started = self.ended = 0.0
 
-    def run(self, executor: Executor) -> None:
-        """Run the job to the end; always finishes with a ``file_finished`` event."""
-        self.finish(self.run_child(executor))
-
     def run_child(self, executor: Executor) -> str:
         """Start the child and follow it to its end; returns the file's status (never raises).
 
