@@ -45,13 +45,11 @@ def test_gated():
 """
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 120.0, then: Any = None) -> None:
-    """Poll ``condition`` until true (``then()`` between polls), failing at the deadline."""
+def wait_for(condition: Callable[[], Any], timeout: float = 120.0) -> None:
+    """Poll ``condition`` until true, failing at the deadline."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        if then is not None:
-            then()
         time.sleep(0.1)
 
 
@@ -74,16 +72,11 @@ def test_watch_runs_what_a_save_affects_until_turned_off(make_project: MakeProje
 
     view.watch.button.value = True  # as a click does
     assert view.watch.watching
+    wait_for(view.watch.listening.is_set)
+    assert f"watching {root}: each save runs what it affects" in view.status.value
     orders = root / "app" / "orders.py"
-    changed = orders.read_text().replace("n * 2", "n * 2 + 0")
-
-    def save() -> None:
-        # saved again until a round starts: the watcher may not have been listening yet
-        if not view.watch.rounds:
-            orders.write_text(changed)
-
-    save()
-    wait_for(lambda: view.run is not None and view.run.id != first.id, then=save)
+    orders.write_text(orders.read_text().replace("n * 2", "n * 2 + 0"))  # one save, once
+    wait_for(lambda: view.run is not None and view.run.id != first.id)
     second = view.run
     assert second is not None
     second.wait(120)
@@ -122,8 +115,9 @@ def test_a_save_during_a_run_waits_for_it(
     view.watch.button.value = True
     users = view.start()  # Run pressed: the gated file holds this run open
     orders = root / "app" / "orders.py"
-    changed = orders.read_text().replace("n * 2", "n * 2 + 0")
-    wait_for(lambda: view.watch.queued is not None, then=lambda: orders.write_text(changed))
+    wait_for(view.watch.listening.is_set)
+    orders.write_text(orders.read_text().replace("n * 2", "n * 2 + 0"))
+    wait_for(lambda: view.watch.queued is not None)
     assert view.watch.queued == ["app/orders.py"]
     assert view.running and view.run is users and view.watch.rounds == []
     gate.touch()
@@ -152,13 +146,9 @@ def test_watch_turned_on_before_any_run_still_gets_panes(make_project: MakeProje
     view = LiveRunView(root=root, executor="spawn", workers=2)
     view.watch.button.value = True  # no Run pressed in this view yet
     orders = root / "app" / "orders.py"
-    changed = orders.read_text().replace("n - 1", "n - 1 + 0")
-
-    def save() -> None:
-        if not view.watch.rounds:
-            orders.write_text(changed)
-
-    wait_for(lambda: view.run is not None, then=save)
+    wait_for(view.watch.listening.is_set)
+    orders.write_text(orders.read_text().replace("n - 1", "n - 1 + 0"))
+    wait_for(lambda: view.run is not None)
     assert view.run is not None
     view.run.wait(120)
     wait_for(lambda: not view.running)

@@ -14,7 +14,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +27,7 @@ from devformance_nb.cli.terminal import TerminalView
 from devformance_nb.core.config import Overrides, db_path, find_root, load_config
 from devformance_nb.logic.discovery import TestFile, discover
 from devformance_nb.logic.selection import is_global
-from devformance_nb.logic.watchpaths import DEBOUNCE_MS, relevant, saved_paths
+from devformance_nb.logic.watchpaths import DEBOUNCE_MS, READY_MS, relevant, saved_paths
 from devformance_nb.store.database import Store
 from devformance_nb.store.selection import plan
 
@@ -75,10 +76,13 @@ class Watch:
         print(text, file=self.out, flush=True)
 
 
-def saves(root: Path, stop: threading.Event | None) -> Iterator[tuple[list[str], bool]]:
+def saves(
+    root: Path, stop: threading.Event | None, ready: Callable[[], None] | None = None
+) -> Iterator[tuple[list[str], bool]]:
     """Each batch of saves under ``root`` that can matter (debounced), as root-relative paths,
     and whether the test files must be found again (files came or went, or pytest's
-    configuration changed); until ``stop`` is set (or Ctrl-C)."""
+    configuration changed); until ``stop`` is set (or Ctrl-C). ``ready`` is called once the
+    watcher listens: a save made before then is not seen."""
     changes: Iterable[set[tuple[Change, str]]] = watch(
         root,
         watch_filter=lambda _change, path: relevant(root, path),
@@ -86,8 +90,17 @@ def saves(root: Path, stop: threading.Event | None) -> Iterator[tuple[list[str],
         step=10,
         stop_event=stop,
         raise_interrupt=False,
+        # watchfiles makes its watcher on the first step of the generator and says nothing
+        # when it is made: an empty batch after a short quiet spell is the first sign it is
+        rust_timeout=READY_MS,
+        yield_on_timeout=True,
     )
     for batch in changes:
+        if ready is not None:
+            ready()
+            ready = None
+        if not batch:
+            continue
         saved = saved_paths(root, [p for _, p in batch])
         yield saved, any(c != Change.modified for c, _ in batch) or any(map(is_global, saved))
 
@@ -104,8 +117,8 @@ def watch_tests(
     w = Watch(root, paths, settings, out or sys.stdout)
     w.discover()
     w.round(["first round"], first=True)
-    w.say(f"devformance: watching {root} (Ctrl-C ends)")
-    for saved, rediscover in saves(root, stop):
+    listening = partial(w.say, f"devformance: watching {root} (Ctrl-C ends)")
+    for saved, rediscover in saves(root, stop, listening):
         if rediscover:
             w.discover()
         w.round(saved)

@@ -13,6 +13,8 @@ IGNORED_PARTS = frozenset(
 )
 #: how long saves settle before a round starts (an editor writes a file in several steps)
 DEBOUNCE_MS = 50
+#: how long a quiet watcher waits before it says it listens (and how often it wakes after)
+READY_MS = 200
 
 
 def relevant(root: Path, path: str) -> bool:

@@ -71,6 +71,8 @@ class WatchToggle:
         self.queued: list[str] | None = None
         #: the error that ended the watch, if one did
         self.error: BaseException | None = None
+        #: set once the watcher listens (a save made before then is not seen)
+        self.listening = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -99,6 +101,7 @@ class WatchToggle:
         config = load_config(root, **self.view.settings)
         self.view.reserve_panes(len(files))  # the rounds' runs start off the main thread
         self._stop = threading.Event()
+        self.listening = threading.Event()
         self.error = None
         self._thread = threading.Thread(
             target=self._watch,
@@ -107,7 +110,7 @@ class WatchToggle:
             daemon=True,
         )
         self._thread.start()
-        self.view.say(f"watching {root}: each save runs what it affects")
+        self.view.say(f"starting to watch {root}")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop watching (what turning the toggle off does); a run it started goes on."""
@@ -127,7 +130,7 @@ class WatchToggle:
             from devformance_nb.cli.watch import saves
 
             store = Store(db_path(root, config), config.lock_timeout)
-            for saved, rediscover in saves(root, stop):
+            for saved, rediscover in saves(root, stop, lambda: self._listens(root)):
                 if rediscover:
                     files = self.view.select_files()[1]
                 self._round(store, root, config, files, saved, stop)
@@ -136,6 +139,10 @@ class WatchToggle:
             self.view.say(f"watch ended: {exc}")
             stop.set()
             self.button.value = False
+
+    def _listens(self, root: Path) -> None:
+        self.listening.set()
+        self.view.say(f"watching {root}: each save runs what it affects")
 
     def _round(
         self,
