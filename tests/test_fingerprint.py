@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from devformance_nb.logic import fingerprint as fp_module
 from devformance_nb.logic.fingerprint import (
     StatementInfo,
     describe,
@@ -288,6 +289,41 @@ def test_huge_values_list() -> None:
     assert (
         fingerprint(f"INSERT INTO t (a, b) VALUES {rows}") == "INSERT INTO t (a, b) VALUES (?, ?)"
     )
+
+
+BULK_ROWS = [
+    "({})",
+    "({}) ON CONFLICT (a) DO UPDATE SET b = excluded.b RETURNING id",
+    "({}), (1, 'x')",
+    "({}), (f(g(?)), ?)",
+    "({}) -- trailing\n, (?, ?)",
+    "({}); INSERT INTO u VALUES (?), (?)",
+    "({}) /* VALUES (?), (?) */",
+]
+
+
+@pytest.mark.parametrize("shape", BULK_ROWS)
+@pytest.mark.parametrize("mark", ["?", "%s"])
+def test_a_bulk_insert_of_placeholder_rows_is_cut_before_tokenizing(
+    shape: str, mark: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = f"({mark}, {mark})"
+    rows = ",\n ".join([row] * 3_000)
+    for sql in (
+        f"INSERT INTO t (a, b) values {rows}{shape.format(', ' + row)}",
+        f"INSERT INTO t (a, b) VALUES{shape.format(rows)}",
+        f"SELECT '{rows}' FROM t WHERE x IN (VALUES {rows})",
+        f'INSERT INTO "t" ("a") VALUES {rows}, (?), ({mark}, {mark}, :name)',
+    ):
+        fp_module.clear_cache()
+        cut = fingerprint(sql)
+        fp_module.clear_cache()
+        monkeypatch.setattr(fp_module, "_BULK_MIN_CHARS", 10**9)  # every token, as before
+        assert fingerprint(sql) == cut
+        monkeypatch.undo()
+    bulk = f"INSERT INTO t (a, b) VALUES {rows}"
+    assert fp_module._first_placeholder_row(bulk) == f"INSERT INTO t (a, b) VALUES {row}"
+    assert fingerprint(bulk) == "INSERT INTO t (a, b) VALUES (?, ?)"
 
 
 def test_five_megabyte_literal() -> None:

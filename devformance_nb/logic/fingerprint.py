@@ -182,12 +182,34 @@ def _safe_fingerprint(sql: str) -> str:
 
 
 def _normalise(sql: str) -> str:
+    if len(sql) >= _BULK_MIN_CHARS:
+        sql = _first_placeholder_row(sql)
     tokens, kinds = _tokenize(sql.strip())
     while tokens and tokens[-1] == ";":
         tokens.pop()
         kinds.pop()
     _hide_savepoint_name(tokens, kinds)
     return _collapse_lists(_join(tokens, kinds))
+
+
+#: statements at least this long have their placeholder-only VALUES rows cut to the first
+#: before tokenizing (a bulk insert of many rows: 756,000 characters, 0.27 s to tokenize)
+_BULK_MIN_CHARS = 4_096
+_PLACEHOLDER_ROW = r"\(\s*(?:\?|%s)(?:\s*,\s*(?:\?|%s))*\s*\)"
+_PLACEHOLDER_ROWS = re.compile(
+    rf"\b(VALUES\s*{_PLACEHOLDER_ROW})(?:\s*,\s*{_PLACEHOLDER_ROW})+", re.IGNORECASE
+)
+
+
+def _first_placeholder_row(sql: str) -> str:
+    """``VALUES (?, ?), (?, ?), ...`` -> ``VALUES (?, ?)`` in the raw text.
+
+    The fingerprint keeps a multi-row VALUES' first row only (``_collapse_lists``); cutting
+    rows of placeholders alone before tokenizing gives the same fingerprint without a token
+    for each of a bulk insert's parameters. The cut text holds only placeholders, commas,
+    parentheses and spaces, so it never ends or starts a string, comment or quoted name.
+    """
+    return _PLACEHOLDER_ROWS.sub(r"\1", sql)
 
 
 #: the statements that name a savepoint, as keyword tokens before the name
