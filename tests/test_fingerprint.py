@@ -1,4 +1,4 @@
-"""Fingerprints, statement types and describe(): table-driven cases."""
+"""Fingerprints (logic/fingerprint.py): table-driven cases, bounds and the cache."""
 
 from __future__ import annotations
 
@@ -8,16 +8,7 @@ import random
 import pytest
 
 from devformance_nb.logic import fingerprint as fp_module
-from devformance_nb.logic.fingerprint import (
-    StatementInfo,
-    describe,
-    fingerprint,
-    fingerprint_hash,
-    is_catalog_or_control,
-    is_select,
-    is_transaction_control,
-    statement_type,
-)
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 
 FINGERPRINTS = [
     # a letter before a quote opens a literal only as a prefix (N'', E'', X'', U&''); a word
@@ -248,8 +239,6 @@ def test_garbage_never_raises(sql: str) -> None:
     result = fingerprint(sql)
     assert isinstance(result, str)
     assert isinstance(fingerprint_hash(result), str)
-    assert isinstance(describe(sql), StatementInfo)
-    assert isinstance(statement_type(result), str)
 
 
 @pytest.mark.quick
@@ -346,135 +335,6 @@ def test_fingerprint_hash_is_short_stable_hex() -> None:
     int(digest, 16)
     assert digest != fingerprint_hash("SELECT ? FROM t")
     assert len(fingerprint_hash("\ud800")) == 16
-
-
-@pytest.mark.quick
-@pytest.mark.parametrize(
-    ("sql", "kind"),
-    [
-        ("SELECT 1", "SELECT"),
-        ("  (SELECT 1) UNION (SELECT 2)", "SELECT"),
-        ("select a from t", "SELECT"),
-        ("WITH c AS (SELECT 1) SELECT * FROM c", "SELECT"),
-        ("WITH c AS (SELECT 1) INSERT INTO t SELECT * FROM c", "INSERT"),
-        ('WITH "c" AS (SELECT 1), d AS (SELECT 2) DELETE FROM t', "DELETE"),
-        ("INSERT INTO t VALUES (1)", "INSERT"),
-        ("UPDATE t SET a = 1", "UPDATE"),
-        ("DELETE FROM t", "DELETE"),
-        ("CREATE TABLE t (a INTEGER)", "CREATE"),
-        ("DROP TABLE t", "DROP"),
-        ("PRAGMA foreign_keys = ON", "PRAGMA"),
-        ("BEGIN", "BEGIN"),
-        ("BEGIN IMMEDIATE", "BEGIN"),
-        ("START TRANSACTION", "BEGIN"),
-        ("COMMIT", "COMMIT"),
-        ("END", "COMMIT"),
-        ("ROLLBACK TO SAVEPOINT s1", "ROLLBACK"),
-        ('SAVEPOINT "s1"', "SAVEPOINT"),
-        ("RELEASE SAVEPOINT s1", "RELEASE"),
-        ("FROBNICATE", "OTHER"),
-        ("", "OTHER"),
-        ("?", "OTHER"),
-    ],
-)
-def test_statement_type(sql: str, kind: str) -> None:
-    fp = fingerprint(sql)
-    assert statement_type(fp) == kind
-    assert describe(sql).statement_type == kind
-    assert is_select(fp) == (kind == "SELECT")
-
-
-@pytest.mark.quick
-@pytest.mark.parametrize(
-    ("sql", "expected"),
-    [
-        ("BEGIN", True),
-        ("COMMIT", True),
-        ("ROLLBACK", True),
-        ('SAVEPOINT "x"', True),
-        ('RELEASE SAVEPOINT "x"', True),
-        ("PRAGMA table_info('books')", True),
-        ("SELECT name FROM sqlite_master WHERE type = 'table'", True),
-        ("SELECT name FROM sqlite_schema", True),
-        ("SELECT * FROM information_schema.tables", True),
-        ("SELECT c.relname FROM pg_catalog.pg_class c", True),
-        ('SELECT * FROM "books"', False),
-        ("SELECT * FROM my_sqlite_master_copy", False),
-        ("INSERT INTO t VALUES (1)", False),
-    ],
-)
-def test_catalog_or_control(sql: str, expected: bool) -> None:
-    assert is_catalog_or_control(fingerprint(sql)) == expected
-
-
-@pytest.mark.quick
-@pytest.mark.parametrize(
-    ("sql", "expected"),
-    [
-        ("BEGIN", True),
-        ("START TRANSACTION", True),
-        ("COMMIT", True),
-        ("END", True),
-        ("ROLLBACK TO SAVEPOINT s1", True),
-        ('SAVEPOINT "s123_x1"', True),
-        ('RELEASE SAVEPOINT "s123_x1"', True),
-        ("PRAGMA foreign_keys = ON", False),
-        ("SELECT c.relname FROM pg_catalog.pg_class c", False),
-        ("SET CONSTRAINTS ALL IMMEDIATE", False),
-        ("SELECT 1", False),
-    ],
-)
-def test_transaction_control(sql: str, expected: bool) -> None:
-    assert is_transaction_control(fingerprint(sql)) == expected
-
-
-@pytest.mark.quick
-@pytest.mark.parametrize(
-    ("sql", "tables"),
-    [
-        ('SELECT "books"."id" FROM "books" WHERE "books"."author_id" = ?', ("books",)),
-        ("SELECT * FROM Books", ("Books",)),
-        (
-            "SELECT * FROM a JOIN b ON a.id = b.a_id LEFT OUTER JOIN c AS cc ON 1 = 1",
-            ("a", "b", "c"),
-        ),
-        ("SELECT * FROM a, b WHERE a.x = b.x", ("a", "b")),
-        ("SELECT * FROM (SELECT id FROM inner_t) AS sub", ("inner_t",)),
-        ("SELECT * FROM t WHERE id IN (SELECT t_id FROM u)", ("t", "u")),
-        ('INSERT INTO "books" ("a", "b") VALUES (?, ?)', ("books",)),
-        ("INSERT INTO books(a, b) VALUES (1, 2)", ("books",)),
-        ("UPDATE `authors` SET name = ? WHERE id = ?", ("authors",)),
-        ("DELETE FROM [Orders] WHERE id = 1", ("Orders",)),
-        ("SELECT * FROM main.books", ("books",)),
-        ("WITH c AS (SELECT * FROM src) SELECT * FROM c JOIN other ON 1 = 1", ("src", "other")),
-        ("BEGIN", ()),
-        ("SELECT 1", ()),
-    ],
-)
-def test_describe_tables(sql: str, tables: tuple[str, ...]) -> None:
-    assert describe(sql).tables == tables
-
-
-@pytest.mark.quick
-def test_describe_pretty_is_reindented() -> None:
-    info = describe("select a, b from t where x = 1 order by a")
-    assert info.pretty.splitlines() == [
-        "SELECT a,",
-        "       b",
-        "FROM t",
-        "WHERE x = ?",
-        "ORDER BY a",
-    ]
-
-
-@pytest.mark.quick
-def test_describe_survives_input_sqlparse_cannot_take() -> None:
-    # over 10,000 tokens: sqlparse raises, the regex fallback answers
-    columns = ", ".join(f"c{i}" for i in range(12_000))
-    info = describe(f"SELECT {columns} FROM wide JOIN other ON 1 = 1")
-    assert info.statement_type == "SELECT"
-    assert info.tables == ("wide", "other")
-    assert len(info.pretty) <= 4_000
 
 
 @pytest.mark.quick

@@ -32,14 +32,10 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 
 from devformance_nb.core.events import Query
-from devformance_nb.logic.fingerprint import (
-    fingerprint,
-    fingerprint_hash,
-    is_catalog_or_control,
-    is_select,
-)
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.logic.hints import hint_for, lazy_load_hint
 from devformance_nb.logic.slow import cap_example, first_table
+from devformance_nb.logic.statementinfo import is_catalog_or_control, is_select
 
 _PHASE_ORDER = {"setup": 0, "call": 1, "teardown": 2}
 _CALLER = re.compile(r"^(?P<path>.*):(?P<line>\d+)(?: (?P<func>.*))?$", re.DOTALL)

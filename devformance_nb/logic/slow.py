@@ -13,12 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from devformance_nb.core.events import Query
-from devformance_nb.logic.fingerprint import (
-    TRANSACTION_TYPES,
-    describe,
-    fingerprint,
-    statement_type,
-)
+from devformance_nb.logic.fingerprint import fingerprint
+from devformance_nb.logic.statementinfo import TRANSACTION_TYPES, describe, statement_type
 
 #: longest statement text kept in a finding (the store keeps the full text)
 EXAMPLE_MAX_CHARS = 2_000

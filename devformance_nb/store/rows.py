@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 from devformance_nb.core import events as ev
 from devformance_nb.logic.detection import NPlusOneFinding
 from devformance_nb.logic.eager import UnusedEagerLoad
-from devformance_nb.logic.fingerprint import describe, fingerprint, fingerprint_hash
+from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
+from devformance_nb.logic.statementinfo import describe
 from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summary_note
 
 _COLUMNS = (
