@@ -256,3 +256,17 @@ def test_connect_helper_opens_read_only(tmp_path: Path) -> None:
     with pytest.raises(duckdb.Error):
         con.execute("CREATE TABLE t (a INT)")
     con.close()
+
+
+@pytest.mark.quick
+def test_a_frame_is_readable_by_name_only_inside_the_block() -> None:
+    import pandas as pd
+
+    con = duckdb.connect()
+    frame = pd.DataFrame({"n": [1, 2, 3]})
+    with database.registered(con, "_devformance_numbers", frame):
+        assert con.execute("SELECT sum(n) FROM _devformance_numbers").fetchall() == [(6,)]
+    with pytest.raises(RuntimeError), database.registered(con, "_devformance_numbers", frame):
+        raise RuntimeError("a failed insert")
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM _devformance_numbers")

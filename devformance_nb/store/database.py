@@ -210,6 +210,17 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> None:
             )
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: Any) -> Iterator[None]:
+    """``frame`` (a DataFrame) readable by ``con``'s SQL as ``name`` while the block runs:
+    one set-based statement instead of a row at a time."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 class Store:
     """A store file: short-lived connections for writing and for reading."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from devformance_nb.run.queryfacts import QueryFacts, sql_over
+from devformance_nb.store.database import registered
 from devformance_nb.store.rows import add_fingerprints
 
 #: DuckDB's memory limit while it loads query rows (they stream; memory stays flat)
@@ -62,12 +63,8 @@ def insert_queries(
     if not paths:
         return
     insert_stacks(con, run_id, paths)
-    con.register("_devformance_texts", facts.texts)
-    try:
-        with bulk_settings(con):
-            con.execute(sql_over(_INSERT, paths), {"run_id": run_id})
-    finally:
-        con.unregister("_devformance_texts")
+    with registered(con, "_devformance_texts", facts.texts), bulk_settings(con):
+        con.execute(sql_over(_INSERT, paths), {"run_id": run_id})
 
 
 def insert_files(

@@ -23,6 +23,7 @@ from devformance_nb.logic.eager import UnusedEagerLoad
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.logic.statementinfo import describe
 from devformance_nb.run.covdata import CoverageResult, SourceFileCoverage, summary_note
+from devformance_nb.store.database import registered
 
 _COLUMNS = (
     "nodeid", "phase", "qseq", "started", "duration", "sql", "fingerprint_hash", "vendor",
@@ -118,14 +119,11 @@ def write_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: pd.DataFram
     """Insert the rows of ``fingerprints`` (a ``fingerprint_frame``) the store does not hold."""
     if not len(fingerprints):
         return
-    con.register("_devformance_fps", fingerprints)
-    try:
+    with registered(con, "_devformance_fps", fingerprints):
         con.execute(
             "INSERT INTO fingerprints SELECT * FROM _devformance_fps WHERE fingerprint_hash "
             "NOT IN (SELECT fingerprint_hash FROM fingerprints)"
         )
-    finally:
-        con.unregister("_devformance_fps")
 
 
 def add_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: dict[str, str]) -> None:
@@ -139,14 +137,11 @@ def add_fingerprints(con: duckdb.DuckDBPyConnection, fingerprints: dict[str, str
     import pandas as pd
 
     asked = pd.DataFrame({"fingerprint_hash": list(fingerprints)})
-    con.register("_devformance_asked", asked)
-    try:
+    with registered(con, "_devformance_asked", asked):
         known = con.execute(
             "SELECT fingerprint_hash FROM fingerprints "
             "WHERE fingerprint_hash IN (SELECT fingerprint_hash FROM _devformance_asked)"
         ).fetchall()
-    finally:
-        con.unregister("_devformance_asked")
     held = {row[0] for row in known}
     new = {digest: fp for digest, fp in fingerprints.items() if digest not in held}
     write_fingerprints(con, fingerprint_frame(new))
@@ -159,11 +154,8 @@ def write_queries(
     add_fingerprints(con, fingerprints)
     if len(queries):
         names = ", ".join(queries.columns)
-        con.register("_devformance_queries", queries)
-        try:
+        with registered(con, "_devformance_queries", queries):
             con.execute(f"INSERT INTO queries ({names}) SELECT {names} FROM _devformance_queries")
-        finally:
-            con.unregister("_devformance_queries")
 
 
 def stack_row(run_id: str, stack: ev.Stack) -> dict[str, Any]:
@@ -182,14 +174,11 @@ def write_stacks(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> 
     import pandas as pd
 
     frame = pd.DataFrame(unique, columns=["stack_hash", "frames", "first_run"])
-    con.register("_devformance_stacks", frame)
-    try:
+    with registered(con, "_devformance_stacks", frame):
         con.execute(
             "INSERT OR IGNORE INTO stacks (stack_hash, frames, first_run) "
             "SELECT stack_hash, CAST(frames AS VARCHAR[]), first_run FROM _devformance_stacks"
         )
-    finally:
-        con.unregister("_devformance_stacks")
 
 
 def finding_rows(run_id: str, findings: Iterable[NPlusOneFinding]) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from devformance_nb.run.selectdata import (
 )
 from devformance_nb.run.state import RunState
 from devformance_nb.store.carry import carry, retotal
-from devformance_nb.store.database import Store
+from devformance_nb.store.database import Store, registered
 from devformance_nb.store.writer import StoreWriter, insert_frame
 
 
@@ -291,15 +291,12 @@ class SelectionRecorder:
             if ran:  # one statement, not one a file
                 import pandas as pd
 
-                con.register("_devformance_why", pd.DataFrame(ran))
-                try:
+                with registered(con, "_devformance_why", pd.DataFrame(ran)):
                     con.execute(
                         "UPDATE test_files SET selected_because = w.why FROM _devformance_why w "
                         "WHERE test_files.run_id = ? AND test_files.file = w.file",
                         [run_id],
                     )
-                finally:
-                    con.unregister("_devformance_why")
             if basis is not None:
                 con.execute("UPDATE runs SET selection = ? WHERE run_id = ?", [basis, run_id])
             if carried:

@@ -27,7 +27,7 @@ from devformance_nb.core import events as ev
 from devformance_nb.core.errors import StoreError
 from devformance_nb.run.queryfacts import QueryFacts
 from devformance_nb.run.state import FileState, RunState, exit_code
-from devformance_nb.store.database import Store, mark_interrupted, utc
+from devformance_nb.store.database import Store, mark_interrupted, registered, utc
 from devformance_nb.store.queryload import insert_files
 from devformance_nb.store.rows import (
     QueryBuffer,
@@ -72,11 +72,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
 
     frame = pd.DataFrame.from_records(rows)
     columns = ", ".join(frame.columns)
-    con.register("_devformance_rows", frame)
-    try:
+    with registered(con, "_devformance_rows", frame):
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _devformance_rows")
-    finally:
-        con.unregister("_devformance_rows")
 
 
 def run_row(state: RunState) -> dict[str, Any]:
