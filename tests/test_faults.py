@@ -90,7 +90,7 @@ def test_hang(tmp_path):
     threading.Event().wait()  # forever: only the timeout ends this file
 """
 #: generous for the file that must pass on a loaded machine; the hanging one never ends
-TIMEOUT = 25
+TIMEOUT = 12
 
 
 def test_timeout_kills_the_file_and_its_grandchildren(
