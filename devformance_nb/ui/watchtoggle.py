@@ -105,7 +105,7 @@ class WatchToggle:
         self.error = None
         self._thread = threading.Thread(
             target=self._watch,
-            args=(root, config, files, self._stop),
+            args=(root, config, files, self._stop, self.listening),
             name="devformance-watch",
             daemon=True,
         )
@@ -122,7 +122,12 @@ class WatchToggle:
             self.button.value = False
 
     def _watch(
-        self, root: Path, config: Config, files: list[TestFile], stop: threading.Event
+        self,
+        root: Path,
+        config: Config,
+        files: list[TestFile],
+        stop: threading.Event,
+        listening: threading.Event,  # this watch's own: a later start makes another
     ) -> None:
         try:
             # here, not at the top: the CLI's module brings rich, which a view that never
@@ -130,7 +135,7 @@ class WatchToggle:
             from devformance_nb.cli.watch import saves
 
             store = Store(db_path(root, config), config.lock_timeout)
-            for saved, rediscover in saves(root, stop, lambda: self._listens(root)):
+            for saved, rediscover in saves(root, stop, lambda: self._listens(root, listening)):
                 if rediscover:
                     files = self.view.select_files()[1]
                 self._round(store, root, config, files, saved, stop)
@@ -140,8 +145,8 @@ class WatchToggle:
             stop.set()
             self.button.value = False
 
-    def _listens(self, root: Path) -> None:
-        self.listening.set()
+    def _listens(self, root: Path, listening: threading.Event) -> None:
+        listening.set()
         self.view.say(f"watching {root}: each save runs what it affects")
 
     def _round(
