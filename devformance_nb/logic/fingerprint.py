@@ -1,4 +1,4 @@
-"""SQL fingerprints: one normalised text per statement shape, plus cheap statement facts.
+"""SQL fingerprints: one normalised text per statement shape, and its short hash.
 
 ``fingerprint`` turns ``SELECT * FROM t WHERE id = 42`` and ``... id = 7`` into the same
 ``SELECT * FROM t WHERE id = ?``. It is a single-pass regex tokenizer, linear in the input
