@@ -32,6 +32,7 @@ from devformance_nb.core.contract import (
 )
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import TestFile
+from devformance_nb.run.preconfig import CHILD_PYTEST_ARGS
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,7 @@ class Job:
             self.python,
             "-m",
             "pytest",
-            "-p",
-            "devformance_nb.plugin",
-            "-p",
-            "no:cacheprovider",  # parallel children would race on .pytest_cache
+            *CHILD_PYTEST_ARGS,
             "--color=yes",
             *self.pytest_args,
             os.fspath(self.test_file.path),

@@ -24,7 +24,7 @@ from typing import Any
 
 from devformance_nb.core.contract import ENV_FORKSERVER_WARM, ENV_PARENT
 from devformance_nb.logic.importscan import server_imports
-from devformance_nb.run import distsnapshot
+from devformance_nb.run import distsnapshot, preconfig
 from devformance_nb.run.forkwire import LineBuffer, send_message
 
 #: modules the plugin imports in each child (coverage's only when coverage is on)
@@ -67,8 +67,9 @@ def warm_up(warm: dict[str, Any]) -> None:
     if warm.get("root"):
         for name in server_imports(warm["root"])[0]:
             try_import(name, skip)
-    # every child's pytest reads every installed distribution's metadata: read it once here
-    distsnapshot.install()
+    # what every child's pytest does first, the same for all: done once here
+    distsnapshot.install()  # read every installed distribution's metadata
+    preconfig.install()  # register pytest's built-in plugins
 
 
 def start_coverage(warm: dict[str, Any]) -> str:
