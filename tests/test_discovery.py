@@ -12,7 +12,7 @@ from conftest import MakeProject
 from devformance_nb.api import facade as api
 from devformance_nb.core.errors import DiscoveryError, NoTestsFoundError, PathNotFoundError
 from devformance_nb.core.rundir import slug
-from devformance_nb.logic.discovery import TestFile, discover
+from devformance_nb.logic.discovery import Discovery, TestFile, discover
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,33 @@ def test_missing_path(make_project: MakeProject) -> None:
     root = make_project({"tests/test_a.py": PASS})
     with pytest.raises(PathNotFoundError, match="'nope' does not exist"):
         discover(root, ["nope"])
+
+
+def test_a_listing_runs_while_the_caller_works_and_close_ends_it(
+    make_project: MakeProject,
+) -> None:
+    # a conftest that hangs until it is killed: the listing is still running when we look
+    root = make_project(
+        {"tests/conftest.py": "import time\ntime.sleep(600)\n", "tests/test_a.py": PASS}
+    )
+    listing = Discovery(root)
+    assert listing._proc is not None and listing._proc.poll() is None  # started, not waited for
+    folder = Path(listing._tmp.name) if listing._tmp is not None else None
+    listing.close()
+    assert listing._proc.poll() is not None  # ended
+    assert folder is not None and not folder.exists()  # and its files removed
+
+
+def test_a_listing_answers_when_asked(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS, "tests/test_b.py": PASS})
+    with Discovery(root, ["tests"]) as listing:
+        assert keys(listing.files()) == ["tests/test_a.py", "tests/test_b.py"]
+
+
+def test_a_missing_path_fails_before_any_listing_starts(make_project: MakeProject) -> None:
+    root = make_project({"tests/test_a.py": PASS})
+    with pytest.raises(PathNotFoundError, match="'nope' does not exist"):
+        Discovery(root, ["tests", "nope"])
 
 
 def test_no_tests(make_project: MakeProject) -> None:

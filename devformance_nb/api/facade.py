@@ -30,7 +30,7 @@ from devformance_nb.core.contract import ChildOptions
 from devformance_nb.core.errors import StoreError
 from devformance_nb.core.events import RunStarted
 from devformance_nb.core.rundir import RunDir
-from devformance_nb.logic.discovery import TestFile, discover
+from devformance_nb.logic.discovery import Discovery, TestFile
 from devformance_nb.logic.importscan import config_mentions, uses_controller_hooks
 from devformance_nb.logic.scheduling import FileOrder, Scheduler, choose_scheduler
 from devformance_nb.run.launcher import Launcher, LaunchPlan, new_run_id
@@ -282,8 +282,10 @@ def prepare(
     if warm is not None:
         warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
     try:
-        files = discover(root_path, paths or (), config.pytest_args, config.python)
-        the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
+        with Discovery(root_path, paths or (), config.pytest_args, config.python) as listing:
+            # the store opens (DuckDB imported, the file checked) while pytest lists the files
+            the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
+            files = listing.files()
         selection = None
         if changed or since is not None:  # the subset a change affects
             files, selection = narrow(the_store, root_path, files, since, config.python)

@@ -76,46 +76,100 @@ def discover(
     project's own pytest configuration decides. Raises PathNotFoundError,
     NoTestsFoundError or DiscoveryError with a message that says what to fix.
     """
-    root_path = Path(root).resolve()
-    if not root_path.is_dir():
-        raise PathNotFoundError(f"project root {root_path} is not a folder")
-    targets = check_paths(root_path, paths)
-    # pytest collects a file named on its command line whatever python_files says
-    explicit = [p for p in targets if p.is_file()]
-    folders = [p for p in targets if not p.is_file()]
-    listed: list[str] = [os.fspath(p) for p in explicit]
-    if folders or not targets:
-        listed += _list_with_pytest(root_path, folders, pytest_args, python or sys.executable)
-    files = _unique(TestFile(file_key(root_path, Path(p)), Path(p).resolve()) for p in listed)
-    if not files:
-        where = ", ".join(os.fspath(p) for p in paths) or f"{root_path} (its testpaths)"
-        raise NoTestsFoundError(
-            f"no test files found in {where}: nothing matched pytest's python_files patterns "
-            "(default test_*.py, *_test.py); check the path, or testpaths/python_files in "
-            "your pytest configuration"
-        )
-    return files
+    with Discovery(root, paths, pytest_args, python) as pending:
+        return pending.files()
 
 
-def _list_with_pytest(
-    root: Path, folders: Sequence[Path], pytest_args: Sequence[str], python: str
-) -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="devformance-discover-") as tmp:
-        out = Path(tmp) / "files.txt"
-        env = {**os.environ, "DEVFORMANCE_COLLECT_OUT": os.fspath(out), "PYTHONUNBUFFERED": "1"}
-        command = listing_command(python, folders, pytest_args)
-        proc = subprocess.run(
-            command, cwd=root, env=env, capture_output=True, stdin=subprocess.DEVNULL
-        )
-        listed = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
-    if proc.returncode not in (0, _NO_TESTS_COLLECTED):
-        tail = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()[-15:]
-        raise DiscoveryError(
-            f"pytest could not list the test files (exit {proc.returncode}) in {root}:\n"
+class Discovery:
+    """A discovery under way: its listing child starts at once, ``files()`` waits for it.
+
+    The caller does other work (opening the store) while pytest lists the files; leaving
+    the ``with`` block (or ``close()``) ends a child whose answer was never asked for. Missing
+    paths raise here, before anything starts.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        paths: Sequence[str | os.PathLike[str]] = (),
+        pytest_args: Sequence[str] = (),
+        python: str | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise PathNotFoundError(f"project root {self.root} is not a folder")
+        self.paths = list(paths)
+        targets = check_paths(self.root, paths)
+        # pytest collects a file named on its command line whatever python_files says
+        self._listed = [os.fspath(p) for p in targets if p.is_file()]
+        folders = [p for p in targets if not p.is_file()]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        if folders or not targets:
+            self._start(folders, pytest_args, python or sys.executable)
+
+    def _start(self, folders: Sequence[Path], pytest_args: Sequence[str], python: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="devformance-discover-")
+        tmp = Path(self._tmp.name)
+        self._out = tmp / "files.txt"
+        self._log = tmp / "output.txt"
+        env = {
+            **os.environ,
+            "DEVFORMANCE_COLLECT_OUT": os.fspath(self._out),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self._log, "wb") as log:  # a file, not a pipe: the child never blocks on it
+            self._proc = subprocess.Popen(
+                listing_command(python, folders, pytest_args),
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def files(self) -> list[TestFile]:
+        """Wait for the listing; the test files, or NoTestsFoundError / DiscoveryError."""
+        listed = list(self._listed)
+        if self._proc is not None:
+            code = self._proc.wait()
+            if code not in (0, _NO_TESTS_COLLECTED):
+                raise DiscoveryError(self._failure(code))
+            if self._out.exists():
+                listed += self._out.read_text(encoding="utf-8").splitlines()
+        found = _unique(TestFile(file_key(self.root, Path(p)), Path(p).resolve()) for p in listed)
+        if not found:
+            where = ", ".join(os.fspath(p) for p in self.paths) or f"{self.root} (its testpaths)"
+            raise NoTestsFoundError(
+                f"no test files found in {where}: nothing matched pytest's python_files "
+                "patterns (default test_*.py, *_test.py); check the path, or "
+                "testpaths/python_files in your pytest configuration"
+            )
+        return found
+
+    def _failure(self, code: int) -> str:
+        text = self._log.read_bytes().decode("utf-8", "replace")
+        tail = text.strip().splitlines()[-15:]
+        return (
+            f"pytest could not list the test files (exit {code}) in {self.root}:\n"
             + "\n".join(tail)
             + "\nFix the error above (often a conftest.py or pytest configuration problem)."
         )
-    return listed
+
+    def close(self) -> None:
+        """End the listing child if it still runs, and remove its files."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Discovery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _unique(files: Iterable[TestFile]) -> list[TestFile]:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devformance_nb.plugin.covconfig import CoverageConfigProblem, find_config_file
 from devformance_nb.run.covparse import MAX_ANALYSES, reporting_class
 
 
@@ -86,6 +85,10 @@ class CoverageResult:
 
 def config_file_for(root: Path) -> str | bool:
     """The coverage configuration to read data with: the one the children used, else none."""
+    # imported here: importing the plugin package imports pytest, which a launcher that
+    # reads no coverage (or has not started its children yet) does not need
+    from devformance_nb.plugin.covconfig import CoverageConfigProblem, find_config_file
+
     try:
         return find_config_file([root.resolve()]) or False
     except CoverageConfigProblem:

@@ -29,7 +29,6 @@ from devformance_nb.logic.selection import (
     blocks_of,
     executed_blocks,
 )
-from devformance_nb.plugin.reads import read_reads
 from devformance_nb.run.covdata import held, load_parts, relative_name
 
 #: the configuration files hashed with every run (at the root)
@@ -84,6 +83,8 @@ def recorded_reads(
     ``blocks`` caches each source path's current digest across the run's files; ``known``
     (an earlier run's digests) spares parsing a source that did not change since.
     """
+    from devformance_nb.plugin.reads import read_reads  # the plugin package imports pytest
+
     out = FileReads()
     record = read_reads(reads_file)
     if record is None:
