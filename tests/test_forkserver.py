@@ -12,9 +12,10 @@ from conftest import MakeProject
 
 from devformance_nb.api import facade as api
 from devformance_nb.core import events as ev
+from devformance_nb.core.errors import DiscoveryError
 from devformance_nb.core.eventlog import read_events
 from devformance_nb.core.rundir import RunDir
-from devformance_nb.logic.discovery import TestFile
+from devformance_nb.logic.discovery import Discovery, TestFile
 from devformance_nb.run.executor import Job
 from devformance_nb.run.forkserver import (
     ForkServer,
@@ -23,6 +24,8 @@ from devformance_nb.run.forkserver import (
     project_signature,
     shared_executor,
 )
+
+PASSING = "def test_ok():\n    pass\n"
 
 STATE = {
     "app/__init__.py": "",
@@ -474,3 +477,72 @@ def test_installed_plugins_are_warm_and_rewritten_as_pytest_would(
     assert run.status == "passed", run.summary()
     for log in run.run_dir.glob("*.log"):
         assert "PytestAssertRewriteWarning" not in log.read_text(), log.read_text()
+
+
+def _server_up(executor: ForkServerExecutor, root: Path) -> None:
+    """Start the executor's server as a run's first child would, and end that run."""
+    child = executor.start_command(
+        [sys.executable, "-m", "pytest", "--version"], dict(os.environ), root
+    )
+    assert child.wait(60) == 0
+    child.close()
+    executor.close()  # the run ends: the next one checks the server again
+
+
+def test_fork_now_never_starts_a_server_and_forks_from_a_current_one(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"tests/conftest.py": "X = 1\n", "tests/test_a.py": PASSING})
+    executor = ForkServerExecutor(root, sys.executable, [], False)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    try:
+        assert executor.fork_now(command, dict(os.environ), root) is None
+        assert executor._server is None  # asked, not started
+        _server_up(executor, root)
+        server = executor._server
+        child = executor.fork_now(command, dict(os.environ), root)
+        assert child is not None and child.wait(60) == 0
+        child.close()
+        executor.close()
+        # the project changed since: the stale server is dropped, nothing forked from it
+        conftest = root / "tests" / "conftest.py"
+        conftest.write_text("X = 2\n")
+        os.utime(conftest, (conftest.stat().st_atime, conftest.stat().st_mtime + 5))
+        assert executor.fork_now(command, dict(os.environ), root) is None
+        assert server is not None and not server.alive() and executor._server is None
+    finally:
+        executor.shutdown()
+
+
+def test_a_listing_forked_from_the_server_finds_what_a_new_process_finds(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "tests/conftest.py": "collect_ignore = ['test_ignored.py']\n",
+            "tests/test_a.py": PASSING,
+            "tests/sub/test_b.py": PASSING,
+            "tests/test_ignored.py": PASSING,
+        }
+    )
+    executor = ForkServerExecutor(root, sys.executable, [], False)
+    try:
+        with Discovery(root, fork=executor.fork_now) as first:
+            spawned = first.files()
+        assert not first.forked  # no server yet: a process of its own
+        _server_up(executor, root)
+        with Discovery(root, fork=executor.fork_now) as second:
+            forked = second.files()
+        assert second.forked
+        assert forked == spawned
+        assert sorted(f.key for f in forked) == ["tests/sub/test_b.py", "tests/test_a.py"]
+        executor.close()
+        # an error in the listing says what went wrong, as a new process's does
+        (root / "tests" / "conftest.py").write_text("import not_a_module_xyz\n")
+        executor._checked = True  # the server stays (conftest files load in each child)
+        broken = Discovery(root, fork=executor.fork_now)
+        with broken, pytest.raises(DiscoveryError, match="not_a_module_xyz"):
+            broken.files()
+        assert broken.forked
+    finally:
+        executor.shutdown()

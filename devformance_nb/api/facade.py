@@ -279,11 +279,13 @@ def prepare(
     config = load_config(root_path, **settings)
     the_executor = make_executor(config, root_path, client)
     warm = getattr(the_executor, "warm", None)
-    if warm is not None:
-        warm()  # the fork server starts while discovery runs (2 processes, 2 cores)
+    # a fork server already up (a notebook's next run) forks the listing; else it is a
+    # process of its own while the server starts (2 processes, 2 cores)
+    fork = getattr(the_executor, "fork_now", None)
     try:
-        with Discovery(root_path, paths or (), config.pytest_args, config.python) as listing:
-            # the store opens (DuckDB imported, the file checked) while pytest lists the files
+        with Discovery(root_path, paths or (), config.pytest_args, config.python, fork) as listing:
+            if warm is not None:
+                warm()
             the_store = Store(db_path(root_path, config), config.lock_timeout) if store else None
             files = listing.files()
         selection = None

@@ -349,6 +349,23 @@ class ForkServerExecutor:
             return spawn(command, env, cwd)
         return server.request(command[3:], env, cwd)
 
+    def fork_now(
+        self, command: list[str], env: dict[str, str], cwd: str | os.PathLike[str]
+    ) -> Child | None:
+        """A child of ``command`` (``python -m pytest ...``) forked from a server that is
+        already up and current (a notebook's next run), else None: this never starts or waits
+        for a server (the caller then starts its own process, beside the warm-up)."""
+        with self._lock:
+            server = self._server
+            if server is None:
+                return None
+            if not self._checked:  # the once-a-run check, as at a run's first child
+                if not server.alive() or self._signature != self._current_signature():
+                    self._drop()  # ``warm`` or the first child starts a new one
+                    return None
+                self._checked = True
+        return server.request(command[3:], env, cwd)
+
     def warm(self) -> None:
         """Start (or check) the server in the background, e.g. while discovery runs.
 
