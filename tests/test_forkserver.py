@@ -17,11 +17,10 @@ from devformance_nb.core.eventlog import read_events
 from devformance_nb.core.rundir import RunDir
 from devformance_nb.logic.discovery import Discovery, TestFile
 from devformance_nb.run.executor import Job
+from devformance_nb.run.forkproject import known_failures
 from devformance_nb.run.forkserver import (
     ForkServer,
     ForkServerExecutor,
-    known_failures,
-    project_signature,
     shared_executor,
 )
 
@@ -86,15 +85,6 @@ def test_the_server_is_reused_until_the_project_changes(make_project: MakeProjec
         assert executor._server is not first and not first.alive()  # restarted on the change
     finally:
         executor.shutdown()
-
-
-def test_signature_sees_conftest_and_config_changes(tmp_path: Path) -> None:
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "conftest.py").write_text("")
-    before = project_signature(tmp_path, [])
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    assert project_signature(tmp_path, []) != before
-    assert ForkServerExecutor(tmp_path, "python", [], True).name == "forkserver"
 
 
 def test_preloaded_project_modules_keep_their_import_time_coverage(
