@@ -206,7 +206,7 @@ class Discovery:
                 self._proc.kill()
             else:
                 self._proc.kill_group()
-            self._proc.wait()
+            self._code = self._proc.wait()
         if self.forked:
             self._drain.join()
             self._proc.close()  # type: ignore[union-attr]

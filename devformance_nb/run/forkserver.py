@@ -309,7 +309,9 @@ class ForkServerExecutor:
         """A child of ``command`` (``python -m pytest ...``) forked from a server that is
         already up and current (a notebook's next run), else None: this never starts or waits
         for a server (the caller then starts its own process, beside the warm-up)."""
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return None  # a server is being started or checked: not worth waiting for
+        try:
             server = self._server
             if server is None:
                 return None
@@ -318,6 +320,8 @@ class ForkServerExecutor:
                     self._drop()  # ``warm`` or the first child starts a new one
                     return None
                 self._checked = True
+        finally:
+            self._lock.release()
         return server.request(command[3:], env, cwd)
 
     def warm(self) -> None:
