@@ -39,8 +39,37 @@ def _make_distribution(folder: Path, name: str, plugin: str = "") -> None:
 def test_the_snapshot_finds_what_a_fresh_search_finds() -> None:
     snapshot = Snapshot(importlib.metadata.distributions)
     snapshot.warm()
-    assert _described(snapshot()) == _described(importlib.metadata.distributions())
-    assert all(isinstance(d, KeptDistribution) for d in snapshot.distributions)
+    fresh = list(importlib.metadata.distributions())
+    assert _described(snapshot()) == _described(fresh)
+    # the standard library's distributions are kept; another finder's (the importlib_metadata
+    # backport installs one: importing distributed does) are handed out as found
+    for found, kept in zip(fresh, snapshot.distributions, strict=True):
+        if type(found) is importlib.metadata.PathDistribution:
+            assert isinstance(kept, KeptDistribution)
+        else:
+            assert type(kept) is type(found)
+
+
+def test_another_finders_distributions_are_handed_out_as_found() -> None:
+    # in a fresh interpreter: importing the importlib_metadata backport (as distributed does)
+    # puts its own finder first; the snapshot then keeps nothing but answers the same
+    script = """
+import importlib.metadata, json
+import importlib_metadata  # noqa: F401 - installs its finder
+from devformance_nb.run.distsnapshot import KeptDistribution, Snapshot
+snapshot = Snapshot(importlib.metadata.distributions)
+snapshot.warm()
+fresh = [(type(d).__module__, d.metadata["Name"]) for d in importlib.metadata.distributions()]
+kept = [(type(d).__module__, d.metadata["Name"]) for d in snapshot()]
+held = sum(isinstance(d, KeptDistribution) for d in snapshot())
+print(json.dumps({"same": fresh == kept, "kept": held}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    found = json.loads(out.stdout)
+    assert found["same"]
+    assert found["kept"] == 0  # every one came from the backport's finder
 
 
 def test_a_kept_distribution_reads_each_file_once_and_hands_out_copies(tmp_path: Path) -> None:
