@@ -236,8 +236,7 @@ class ForkServerExecutor:
                 # once per run, at its first child: a restart later would kill running
                 # children, and tests write config files of their own (a pyproject.toml in a
                 # scratch folder) while the run goes on
-                alive = self._server is not None and self._server.alive()
-                if not alive or self._signature != self._current_signature():
+                if self._stale():
                     self._drop()
             elif self._server is not None and not self._server.alive():
                 self._server = None  # died mid-run: a new one serves the files left
@@ -270,6 +269,11 @@ class ForkServerExecutor:
                 RuntimeWarning,
                 stacklevel=2,
             )
+
+    def _stale(self) -> bool:
+        """Whether there is no live server matching the project as it is now."""
+        server = self._server
+        return server is None or not server.alive() or self._signature != self._current_signature()
 
     def _drop(self) -> None:
         if self._server is not None:
@@ -316,7 +320,7 @@ class ForkServerExecutor:
             if server is None:
                 return None
             if not self._checked:  # the once-a-run check, as at a run's first child
-                if not server.alive() or self._signature != self._current_signature():
+                if self._stale():
                     self._drop()  # ``warm`` or the first child starts a new one
                     return None
                 self._checked = True
