@@ -18,7 +18,7 @@ from devformance_nb.core.eventlog import EventWriter, read_events
 from devformance_nb.plugin import TestContext
 from devformance_nb.plugin.capture import Capture, start_capture
 from devformance_nb.plugin.capture import sqlite as sqlite_adapter
-from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, _json_frames, short_params
+from devformance_nb.plugin.capture.recorder import PARAMS_LIMIT, _json, _json_frames, short_params
 
 pytestmark = pytest.mark.quick
 
@@ -336,8 +336,16 @@ def test_coverage_data_file_is_not_the_projects_sql(record: Record, tmp_path: Pa
 
 
 @pytest.mark.quick
+@pytest.mark.parametrize(
+    "text",
+    ["", "plain", 'say "hi"\\n', "tab\tand\nnewline\x00\x1f", "café ✓ 😀", "lone \ud800 half"],
+)
+def test_texts_encode_as_json_dumps_encodes_them(text: str) -> None:
+    assert _json(text) == json.dumps(text, ensure_ascii=False)
+
+
 def test_stack_frames_encode_as_json_lists_whoever_encoded_them_before() -> None:
-    frames = [("app/views.py", 12, "Shop.list"), ('app/"odd".py', 3, "café")]
+    frames = [("app/views.py", 12, "Shop.list"), ('app/"odd".py', 3, "café"), ("a\\b.py", 0, "<f>")]
     expected = json.dumps([list(frame) for frame in frames], ensure_ascii=False)
     assert _json_frames(frames) == expected
     assert _json_frames(frames) == expected  # the second time from the per-frame texts

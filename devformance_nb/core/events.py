@@ -351,9 +351,13 @@ class EventDecodeError(ValueError):
     """A line of an events file that is not a valid event."""
 
 
+#: one encoder for every event: ``json.dumps`` with options builds a new one on each call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(event: Event) -> str:
     """One event as a JSON line (without the newline)."""
-    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(event.to_dict())
 
 
 def from_dict(data: dict[str, Any]) -> Event:

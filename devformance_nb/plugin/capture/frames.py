@@ -101,10 +101,11 @@ class _Code:
         return self._spans
 
 
-#: a project frame as ``_remember`` describes it: (frame, its code, line)
-_Found = tuple[FrameType, _Code, int]
-#: a frame's code, line and part of the stack hash, as one (code, offset) always gives them
-_Place = tuple[_Code, int, str]
+#: a project frame as ``_remember`` describes it: (frame, its code, line, ``path:line name``)
+_Found = tuple[FrameType, _Code, int, str]
+#: a frame's code, line, part of the stack hash and text (``path:line name``; '' outside the
+#: project), as one (code, offset) always gives them
+_Place = tuple[_Code, int, str, str]
 
 
 class FrameIndex:
@@ -141,6 +142,8 @@ class FrameIndex:
         #: (id(code), f_lasti) -> its _Place: ``f_lineno`` decodes the line table from the
         #: start of the function on every read (2 us at the end of a 600-line one)
         self._places: dict[tuple[int, int], _Place] = {}
+        #: (id(code), f_lasti) -> whether that offset stands in a loop of its function
+        self._loops: dict[tuple[int, int], bool] = {}
         #: (floor, project frames from it down, their hash parts): the same for every stack
         #: described while the floor stands
         self._tail: tuple[FrameType | None, list[_Found], list[str]] = (None, [], [])
@@ -433,12 +436,22 @@ class FrameIndex:
             facts = self._code(code)
             at = call_offset(code, lasti, facts.raw)
             if facts.path is None:
-                place = (facts, 0, f"{facts.base}:{facts.name}@{at}")
+                place = (facts, 0, f"{facts.base}:{facts.name}@{at}", "")
             else:
                 line = frame.f_lineno or 0
-                place = (facts, line, f"{facts.path}:{line} {facts.name}@{at}")
+                text = f"{facts.path}:{line} {facts.name}"
+                place = (facts, line, f"{text}@{at}", text)
             self._places[(id(code), lasti)] = place
         return place
+
+    def _in_loop(self, found: _Found) -> bool:
+        """Whether a found frame stands in a loop of its function (one answer per offset)."""
+        frame, facts = found[0], found[1]
+        where = (id(facts.code), frame.f_lasti)
+        inside = self._loops.get(where)
+        if inside is None:
+            inside = self._loops[where] = in_loop(frame, facts.spans())
+        return inside
 
     def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
         """The project frames from ``floor`` down, with their hash parts (kept while the floor
@@ -447,10 +460,10 @@ class FrameIndex:
         parts: list[str] = []
         current: FrameType | None = floor
         while current is not None:
-            facts, line, part = self._place(current)
+            facts, line, part, text = self._place(current)
             if facts.path is not None:
                 parts.append(part)
-                found.append((current, facts, line))
+                found.append((current, facts, line, text))
             current = current.f_back
         self._tail = (floor, found, parts)
         return self._tail
@@ -468,6 +481,7 @@ class FrameIndex:
             self._alive.clear()
             self._codes.clear()
             self._places.clear()
+            self._loops.clear()
             self._below = (None, ())
             self._tail = (None, [], [])
         found: list[_Found] = []  # innermost first
@@ -482,19 +496,19 @@ class FrameIndex:
                 facts = self._code(current.f_code)
                 if facts.path is not None:
                     line = current.f_lineno or 0
-                    parts.append(f"{facts.path}:{line} {facts.name}@-1")
-                    found.append((current, facts, line))
+                    text = f"{facts.path}:{line} {facts.name}"
+                    parts.append(f"{text}@-1")
+                    found.append((current, facts, line, text))
                     continue
-            facts, line, part = self._place(current)
+            facts, line, part, text = self._place(current)
             if facts.path is not None:
                 parts.append(part)
-                found.append((current, facts, line))
+                found.append((current, facts, line, text))
             elif not found:  # library code above the project's frames
                 parts.append(part)
         if not found:  # a crossing that changed under us: nothing to describe
             return NO_SITE
         digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
-        texts = [f"{facts.path}:{line} {facts.name}" for _, facts, line in found]
         change = 0
         # whether a frame was handed the statement depends on this call's arguments: asked
         # for every new stack (``Database.execute("VACUUM")`` is not a helper's call)
@@ -502,18 +516,13 @@ class FrameIndex:
             change += 1
         # a repeated statement repeats in a loop: the innermost frame standing in one, from
         # the first that was not handed the statement outward, is the line to change
-        change = next(
-            (i for i in range(change, len(found)) if in_loop(found[i][0], found[i][1].spans())),
-            change,
-        )
-        site = Site(texts[change], texts[0], "" if setup else digest)
+        change = next((i for i in range(change, len(found)) if self._in_loop(found[i])), change)
+        site = Site(found[change][3], found[0][3], "" if setup else digest)
         self._stacks[stack] = site
         if setup:  # set-up work: never grouped, so no stack to keep
             return site
         if self.on_stack is not None and digest not in self._told:
             self._told.add(digest)
-            kept = found[:MAX_STORED_FRAMES]
-            self.on_stack(
-                digest, [(str(facts.path), line, facts.name) for _, facts, line in reversed(kept)]
-            )
+            kept = reversed(found[:MAX_STORED_FRAMES])
+            self.on_stack(digest, [(str(f[1].path), f[2], f[1].name) for f in kept])
         return site
