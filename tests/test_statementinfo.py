@@ -14,6 +14,7 @@ from devformance_nb.logic.statementinfo import (
     is_catalog_or_control,
     is_select,
     is_transaction_control,
+    names_a_table,
     statement_type,
 )
 
@@ -123,6 +124,26 @@ def test_transaction_control(sql: str, expected: bool) -> None:
 )
 def test_describe_tables(sql: str, tables: tuple[str, ...]) -> None:
     assert describe(sql).tables == tables
+    assert names_a_table(fingerprint(sql)) is bool(tables)
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize(
+    ("sql", "names"),
+    [
+        # only its own common table expression: no table, as describe says
+        ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c", False),
+        ('WITH "q" AS (SELECT 1) SELECT * FROM "q"', False),
+        ("WITH q AS (SELECT * FROM books) SELECT * FROM q", True),
+        ("SELECT ?", False),
+        ("SELECT count(*) FROM (SELECT 1) AS sub", False),
+        ('SELECT * FROM "Go""sh" WHERE rowid = ?', True),
+    ],
+)
+def test_names_a_table_answers_as_describe_does(sql: str, names: bool) -> None:
+    fp = fingerprint(sql)
+    assert names_a_table(fp) is names
+    assert bool(describe(fp).tables) is names
 
 
 @pytest.mark.quick

@@ -35,7 +35,7 @@ from devformance_nb.core.events import Query
 from devformance_nb.logic.fingerprint import fingerprint, fingerprint_hash
 from devformance_nb.logic.hints import hint_for, lazy_load_hint
 from devformance_nb.logic.slow import cap_example, first_table
-from devformance_nb.logic.statementinfo import is_catalog_or_control, is_select
+from devformance_nb.logic.statementinfo import is_catalog_or_control, is_select, names_a_table
 
 _PHASE_ORDER = {"setup": 0, "call": 1, "teardown": 2}
 _CALLER = re.compile(r"^(?P<path>.*):(?P<line>\d+)(?: (?P<func>.*))?$", re.DOTALL)
@@ -388,7 +388,7 @@ def is_candidate(fp: str, paged: bool = False) -> bool:
         is_select(fp)
         and not is_catalog_or_control(fp)
         and (paged or _PAGE.search(fp) is None)
-        and first_table(fp) != ""
+        and names_a_table(fp)
     )
 
 
