@@ -444,15 +444,6 @@ class FrameIndex:
             self._places[(id(code), lasti)] = place
         return place
 
-    def _in_loop(self, found: _Found) -> bool:
-        """Whether a found frame stands in a loop of its function (one answer per offset)."""
-        frame, facts = found[0], found[1]
-        where = (id(facts.code), frame.f_lasti)
-        inside = self._loops.get(where)
-        if inside is None:
-            inside = self._loops[where] = in_loop(frame, facts.spans())
-        return inside
-
     def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
         """The project frames from ``floor`` down, with their hash parts (kept while the floor
         stands: the frames under it are suspended, so their lines and offsets do not move)."""
@@ -484,6 +475,74 @@ class FrameIndex:
             self._loops.clear()
             self._below = (None, ())
             self._tail = (None, [], [])
+        direct = self._direct(frame, floor)
+        found, parts = direct if direct is not None else self._crossed(frame, floor, thread)
+        if not found:  # a crossing that changed under us: nothing to describe
+            return NO_SITE
+        digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
+        change = 0
+        # whether a frame was handed the statement depends on this call's arguments: asked
+        # for every new stack (``Database.execute("VACUUM")`` is not a helper's call)
+        while change < len(found) - 1 and is_helper(found[change][0]):
+            change += 1
+        # a repeated statement repeats in a loop: the innermost frame standing in one, from
+        # the first that was not handed the statement outward, is the line to change
+        loops = self._loops
+        for at in range(change, len(found)):
+            current, facts = found[at][0], found[at][1]
+            where = (id(facts.code), current.f_lasti)
+            inside = loops.get(where)
+            if inside is None:
+                inside = loops[where] = in_loop(current, facts.spans())
+            if inside:
+                change = at
+                break
+        site = Site(found[change][3], found[0][3], "" if setup else digest)
+        self._stacks[stack] = site
+        if setup:  # set-up work: never grouped, so no stack to keep
+            return site
+        if self.on_stack is not None and digest not in self._told:
+            self._told.add(digest)
+            kept = reversed(found[:MAX_STORED_FRAMES])
+            self.on_stack(digest, [(str(f[1].path), f[2], f[1].name) for f in kept])
+        return site
+
+    def _direct(
+        self, frame: FrameType | None, floor: FrameType | None
+    ) -> tuple[list[_Found], list[str]] | None:
+        """``_remember``'s project frames (innermost first) and hash parts of a stack that
+        reaches ``floor`` in this thread with project code above it, read in one loop (most
+        new stacks: a generator over their frames costs a quarter of describing one); None
+        for any other stack, described by ``_crossed``."""
+        found: list[_Found] = []
+        parts: list[str] = []
+        places = self._places
+        current = frame
+        while current is not None and current is not floor:
+            code = current.f_code
+            place = places.get((id(code), current.f_lasti))
+            if place is None:
+                place = self._place(current)
+            facts = place[0]
+            if facts.path is not None:
+                parts.append(place[2])
+                found.append((current, facts, place[1], place[3]))
+            elif code.co_name == "_run":  # perhaps a task's step: the awaiting tasks count
+                return None
+            elif not found:  # library code above the project's frames
+                parts.append(place[2])
+            current = current.f_back
+        if current is None or not found:
+            return None
+        tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
+        found.extend(tail[1])
+        parts.extend(tail[2])
+        return found, parts
+
+    def _crossed(
+        self, frame: FrameType | None, floor: FrameType | None, thread: int
+    ) -> tuple[list[_Found], list[str]]:
+        """``_direct``'s answer for any stack, across greenlets, threads and tasks."""
         found: list[_Found] = []  # innermost first
         parts: list[str] = []
         for current, stable in self._chain(frame, floor, thread):
@@ -506,23 +565,4 @@ class FrameIndex:
                 found.append((current, facts, line, text))
             elif not found:  # library code above the project's frames
                 parts.append(part)
-        if not found:  # a crossing that changed under us: nothing to describe
-            return NO_SITE
-        digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
-        change = 0
-        # whether a frame was handed the statement depends on this call's arguments: asked
-        # for every new stack (``Database.execute("VACUUM")`` is not a helper's call)
-        while change < len(found) - 1 and is_helper(found[change][0]):
-            change += 1
-        # a repeated statement repeats in a loop: the innermost frame standing in one, from
-        # the first that was not handed the statement outward, is the line to change
-        change = next((i for i in range(change, len(found)) if self._in_loop(found[i])), change)
-        site = Site(found[change][3], found[0][3], "" if setup else digest)
-        self._stacks[stack] = site
-        if setup:  # set-up work: never grouped, so no stack to keep
-            return site
-        if self.on_stack is not None and digest not in self._told:
-            self._told.add(digest)
-            kept = reversed(found[:MAX_STORED_FRAMES])
-            self.on_stack(digest, [(str(f[1].path), f[2], f[1].name) for f in kept])
-        return site
+        return found, parts
