@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devformance_nb.plugin.capture.eagerloads import EagerLoad, EagerLoads
-from devformance_nb.plugin.capture.frames import Site
+from devformance_nb.plugin.capture.stacks import Site
 
 
 class Author:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from devformance_nb.plugin.capture.frames import Site
+from devformance_nb.plugin.capture.stacks import Site
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,12 @@ file, so the answer is cached by ``f_code.co_filename``: a string caches its own
 a code object rehashes its name, constants and bytecode on every lookup (several times the
 cost of the whole per-frame step) and ``id()`` costs a builtin call per frame.
 
-The described result (:class:`Site`) is cached by the sequence of the frames' (code id,
-instruction offset) pairs. ``f_lasti`` instead of ``f_lineno``: the line number is decoded
-from the line table on each access, and two calls on one line (``check(list(a), list(b))``)
-have different offsets while the iterations of a loop share theirs. The stack hash is made
-from offsets normalised to their call (:func:`call_offset`): Python 3.11 moves a specialized
-builtin call from CALL to PRECALL, so one loop can show two raw offsets (two cache keys, one
-hash). Code objects named in that cache are kept alive by it, so their ids cannot be handed on
-to other code.
+The described result (:class:`Site`, made once per new key by :mod:`.stacks`) is cached by
+the sequence of the frames' (code id, instruction offset) pairs. ``f_lasti`` instead of
+``f_lineno``: the line number is decoded from the line table on each access, and two calls on
+one line (``check(list(a), list(b))``) have different offsets while the iterations of a loop
+share theirs. Code objects named in that cache are kept alive by it, so their ids cannot be
+handed on to other code.
 
 A stack that ends before the test's floor crossed a boundary: the statement runs in a greenlet
 (SQLAlchemy's asyncio bridge) or in another thread (a web framework's worker thread, a driver
@@ -24,20 +22,11 @@ different stacks. Statements on the test thread that reach the floor pay nothing
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from types import CodeType, FrameType
-from typing import NamedTuple
 
 from devformance_nb.plugin.capture.boundaries import crossings
-from devformance_nb.plugin.capture.callsites import (
-    call_offset,
-    in_loop,
-    is_helper,
-    loop_spans,
-    offset_bytes,
-)
 from devformance_nb.plugin.capture.filekinds import (
     INSTALLED_MARKERS,
     LOOP,
@@ -47,65 +36,18 @@ from devformance_nb.plugin.capture.filekinds import (
     folder_prefix,
     special_kind,
 )
+from devformance_nb.plugin.capture.stacks import (
+    MAX_CROSSINGS,
+    NO_SITE,
+    Site,
+    StackDescriber,
+    StackFrames,
+    is_task_step,
+)
 from devformance_nb.plugin.capture.tasks import awaiting_frames
 
 #: distinct stacks cached before the cache is dropped and rebuilt (bounds memory)
 MAX_STACKS = 50_000
-HASH_BYTES = 6  # 12 hex characters
-#: boundaries (greenlet parents, then the test thread) one walk may cross
-MAX_CROSSINGS = 8
-#: project frames kept in a stored stack (innermost ones; deep recursion is cut)
-MAX_STORED_FRAMES = 60
-
-
-class Site(NamedTuple):
-    """Where a statement came from, as the capture records it.
-
-    ``caller`` is the frame to change (``path:line function``): the innermost project frame
-    that is not a helper handed the statement by its caller; ``sent_by`` is the innermost
-    project frame (the one that sent it, often a database helper); ``stack_hash`` names the
-    whole project stack. All three are '' when no project code is on the stack.
-    """
-
-    caller: str
-    sent_by: str
-    stack_hash: str
-
-
-#: the site of a statement no project code issued
-NO_SITE = Site("", "", "")
-
-#: a stored stack's frames, outermost first: (path, line, function)
-StackFrames = list[tuple[str, int, str]]
-
-
-class _Code:
-    """What describing a stack needs of one code object, read once: each read costs more than
-    it looks (3.11 copies the bytecode on each ``co_code``, and hashing a code object for a
-    cache reads all of it). Holds the code, so its id stays its own."""
-
-    __slots__ = ("_spans", "base", "code", "name", "path", "raw")
-
-    def __init__(self, code: CodeType, path: str | None) -> None:
-        self.code = code
-        self.path = path
-        self.name: str = getattr(code, "co_qualname", code.co_name)
-        self.base = os.path.basename(code.co_filename)
-        self.raw = offset_bytes(code)
-        self._spans: tuple[tuple[int, int], ...] | None = None
-
-    def spans(self) -> tuple[tuple[int, int], ...]:
-        """Its loops' offsets (:func:`loop_spans`)."""
-        if self._spans is None:
-            self._spans = loop_spans(self.code)
-        return self._spans
-
-
-#: a project frame as ``_remember`` describes it: (frame, its code, line, ``path:line name``)
-_Found = tuple[FrameType, _Code, int, str]
-#: a frame's code, line, part of the stack hash and text (``path:line name``; '' outside the
-#: project), as one (code, offset) always gives them
-_Place = tuple[_Code, int, str, str]
 
 
 class FrameIndex:
@@ -133,20 +75,17 @@ class FrameIndex:
         #: while the body runs, the frames under it do not move, so a statement of the test
         #: walks only down to the body; released when the phase ends (``release``)
         self._body: tuple[FrameType | None, FrameType | None, tuple[int, ...]] = (None, None, ())
-        #: called with (stack hash, frames outermost first) the first time a hash is made
-        self.on_stack: Callable[[str, StackFrames], None] | None = None
-        #: stack hashes already handed to on_stack (each once per process)
-        self._told: set[str] = set()
-        #: id(code) -> what _remember reads of it
-        self._codes: dict[int, _Code] = {}
-        #: (id(code), f_lasti) -> its _Place: ``f_lineno`` decodes the line table from the
-        #: start of the function on every read (2 us at the end of a 600-line one)
-        self._places: dict[tuple[int, int], _Place] = {}
-        #: (id(code), f_lasti) -> whether that offset stands in a loop of its function
-        self._loops: dict[tuple[int, int], bool] = {}
-        #: (floor, project frames from it down, their hash parts): the same for every stack
-        #: described while the floor stands
-        self._tail: tuple[FrameType | None, list[_Found], list[str]] = (None, [], [])
+        #: describes the stacks whose keys are new
+        self.stacks = StackDescriber(self.relpath, self.kind)
+
+    @property
+    def on_stack(self) -> Callable[[str, StackFrames], None] | None:
+        """Called with (stack hash, frames outermost first) the first time a hash is made."""
+        return self.stacks.on_stack
+
+    @on_stack.setter
+    def on_stack(self, told: Callable[[str, StackFrames], None] | None) -> None:
+        self.stacks.on_stack = told
 
     def locate(self, frame: FrameType | None, floor: FrameType | None = None) -> Site:
         """The :class:`Site` of the stack starting at ``frame``; ``NO_SITE`` if none.
@@ -382,82 +321,10 @@ class FrameIndex:
                         self._alive[id(code)] = code
                         key.append(id(code))
                         key.append(at.f_lineno or 0 if running else at.f_lasti)
-                elif not managing and self._is_task_step(at):
+                elif not managing and is_task_step(at, self.kind):
                     self._awaiting_key(key)
                 at = at.f_back
         return body
-
-    def _chain(
-        self, frame: FrameType | None, floor: FrameType | None, thread: int
-    ) -> Iterator[tuple[FrameType, bool]]:
-        """Every frame ``walk`` keys (without the floor shortcut), innermost first, each with
-        whether the instruction it stands at is stable (False in another running thread,
-        where only its line is: see :class:`Crossing`)."""
-        current = frame
-        while current is not None and current is not floor:
-            yield current, True
-            if self._is_task_step(current):
-                yield from ((f, True) for f in awaiting_frames())
-            current = current.f_back
-        if current is None and floor is not None:
-            for hops, (start, managing, running) in enumerate(crossings(thread, self._is_project)):
-                if hops >= MAX_CROSSINGS:
-                    return
-                at: FrameType | None = start
-                while at is not None and at is not floor:
-                    if not managing:
-                        yield at, not running
-                        if self._is_task_step(at):
-                            yield from ((f, True) for f in awaiting_frames())
-                    at = at.f_back
-                if at is not None:
-                    current = at
-                    break
-        while current is not None:  # the floor and what is below it
-            yield current, True
-            current = current.f_back
-
-    def _is_task_step(self, frame: FrameType) -> bool:
-        code = frame.f_code
-        return code.co_name == "_run" and self.kind(code.co_filename) is LOOP
-
-    def _code(self, code: CodeType) -> _Code:
-        facts = self._codes.get(id(code))
-        if facts is None:
-            facts = self._codes[id(code)] = _Code(code, self.relpath(code.co_filename))
-        return facts
-
-    def _place(self, frame: FrameType) -> _Place:
-        """Where a suspended ``frame`` stands (one offset of one code is always one line)."""
-        code = frame.f_code
-        lasti = frame.f_lasti
-        place = self._places.get((id(code), lasti))
-        if place is None:
-            facts = self._code(code)
-            at = call_offset(code, lasti, facts.raw)
-            if facts.path is None:
-                place = (facts, 0, f"{facts.base}:{facts.name}@{at}", "")
-            else:
-                line = frame.f_lineno or 0
-                text = f"{facts.path}:{line} {facts.name}"
-                place = (facts, line, f"{text}@{at}", text)
-            self._places[(id(code), lasti)] = place
-        return place
-
-    def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
-        """The project frames from ``floor`` down, with their hash parts (kept while the floor
-        stands: the frames under it are suspended, so their lines and offsets do not move)."""
-        found: list[_Found] = []
-        parts: list[str] = []
-        current: FrameType | None = floor
-        while current is not None:
-            facts, line, part, text = self._place(current)
-            if facts.path is not None:
-                parts.append(part)
-                found.append((current, facts, line, text))
-            current = current.f_back
-        self._tail = (floor, found, parts)
-        return self._tail
 
     def _remember(
         self,
@@ -470,99 +337,10 @@ class FrameIndex:
         if len(self._stacks) >= MAX_STACKS:
             self._stacks.clear()
             self._alive.clear()
-            self._codes.clear()
-            self._places.clear()
-            self._loops.clear()
             self._below = (None, ())
-            self._tail = (None, [], [])
-        direct = self._direct(frame, floor)
-        found, parts = direct if direct is not None else self._crossed(frame, floor, thread)
-        if not found:  # a crossing that changed under us: nothing to describe
+            self.stacks.clear()
+        site = self.stacks.describe(frame, floor, thread, setup)
+        if site is None:
             return NO_SITE
-        digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=HASH_BYTES).hexdigest()
-        change = 0
-        # whether a frame was handed the statement depends on this call's arguments: asked
-        # for every new stack (``Database.execute("VACUUM")`` is not a helper's call)
-        while change < len(found) - 1 and is_helper(found[change][0]):
-            change += 1
-        # a repeated statement repeats in a loop: the innermost frame standing in one, from
-        # the first that was not handed the statement outward, is the line to change
-        loops = self._loops
-        for at in range(change, len(found)):
-            current, facts = found[at][0], found[at][1]
-            where = (id(facts.code), current.f_lasti)
-            inside = loops.get(where)
-            if inside is None:
-                inside = loops[where] = in_loop(current, facts.spans())
-            if inside:
-                change = at
-                break
-        site = Site(found[change][3], found[0][3], "" if setup else digest)
         self._stacks[stack] = site
-        if setup:  # set-up work: never grouped, so no stack to keep
-            return site
-        if self.on_stack is not None and digest not in self._told:
-            self._told.add(digest)
-            kept = reversed(found[:MAX_STORED_FRAMES])
-            self.on_stack(digest, [(str(f[1].path), f[2], f[1].name) for f in kept])
         return site
-
-    def _direct(
-        self, frame: FrameType | None, floor: FrameType | None
-    ) -> tuple[list[_Found], list[str]] | None:
-        """``_remember``'s project frames (innermost first) and hash parts of a stack that
-        reaches ``floor`` in this thread with project code above it, read in one loop (most
-        new stacks: a generator over their frames costs a quarter of describing one); None
-        for any other stack, described by ``_crossed``."""
-        found: list[_Found] = []
-        parts: list[str] = []
-        places = self._places
-        current = frame
-        while current is not None and current is not floor:
-            code = current.f_code
-            place = places.get((id(code), current.f_lasti))
-            if place is None:
-                place = self._place(current)
-            facts = place[0]
-            if facts.path is not None:
-                parts.append(place[2])
-                found.append((current, facts, place[1], place[3]))
-            elif code.co_name == "_run":  # perhaps a task's step: the awaiting tasks count
-                return None
-            elif not found:  # library code above the project's frames
-                parts.append(place[2])
-            current = current.f_back
-        if current is None or not found:
-            return None
-        tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
-        found.extend(tail[1])
-        parts.extend(tail[2])
-        return found, parts
-
-    def _crossed(
-        self, frame: FrameType | None, floor: FrameType | None, thread: int
-    ) -> tuple[list[_Found], list[str]]:
-        """``_direct``'s answer for any stack, across greenlets, threads and tasks."""
-        found: list[_Found] = []  # innermost first
-        parts: list[str] = []
-        for current, stable in self._chain(frame, floor, thread):
-            if current is floor and found:  # below it: as for the last stack described
-                tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
-                found.extend(tail[1])
-                parts.extend(tail[2])
-                break
-            if not stable:  # running in another thread: only its line holds still, read once
-                facts = self._code(current.f_code)
-                if facts.path is not None:
-                    line = current.f_lineno or 0
-                    text = f"{facts.path}:{line} {facts.name}"
-                    parts.append(f"{text}@-1")
-                    found.append((current, facts, line, text))
-                    continue
-            facts, line, part, text = self._place(current)
-            if facts.path is not None:
-                parts.append(part)
-                found.append((current, facts, line, text))
-            elif not found:  # library code above the project's frames
-                parts.append(part)
-        return found, parts

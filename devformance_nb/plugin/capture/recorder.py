@@ -18,10 +18,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from devformance_nb.plugin.capture.eagerloads import EagerLoad, EagerLoads
-from devformance_nb.plugin.capture.frames import NO_SITE, FrameIndex, Site, StackFrames
+from devformance_nb.plugin.capture.frames import FrameIndex
 from devformance_nb.plugin.capture.loadmarks import LoadMarks
 from devformance_nb.plugin.capture.pages import Plan, page_of, plan_of
 from devformance_nb.plugin.capture.querysites import QuerySites
+from devformance_nb.plugin.capture.stacks import NO_SITE, Site, StackFrames
 
 if TYPE_CHECKING:
     from devformance_nb.core.contract import ChildOptions
