@@ -1,6 +1,6 @@
 """Overhead of SQL capture per statement, inside real pytest children.
 
-Run: python bench/bench_capture.py [--n 100000] [--orm-n 5000] [--repeat 3]
+Run: python bench/bench_capture.py [--n 100000] [--orm-n 5000] [--stacks-n 2000] [--repeat 3]
 
 Each workload is a generated pytest file run in a fresh child process, in four modes:
 
@@ -16,8 +16,12 @@ process per mode varies by 10-20% from one process to the next on a busy machine
 one process vary less). ``--instructions`` adds a count that no machine load disturbs:
 instructions and simulated L1 cache misses per statement under valgrind's callgrind.
 
-Workloads: ``sqlite3`` (N raw ``INSERT``/``SELECT`` statements on an in-memory database)
-and ``orm`` (SQLAlchemy 2: ORM_N single-row inserts, each flushed, then ORM_N ORM selects).
+Workloads: ``sqlite3`` (N raw ``INSERT``/``SELECT`` statements on an in-memory database),
+``orm`` (SQLAlchemy 2: ORM_N single-row inserts, each flushed, then ORM_N ORM selects) and
+``new stacks`` (STACKS_N raw ``SELECT`` statements, each sent from a function of its own
+through seven more project frames, a helper among them: every statement is a stack the child
+has not seen, which it describes, hashes and writes once, as a library testing its own deep
+code makes one for about every second statement).
 The time reported is the workload loop measured inside the test: the best of ``--inner`` loops
 in each of ``--repeat`` fresh children per mode (modes interleaved, so a burst of machine load
 hits every mode). The per-statement figures use the child's CPU time (``time.process_time``,
@@ -91,6 +95,43 @@ def test_orm():
     with open(os.environ["BENCH_OUT"], "w") as fh:
         json.dump({"times": times, "statements": 2 * n}, fh)
 """
+
+STACKS_TEST = """
+import json, os, sqlite3, time
+import stackapp
+
+def loop(calls):
+    con = sqlite3.connect(":memory:")
+    cur = con.cursor()
+    began, cpu = time.perf_counter(), time.process_time()
+    for call in calls:
+        call(cur)
+    return time.perf_counter() - began, time.process_time() - cpu
+
+def test_new_stacks():
+    times = [loop(calls) for calls in stackapp.LOOPS]  # each loop its own functions
+    with open(os.environ["BENCH_OUT"], "w") as fh:
+        json.dump({"times": times, "statements": len(stackapp.LOOPS[0])}, fh)
+"""
+
+
+def stack_app(loops: int, per_loop: int) -> str:
+    """A project module whose every function sends one statement from a stack of its own:
+    ``s<loop>_<k>`` -> ``step0`` ... ``step5`` -> ``send`` (a helper: handed the SQL)."""
+    lines = ["def send(cur, sql, i):", "    return cur.execute(sql, (i,)).fetchone()", ""]
+    for level in range(6):
+        then = f"step{level + 1}(cur, i)" if level < 5 else 'send(cur, "SELECT ?", i)'
+        lines += [f"def step{level}(cur, i):", f"    return {then}", ""]
+    names = []
+    for loop in range(loops):
+        row = []
+        for k in range(per_loop):
+            lines += [f"def s{loop}_{k}(cur):", f"    return step0(cur, {k})", ""]
+            row.append(f"s{loop}_{k}")
+        names.append("[" + ", ".join(row) + "]")
+    lines.append("LOOPS = [" + ", ".join(names) + "]")
+    return "\n".join(lines) + "\n"
+
 
 #: in "null writer" mode this conftest starts capture itself, on a writer that drops events
 CONFTEST = """
@@ -184,11 +225,18 @@ CALLGRIND_EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "D
 MODES = ["off", "plugin", "capture", "capture, null writer"]
 
 
-def make_suite(folder: Path) -> dict[str, Path]:
-    """Write the workload files and the conftest; return workload name -> file."""
-    files = {"sqlite3": folder / "test_sqlite.py", "orm": folder / "test_orm.py"}
+def make_suite(folder: Path, stacks: int = 2_000, loops: int = 3) -> dict[str, Path]:
+    """Write the workload files and the conftest; return workload name -> file. ``stacks``
+    statements a loop, ``loops`` loops, for the new-stacks workload."""
+    files = {
+        "sqlite3": folder / "test_sqlite.py",
+        "orm": folder / "test_orm.py",
+        "new stacks": folder / "test_stacks.py",
+    }
     files["sqlite3"].write_text(textwrap.dedent(SQLITE_TEST), encoding="utf-8")
     files["orm"].write_text(textwrap.dedent(ORM_TEST), encoding="utf-8")
+    files["new stacks"].write_text(textwrap.dedent(STACKS_TEST), encoding="utf-8")
+    (folder / "stackapp.py").write_text(stack_app(loops, stacks), encoding="utf-8")
     (folder / "paired_test.py").write_text(textwrap.dedent(PAIRED_TEST), encoding="utf-8")
     (folder / "counted.py").write_text(textwrap.dedent(COUNTED), encoding="utf-8")
     (folder / "conftest.py").write_text(textwrap.dedent(CONFTEST), encoding="utf-8")
@@ -361,6 +409,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="raw sqlite3 statements")
     parser.add_argument("--orm-n", type=int, default=5_000, help="ORM inserts, as many selects")
+    parser.add_argument(
+        "--stacks-n", type=int, default=2_000, help="statements from new stacks, a loop"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="fresh children per mode")
     parser.add_argument("--inner", type=int, default=3, help="workload loops per child")
     parser.add_argument("--rounds", type=int, default=6, help="on/off rounds, paired child")
@@ -370,7 +421,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = {"n": args.n, "orm_n": args.orm_n, "inner": args.inner}
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
-        files = make_suite(Path(tmp))
+        files = make_suite(Path(tmp), args.stacks_n, args.inner)
         rows = measure(files, sizes, args.repeat)
         pairs = paired(Path(tmp), sizes, args.rounds)
         counts = instructions(Path(tmp)) if args.instructions else ""
