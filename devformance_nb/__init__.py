@@ -12,14 +12,15 @@ __version__ = "0.1.0"
 __all__ = ["Run", "load_ipython_extension", "open_store", "run_tests"]
 
 if TYPE_CHECKING:
-    from devformance_nb.api.facade import Run, open_store
+    from devformance_nb.api.facade import open_store
+    from devformance_nb.api.handle import Run
     from devformance_nb.ui.notebook import run_tests
 
 _LAZY = {
     # live in a notebook, blocking elsewhere (notebook.run_tests falls back to api.run_tests)
     "run_tests": "devformance_nb.ui.notebook",
     "open_store": "devformance_nb.api.facade",
-    "Run": "devformance_nb.api.facade",
+    "Run": "devformance_nb.api.handle",
 }
 
 

@@ -24,6 +24,7 @@ import ipywidgets as w
 
 from devformance_nb.api import facade as api
 from devformance_nb.api.facade import PathsArg
+from devformance_nb.api.handle import Run
 from devformance_nb.core import events as ev
 from devformance_nb.core.config import (
     Overrides,
@@ -110,7 +111,7 @@ class LiveRunView:
         self.observers = list(observers)
         self.client = client
         #: the run this view started last (its ``stop``/``wait`` work from any thread)
-        self.run: api.Run | None = None
+        self.run: Run | None = None
         #: comm update messages sent by redraws (for the message budget and the bench)
         self.messages = 0
         self.state: RunState | None = None
@@ -241,7 +242,7 @@ class LiveRunView:
         if not self._active:
             self._redraw(self.state, time.monotonic(), final=True)
 
-    def start(self, *, changed: bool = False, files: list[TestFile] | None = None) -> api.Run:
+    def start(self, *, changed: bool = False, files: list[TestFile] | None = None) -> Run:
         """Discover the files (header filter applied), show them, start the run in the background.
 
         ``changed=True``: only the files a change affects run, the others are shown carried;

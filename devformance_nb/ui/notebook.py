@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from devformance_nb.api import facade as api
 from devformance_nb.api.facade import PathsArg
+from devformance_nb.api.handle import Run
 from devformance_nb.core.config import Overrides, overrides_from, with_settings_doc
 from devformance_nb.run.state import Observer
 
@@ -82,7 +83,7 @@ def run_tests(
     dask_retries: int | None = None,
     dask_ship: str | None = None,
     dask_warm: bool | None = None,
-) -> api.Run:
+) -> Run:
     """Run the project's tests, live in a notebook.
 
     In a notebook (or with ``live=True``) this shows a LiveRunView, starts the
