@@ -344,6 +344,10 @@ def test_texts_encode_as_json_dumps_encodes_them(text: str) -> None:
     assert _json(text) == json.dumps(text, ensure_ascii=False)
 
 
+def test_a_value_that_is_no_string_still_encodes() -> None:
+    assert _json(None) == "null"  # type: ignore[arg-type]
+
+
 def test_stack_frames_encode_as_json_lists_whoever_encoded_them_before() -> None:
     frames = [("app/views.py", 12, "Shop.list"), ('app/"odd".py', 3, "café"), ("a\\b.py", 0, "<f>")]
     expected = json.dumps([list(frame) for frame in frames], ensure_ascii=False)

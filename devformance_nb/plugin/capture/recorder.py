@@ -8,6 +8,7 @@ optional parameter text. It never raises into the code under test.
 
 from __future__ import annotations
 
+import json
 import os
 import reprlib
 import sys
@@ -90,7 +91,9 @@ def _json(text: str) -> str:
     """``json.dumps(text, ensure_ascii=False)`` without its encoder object: ``dumps`` with any
     option builds a ``JSONEncoder`` on each call (2-3 us, paid for every field of every new
     statement text and call site), and for a string that encoder calls this C function."""
-    return encode_basestring(text)
+    if isinstance(text, str):
+        return encode_basestring(text)
+    return json.dumps(text, ensure_ascii=False)  # not a string after all: as before
 
 
 #: a stack's frame -> its JSON text (the frames of new stacks repeat: their tests call the same
