@@ -81,7 +81,7 @@ class _Code:
         return self._spans
 
 
-#: a project frame as ``_remember`` describes it: (frame, its code, line, ``path:line name``)
+#: a project frame as ``describe`` finds it: (frame, its code, line, ``path:line name``)
 _Found = tuple[FrameType, _Code, int, str]
 #: a frame's code, line, part of the stack hash and text (``path:line name``; '' outside the
 #: project), as one (code, offset) always gives them
