@@ -238,10 +238,10 @@ class StackDescriber:
     def _direct(
         self, frame: FrameType | None, floor: FrameType | None
     ) -> tuple[list[_Found], list[str]] | None:
-        """``_remember``'s project frames (innermost first) and hash parts of a stack that
-        reaches ``floor`` in this thread with project code above it, read in one loop (most
-        new stacks: a generator over their frames costs a quarter of describing one); None
-        for any other stack, described by ``_crossed``."""
+        """``describe``'s project frames (innermost first) and hash parts of a stack that
+        reaches ``floor`` in this thread with project code above it (most new stacks), read
+        in one loop without ``_chain``'s generator; None for any other stack, which
+        ``_crossed`` reads."""
         found: list[_Found] = []
         parts: list[str] = []
         places = self._places
