@@ -223,6 +223,8 @@ class StackDescriber:
     def _floor_tail(self, floor: FrameType) -> tuple[FrameType | None, list[_Found], list[str]]:
         """The project frames from ``floor`` down, with their hash parts (kept while the floor
         stands: the frames under it are suspended, so their lines and offsets do not move)."""
+        if self._tail[0] is floor:
+            return self._tail
         found: list[_Found] = []
         parts: list[str] = []
         current: FrameType | None = floor
@@ -262,7 +264,7 @@ class StackDescriber:
             current = current.f_back
         if current is None or not found:
             return None
-        tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
+        tail = self._floor_tail(current)
         found.extend(tail[1])
         parts.extend(tail[2])
         return found, parts
@@ -275,7 +277,7 @@ class StackDescriber:
         parts: list[str] = []
         for current, stable in self._chain(frame, floor, thread):
             if current is floor and found:  # below it: as for the last stack described
-                tail = self._tail if self._tail[0] is floor else self._floor_tail(current)
+                tail = self._floor_tail(current)
                 found.extend(tail[1])
                 parts.extend(tail[2])
                 break
